@@ -1,0 +1,153 @@
+//! Assembles a process from its parts — the API, the workers, the outbox
+//! relay — and runs them under one cancellation token. `fulfil serve`
+//! runs all of them; `api` and `worker` run a subset.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::relay::Relay;
+use crate::clock::Clock;
+use crate::intake::{self, AppState};
+use crate::job::JobKind;
+use crate::licensing::{self, vendor::LocalVendor};
+use crate::mail::templates::Renderer;
+use crate::runtime::dead_letter_intake::DeadLetterIntake;
+use crate::runtime::{DeliveryProcessor, JobContext, JobProcessor, consumer};
+use crate::settings::Settings;
+
+/// Which parts this process runs.
+#[derive(Debug, Clone)]
+pub struct Components {
+    pub api: bool,
+    pub workers: Vec<JobKind>,
+    /// Consume the broker's dead-letter queue into the database.
+    pub dead_letter_intake: bool,
+}
+
+impl Components {
+    pub fn everything() -> Components {
+        Components {
+            api: true,
+            workers: JobKind::ALL.to_vec(),
+            dead_letter_intake: true,
+        }
+    }
+
+    pub fn api_only() -> Components {
+        Components {
+            api: true,
+            workers: Vec::new(),
+            dead_letter_intake: false,
+        }
+    }
+
+    pub fn workers(kinds: Vec<JobKind>) -> Components {
+        Components {
+            api: false,
+            workers: kinds,
+            dead_letter_intake: true,
+        }
+    }
+}
+
+pub struct Application {
+    addr: Option<SocketAddr>,
+    pool: PgPool,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Application {
+    /// Prepares the database, binds the listener and starts every part.
+    /// Returns once all are running; the API's bound address is known.
+    pub async fn build(settings: Settings, components: Components) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
+        let pool = crate::store::prepare(&settings.database).await?;
+        let clock = Clock::from_settings(&settings.clock);
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+
+        let addr = if components.api {
+            let listener = tokio::net::TcpListener::bind(settings.http.addr)
+                .await
+                .with_context(|| format!("binding the HTTP listener on {}", settings.http.addr))?;
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "intake API listening");
+            let router = intake::router(AppState::new(pool.clone(), settings.clone(), clock));
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "the HTTP server failed");
+                }
+            });
+            Some(addr)
+        } else {
+            None
+        };
+
+        if settings.outbox.relay {
+            tasks.spawn(Relay::new(pool.clone(), (*settings).clone()).run(shutdown.clone()));
+        }
+
+        if !components.workers.is_empty() || components.dead_letter_intake {
+            let ctx = JobContext {
+                pool: pool.clone(),
+                settings: settings.clone(),
+                clock,
+                signer: Arc::new(licensing::load_signer(&settings.license)?),
+                vendor: Arc::new(LocalVendor),
+                renderer: Arc::new(Renderer::new(settings.mail.service_name.clone())),
+                mail_transport: crate::mail::transport_from_settings(&settings.mail)?,
+            };
+            let mut processors: Vec<Arc<dyn DeliveryProcessor>> = components
+                .workers
+                .iter()
+                .map(|kind| Arc::new(JobProcessor(crate::workers::handler(*kind))) as Arc<dyn DeliveryProcessor>)
+                .collect();
+            if components.dead_letter_intake {
+                processors.push(Arc::new(DeadLetterIntake));
+            }
+            for processor in processors {
+                tasks.spawn(consumer::run(ctx.clone(), processor, shutdown.clone()));
+            }
+        }
+
+        Ok(Application { addr, pool, shutdown, tasks })
+    }
+
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Cancelling this token stops the process gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until every part has stopped (after the token is cancelled).
+    pub async fn wait(mut self) {
+        while let Some(joined) = self.tasks.join_next().await {
+            if let Err(error) = joined {
+                tracing::error!(%error, "a part of the process panicked");
+            }
+        }
+        self.pool.close().await;
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+}

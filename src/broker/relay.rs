@@ -1,0 +1,171 @@
+//! The outbox relay: publishes committed jobs to RabbitMQ as persistent
+//! messages and marks their rows only after the broker confirmed them. A
+//! crash between confirm and mark publishes a row twice, never zero times;
+//! workers treat the second copy as a duplicate.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::Confirmation;
+use lapin::{BasicProperties, Channel, Connection};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
+use super::topology::Topology;
+use crate::retry::Backoff;
+use crate::settings::Settings;
+use crate::store::{dead_letters, outbox};
+
+pub struct Relay {
+    pool: PgPool,
+    settings: Settings,
+    topology: Topology,
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, settings: Settings) -> Relay {
+        let topology = Topology::new(&settings.amqp);
+        Relay {
+            pool,
+            settings,
+            topology,
+        }
+    }
+
+    /// Runs until `shutdown`, reconnecting to the broker whenever it goes.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        loop {
+            let Some(connection) =
+                super::connect_with_backoff(&self.settings.amqp, "fulfil-relay", &shutdown).await
+            else {
+                return;
+            };
+            let result = self.publish_until_shutdown(&connection, &shutdown).await;
+            let _ = connection.close(200, "relay stopping".into()).await;
+            match result {
+                Ok(()) => return,
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = format!("{error:#}"), retry_in = ?delay, "outbox relay lost its connection");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn publish_until_shutdown(
+        &self,
+        connection: &Connection,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        self.topology.declare(&channel).await.context("declaring the topology")?;
+        let mut listener = self.listen().await;
+        tracing::info!("outbox relay publishing");
+        loop {
+            let published = self.publish_batch(&channel).await?;
+            if published as i64 >= self.settings.outbox.batch_size {
+                continue;
+            }
+            let poll = self.settings.outbox.poll_interval;
+            let wait = match outbox::next_due_in(&self.pool).await {
+                Ok(Some(due)) => due.min(poll),
+                _ => poll,
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+                notified = recv(&mut listener) => {
+                    if !notified {
+                        // Fall back to polling until the listener is rebuilt.
+                        listener = self.listen().await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+        listener.listen("fulfil_outbox").await.ok()?;
+        Some(listener)
+    }
+
+    /// Publishes one batch of due rows in one transaction. Returns how many.
+    async fn publish_batch(&self, channel: &Channel) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let due = outbox::claim_due(&mut tx, self.settings.outbox.batch_size).await?;
+        if due.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let exchange = self.topology.exchange();
+        let mut confirms = Vec::with_capacity(due.len());
+        for message in &due {
+            let body = serde_json::to_vec(&message.envelope)?;
+            let properties = BasicProperties::default()
+                .with_message_id(message.envelope.job_id.to_string().into())
+                .with_type(message.envelope.kind.clone().into())
+                .with_content_type("application/json".into())
+                .with_delivery_mode(2);
+            let options = BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            };
+            let confirm = channel
+                .basic_publish(
+                    exchange.clone().into(),
+                    message.envelope.kind.clone().into(),
+                    options,
+                    &body,
+                    properties,
+                )
+                .await?;
+            confirms.push(confirm);
+        }
+        for (message, confirm) in due.iter().zip(confirms) {
+            match confirm.await? {
+                Confirmation::Ack(None) => {}
+                // Unroutable: no queue takes this kind. Retrying cannot help,
+                // and holding the row back would block every row behind it.
+                Confirmation::Ack(Some(_)) => {
+                    let body = serde_json::to_string(&message.envelope)?;
+                    dead_letters::insert(
+                        &mut *tx,
+                        dead_letters::NewDeadLetter {
+                            job_id: Some(message.envelope.job_id),
+                            kind: Some(&message.envelope.kind),
+                            queue: &exchange,
+                            reason: &format!("no queue is bound for job kind {:?}", message.envelope.kind),
+                            body: &body,
+                            attempts: message.envelope.attempt - 1,
+                        },
+                    )
+                    .await?;
+                }
+                Confirmation::Nack(_) => anyhow::bail!("the broker refused a message (nack)"),
+                Confirmation::NotRequested => anyhow::bail!("publisher confirms are off"),
+            }
+        }
+        let ids: Vec<i64> = due.iter().map(|m| m.outbox_id).collect();
+        outbox::mark_published(&mut tx, &ids).await?;
+        tx.commit().await?;
+        tracing::debug!(count = ids.len(), "published jobs");
+        Ok(ids.len())
+    }
+}
+
+/// Waits for a notification; `false` when the listener is gone or broke.
+async fn recv(listener: &mut Option<PgListener>) -> bool {
+    match listener {
+        Some(l) => l.recv().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}

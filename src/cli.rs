@@ -1,0 +1,86 @@
+//! The `fulfil` command line: one binary, a subcommand per role.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fulfil",
+    version,
+    about = "Background fulfilment for resale portals: intake API, workers, outbox relay.",
+    long_about = "Background fulfilment for resale portals.\n\n\
+        Upstream portals post requests to the intake API; each accepted request is stored with its \
+        job in PostgreSQL and published to RabbitMQ; workers issue license keys and send mail.\n\n\
+        Configuration: config/default.toml, then config/$FULFIL_ENV.toml, then FULFIL__SECTION__KEY \
+        environment variables (e.g. FULFIL__DATABASE__URL, FULFIL__AMQP__URL, FULFIL__HTTP__ADDR)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process: the API, every worker and the relay (the one-machine default).
+    Serve,
+    /// Run only the intake API (and the outbox relay).
+    Api,
+    /// Run workers: all job kinds, or only those named (e.g. `fulfil worker license.new mail.send`).
+    Worker {
+        /// Job kinds: license.new, license.additional, license.vm_count, mail.send.
+        kinds: Vec<String>,
+    },
+    /// Create the database if needed and apply migrations, then exit.
+    Migrate,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// License keys and certificates.
+    #[command(subcommand)]
+    License(LicenseCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once; only its hash is stored.
+    ///
+    /// Example: fulfil token create --role portal --partner acme --name "ACME portal"
+    Create(TokenCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreate {
+    /// portal (acts for one partner), operator, or scheduler.
+    #[arg(long)]
+    pub role: String,
+    /// The partner a portal token acts for (created if unknown).
+    #[arg(long)]
+    pub partner: Option<String>,
+    /// A label for people reading the token list.
+    #[arg(long, default_value = "unnamed")]
+    pub name: String,
+    /// Requests per second for this token (default: http.rate_limit_per_second).
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LicenseCommand {
+    /// Check a license key (its check character, offline; its status when the
+    /// database is reachable) or a license certificate (its Ed25519 signature, offline).
+    Verify(LicenseVerify),
+}
+
+#[derive(Debug, Args)]
+pub struct LicenseVerify {
+    /// A license key (XXXXX-XXXXX-XXXXX-XXXXX-XXXXX) or a certificate (fulfil-cert-v1.…).
+    pub input: String,
+    /// The signer's public key (base64); default: derived from the configured signing key.
+    #[arg(long)]
+    pub public_key: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,5 @@
+//! What each subcommand does, kept apart from argument parsing.
+
+pub mod license;
+pub mod run;
+pub mod token;

@@ -1,0 +1,41 @@
+//! `fulfil token create`.
+
+use crate::cli::TokenCreate;
+use crate::settings::Settings;
+use crate::store::tokens::{self, Role};
+
+pub async fn create(settings: Settings, args: TokenCreate) -> anyhow::Result<()> {
+    let role = Role::parse(&args.role)
+        .ok_or_else(|| anyhow::anyhow!("--role must be portal, operator or scheduler, not {:?}", args.role))?;
+    match (role, &args.partner) {
+        (Role::Portal, None) => anyhow::bail!("a portal token acts for one partner: add --partner ID"),
+        (Role::Portal, Some(partner)) if !crate::intake::body::is_identifier(partner) => {
+            anyhow::bail!("--partner must be 1 to 64 letters, digits, '.', '_' or '-'")
+        }
+        (Role::Operator | Role::Scheduler, Some(_)) => {
+            anyhow::bail!("only portal tokens are bound to a partner; drop --partner")
+        }
+        _ => {}
+    }
+    let rate = args
+        .rate_limit
+        .map(|r| i32::try_from(r).ok().filter(|r| *r > 0))
+        .map(|r| r.ok_or_else(|| anyhow::anyhow!("--rate-limit must be a positive number")))
+        .transpose()?;
+    let pool = crate::store::prepare(&settings.database).await?;
+    let (id, secret) = tokens::create_token(&pool, &args.name, role, args.partner.as_deref(), rate).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "id": id, "role": role.as_str(), "partner": args.partner, "token": secret })
+        );
+    } else {
+        println!("{secret}");
+        eprintln!(
+            "created {} token {id}{}; it is shown only now: store it safely",
+            role.as_str(),
+            args.partner.map(|p| format!(" for partner {p}")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! `Idempotency-Key` on every POST, scoped to the calling token: the same
+//! key and body answer the first response again; another body answers
+//! 422; a request racing the first answers 409. The saved response commits
+//! in the same transaction as the work, so it exists iff the work does.
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::auth::Caller;
+use super::problem::ApiError;
+use crate::store::{Tx, idempotency};
+
+pub const HEADER: &str = "idempotency-key";
+
+pub enum Begun {
+    /// A saved response to send again.
+    Replay(Response),
+    /// First time: do the work in `tx`, then call [`Fresh::finish`].
+    Fresh(Fresh),
+}
+
+pub struct Fresh {
+    pub tx: Tx<'static>,
+    caller: Caller,
+    key: String,
+    fingerprint: Vec<u8>,
+}
+
+pub async fn begin(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    route: &str,
+    body: &[u8],
+) -> Result<Begun, ApiError> {
+    let key = headers
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::BadRequest {
+            slug: "idempotency-key-missing",
+            detail: "every POST needs an Idempotency-Key header (any unique string up to 255 characters)".into(),
+        })?;
+    if key.len() > 255 {
+        return Err(ApiError::BadRequest {
+            slug: "idempotency-key-invalid",
+            detail: "the Idempotency-Key header is longer than 255 characters".into(),
+        });
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(route.as_bytes());
+    hasher.update([0]);
+    hasher.update(body);
+    let fingerprint = hasher.finalize().to_vec();
+
+    let mut tx = state.pool.begin().await?;
+    if !idempotency::try_lock(&mut tx, caller.0.id, key).await? {
+        return Err(ApiError::Conflict {
+            slug: "idempotency-key-in-flight",
+            detail: "a request with this Idempotency-Key is still being processed; retry shortly".into(),
+        });
+    }
+    if let Some(saved) = idempotency::find(&mut tx, caller.0.id, key).await? {
+        if saved.request_fingerprint != fingerprint {
+            return Err(ApiError::Unprocessable {
+                slug: "idempotency-key-reused",
+                detail: "this Idempotency-Key was used with a different request; use a new key".into(),
+            });
+        }
+        let status = StatusCode::from_u16(saved.response_status as u16).unwrap_or(StatusCode::OK);
+        let mut response = (status, axum::Json(saved.response_body)).into_response();
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+        return Ok(Begun::Replay(response));
+    }
+    Ok(Begun::Fresh(Fresh {
+        tx,
+        caller: caller.clone(),
+        key: key.to_owned(),
+        fingerprint,
+    }))
+}
+
+impl Fresh {
+    /// Saves the response with the work and commits both.
+    pub async fn finish(mut self, status: StatusCode, body: serde_json::Value) -> Result<Response, ApiError> {
+        idempotency::save(&mut self.tx, self.caller.0.id, &self.key, &self.fingerprint, status.as_u16(), &body).await?;
+        self.tx.commit().await?;
+        Ok((status, axum::Json(body)).into_response())
+    }
+}

@@ -1,0 +1,436 @@
+//! License-order intake: new orders, additions, VM-count increases, and
+//! the order view. Each accepted change is stored with its job in one
+//! transaction and answered 202; the workers do the rest.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::Caller;
+use super::body::{Checks, is_identifier, is_plausible_email, parse_json};
+use super::idempotency::{self, Begun};
+use super::problem::ApiError;
+use crate::job::JobKind;
+use crate::mail::Locale;
+use crate::store::licenses::{self, NewOrder, NewRequest, OrderRow, RequestKind};
+use crate::store::tokens::Role;
+use crate::store::{Tx, jobs};
+use crate::workers::LicenseJobPayload;
+
+const USAGES: [&str; 3] = ["virtual", "bare_metal", "hypervisor"];
+
+/// Field names a caller might use to ask for a start or cancellation date;
+/// none can be asked for (SPEC §1.1), so they answer 400, not "unknown field".
+const DATE_FIELDS: [&str; 8] = [
+    "start_date", "starts_at", "start_at", "effective_date", "cancel_date", "cancellation_date",
+    "cancel_at", "end_date",
+];
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    pub name: String,
+    pub email: String,
+    /// `ja` or `en`; the default locale when absent.
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrderRequest {
+    pub customer_id: String,
+    /// `virtual`, `bare_metal` or `hypervisor`.
+    pub usage: String,
+    /// Number of license keys, 1 to 1000.
+    pub quantity: i32,
+    /// VM count of each key; required for (and only for) hypervisor usage.
+    pub vm_count: Option<i32>,
+    pub contact: Contact,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdditionRequest {
+    /// Number of keys to add, 1 to 1000.
+    pub quantity: i32,
+    /// VM count of each new key, for hypervisor orders; defaults to the
+    /// order's first key's count.
+    pub vm_count: Option<i32>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmCountRequest {
+    /// The new VM count; must be higher than the current one.
+    pub vm_count: i32,
+    /// Which hypervisor key; may be left out when the order has one.
+    pub license_id: Option<Uuid>,
+}
+
+/// The answer to accepted work.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub job_id: Uuid,
+    pub order_id: Uuid,
+    pub request_id: Uuid,
+    pub status_url: String,
+    pub job_url: String,
+    pub sla_deadline: DateTime<Utc>,
+}
+
+fn refuse_date_fields(body: &Bytes) -> Result<(), ApiError> {
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice::<serde_json::Value>(body) {
+        if let Some(field) = DATE_FIELDS.iter().find(|f| fields.contains_key(**f)) {
+            return Err(ApiError::BadRequest {
+                slug: "date-not-allowed",
+                detail: format!(
+                    "{field}: no start or cancellation date can be requested; licenses start when issued and cancellations take effect at once"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_vm_count(checks: &mut Checks, usage: &str, vm_count: Option<i32>) {
+    match vm_count {
+        Some(count) => {
+            checks.check(usage == "hypervisor", "vm_count", "only hypervisor licenses carry a VM count");
+            checks.check((1..=100_000).contains(&count), "vm_count", "must be between 1 and 100000");
+        }
+        None => checks.check(usage != "hypervisor", "vm_count", "hypervisor licenses need a VM count"),
+    }
+}
+
+fn validate_new(order: &NewOrderRequest, default_locale: &str) -> Result<String, ApiError> {
+    let mut checks = Checks::default();
+    checks.check(is_identifier(&order.customer_id), "customer_id", "1 to 64 letters, digits, '.', '_' or '-'");
+    checks.check(USAGES.contains(&order.usage.as_str()), "usage", "must be one of virtual, bare_metal, hypervisor");
+    checks.check((1..=1000).contains(&order.quantity), "quantity", "must be between 1 and 1000");
+    check_vm_count(&mut checks, &order.usage, order.vm_count);
+    let name = order.contact.name.trim();
+    checks.check(!name.is_empty() && name.len() <= 200, "contact.name", "1 to 200 characters");
+    checks.check(is_plausible_email(&order.contact.email), "contact.email", "must be a mail address");
+    let locale = order.contact.locale.as_deref().unwrap_or(default_locale);
+    let parsed = Locale::parse(locale);
+    checks.check(parsed.is_some(), "contact.locale", "must be ja or en");
+    checks.finish()?;
+    Ok(parsed.map_or("ja", |l| l.as_str()).to_owned())
+}
+
+fn accepted(order_id: Uuid, request_id: Uuid, job_id: Uuid, sla_deadline: DateTime<Utc>) -> serde_json::Value {
+    serde_json::to_value(Accepted {
+        job_id,
+        order_id,
+        request_id,
+        status_url: format!("/v1/license-orders/{order_id}"),
+        job_url: format!("/v1/jobs/{job_id}"),
+        sla_deadline,
+    })
+    .expect("serialisable")
+}
+
+fn sla_deadline(state: &AppState, kind: RequestKind, now: DateTime<Utc>) -> DateTime<Utc> {
+    let sla = &state.settings.license.sla;
+    let span = match kind {
+        RequestKind::New => sla.new,
+        RequestKind::Additional => sla.additional,
+        RequestKind::VmCount => sla.vm_count,
+    };
+    now + chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Stores the change request with its job; one transaction with the
+/// caller's other writes.
+async fn enqueue_request(
+    state: &AppState,
+    tx: &mut Tx<'_>,
+    caller: &Caller,
+    order: &OrderRow,
+    kind: RequestKind,
+    quantity: Option<i32>,
+    license: Option<(Uuid, i32)>,
+    now: DateTime<Utc>,
+) -> Result<(Uuid, Uuid, DateTime<Utc>), ApiError> {
+    let request_id = Uuid::now_v7();
+    let deadline = sla_deadline(state, kind, now);
+    let job_kind = match kind {
+        RequestKind::New => JobKind::LicenseNew,
+        RequestKind::Additional => JobKind::LicenseAdditional,
+        RequestKind::VmCount => JobKind::LicenseVmCount,
+    };
+    let payload = serde_json::to_value(LicenseJobPayload { order_id: order.id, request_id }).expect("serialisable");
+    let job_id = jobs::enqueue(
+        tx,
+        jobs::NewJob {
+            kind: job_kind,
+            payload,
+            partner_id: Some(&order.partner_id),
+            token_id: Some(caller.0.id),
+            resource_type: "license_order",
+            resource_id: order.id,
+            sla_deadline: Some(deadline),
+        },
+        state.settings.jobs.max_attempts,
+        now,
+    )
+    .await?;
+    let inserted = licenses::insert_request(
+        tx,
+        &NewRequest {
+            id: request_id,
+            order_id: order.id,
+            kind,
+            quantity,
+            license_id: license.map(|(id, _)| id),
+            vm_count: license.map(|(_, count)| count),
+            job_id,
+            accepted_at: now,
+            sla_deadline: deadline,
+        },
+    )
+    .await;
+    match inserted {
+        Ok(()) => Ok((request_id, job_id, deadline)),
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("license_requests_one_pending") => {
+            Err(change_in_progress())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn change_in_progress() -> ApiError {
+    ApiError::Conflict {
+        slug: "order-change-in-progress",
+        detail: "a change of this order is still in progress; wait until its job has finished (see the order's requests) and try again".into(),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/license-orders", tag = "license orders",
+    request_body = NewOrderRequest,
+    params(("Idempotency-Key" = String, Header, description = "unique per request")),
+    responses((status = 202, body = Accepted), (status = 400, body = super::problem::Problem),
+              (status = 401, body = super::problem::Problem), (status = 403, body = super::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn create_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Portal])?;
+    refuse_date_fields(&body)?;
+    let request: NewOrderRequest = parse_json(&body)?;
+    let locale = validate_new(&request, &state.settings.mail.default_locale)?;
+    let partner_id = caller.partner_scope().expect("portal tokens have a partner").to_owned();
+
+    let mut fresh = match idempotency::begin(&state, &caller, &headers, "POST /v1/license-orders", &body).await? {
+        Begun::Replay(response) => return Ok(response),
+        Begun::Fresh(fresh) => fresh,
+    };
+    let now = state.clock.now();
+    let order_id = Uuid::now_v7();
+    licenses::insert_order(
+        &mut fresh.tx,
+        &NewOrder {
+            id: order_id,
+            partner_id: &partner_id,
+            customer_id: &request.customer_id,
+            usage: &request.usage,
+            contact_name: request.contact.name.trim(),
+            contact_email: &request.contact.email,
+            contact_locale: &locale,
+            now,
+        },
+    )
+    .await?;
+    let order = licenses::lock_order(&mut fresh.tx, order_id).await?.expect("just inserted");
+    let (request_id, job_id, deadline) =
+        enqueue_request(&state, &mut fresh.tx, &caller, &order, RequestKind::New, Some(request.quantity), None, now)
+            .await?;
+    licenses::insert_pending_licenses(&mut fresh.tx, order_id, request_id, &request.usage, request.vm_count, request.quantity)
+        .await?;
+    fresh.finish(StatusCode::ACCEPTED, accepted(order_id, request_id, job_id, deadline)).await
+}
+
+/// Locks an order the caller may change, refusing the states in which no
+/// change is allowed.
+async fn lock_changeable_order(tx: &mut Tx<'_>, caller: &Caller, id: &str) -> Result<OrderRow, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no license order {id}"));
+    let uuid: Uuid = id.parse().map_err(|_| not_found())?;
+    let order = licenses::lock_order(tx, uuid).await?.ok_or_else(not_found)?;
+    if !caller.can_see(Some(&order.partner_id)) {
+        return Err(not_found());
+    }
+    match order.status.as_str() {
+        "active" => Ok(order),
+        "preparing" => Err(ApiError::Conflict {
+            slug: "order-preparing",
+            detail: "the order is still being prepared; wait until its status is active".into(),
+        }),
+        _ => Err(ApiError::Conflict {
+            slug: "order-revoked",
+            detail: "the order is revoked and accepts no more changes".into(),
+        }),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/license-orders/{id}/additions", tag = "license orders",
+    request_body = AdditionRequest,
+    params(("id" = Uuid, Path, description = "order id"), ("Idempotency-Key" = String, Header, description = "unique per request")),
+    responses((status = 202, body = Accepted), (status = 409, body = super::problem::Problem), (status = 404, body = super::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn add_licenses(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Portal])?;
+    refuse_date_fields(&body)?;
+    let request: AdditionRequest = parse_json(&body)?;
+    let mut checks = Checks::default();
+    checks.check((1..=1000).contains(&request.quantity), "quantity", "must be between 1 and 1000");
+    checks.finish()?;
+
+    let route = format!("POST /v1/license-orders/{id}/additions");
+    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
+        Begun::Replay(response) => return Ok(response),
+        Begun::Fresh(fresh) => fresh,
+    };
+    let order = lock_changeable_order(&mut fresh.tx, &caller, &id).await?;
+    let vm_count = match (order.usage.as_str(), request.vm_count) {
+        ("hypervisor", Some(count)) => Some(count),
+        ("hypervisor", None) => licenses::list_licenses(&mut *fresh.tx, order.id).await?.first().and_then(|l| l.vm_count),
+        (_, None) => None,
+        (_, Some(_)) => return Err(ApiError::field("vm_count", "only hypervisor licenses carry a VM count")),
+    };
+    if let Some(count) = vm_count {
+        if !(1..=100_000).contains(&count) {
+            return Err(ApiError::field("vm_count", "must be between 1 and 100000"));
+        }
+    }
+    let now = state.clock.now();
+    let (request_id, job_id, deadline) = enqueue_request(
+        &state, &mut fresh.tx, &caller, &order, RequestKind::Additional, Some(request.quantity), None, now,
+    )
+    .await?;
+    licenses::insert_pending_licenses(&mut fresh.tx, order.id, request_id, &order.usage, vm_count, request.quantity)
+        .await?;
+    fresh.finish(StatusCode::ACCEPTED, accepted(order.id, request_id, job_id, deadline)).await
+}
+
+#[utoipa::path(post, path = "/v1/license-orders/{id}/vm-count", tag = "license orders",
+    request_body = VmCountRequest,
+    params(("id" = Uuid, Path, description = "order id"), ("Idempotency-Key" = String, Header, description = "unique per request")),
+    responses((status = 202, body = Accepted), (status = 409, body = super::problem::Problem), (status = 422, body = super::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn raise_vm_count(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Portal])?;
+    refuse_date_fields(&body)?;
+    let request: VmCountRequest = parse_json(&body)?;
+    let mut checks = Checks::default();
+    checks.check((1..=100_000).contains(&request.vm_count), "vm_count", "must be between 1 and 100000");
+    checks.finish()?;
+
+    let route = format!("POST /v1/license-orders/{id}/vm-count");
+    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
+        Begun::Replay(response) => return Ok(response),
+        Begun::Fresh(fresh) => fresh,
+    };
+    let order = lock_changeable_order(&mut fresh.tx, &caller, &id).await?;
+    if order.usage != "hypervisor" {
+        return Err(ApiError::Unprocessable {
+            slug: "not-hypervisor",
+            detail: format!("the order's usage is {}; only hypervisor keys have a VM count", order.usage),
+        });
+    }
+    let keys: Vec<_> = licenses::list_licenses(&mut *fresh.tx, order.id)
+        .await?
+        .into_iter()
+        .filter(|l| l.status == "issued")
+        .collect();
+    let license = match request.license_id {
+        Some(license_id) => keys
+            .iter()
+            .find(|l| l.id == license_id)
+            .ok_or_else(|| ApiError::Unprocessable {
+                slug: "unknown-license",
+                detail: format!("license {license_id} is not an issued key of this order"),
+            })?,
+        None if keys.len() == 1 => &keys[0],
+        None => {
+            return Err(ApiError::field(
+                "license_id",
+                format!("the order has {} issued hypervisor keys; name one", keys.len()),
+            ));
+        }
+    };
+    let current = license.vm_count.unwrap_or(0);
+    if request.vm_count <= current {
+        return Err(ApiError::Unprocessable {
+            slug: "vm-count-not-higher",
+            detail: format!("the key's VM count is already {current}; the new count must be higher"),
+        });
+    }
+    let now = state.clock.now();
+    let (request_id, job_id, deadline) = enqueue_request(
+        &state, &mut fresh.tx, &caller, &order, RequestKind::VmCount, None, Some((license.id, request.vm_count)), now,
+    )
+    .await?;
+    fresh.finish(StatusCode::ACCEPTED, accepted(order.id, request_id, job_id, deadline)).await
+}
+
+#[utoipa::path(get, path = "/v1/license-orders/{id}", tag = "license orders",
+    params(("id" = Uuid, Path, description = "order id")),
+    responses((status = 200, description = "the order, its keys and its change requests"), (status = 404, body = super::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(&[Role::Portal, Role::Operator])?;
+    let not_found = || ApiError::NotFound(format!("no license order {id}"));
+    let uuid: Uuid = id.parse().map_err(|_| not_found())?;
+    let order = licenses::find_order(&state.pool, uuid).await?.ok_or_else(not_found)?;
+    if !caller.can_see(Some(&order.partner_id)) {
+        return Err(not_found());
+    }
+    let keys = licenses::list_licenses(&state.pool, uuid).await?;
+    let requests = licenses::list_requests(&state.pool, uuid).await?;
+    Ok(Json(json!({
+        "id": order.id,
+        "customer_id": order.customer_id,
+        "usage": order.usage,
+        "status": order.status,
+        "vendor_order_id": order.vendor_order_id,
+        "contact": { "name": order.contact_name, "email": order.contact_email, "locale": order.contact_locale },
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "licenses": keys.iter().map(|l| json!({
+            "id": l.id, "request_id": l.request_id, "status": l.status, "usage": l.usage,
+            "vm_count": l.vm_count, "key": l.key, "certificate": l.certificate, "issued_at": l.issued_at,
+        })).collect::<Vec<_>>(),
+        "requests": requests.iter().map(|r| json!({
+            "id": r.id, "kind": r.kind, "status": r.status, "quantity": r.quantity,
+            "license_id": r.license_id, "vm_count": r.vm_count, "job_id": r.job_id,
+            "accepted_at": r.accepted_at, "sla_deadline": r.sla_deadline, "completed_at": r.completed_at,
+            "sla_met": r.completed_at.map(|done| done <= r.sla_deadline),
+        })).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,56 @@
+//! The HTTP intake API (axum): authentication, idempotency, validation,
+//! and the routes that turn portal requests into jobs.
+
+pub mod auth;
+pub mod body;
+pub mod health;
+pub mod idempotency;
+pub mod jobs;
+pub mod license_orders;
+pub mod openapi;
+pub mod problem;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use sqlx::PgPool;
+
+use crate::clock::Clock;
+use crate::settings::Settings;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Arc<Settings>,
+    pub clock: Clock,
+    pub rate_limits: Arc<auth::RateLimits>,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, settings: Arc<Settings>, clock: Clock) -> AppState {
+        let rate_limits = Arc::new(auth::RateLimits::new(
+            settings.http.rate_limit_per_second,
+            settings.http.rate_limit_burst,
+        ));
+        AppState { pool, settings, clock, rate_limits }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.http.body_limit_bytes;
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/v1/license-orders", post(license_orders::create_order))
+        .route("/v1/license-orders/{id}", get(license_orders::get_order))
+        .route("/v1/license-orders/{id}/additions", post(license_orders::add_licenses))
+        .route("/v1/license-orders/{id}/vm-count", post(license_orders::raise_vm_count))
+        .route("/v1/jobs/{id}", get(jobs::get_job))
+        .fallback(|| async { problem::ApiError::NotFound("no such route".into()) })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,26 @@
+//! fulfil: background fulfilment for cloud and software resale portals.
+//!
+//! Intake (HTTP) stores each accepted request with its job in PostgreSQL;
+//! the outbox relay publishes jobs to RabbitMQ; workers carry them out and
+//! queue mail, which the mail worker sends.
+
+pub mod app;
+pub mod broker;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod intake;
+pub mod job;
+pub mod licensing;
+pub mod mail;
+pub mod retry;
+pub mod runtime;
+pub mod settings;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+
+/// One module per job kind; kept at the top of the tree so the workers are
+/// the first thing a reader finds.
+#[path = "../workers/mod.rs"]
+pub mod workers;

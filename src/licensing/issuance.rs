@@ -1,0 +1,110 @@
+//! Issuing the pending keys of a request, and the mail that tells the
+//! order's contact about them. Shared by the new-order and addition
+//! workers; all of it runs inside the job's transaction.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::certificate::CertificateClaims;
+use crate::job::JobError;
+use crate::mail::Locale;
+use crate::mail::message::Attachment;
+use crate::mail::queue::{MailRequest, queue_mail};
+use crate::runtime::JobContext;
+use crate::store::Tx;
+use crate::store::licenses::{self, LicenseRow, OrderRow};
+
+pub fn certificate_for(
+    ctx: &JobContext,
+    order: &OrderRow,
+    vendor_order_id: &str,
+    license: &LicenseRow,
+    key: &str,
+    vm_count: Option<i32>,
+    issued_at: DateTime<Utc>,
+) -> String {
+    ctx.signer.sign(&CertificateClaims {
+        key: key.to_owned(),
+        order_id: order.id,
+        vendor_order_id: vendor_order_id.to_owned(),
+        usage: license.usage.clone(),
+        vm_count,
+        issued_at,
+    })
+}
+
+/// Fills every pending license of the request with a key and certificate,
+/// then returns all of the request's licenses as stored.
+pub async fn issue_pending_keys(
+    ctx: &JobContext,
+    tx: &mut Tx<'_>,
+    order: &OrderRow,
+    vendor_order_id: &str,
+    request_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<LicenseRow>, JobError> {
+    let rows = licenses::licenses_of_request(tx, request_id).await?;
+    for license in rows.iter().filter(|l| l.status == "pending") {
+        let key = ctx.vendor.issue_key(order.id, license.id).await?;
+        let certificate = certificate_for(ctx, order, vendor_order_id, license, key.as_str(), license.vm_count, now);
+        licenses::issue_license(tx, license.id, key.as_str(), &certificate, now).await?;
+    }
+    Ok(licenses::licenses_of_request(tx, request_id).await?)
+}
+
+/// The certificates of `licenses`, one attachment for the lot.
+pub fn certificates_attachment(licenses: &[LicenseRow]) -> Attachment {
+    let content = licenses
+        .iter()
+        .filter_map(|l| l.certificate.as_deref())
+        .collect::<Vec<_>>()
+        .join("\n");
+    Attachment {
+        filename: "license-certificates.txt".into(),
+        content_type: "text/plain; charset=utf-8".into(),
+        content: content + "\n",
+    }
+}
+
+/// Queues the "keys issued" mail for a request (`template` tells a new
+/// order from an addition). The cause is the request: one mail per request.
+pub async fn queue_issued_mail(
+    ctx: &JobContext,
+    tx: &mut Tx<'_>,
+    template: &str,
+    order: &OrderRow,
+    vendor_order_id: &str,
+    request: &licenses::RequestRow,
+    issued: &[LicenseRow],
+    now: DateTime<Utc>,
+) -> Result<(), JobError> {
+    let licenses: Vec<_> = issued
+        .iter()
+        .map(|l| json!({ "key": l.key, "usage": l.usage, "vm_count": l.vm_count }))
+        .collect();
+    let context = json!({
+        "order_id": order.id,
+        "vendor_order_id": vendor_order_id,
+        "customer_id": order.customer_id,
+        "contact_name": order.contact_name,
+        "usage": order.usage,
+        "licenses": licenses,
+        "sla_met": now <= request.sla_deadline,
+    });
+    queue_mail(
+        ctx,
+        tx,
+        MailRequest {
+            cause: format!("{template}:{}", request.id),
+            template,
+            locale: Locale::parse(&order.contact_locale),
+            to: &order.contact_email,
+            context,
+            attachments: vec![certificates_attachment(issued)],
+            partner_id: Some(&order.partner_id),
+        },
+        now,
+    )
+    .await
+}

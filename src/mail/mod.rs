@@ -1,0 +1,26 @@
+//! Mail: templates in Japanese and English, message building with a
+//! deterministic Message-ID, the transports (a directory of `.eml` files,
+//! or SMTP), and queueing a mail with the state change that causes it.
+
+pub mod message;
+pub mod queue;
+pub mod templates;
+pub mod transport;
+
+use std::sync::Arc;
+
+pub use templates::Locale;
+
+use crate::settings::{MailSettings, MailTransportKind};
+use secrecy::ExposeSecret;
+
+/// The transport the settings ask for.
+pub fn transport_from_settings(settings: &MailSettings) -> anyhow::Result<Arc<dyn transport::MailTransport>> {
+    Ok(match settings.transport {
+        MailTransportKind::File => Arc::new(transport::FileTransport::new(settings.dir.clone())),
+        MailTransportKind::Smtp => Arc::new(
+            transport::SmtpTransport::from_url(settings.smtp_url.expose_secret())
+                .map_err(|e| anyhow::anyhow!("mail.smtp_url: {e}"))?,
+        ),
+    })
+}

@@ -1,0 +1,84 @@
+//! Queueing a mail inside the transaction of the state change that causes
+//! it: rendered now (a template error fails the change, not the mail
+//! later), stored under its cause (unique: one cause, one mail), and sent
+//! by a `mail.send` job.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::Locale;
+use super::message::{Attachment, message_id_for};
+use crate::job::{JobError, JobKind};
+use crate::runtime::JobContext;
+use crate::store::Tx;
+use crate::store::{jobs, mails};
+
+pub struct MailRequest<'a> {
+    /// What this mail is about, e.g. `license_issued:<request id>`.
+    pub cause: String,
+    pub template: &'a str,
+    /// The recipient's locale; `None` falls back to the configured default.
+    pub locale: Option<Locale>,
+    pub to: &'a str,
+    pub context: serde_json::Value,
+    pub attachments: Vec<Attachment>,
+    pub partner_id: Option<&'a str>,
+}
+
+pub async fn queue_mail(
+    ctx: &JobContext,
+    tx: &mut Tx<'_>,
+    request: MailRequest<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), JobError> {
+    let settings = &ctx.settings.mail;
+    let locale = request
+        .locale
+        .or_else(|| Locale::parse(&settings.default_locale))
+        .unwrap_or(Locale::Ja);
+    let rendered = ctx
+        .renderer
+        .render(request.template, locale, &request.context)
+        .map_err(|e| JobError::fatal(format!("mail template {}: {e}", request.template)))?;
+    let mail_id = Uuid::now_v7();
+    let job_id = Uuid::now_v7();
+    let message_id = message_id_for(&request.cause, &settings.message_id_domain);
+    let attachments = serde_json::to_value(&request.attachments).map_err(anyhow::Error::from)?;
+    let inserted = mails::insert_mail(
+        tx,
+        &mails::NewMail {
+            id: mail_id,
+            cause: &request.cause,
+            message_id: &message_id,
+            template: request.template,
+            locale: locale.as_str(),
+            recipient: request.to,
+            subject: &rendered.subject,
+            body: &rendered.body,
+            attachments,
+            job_id,
+            now,
+        },
+    )
+    .await?;
+    if inserted {
+        jobs::enqueue_with_id(
+            tx,
+            job_id,
+            jobs::NewJob {
+                kind: JobKind::MailSend,
+                payload: json!({ "mail_id": mail_id }),
+                partner_id: request.partner_id,
+                token_id: None,
+                resource_type: "mail",
+                resource_id: mail_id,
+                sla_deadline: None,
+            },
+            ctx.settings.jobs.max_attempts,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! The `fulfil` binary: parse the command line, load settings, dispatch.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use fulfil::app::Components;
+use fulfil::cli::{Cli, Command, LicenseCommand, TokenCommand};
+use fulfil::commands;
+use fulfil::settings::Settings;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    fulfil::telemetry::init();
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let settings = Settings::load()?;
+    match cli.command {
+        Command::Serve => commands::run::run(settings, Components::everything()).await?,
+        Command::Api => commands::run::run(settings, Components::api_only()).await?,
+        Command::Worker { kinds } => {
+            let kinds = commands::run::parse_kinds(&kinds)?;
+            commands::run::run(settings, Components::workers(kinds)).await?
+        }
+        Command::Migrate => commands::run::migrate(settings).await?,
+        Command::Token(TokenCommand::Create(args)) => commands::token::create(settings, args).await?,
+        Command::License(LicenseCommand::Verify(args)) => return commands::license::verify(settings, args).await,
+    }
+    Ok(true)
+}

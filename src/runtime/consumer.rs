@@ -1,0 +1,125 @@
+//! The consumer loop of one job kind: connect, declare, consume with a
+//! bounded prefetch, run each delivery as its own task, ack after commit.
+//! A lost connection rebuilds everything with backoff; shutdown stops
+//! consuming, lets in-flight attempts finish within the grace period, and
+//! hands back (by closing the channel) whatever did not.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::Connection;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::attempt::Disposition;
+use super::{DeliveryProcessor, JobContext};
+use crate::broker::topology::Topology;
+use crate::retry::Backoff;
+
+/// Consumes the processor's queue until `shutdown`.
+pub async fn run(ctx: JobContext, processor: Arc<dyn DeliveryProcessor>, shutdown: CancellationToken) {
+    let topology = Topology::new(&ctx.settings.amqp);
+    let queue = processor.queue(&topology);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        let name = format!("fulfil-worker-{}", processor.name());
+        let Some(connection) = crate::broker::connect_with_backoff(&ctx.settings.amqp, &name, &shutdown).await else {
+            return;
+        };
+        let result = consume(&ctx, &processor, &topology, &queue, &connection, &shutdown).await;
+        let _ = connection.close(200, "worker stopping".into()).await;
+        match result {
+            Ok(()) => {
+                tracing::info!(%queue, "worker stopped");
+                return;
+            }
+            Err(error) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(%queue, error = format!("{error:#}"), retry_in = ?delay, "worker lost the broker; reconnecting");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+async fn consume(
+    ctx: &JobContext,
+    processor: &Arc<dyn DeliveryProcessor>,
+    topology: &Topology,
+    queue: &str,
+    connection: &Connection,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let channel = connection.create_channel().await?;
+    topology.declare(&channel).await?;
+    channel
+        .basic_qos(ctx.settings.amqp.prefetch, BasicQosOptions::default())
+        .await?;
+    let tag = format!("{}-{}", processor.name(), uuid::Uuid::new_v4().simple());
+    let mut consumer = channel
+        .basic_consume(queue.into(), tag.clone().into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await?;
+    tracing::info!(%queue, prefetch = ctx.settings.amqp.prefetch, "worker consuming");
+
+    let mut in_flight = JoinSet::new();
+    let failure = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break None,
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                if let Err(error) = joined {
+                    tracing::error!(%error, "a job task panicked; its delivery goes back to the queue");
+                }
+            }
+            delivery = consumer.next() => match delivery {
+                Some(Ok(delivery)) => {
+                    let ctx = ctx.clone();
+                    let processor = processor.clone();
+                    let queue = queue.to_owned();
+                    in_flight.spawn(async move {
+                        let disposition = processor.process(&ctx, &queue, &delivery).await;
+                        let settled = match disposition {
+                            Disposition::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
+                            Disposition::Requeue => {
+                                // Give the database a moment before the
+                                // broker hands the delivery out again.
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
+                            }
+                        };
+                        if let Err(error) = settled {
+                            // The broker redelivers it; the job row knows it is done.
+                            tracing::warn!(%error, "could not settle a delivery");
+                        }
+                    });
+                }
+                Some(Err(error)) => break Some(anyhow::Error::from(error)),
+                None => break Some(anyhow::anyhow!("the broker cancelled the consumer")),
+            },
+        }
+    };
+
+    if let Some(error) = failure {
+        // Let running attempts finish their commits; their deliveries come
+        // back on the next connection and are recognised as done.
+        in_flight.detach_all();
+        return Err(error);
+    }
+    let _ = channel.basic_cancel(tag.into(), BasicCancelOptions::default()).await;
+    let grace = ctx.settings.jobs.shutdown_grace;
+    let drained = tokio::time::timeout(grace, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(remaining = in_flight.len(), ?grace, "jobs still running at the end of the grace period go back to the queue");
+        in_flight.abort_all();
+    }
+    let _ = channel.close(200, "worker stopping".into()).await;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Moves what the broker dead-lettered (a message redelivered past the
+//! queue's delivery limit, typically because it crashed its worker every
+//! time) into the dead-letters table, where operators see and replay it.
+
+use async_trait::async_trait;
+use lapin::message::Delivery;
+use lapin::types::AMQPValue;
+
+use super::attempt::Disposition;
+use super::{DeliveryProcessor, JobContext};
+use crate::broker::topology::Topology;
+use crate::job::Envelope;
+use crate::store::jobs;
+
+pub struct DeadLetterIntake;
+
+#[async_trait]
+impl DeliveryProcessor for DeadLetterIntake {
+    fn name(&self) -> String {
+        "dead-letters".into()
+    }
+
+    fn queue(&self, topology: &Topology) -> String {
+        topology.dead_letter_queue()
+    }
+
+    async fn process(&self, ctx: &JobContext, _queue: &str, delivery: &Delivery) -> Disposition {
+        let (queue, reason) = death_of(delivery);
+        let body = String::from_utf8_lossy(&delivery.data);
+        let reason = format!("the broker dead-lettered it from {queue}: {reason}");
+        let stored = match serde_json::from_slice::<Envelope>(&delivery.data) {
+            Ok(envelope) => {
+                jobs::dead_letter_unrunnable(&ctx.pool, envelope.job_id, &reason, &queue, &body, ctx.clock.now()).await
+            }
+            Err(_) => crate::store::dead_letters::insert(
+                &ctx.pool,
+                crate::store::dead_letters::NewDeadLetter {
+                    job_id: None,
+                    kind: None,
+                    queue: &queue,
+                    reason: &reason,
+                    body: &body,
+                    attempts: 0,
+                },
+            )
+            .await
+            .map(|_| ()),
+        };
+        match stored {
+            Ok(()) => {
+                tracing::error!(%queue, %reason, "message dead-lettered by the broker");
+                Disposition::Ack
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot store a broker dead letter yet");
+                Disposition::Requeue
+            }
+        }
+    }
+}
+
+/// The queue and reason from the first `x-death` entry.
+fn death_of(delivery: &Delivery) -> (String, String) {
+    let unknown = || ("unknown queue".to_owned(), "unknown reason".to_owned());
+    let Some(headers) = delivery.properties.headers() else { return unknown() };
+    let Some(AMQPValue::FieldArray(deaths)) = headers.inner().get("x-death") else { return unknown() };
+    let Some(AMQPValue::FieldTable(death)) = deaths.as_slice().first() else { return unknown() };
+    let text = |key: &str| match death.inner().get(key) {
+        Some(AMQPValue::LongString(s)) => s.to_string(),
+        Some(AMQPValue::ShortString(s)) => s.to_string(),
+        _ => "unknown".to_owned(),
+    };
+    let reason = match text("reason").as_str() {
+        "delivery_limit" => "redelivered past the delivery limit".to_owned(),
+        other => other.to_owned(),
+    };
+    (text("queue"), reason)
+}

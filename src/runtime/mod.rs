@@ -1,0 +1,82 @@
+//! The job runtime every worker shares: what a handler is given, how one
+//! delivery becomes one attempt, and the consumer loop around it.
+
+pub mod attempt;
+pub mod consumer;
+pub mod dead_letter_intake;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::PgPool;
+
+use lapin::message::Delivery;
+
+use crate::broker::topology::Topology;
+use crate::clock::Clock;
+use attempt::Disposition;
+use crate::job::{JobError, JobKind};
+use crate::licensing::certificate::Signer;
+use crate::licensing::vendor::VendorAdapter;
+use crate::mail::templates::Renderer;
+use crate::mail::transport::MailTransport;
+use crate::settings::Settings;
+use crate::store::Tx;
+use crate::store::jobs::JobRow;
+
+/// Everything a handler may use. Cheap to clone: all shared.
+#[derive(Clone)]
+pub struct JobContext {
+    pub pool: PgPool,
+    pub settings: Arc<Settings>,
+    pub clock: Clock,
+    pub signer: Arc<Signer>,
+    pub vendor: Arc<dyn VendorAdapter>,
+    pub renderer: Arc<Renderer>,
+    pub mail_transport: Arc<dyn MailTransport>,
+}
+
+/// One job kind's work. `handle` runs inside the attempt's transaction,
+/// which the runtime commits together with marking the job succeeded: the
+/// effects and "done" are one atomic fact.
+#[async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    fn kind(&self) -> JobKind;
+
+    async fn handle(&self, ctx: &JobContext, job: &JobRow, tx: &mut Tx<'_>) -> Result<(), JobError>;
+}
+
+/// Turns one delivery into a disposition; the consumer loop acks or
+/// requeues accordingly.
+#[async_trait]
+pub trait DeliveryProcessor: Send + Sync + 'static {
+    /// Names the worker in connection names and consumer tags.
+    fn name(&self) -> String;
+    fn queue(&self, topology: &Topology) -> String;
+    async fn process(&self, ctx: &JobContext, queue: &str, delivery: &Delivery) -> Disposition;
+}
+
+/// Runs a job handler's attempts.
+pub struct JobProcessor(pub Arc<dyn JobHandler>);
+
+#[async_trait]
+impl DeliveryProcessor for JobProcessor {
+    fn name(&self) -> String {
+        self.0.kind().to_string()
+    }
+
+    fn queue(&self, topology: &Topology) -> String {
+        topology.queue(self.0.kind())
+    }
+
+    async fn process(&self, ctx: &JobContext, queue: &str, delivery: &Delivery) -> Disposition {
+        attempt::process(ctx, self.0.as_ref(), queue, &delivery.data).await
+    }
+}
+
+/// Parses a job's payload, or fails the job for good: a payload this
+/// version cannot read will not read better next time.
+pub fn payload<T: serde::de::DeserializeOwned>(job: &JobRow) -> Result<T, JobError> {
+    serde_json::from_value(job.payload.clone())
+        .map_err(|e| JobError::fatal(format!("payload of {} job does not parse: {e}", job.kind)))
+}

@@ -1,0 +1,203 @@
+//! Layered configuration: built-in defaults < `config/default.toml` <
+//! `config/$FULFIL_ENV.toml` < `FULFIL__SECTION__KEY` environment variables.
+//! URLs that may carry passwords are `SecretString`s, so they never print.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub http: HttpSettings,
+    pub jobs: JobSettings,
+    pub outbox: OutboxSettings,
+    pub mail: MailSettings,
+    pub license: LicenseSettings,
+    pub scheduler: SchedulerSettings,
+    #[serde(default)]
+    pub clock: ClockSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AmqpSettings {
+    pub url: SecretString,
+    pub prefix: String,
+    pub prefetch: u16,
+    pub delivery_limit: u32,
+    /// Deletes a queue unused this long (`x-expires`). Unset in production;
+    /// tests set it so that their throw-away queues clean themselves up.
+    #[serde(default, with = "humantime_serde")]
+    pub queue_expires: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub addr: SocketAddr,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobSettings {
+    pub max_attempts: i32,
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutboxSettings {
+    pub relay: bool,
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    pub batch_size: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransportKind {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailSettings {
+    pub transport: MailTransportKind,
+    pub dir: PathBuf,
+    pub smtp_url: SecretString,
+    pub from: String,
+    pub service_name: String,
+    pub default_locale: String,
+    pub message_id_domain: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LicenseSettings {
+    #[serde(default)]
+    pub signing_key: Option<SecretString>,
+    pub signing_key_file: PathBuf,
+    pub sla: SlaSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SlaSettings {
+    #[serde(with = "humantime_serde")]
+    pub new: Duration,
+    #[serde(with = "humantime_serde")]
+    pub additional: Duration,
+    #[serde(with = "humantime_serde")]
+    pub vm_count: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SchedulerSettings {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ClockSettings {
+    #[serde(default)]
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// RabbitMQ's default `consumer_timeout`: a delivery held longer than this
+/// closes the channel, so a job attempt must always end well before it.
+pub const BROKER_ACK_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+const BUILT_IN: &str = include_str!("../config/default.toml");
+
+impl Settings {
+    /// Loads the layers, reading `config/` below the working directory.
+    pub fn load() -> anyhow::Result<Settings> {
+        Self::load_from(&std::env::current_dir()?.join("config"))
+    }
+
+    pub fn load_from(config_dir: &std::path::Path) -> anyhow::Result<Settings> {
+        let environment = std::env::var("FULFIL_ENV").unwrap_or_else(|_| "local".into());
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(BUILT_IN, config::FileFormat::Toml))
+            .add_source(config::File::from(config_dir.join("default.toml")).required(false))
+            .add_source(config::File::from(config_dir.join(&environment)).required(false))
+            .add_source(
+                config::Environment::with_prefix("FULFIL")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .context("reading configuration")?
+            .try_deserialize()
+            .context("configuration is invalid")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Refuses settings that would break a guarantee instead of failing
+    /// later in a way nobody connects to the cause.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.jobs.timeout < BROKER_ACK_TIMEOUT,
+            "jobs.timeout ({:?}) must be shorter than the broker's ack timeout ({:?})",
+            self.jobs.timeout,
+            BROKER_ACK_TIMEOUT
+        );
+        anyhow::ensure!(self.jobs.max_attempts > 0, "jobs.max_attempts must be at least 1");
+        anyhow::ensure!(self.amqp.prefetch > 0, "amqp.prefetch must be at least 1");
+        anyhow::ensure!(self.amqp.delivery_limit > 0, "amqp.delivery_limit must be at least 1");
+        anyhow::ensure!(
+            self.http.rate_limit_per_second > 0 && self.http.rate_limit_burst > 0,
+            "http.rate_limit_per_second and http.rate_limit_burst must be at least 1"
+        );
+        anyhow::ensure!(
+            crate::mail::Locale::parse(&self.mail.default_locale).is_some(),
+            "mail.default_locale must be \"ja\" or \"en\", not {:?}",
+            self.mail.default_locale
+        );
+        url::Url::parse(self.database.url.expose_secret())
+            .map_err(|e| anyhow::anyhow!("database.url is not a URL: {e}"))?;
+        url::Url::parse(self.amqp.url.expose_secret())
+            .map_err(|e| anyhow::anyhow!("amqp.url is not a URL: {e}"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_defaults_load_and_validate() {
+        let dir = std::env::temp_dir().join(format!("fulfil-settings-{}", uuid::Uuid::new_v4()));
+        let settings = Settings::load_from(&dir).expect("defaults load");
+        assert_eq!(settings.http.addr.port(), 8080);
+        assert_eq!(settings.license.sla.additional, Duration::from_secs(1800));
+        assert_eq!(settings.mail.transport, MailTransportKind::File);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let dir = std::env::temp_dir().join(format!("fulfil-settings-{}", uuid::Uuid::new_v4()));
+        let settings = Settings::load_from(&dir).expect("defaults load");
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("guest:guest"), "{printed}");
+    }
+}

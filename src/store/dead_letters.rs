@@ -1,0 +1,33 @@
+//! Dead letters: what could not be done, with the reason and the raw body.
+
+use uuid::Uuid;
+
+pub struct NewDeadLetter<'a> {
+    pub job_id: Option<Uuid>,
+    pub kind: Option<&'a str>,
+    pub queue: &'a str,
+    pub reason: &'a str,
+    pub body: &'a str,
+    pub attempts: i32,
+}
+
+pub async fn insert<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    letter: NewDeadLetter<'_>,
+) -> sqlx::Result<Uuid> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "insert into dead_letters (id, job_id, kind, queue, reason, body, attempts)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(letter.job_id)
+    .bind(letter.kind)
+    .bind(letter.queue)
+    .bind(letter.reason)
+    .bind(letter.body)
+    .bind(letter.attempts)
+    .execute(executor)
+    .await?;
+    Ok(id)
+}

@@ -1,0 +1,338 @@
+//! Jobs: enqueueing (job row + first outbox row, in the caller's
+//! transaction), the state changes of an attempt, and the job view.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use super::Tx;
+use crate::job::JobKind;
+
+pub struct NewJob<'a> {
+    pub kind: JobKind,
+    pub payload: serde_json::Value,
+    pub partner_id: Option<&'a str>,
+    pub token_id: Option<Uuid>,
+    pub resource_type: &'static str,
+    pub resource_id: Uuid,
+    pub sla_deadline: Option<DateTime<Utc>>,
+}
+
+/// Writes the job and its first outbox row; the relay publishes it once the
+/// caller's transaction commits. Returns the job id (UUIDv7).
+pub async fn enqueue(
+    tx: &mut Tx<'_>,
+    job: NewJob<'_>,
+    max_attempts: i32,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Uuid> {
+    let id = Uuid::now_v7();
+    enqueue_with_id(tx, id, job, max_attempts, now).await?;
+    Ok(id)
+}
+
+pub async fn enqueue_with_id(
+    tx: &mut Tx<'_>,
+    id: Uuid,
+    job: NewJob<'_>,
+    max_attempts: i32,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into jobs (id, kind, version, payload, max_attempts, partner_id, token_id,
+                           resource_type, resource_id, sla_deadline, enqueued_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(id)
+    .bind(job.kind.as_str())
+    .bind(job.kind.version())
+    .bind(&job.payload)
+    .bind(max_attempts)
+    .bind(job.partner_id)
+    .bind(job.token_id)
+    .bind(job.resource_type)
+    .bind(job.resource_id)
+    .bind(job.sla_deadline)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("insert into outbox (job_id, attempt) values ($1, 1)")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub version: i32,
+    pub payload: serde_json::Value,
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub partner_id: Option<String>,
+    pub token_id: Option<Uuid>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<Uuid>,
+    pub sla_deadline: Option<DateTime<Utc>>,
+    pub enqueued_at: DateTime<Utc>,
+}
+
+const JOB_COLUMNS: &str = "id, kind, version, payload, status, attempts, max_attempts, partner_id,
+     token_id, resource_type, resource_id, sla_deadline, enqueued_at";
+
+/// Locks the job for the rest of the transaction, so two deliveries of the
+/// same job are handled one after the other, never side by side.
+pub async fn lock(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(&format!("select {JOB_COLUMNS} from jobs where id = $1 for update"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+pub async fn mark_running(pool: &PgPool, id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query(
+        "update jobs set status = 'running', started_at = coalesce(started_at, $2)
+         where id = $1 and status in ('queued', 'retrying')",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_succeeded(
+    tx: &mut Tx<'_>,
+    id: Uuid,
+    attempt: i32,
+    started_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update jobs set status = 'succeeded', attempts = $2, finished_at = $3,
+                         next_attempt_at = null
+         where id = $1",
+    )
+    .bind(id)
+    .bind(attempt)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    insert_attempt(tx, id, attempt, started_at, now, "succeeded", None).await
+}
+
+async fn insert_attempt(
+    tx: &mut Tx<'_>,
+    id: Uuid,
+    attempt: i32,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    outcome: &str,
+    error: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into job_attempts (job_id, attempt, started_at, finished_at, outcome, error)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (job_id, attempt) do nothing",
+    )
+    .bind(id)
+    .bind(attempt)
+    .bind(started_at)
+    .bind(finished_at)
+    .bind(outcome)
+    .bind(error)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// What became of a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureOutcome {
+    RetryIn(Duration),
+    Dead,
+    /// Another delivery finished the job meanwhile; nothing to record.
+    AlreadyDone,
+}
+
+/// A failed attempt, as the runtime reports it.
+pub struct Failure<'a> {
+    pub id: Uuid,
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub error: &'a str,
+    /// `None` when no retry can help (a fatal error).
+    pub retry_in: Option<Duration>,
+    pub queue: &'a str,
+    /// The raw message, kept with the dead letter.
+    pub body: &'a str,
+}
+
+/// Records a failed attempt: schedules the next one through the outbox, or
+/// dead-letters the job when it is fatal or out of attempts.
+pub async fn record_failure(
+    pool: &PgPool,
+    failure: Failure<'_>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<FailureOutcome> {
+    let Failure { id, attempt, started_at, error, retry_in, queue, body } = failure;
+    let mut tx = pool.begin().await?;
+    let Some(job) = lock(&mut tx, id).await? else {
+        return Ok(FailureOutcome::AlreadyDone);
+    };
+    if job.status == "succeeded" || job.status == "dead" || job.attempts >= attempt {
+        return Ok(FailureOutcome::AlreadyDone);
+    }
+    let outcome = match retry_in {
+        Some(delay) if attempt < job.max_attempts => FailureOutcome::RetryIn(delay),
+        _ => FailureOutcome::Dead,
+    };
+    match outcome {
+        FailureOutcome::RetryIn(delay) => {
+            let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+            sqlx::query(
+                "update jobs set status = 'retrying', attempts = $2, last_error = $3,
+                        next_attempt_at = now() + make_interval(secs => $4::float8 / 1000)
+                 where id = $1",
+            )
+            .bind(id)
+            .bind(attempt)
+            .bind(error)
+            .bind(delay_ms as f64)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "insert into outbox (job_id, attempt, available_at)
+                 values ($1, $2, now() + make_interval(secs => $3::float8 / 1000))",
+            )
+            .bind(id)
+            .bind(attempt + 1)
+            .bind(delay_ms as f64)
+            .execute(&mut *tx)
+            .await?;
+            insert_attempt(&mut tx, id, attempt, started_at, now, "retrying", Some(error)).await?;
+        }
+        FailureOutcome::Dead => {
+            sqlx::query(
+                "update jobs set status = 'dead', attempts = $2, last_error = $3,
+                        finished_at = $4, next_attempt_at = null
+                 where id = $1",
+            )
+            .bind(id)
+            .bind(attempt)
+            .bind(error)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            super::dead_letters::insert(
+                &mut *tx,
+                super::dead_letters::NewDeadLetter {
+                    job_id: Some(id),
+                    kind: Some(&job.kind),
+                    queue,
+                    reason: error,
+                    body,
+                    attempts: attempt,
+                },
+            )
+            .await?;
+            insert_attempt(&mut tx, id, attempt, started_at, now, "dead", Some(error)).await?;
+        }
+        FailureOutcome::AlreadyDone => unreachable!("decided above"),
+    }
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Marks a job dead for a reason found before any attempt ran (an unknown
+/// envelope version, say); the raw message goes to the dead letters.
+pub async fn dead_letter_unrunnable(
+    pool: &PgPool,
+    id: Uuid,
+    reason: &str,
+    queue: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    let job = lock(&mut tx, id).await?;
+    if let Some(job) = &job {
+        if job.status == "succeeded" || job.status == "dead" {
+            return Ok(());
+        }
+        sqlx::query(
+            "update jobs set status = 'dead', last_error = $2, finished_at = $3 where id = $1",
+        )
+        .bind(id)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    super::dead_letters::insert(
+        &mut *tx,
+        super::dead_letters::NewDeadLetter {
+            job_id: job.as_ref().map(|j| j.id),
+            kind: job.as_ref().map(|j| j.kind.as_str()),
+            queue,
+            reason,
+            body,
+            attempts: job.as_ref().map_or(0, |j| j.attempts),
+        },
+    )
+    .await?;
+    tx.commit().await
+}
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct JobView {
+    pub id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    pub partner_id: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<Uuid>,
+    pub sla_deadline: Option<DateTime<Utc>>,
+    pub enqueued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct AttemptView {
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+pub async fn find_view(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<(JobView, Vec<AttemptView>)>> {
+    let job: Option<JobView> = sqlx::query_as(
+        "select id, kind, status, attempts, max_attempts, last_error, partner_id, resource_type,
+                resource_id, sla_deadline, enqueued_at, started_at, finished_at, next_attempt_at
+         from jobs where id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(job) = job else { return Ok(None) };
+    let attempts = sqlx::query_as(
+        "select attempt, started_at, finished_at, outcome, error from job_attempts
+         where job_id = $1 order by attempt",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some((job, attempts)))
+}

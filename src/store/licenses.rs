@@ -1,0 +1,304 @@
+//! License orders, their change requests (which carry the SLA clock) and
+//! their keys.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use super::Tx;
+
+pub struct NewOrder<'a> {
+    pub id: Uuid,
+    pub partner_id: &'a str,
+    pub customer_id: &'a str,
+    pub usage: &'a str,
+    pub contact_name: &'a str,
+    pub contact_email: &'a str,
+    pub contact_locale: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+pub async fn insert_order(tx: &mut Tx<'_>, order: &NewOrder<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into license_orders (id, partner_id, customer_id, usage, contact_name,
+                                     contact_email, contact_locale, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(order.id)
+    .bind(order.partner_id)
+    .bind(order.customer_id)
+    .bind(order.usage)
+    .bind(order.contact_name)
+    .bind(order.contact_email)
+    .bind(order.contact_locale)
+    .bind(order.now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    New,
+    Additional,
+    VmCount,
+}
+
+impl RequestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::New => "new",
+            RequestKind::Additional => "additional",
+            RequestKind::VmCount => "vm_count",
+        }
+    }
+}
+
+pub struct NewRequest {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub kind: RequestKind,
+    pub quantity: Option<i32>,
+    pub license_id: Option<Uuid>,
+    pub vm_count: Option<i32>,
+    pub job_id: Uuid,
+    pub accepted_at: DateTime<Utc>,
+    pub sla_deadline: DateTime<Utc>,
+}
+
+/// Fails with a unique violation on `license_requests_one_pending` when the
+/// order already has a change in flight.
+pub async fn insert_request(tx: &mut Tx<'_>, request: &NewRequest) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into license_requests (id, order_id, kind, quantity, license_id, vm_count,
+                                       job_id, accepted_at, sla_deadline)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(request.id)
+    .bind(request.order_id)
+    .bind(request.kind.as_str())
+    .bind(request.quantity)
+    .bind(request.license_id)
+    .bind(request.vm_count)
+    .bind(request.job_id)
+    .bind(request.accepted_at)
+    .bind(request.sla_deadline)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// One pending row per requested license, numbered 1..=quantity.
+pub async fn insert_pending_licenses(
+    tx: &mut Tx<'_>,
+    order_id: Uuid,
+    request_id: Uuid,
+    usage: &str,
+    vm_count: Option<i32>,
+    quantity: i32,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into licenses (id, order_id, request_id, seq, usage, vm_count)
+         select gen_random_uuid(), $1, $2, seq, $3, $4
+         from generate_series(1, $5) as seq",
+    )
+    .bind(order_id)
+    .bind(request_id)
+    .bind(usage)
+    .bind(vm_count)
+    .bind(quantity)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct OrderRow {
+    pub id: Uuid,
+    pub partner_id: String,
+    pub customer_id: String,
+    pub usage: String,
+    pub status: String,
+    pub vendor_order_id: Option<String>,
+    pub contact_name: String,
+    pub contact_email: String,
+    pub contact_locale: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const ORDER_COLUMNS: &str = "id, partner_id, customer_id, usage, status, vendor_order_id,
+     contact_name, contact_email, contact_locale, created_at, updated_at";
+
+/// Locks the order: every change to an order and its keys goes through
+/// this lock, so changes of one order never interleave.
+pub async fn lock_order(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as(&format!("select {ORDER_COLUMNS} from license_orders where id = $1 for update"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+pub async fn find_order(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as(&format!("select {ORDER_COLUMNS} from license_orders where id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn activate_order(
+    tx: &mut Tx<'_>,
+    id: Uuid,
+    vendor_order_id: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update license_orders set status = 'active', vendor_order_id = $2, updated_at = $3
+         where id = $1 and status = 'preparing'",
+    )
+    .bind(id)
+    .bind(vendor_order_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RequestRow {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub kind: String,
+    pub quantity: Option<i32>,
+    pub license_id: Option<Uuid>,
+    pub vm_count: Option<i32>,
+    pub status: String,
+    pub job_id: Uuid,
+    pub accepted_at: DateTime<Utc>,
+    pub sla_deadline: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+const REQUEST_COLUMNS: &str = "id, order_id, kind, quantity, license_id, vm_count, status, job_id,
+     accepted_at, sla_deadline, completed_at";
+
+pub async fn find_request(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<RequestRow>> {
+    sqlx::query_as(&format!("select {REQUEST_COLUMNS} from license_requests where id = $1"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+pub async fn list_requests<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    order_id: Uuid,
+) -> sqlx::Result<Vec<RequestRow>> {
+    sqlx::query_as(&format!(
+        "select {REQUEST_COLUMNS} from license_requests where order_id = $1 order by accepted_at, id"
+    ))
+    .bind(order_id)
+    .fetch_all(executor)
+    .await
+}
+
+pub async fn complete_request(tx: &mut Tx<'_>, id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query(
+        "update license_requests set status = 'done', completed_at = $2
+         where id = $1 and status = 'pending'",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct LicenseRow {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub request_id: Uuid,
+    pub seq: i32,
+    pub usage: String,
+    pub vm_count: Option<i32>,
+    pub status: String,
+    pub key: Option<String>,
+    pub certificate: Option<String>,
+    pub issued_at: Option<DateTime<Utc>>,
+}
+
+const LICENSE_COLUMNS: &str =
+    "id, order_id, request_id, seq, usage, vm_count, status, key, certificate, issued_at";
+
+pub async fn list_licenses<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    order_id: Uuid,
+) -> sqlx::Result<Vec<LicenseRow>> {
+    sqlx::query_as(&format!(
+        "select {LICENSE_COLUMNS} from licenses where order_id = $1 order by request_id, seq"
+    ))
+    .bind(order_id)
+    .fetch_all(executor)
+    .await
+}
+
+pub async fn licenses_of_request(tx: &mut Tx<'_>, request_id: Uuid) -> sqlx::Result<Vec<LicenseRow>> {
+    sqlx::query_as(&format!(
+        "select {LICENSE_COLUMNS} from licenses where request_id = $1 order by seq"
+    ))
+    .bind(request_id)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+pub async fn find_license(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<LicenseRow>> {
+    sqlx::query_as(&format!("select {LICENSE_COLUMNS} from licenses where id = $1"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// Fills a pending row; an already issued row is left as it is, so issuing
+/// twice keeps the first key.
+pub async fn issue_license(
+    tx: &mut Tx<'_>,
+    id: Uuid,
+    key: &str,
+    certificate: &str,
+    issued_at: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "update licenses set status = 'issued', key = $2, certificate = $3, issued_at = $4
+         where id = $1 and status = 'pending'",
+    )
+    .bind(id)
+    .bind(key)
+    .bind(certificate)
+    .bind(issued_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+pub async fn set_vm_count(
+    tx: &mut Tx<'_>,
+    id: Uuid,
+    vm_count: i32,
+    certificate: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("update licenses set vm_count = $2, certificate = $3 where id = $1")
+        .bind(id)
+        .bind(vm_count)
+        .bind(certificate)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The status of the license with this key, for `fulfil license verify`.
+pub async fn status_of_key(pool: &PgPool, key: &str) -> sqlx::Result<Option<(String, Uuid)>> {
+    sqlx::query_as("select status, order_id from licenses where key = $1")
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+}

@@ -1,0 +1,90 @@
+//! PostgreSQL: connecting (creating the database when it is missing),
+//! migrations, and the SQL of each concern in its own module. Functions
+//! that are part of a unit of work take the caller's transaction.
+
+pub mod dead_letters;
+pub mod idempotency;
+pub mod jobs;
+pub mod licenses;
+pub mod mails;
+pub mod outbox;
+pub mod tokens;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+use crate::settings::DatabaseSettings;
+
+pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
+    let options: PgConnectOptions = settings
+        .url
+        .expose_secret()
+        .parse()
+        .context("database.url is not a PostgreSQL URL")?;
+    Ok(options.log_statements(tracing::log::LevelFilter::Debug))
+}
+
+/// A pool on the configured database, which must exist.
+pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    let options = connect_options(settings)?;
+    let database = options.get_database().unwrap_or("postgres").to_owned();
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL database {database:?}"))
+}
+
+/// Creates the configured database when it does not exist yet.
+pub async fn ensure_database(settings: &DatabaseSettings) -> anyhow::Result<()> {
+    let options = connect_options(settings)?;
+    let name = options
+        .get_database()
+        .context("database.url names no database")?
+        .to_owned();
+    let mut admin = sqlx::PgConnection::connect_with(&options.clone().database("postgres"))
+        .await
+        .context("connecting to PostgreSQL (maintenance database \"postgres\")")?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(&format!("create database {quoted}"))
+            .execute(&mut admin)
+            .await
+        {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            // Another process created it first: that is what we wanted.
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("42P04") || e.code().as_deref() == Some("23505") => {}
+            Err(e) => return Err(e).context(format!("creating database {name:?}")),
+        }
+    }
+    admin.close().await.ok();
+    Ok(())
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await.context("running database migrations")
+}
+
+/// Creates the database if needed, connects and migrates: what every
+/// command that touches the database does first.
+pub async fn prepare(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    ensure_database(settings).await?;
+    let pool = connect(settings).await?;
+    migrate(&pool).await?;
+    Ok(pool)
+}

@@ -1,0 +1,76 @@
+//! The outbox rows the relay publishes: claiming a due batch (skipping rows
+//! another relay holds) and marking them published after the confirms.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use super::Tx;
+use crate::job::Envelope;
+
+#[derive(Debug, FromRow)]
+struct DueRow {
+    outbox_id: i64,
+    attempt: i32,
+    job_id: Uuid,
+    kind: String,
+    version: i32,
+    enqueued_at: DateTime<Utc>,
+    payload: serde_json::Value,
+}
+
+pub struct DueMessage {
+    pub outbox_id: i64,
+    pub envelope: Envelope,
+}
+
+/// Locks up to `limit` due rows until the transaction ends.
+pub async fn claim_due(tx: &mut Tx<'_>, limit: i64) -> sqlx::Result<Vec<DueMessage>> {
+    let rows: Vec<DueRow> = sqlx::query_as(
+        "select o.id as outbox_id, o.attempt, j.id as job_id, j.kind, j.version,
+                j.enqueued_at, j.payload
+         from outbox o join jobs j on j.id = o.job_id
+         where o.published_at is null and o.available_at <= now()
+         order by o.id
+         limit $1
+         for update of o skip locked",
+    )
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| DueMessage {
+            outbox_id: row.outbox_id,
+            envelope: Envelope {
+                job_id: row.job_id,
+                kind: row.kind,
+                version: row.version,
+                enqueued_at: row.enqueued_at,
+                attempt: row.attempt,
+                payload: row.payload,
+            },
+        })
+        .collect())
+}
+
+pub async fn mark_published(tx: &mut Tx<'_>, outbox_ids: &[i64]) -> sqlx::Result<()> {
+    sqlx::query("update outbox set published_at = now() where id = any($1)")
+        .bind(outbox_ids)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// How long until the next unpublished row falls due (zero if one is due).
+pub async fn next_due_in(pool: &PgPool) -> sqlx::Result<Option<Duration>> {
+    let seconds: Option<f64> = sqlx::query_scalar(
+        "select greatest(extract(epoch from min(available_at) - now()), 0)::float8
+         from outbox where published_at is null",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(seconds.map(Duration::from_secs_f64))
+}

@@ -1,0 +1,111 @@
+//! API tokens (stored as hashes) and the partners they are bound to.
+
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Portal,
+    Scheduler,
+    Operator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Portal => "portal",
+            Role::Scheduler => "scheduler",
+            Role::Operator => "operator",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        [Role::Portal, Role::Scheduler, Role::Operator]
+            .into_iter()
+            .find(|role| role.as_str() == name)
+    }
+}
+
+/// The identity behind a request: never the secret itself.
+#[derive(Debug, Clone)]
+pub struct TokenIdentity {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+    pub partner_id: Option<String>,
+    pub rate_limit_per_second: Option<i32>,
+}
+
+pub fn hash_secret(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// A new secret: 256 random bits, URL-safe, with a prefix that makes a
+/// leaked token recognisable to secret scanners.
+pub fn new_secret() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!(
+        "ful_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+pub async fn ensure_partner(pool: &PgPool, partner_id: &str) -> sqlx::Result<()> {
+    sqlx::query("insert into partners (id) values ($1) on conflict (id) do nothing")
+        .bind(partner_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Stores a token and returns its secret, which exists nowhere else.
+pub async fn create_token(
+    pool: &PgPool,
+    name: &str,
+    role: Role,
+    partner_id: Option<&str>,
+    rate_limit_per_second: Option<i32>,
+) -> sqlx::Result<(Uuid, String)> {
+    if let Some(partner) = partner_id {
+        ensure_partner(pool, partner).await?;
+    }
+    let secret = new_secret();
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "insert into api_tokens (id, name, role, partner_id, token_hash, rate_limit_per_second)
+         values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(role.as_str())
+    .bind(partner_id)
+    .bind(hash_secret(&secret))
+    .bind(rate_limit_per_second)
+    .execute(pool)
+    .await?;
+    Ok((id, secret))
+}
+
+pub async fn find_by_secret(pool: &PgPool, secret: &str) -> sqlx::Result<Option<TokenIdentity>> {
+    let row: Option<(Uuid, String, String, Option<String>, Option<i32>)> = sqlx::query_as(
+        "select id, name, role, partner_id, rate_limit_per_second from api_tokens
+         where token_hash = $1 and revoked_at is null",
+    )
+    .bind(hash_secret(secret))
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|(id, name, role, partner_id, rate_limit_per_second)| {
+        Some(TokenIdentity {
+            id,
+            name,
+            role: Role::parse(&role)?,
+            partner_id,
+            rate_limit_per_second,
+        })
+    }))
+}

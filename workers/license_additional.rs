@@ -1,0 +1,45 @@
+//! `license.additional`: issues more keys on an active order (SLA 30 min)
+//! and queues the "licenses added" mail.
+
+use async_trait::async_trait;
+
+use super::LicenseJobPayload;
+use crate::job::{JobError, JobKind};
+use crate::licensing::issuance;
+use crate::runtime::{JobContext, JobHandler, payload};
+use crate::store::Tx;
+use crate::store::jobs::JobRow;
+use crate::store::licenses;
+
+pub struct LicenseAdditional;
+
+#[async_trait]
+impl JobHandler for LicenseAdditional {
+    fn kind(&self) -> JobKind {
+        JobKind::LicenseAdditional
+    }
+
+    async fn handle(&self, ctx: &JobContext, job: &JobRow, tx: &mut Tx<'_>) -> Result<(), JobError> {
+        let LicenseJobPayload { order_id, request_id } = payload(job)?;
+        let order = licenses::lock_order(tx, order_id)
+            .await?
+            .ok_or_else(|| JobError::fatal(format!("license order {order_id} does not exist")))?;
+        let request = licenses::find_request(tx, request_id)
+            .await?
+            .ok_or_else(|| JobError::fatal(format!("license request {request_id} does not exist")))?;
+        if request.status == "done" {
+            return Ok(());
+        }
+        let (Some(vendor_order_id), "active") = (order.vendor_order_id.clone(), order.status.as_str()) else {
+            return Err(JobError::fatal(format!(
+                "license order {order_id} is {}, so no licenses can be added",
+                order.status
+            )));
+        };
+        let now = ctx.clock.now();
+        let issued = issuance::issue_pending_keys(ctx, tx, &order, &vendor_order_id, request_id, now).await?;
+        licenses::complete_request(tx, request_id, now).await?;
+        issuance::queue_issued_mail(ctx, tx, "license_added", &order, &vendor_order_id, &request, &issued, now)
+            .await
+    }
+}

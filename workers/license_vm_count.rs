@@ -1,0 +1,78 @@
+//! `license.vm_count`: raises the VM count of a hypervisor key, re-signs
+//! its certificate and queues the "VM count changed" mail.
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::LicenseJobPayload;
+use crate::job::{JobError, JobKind};
+use crate::licensing::issuance;
+use crate::mail::Locale;
+use crate::mail::queue::{MailRequest, queue_mail};
+use crate::runtime::{JobContext, JobHandler, payload};
+use crate::store::Tx;
+use crate::store::jobs::JobRow;
+use crate::store::licenses;
+
+pub struct LicenseVmCount;
+
+#[async_trait]
+impl JobHandler for LicenseVmCount {
+    fn kind(&self) -> JobKind {
+        JobKind::LicenseVmCount
+    }
+
+    async fn handle(&self, ctx: &JobContext, job: &JobRow, tx: &mut Tx<'_>) -> Result<(), JobError> {
+        let LicenseJobPayload { order_id, request_id } = payload(job)?;
+        let order = licenses::lock_order(tx, order_id)
+            .await?
+            .ok_or_else(|| JobError::fatal(format!("license order {order_id} does not exist")))?;
+        let request = licenses::find_request(tx, request_id)
+            .await?
+            .ok_or_else(|| JobError::fatal(format!("license request {request_id} does not exist")))?;
+        if request.status == "done" {
+            return Ok(());
+        }
+        let (Some(license_id), Some(vm_count)) = (request.license_id, request.vm_count) else {
+            return Err(JobError::fatal("a VM-count request names no license and count"));
+        };
+        let license = licenses::find_license(tx, license_id)
+            .await?
+            .ok_or_else(|| JobError::fatal(format!("license {license_id} does not exist")))?;
+        let (Some(vendor_order_id), Some(key), Some(previous)) =
+            (order.vendor_order_id.clone(), license.key.clone(), license.vm_count)
+        else {
+            return Err(JobError::fatal(format!(
+                "license {license_id} is not an issued hypervisor key of an active order"
+            )));
+        };
+        let now = ctx.clock.now();
+        let certificate = issuance::certificate_for(ctx, &order, &vendor_order_id, &license, &key, Some(vm_count), now);
+        licenses::set_vm_count(tx, license_id, vm_count, &certificate).await?;
+        licenses::complete_request(tx, request_id, now).await?;
+        let mut updated = license.clone();
+        updated.certificate = Some(certificate);
+        queue_mail(
+            ctx,
+            tx,
+            MailRequest {
+                cause: format!("vm_count_changed:{request_id}"),
+                template: "vm_count_changed",
+                locale: Locale::parse(&order.contact_locale),
+                to: &order.contact_email,
+                context: json!({
+                    "order_id": order.id,
+                    "vendor_order_id": vendor_order_id,
+                    "contact_name": order.contact_name,
+                    "key": key,
+                    "previous_vm_count": previous,
+                    "vm_count": vm_count,
+                }),
+                attachments: vec![issuance::certificates_attachment(&[updated])],
+                partner_id: Some(&order.partner_id),
+            },
+            now,
+        )
+        .await
+    }
+}

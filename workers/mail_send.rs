@@ -1,0 +1,56 @@
+//! `mail.send`: sends one stored mail and marks it sent. A crash after the
+//! send and before the commit sends it again with the same Message-ID (the
+//! file transport overwrites the same file; an SMTP peer can dedupe).
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::job::{JobError, JobKind};
+use crate::mail::message::{Attachment, OutgoingMail};
+use crate::runtime::{JobContext, JobHandler, payload};
+use crate::store::Tx;
+use crate::store::jobs::JobRow;
+use crate::store::mails;
+
+pub struct MailSend;
+
+#[derive(serde::Deserialize)]
+struct MailPayload {
+    mail_id: Uuid,
+}
+
+#[async_trait]
+impl JobHandler for MailSend {
+    fn kind(&self) -> JobKind {
+        JobKind::MailSend
+    }
+
+    async fn handle(&self, ctx: &JobContext, job: &JobRow, tx: &mut Tx<'_>) -> Result<(), JobError> {
+        let MailPayload { mail_id } = payload(job)?;
+        let mail = mails::lock_mail(tx, mail_id)
+            .await?
+            .ok_or_else(|| JobError::fatal(format!("mail {mail_id} does not exist")))?;
+        if mail.status == "sent" {
+            return Ok(());
+        }
+        let attachments: Vec<Attachment> = serde_json::from_value(mail.attachments)
+            .map_err(|e| JobError::fatal(format!("mail {mail_id} has unreadable attachments: {e}")))?;
+        let outgoing = OutgoingMail {
+            message_id: mail.message_id,
+            from: ctx.settings.mail.from.clone(),
+            to: mail.recipient,
+            subject: mail.subject,
+            body: mail.body,
+            attachments,
+        };
+        ctx.mail_transport.send(&outgoing).await.map_err(|error| {
+            if error.is_transient() {
+                JobError::Retryable(anyhow::anyhow!("sending mail {mail_id}: {error}"))
+            } else {
+                JobError::Fatal(anyhow::anyhow!("sending mail {mail_id}: {error}"))
+            }
+        })?;
+        mails::mark_sent(tx, mail_id, ctx.clock.now()).await?;
+        Ok(())
+    }
+}
