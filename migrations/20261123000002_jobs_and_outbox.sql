@@ -8,6 +8,9 @@ create table jobs (
     status          text not null default 'queued'
                     check (status in ('queued', 'running', 'retrying', 'succeeded', 'dead')),
     attempts        integer not null default 0,
+    -- Times the broker handed the job to a worker; more than attempts + 1
+    -- means redeliveries, each recognised and dropped.
+    deliveries      integer not null default 0,
     max_attempts    integer not null check (max_attempts > 0),
     last_error      text,
     partner_id      text references partners (id),

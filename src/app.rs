@@ -110,7 +110,10 @@ impl Application {
             let mut processors: Vec<Arc<dyn DeliveryProcessor>> = components
                 .workers
                 .iter()
-                .map(|kind| Arc::new(JobProcessor(crate::workers::handler(*kind))) as Arc<dyn DeliveryProcessor>)
+                .map(|kind| {
+                    Arc::new(JobProcessor(crate::workers::handler(*kind)))
+                        as Arc<dyn DeliveryProcessor>
+                })
                 .collect();
             if components.dead_letter_intake {
                 processors.push(Arc::new(DeadLetterIntake));
@@ -120,7 +123,12 @@ impl Application {
             }
         }
 
-        Ok(Application { addr, pool, shutdown, tasks })
+        Ok(Application {
+            addr,
+            pool,
+            shutdown,
+            tasks,
+        })
     }
 
     pub fn addr(&self) -> Option<SocketAddr> {

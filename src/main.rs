@@ -32,8 +32,12 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             commands::run::run(settings, Components::workers(kinds)).await?
         }
         Command::Migrate => commands::run::migrate(settings).await?,
-        Command::Token(TokenCommand::Create(args)) => commands::token::create(settings, args).await?,
-        Command::License(LicenseCommand::Verify(args)) => return commands::license::verify(settings, args).await,
+        Command::Token(TokenCommand::Create(args)) => {
+            commands::token::create(settings, args).await?
+        }
+        Command::License(LicenseCommand::Verify(args)) => {
+            return commands::license::verify(settings, args).await;
+        }
     }
     Ok(true)
 }

@@ -15,7 +15,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, max: Duration) -> Backoff {
-        Backoff { base, max, attempt: 0 }
+        Backoff {
+            base,
+            max,
+            attempt: 0,
+        }
     }
 
     /// The delay before the next try; grows with each call.
@@ -53,7 +57,10 @@ mod tests {
             let cap = base.saturating_mul(1 << attempt).min(max);
             for _ in 0..50 {
                 let delay = delay_for_attempt(base, max, attempt);
-                assert!(delay >= cap / 2 && delay <= cap, "attempt {attempt}: {delay:?} vs cap {cap:?}");
+                assert!(
+                    delay >= cap / 2 && delay <= cap,
+                    "attempt {attempt}: {delay:?} vs cap {cap:?}"
+                );
             }
         }
     }

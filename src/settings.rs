@@ -160,9 +160,15 @@ impl Settings {
             self.jobs.timeout,
             BROKER_ACK_TIMEOUT
         );
-        anyhow::ensure!(self.jobs.max_attempts > 0, "jobs.max_attempts must be at least 1");
+        anyhow::ensure!(
+            self.jobs.max_attempts > 0,
+            "jobs.max_attempts must be at least 1"
+        );
         anyhow::ensure!(self.amqp.prefetch > 0, "amqp.prefetch must be at least 1");
-        anyhow::ensure!(self.amqp.delivery_limit > 0, "amqp.delivery_limit must be at least 1");
+        anyhow::ensure!(
+            self.amqp.delivery_limit > 0,
+            "amqp.delivery_limit must be at least 1"
+        );
         anyhow::ensure!(
             self.http.rate_limit_per_second > 0 && self.http.rate_limit_burst > 0,
             "http.rate_limit_per_second and http.rate_limit_burst must be at least 1"

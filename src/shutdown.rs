@@ -14,7 +14,9 @@ pub fn cancel_on_signal(token: CancellationToken) {
             _ = term.recv() => {}
             _ = token.cancelled() => return,
         }
-        tracing::info!("shutdown requested: no new work is taken, in-flight jobs finish or go back");
+        tracing::info!(
+            "shutdown requested: no new work is taken, in-flight jobs finish or go back"
+        );
         token.cancel();
     });
 }

@@ -19,27 +19,50 @@ impl JobHandler for LicenseAdditional {
         JobKind::LicenseAdditional
     }
 
-    async fn handle(&self, ctx: &JobContext, job: &JobRow, tx: &mut Tx<'_>) -> Result<(), JobError> {
-        let LicenseJobPayload { order_id, request_id } = payload(job)?;
+    async fn handle(
+        &self,
+        ctx: &JobContext,
+        job: &JobRow,
+        tx: &mut Tx<'_>,
+    ) -> Result<(), JobError> {
+        let LicenseJobPayload {
+            order_id,
+            request_id,
+        } = payload(job)?;
         let order = licenses::lock_order(tx, order_id)
             .await?
             .ok_or_else(|| JobError::fatal(format!("license order {order_id} does not exist")))?;
         let request = licenses::find_request(tx, request_id)
             .await?
-            .ok_or_else(|| JobError::fatal(format!("license request {request_id} does not exist")))?;
+            .ok_or_else(|| {
+                JobError::fatal(format!("license request {request_id} does not exist"))
+            })?;
         if request.status == "done" {
             return Ok(());
         }
-        let (Some(vendor_order_id), "active") = (order.vendor_order_id.clone(), order.status.as_str()) else {
+        let (Some(vendor_order_id), "active") =
+            (order.vendor_order_id.clone(), order.status.as_str())
+        else {
             return Err(JobError::fatal(format!(
                 "license order {order_id} is {}, so no licenses can be added",
                 order.status
             )));
         };
         let now = ctx.clock.now();
-        let issued = issuance::issue_pending_keys(ctx, tx, &order, &vendor_order_id, request_id, now).await?;
+        let issued =
+            issuance::issue_pending_keys(ctx, tx, &order, &vendor_order_id, request_id, now)
+                .await?;
         licenses::complete_request(tx, request_id, now).await?;
-        issuance::queue_issued_mail(ctx, tx, "license_added", &order, &vendor_order_id, &request, &issued, now)
-            .await
+        issuance::queue_issued_mail(
+            ctx,
+            tx,
+            "license_added",
+            &order,
+            &vendor_order_id,
+            &request,
+            &issued,
+            now,
+        )
+        .await
     }
 }

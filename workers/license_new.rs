@@ -20,14 +20,24 @@ impl JobHandler for LicenseNew {
         JobKind::LicenseNew
     }
 
-    async fn handle(&self, ctx: &JobContext, job: &JobRow, tx: &mut Tx<'_>) -> Result<(), JobError> {
-        let LicenseJobPayload { order_id, request_id } = payload(job)?;
+    async fn handle(
+        &self,
+        ctx: &JobContext,
+        job: &JobRow,
+        tx: &mut Tx<'_>,
+    ) -> Result<(), JobError> {
+        let LicenseJobPayload {
+            order_id,
+            request_id,
+        } = payload(job)?;
         let order = licenses::lock_order(tx, order_id)
             .await?
             .ok_or_else(|| JobError::fatal(format!("license order {order_id} does not exist")))?;
         let request = licenses::find_request(tx, request_id)
             .await?
-            .ok_or_else(|| JobError::fatal(format!("license request {request_id} does not exist")))?;
+            .ok_or_else(|| {
+                JobError::fatal(format!("license request {request_id} does not exist"))
+            })?;
         if request.status == "done" {
             return Ok(());
         }
@@ -36,10 +46,21 @@ impl JobHandler for LicenseNew {
             None => ctx.vendor.create_order(order.id).await?,
         };
         let now = ctx.clock.now();
-        let issued = issuance::issue_pending_keys(ctx, tx, &order, &vendor_order_id, request_id, now).await?;
+        let issued =
+            issuance::issue_pending_keys(ctx, tx, &order, &vendor_order_id, request_id, now)
+                .await?;
         licenses::activate_order(tx, order.id, &vendor_order_id, now).await?;
         licenses::complete_request(tx, request_id, now).await?;
-        issuance::queue_issued_mail(ctx, tx, "license_issued", &order, &vendor_order_id, &request, &issued, now)
-            .await
+        issuance::queue_issued_mail(
+            ctx,
+            tx,
+            "license_issued",
+            &order,
+            &vendor_order_id,
+            &request,
+            &issued,
+            now,
+        )
+        .await
     }
 }

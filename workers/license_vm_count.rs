@@ -22,32 +22,54 @@ impl JobHandler for LicenseVmCount {
         JobKind::LicenseVmCount
     }
 
-    async fn handle(&self, ctx: &JobContext, job: &JobRow, tx: &mut Tx<'_>) -> Result<(), JobError> {
-        let LicenseJobPayload { order_id, request_id } = payload(job)?;
+    async fn handle(
+        &self,
+        ctx: &JobContext,
+        job: &JobRow,
+        tx: &mut Tx<'_>,
+    ) -> Result<(), JobError> {
+        let LicenseJobPayload {
+            order_id,
+            request_id,
+        } = payload(job)?;
         let order = licenses::lock_order(tx, order_id)
             .await?
             .ok_or_else(|| JobError::fatal(format!("license order {order_id} does not exist")))?;
         let request = licenses::find_request(tx, request_id)
             .await?
-            .ok_or_else(|| JobError::fatal(format!("license request {request_id} does not exist")))?;
+            .ok_or_else(|| {
+                JobError::fatal(format!("license request {request_id} does not exist"))
+            })?;
         if request.status == "done" {
             return Ok(());
         }
         let (Some(license_id), Some(vm_count)) = (request.license_id, request.vm_count) else {
-            return Err(JobError::fatal("a VM-count request names no license and count"));
+            return Err(JobError::fatal(
+                "a VM-count request names no license and count",
+            ));
         };
         let license = licenses::find_license(tx, license_id)
             .await?
             .ok_or_else(|| JobError::fatal(format!("license {license_id} does not exist")))?;
-        let (Some(vendor_order_id), Some(key), Some(previous)) =
-            (order.vendor_order_id.clone(), license.key.clone(), license.vm_count)
-        else {
+        let (Some(vendor_order_id), Some(key), Some(previous)) = (
+            order.vendor_order_id.clone(),
+            license.key.clone(),
+            license.vm_count,
+        ) else {
             return Err(JobError::fatal(format!(
                 "license {license_id} is not an issued hypervisor key of an active order"
             )));
         };
         let now = ctx.clock.now();
-        let certificate = issuance::certificate_for(ctx, &order, &vendor_order_id, &license, &key, Some(vm_count), now);
+        let certificate = issuance::certificate_for(
+            ctx,
+            &order,
+            &vendor_order_id,
+            &license,
+            &key,
+            Some(vm_count),
+            now,
+        );
         licenses::set_vm_count(tx, license_id, vm_count, &certificate).await?;
         licenses::complete_request(tx, request_id, now).await?;
         let mut updated = license.clone();

@@ -25,7 +25,12 @@ impl JobHandler for MailSend {
         JobKind::MailSend
     }
 
-    async fn handle(&self, ctx: &JobContext, job: &JobRow, tx: &mut Tx<'_>) -> Result<(), JobError> {
+    async fn handle(
+        &self,
+        ctx: &JobContext,
+        job: &JobRow,
+        tx: &mut Tx<'_>,
+    ) -> Result<(), JobError> {
         let MailPayload { mail_id } = payload(job)?;
         let mail = mails::lock_mail(tx, mail_id)
             .await?
@@ -33,8 +38,10 @@ impl JobHandler for MailSend {
         if mail.status == "sent" {
             return Ok(());
         }
-        let attachments: Vec<Attachment> = serde_json::from_value(mail.attachments)
-            .map_err(|e| JobError::fatal(format!("mail {mail_id} has unreadable attachments: {e}")))?;
+        let attachments: Vec<Attachment> =
+            serde_json::from_value(mail.attachments).map_err(|e| {
+                JobError::fatal(format!("mail {mail_id} has unreadable attachments: {e}"))
+            })?;
         let outgoing = OutgoingMail {
             message_id: mail.message_id,
             from: ctx.settings.mail.from.clone(),

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::Confirmation;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Connection};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -65,8 +65,13 @@ impl Relay {
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        self.topology.declare(&channel).await.context("declaring the topology")?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        self.topology
+            .declare(&channel)
+            .await
+            .context("declaring the topology")?;
         let mut listener = self.listen().await;
         tracing::info!("outbox relay publishing");
         loop {
@@ -143,7 +148,10 @@ impl Relay {
                             job_id: Some(message.envelope.job_id),
                             kind: Some(&message.envelope.kind),
                             queue: &exchange,
-                            reason: &format!("no queue is bound for job kind {:?}", message.envelope.kind),
+                            reason: &format!(
+                                "no queue is bound for job kind {:?}",
+                                message.envelope.kind
+                            ),
                             body: &body,
                             attempts: message.envelope.attempt - 1,
                         },

@@ -49,7 +49,10 @@ impl Topology {
 
     fn base_queue_arguments(&self) -> FieldTable {
         let mut args = FieldTable::default();
-        args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
         if let Some(ms) = self.queue_expires_ms {
             args.insert("x-expires".into(), AMQPValue::LongLongInt(ms as i64));
         }
@@ -65,7 +68,12 @@ impl Topology {
             ..ExchangeDeclareOptions::default()
         };
         channel
-            .exchange_declare(self.exchange().into(), ExchangeKind::Direct, durable, FieldTable::default())
+            .exchange_declare(
+                self.exchange().into(),
+                ExchangeKind::Direct,
+                durable,
+                FieldTable::default(),
+            )
             .await?;
         channel
             .exchange_declare(
@@ -80,7 +88,11 @@ impl Topology {
             ..QueueDeclareOptions::default()
         };
         channel
-            .queue_declare(self.dead_letter_queue().into(), queue_options, self.base_queue_arguments())
+            .queue_declare(
+                self.dead_letter_queue().into(),
+                queue_options,
+                self.base_queue_arguments(),
+            )
             .await?;
         channel
             .queue_bind(
@@ -93,7 +105,10 @@ impl Topology {
             .await?;
         for kind in JobKind::ALL {
             let mut args = self.base_queue_arguments();
-            args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(self.delivery_limit.into()));
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(self.delivery_limit.into()),
+            );
             args.insert(
                 "x-dead-letter-exchange".into(),
                 AMQPValue::LongString(self.dead_letter_exchange().into()),
@@ -104,7 +119,10 @@ impl Topology {
                 "x-dead-letter-strategy".into(),
                 AMQPValue::LongString("at-least-once".into()),
             );
-            args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+            args.insert(
+                "x-overflow".into(),
+                AMQPValue::LongString("reject-publish".into()),
+            );
             channel
                 .queue_declare(self.queue(kind).into(), queue_options, args)
                 .await?;

@@ -26,7 +26,10 @@ fn verify_certificate(settings: &Settings, args: &LicenseVerify) -> anyhow::Resu
     match certificate::verify(&args.input, &public_key) {
         Ok(claims) => {
             if args.json {
-                println!("{}", json!({ "valid": true, "kind": "certificate", "claims": claims }));
+                println!(
+                    "{}",
+                    json!({ "valid": true, "kind": "certificate", "claims": claims })
+                );
             } else {
                 println!("valid certificate, signed by key {}", public_key.key_id());
                 println!("  order:        {}", claims.order_id);
@@ -55,8 +58,15 @@ async fn verify_key(settings: &Settings, args: &LicenseVerify) -> anyhow::Result
         }
     };
     // The status is a bonus: the check character alone is the offline answer.
-    let status = match tokio::time::timeout(Duration::from_secs(3), crate::store::connect(&settings.database)).await {
-        Ok(Ok(pool)) => crate::store::licenses::status_of_key(&pool, key.as_str()).await.ok(),
+    let status = match tokio::time::timeout(
+        Duration::from_secs(3),
+        crate::store::connect(&settings.database),
+    )
+    .await
+    {
+        Ok(Ok(pool)) => crate::store::licenses::status_of_key(&pool, key.as_str())
+            .await
+            .ok(),
         _ => None,
     };
     if args.json {
@@ -65,7 +75,10 @@ async fn verify_key(settings: &Settings, args: &LicenseVerify) -> anyhow::Result
             Some(None) => (json!("unknown"), json!(null)),
             None => (json!(null), json!(null)),
         };
-        println!("{}", json!({ "valid": true, "kind": "key", "status": status, "order_id": order }));
+        println!(
+            "{}",
+            json!({ "valid": true, "kind": "key", "status": status, "order_id": order })
+        );
     } else {
         println!("the key is well-formed (check character matches)");
         match status {
@@ -79,7 +92,10 @@ async fn verify_key(settings: &Settings, args: &LicenseVerify) -> anyhow::Result
 
 fn report_invalid(json: bool, kind: &str, reason: &str) {
     if json {
-        println!("{}", json!({ "valid": false, "kind": kind, "reason": reason }));
+        println!(
+            "{}",
+            json!({ "valid": false, "kind": kind, "reason": reason })
+        );
     } else {
         println!("invalid {kind}: {reason}");
     }

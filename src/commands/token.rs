@@ -5,10 +5,16 @@ use crate::settings::Settings;
 use crate::store::tokens::{self, Role};
 
 pub async fn create(settings: Settings, args: TokenCreate) -> anyhow::Result<()> {
-    let role = Role::parse(&args.role)
-        .ok_or_else(|| anyhow::anyhow!("--role must be portal, operator or scheduler, not {:?}", args.role))?;
+    let role = Role::parse(&args.role).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--role must be portal, operator or scheduler, not {:?}",
+            args.role
+        )
+    })?;
     match (role, &args.partner) {
-        (Role::Portal, None) => anyhow::bail!("a portal token acts for one partner: add --partner ID"),
+        (Role::Portal, None) => {
+            anyhow::bail!("a portal token acts for one partner: add --partner ID")
+        }
         (Role::Portal, Some(partner)) if !crate::intake::body::is_identifier(partner) => {
             anyhow::bail!("--partner must be 1 to 64 letters, digits, '.', '_' or '-'")
         }
@@ -23,7 +29,8 @@ pub async fn create(settings: Settings, args: TokenCreate) -> anyhow::Result<()>
         .map(|r| r.ok_or_else(|| anyhow::anyhow!("--rate-limit must be a positive number")))
         .transpose()?;
     let pool = crate::store::prepare(&settings.database).await?;
-    let (id, secret) = tokens::create_token(&pool, &args.name, role, args.partner.as_deref(), rate).await?;
+    let (id, secret) =
+        tokens::create_token(&pool, &args.name, role, args.partner.as_deref(), rate).await?;
     if args.json {
         println!(
             "{}",
@@ -34,7 +41,9 @@ pub async fn create(settings: Settings, args: TokenCreate) -> anyhow::Result<()>
         eprintln!(
             "created {} token {id}{}; it is shown only now: store it safely",
             role.as_str(),
-            args.partner.map(|p| format!(" for partner {p}")).unwrap_or_default()
+            args.partner
+                .map(|p| format!(" for partner {p}"))
+                .unwrap_or_default()
         );
     }
     Ok(())

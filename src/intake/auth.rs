@@ -27,7 +27,11 @@ impl Caller {
         } else {
             Err(ApiError::Forbidden(format!(
                 "this route is for {} tokens; this token is a {} token",
-                roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or "),
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
                 self.0.role.as_str()
             )))
         }
@@ -54,7 +58,10 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let secret = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -93,11 +100,19 @@ impl RateLimits {
             buckets
                 .entry(token.id)
                 .or_insert_with(|| {
-                    let (per_second, burst) = match token.rate_limit_per_second.and_then(|r| NonZeroU32::new(r as u32)) {
-                        Some(rate) => (rate, rate.saturating_mul(NonZeroU32::new(2).expect("2 > 0"))),
+                    let (per_second, burst) = match token
+                        .rate_limit_per_second
+                        .and_then(|r| NonZeroU32::new(r as u32))
+                    {
+                        Some(rate) => (
+                            rate,
+                            rate.saturating_mul(NonZeroU32::new(2).expect("2 > 0")),
+                        ),
                         None => (self.default_per_second, self.default_burst),
                     };
-                    Arc::new(RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)))
+                    Arc::new(RateLimiter::direct(
+                        Quota::per_second(per_second).allow_burst(burst),
+                    ))
                 })
                 .clone()
         };

@@ -2,9 +2,42 @@
 //! offending field, all as problem+json.
 
 use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
 use super::problem::{ApiError, FieldError};
+
+/// The raw body, with axum's rejections (too large, unreadable) turned
+/// into problem+json like every other error.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = request
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(usize::MAX, |l| l.0);
+        Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge { limit }
+                } else {
+                    ApiError::BadRequest {
+                        slug: "unreadable-body",
+                        detail: rejection.body_text(),
+                    }
+                }
+            })
+    }
+}
+
+/// The configured body limit, carried to [`RawBody`] for its error message.
+#[derive(Clone, Copy)]
+pub struct BodyLimit(pub usize);
 
 pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.is_empty() {
@@ -46,15 +79,22 @@ impl Checks {
     }
 
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
     }
 }
 
 pub fn is_plausible_email(address: &str) -> bool {
-    address.len() <= 254
-        && address.parse::<lettre::Address>().is_ok()
+    address.len() <= 254 && address.parse::<lettre::Address>().is_ok()
 }
 
 pub fn is_identifier(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }

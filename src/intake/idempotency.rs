@@ -60,21 +60,24 @@ pub async fn begin(
     if !idempotency::try_lock(&mut tx, caller.0.id, key).await? {
         return Err(ApiError::Conflict {
             slug: "idempotency-key-in-flight",
-            detail: "a request with this Idempotency-Key is still being processed; retry shortly".into(),
+            detail: "a request with this Idempotency-Key is still being processed; retry shortly"
+                .into(),
         });
     }
     if let Some(saved) = idempotency::find(&mut tx, caller.0.id, key).await? {
         if saved.request_fingerprint != fingerprint {
             return Err(ApiError::Unprocessable {
                 slug: "idempotency-key-reused",
-                detail: "this Idempotency-Key was used with a different request; use a new key".into(),
+                detail: "this Idempotency-Key was used with a different request; use a new key"
+                    .into(),
             });
         }
         let status = StatusCode::from_u16(saved.response_status as u16).unwrap_or(StatusCode::OK);
         let mut response = (status, axum::Json(saved.response_body)).into_response();
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
         return Ok(Begun::Replay(response));
     }
     Ok(Begun::Fresh(Fresh {
@@ -87,8 +90,20 @@ pub async fn begin(
 
 impl Fresh {
     /// Saves the response with the work and commits both.
-    pub async fn finish(mut self, status: StatusCode, body: serde_json::Value) -> Result<Response, ApiError> {
-        idempotency::save(&mut self.tx, self.caller.0.id, &self.key, &self.fingerprint, status.as_u16(), &body).await?;
+    pub async fn finish(
+        mut self,
+        status: StatusCode,
+        body: serde_json::Value,
+    ) -> Result<Response, ApiError> {
+        idempotency::save(
+            &mut self.tx,
+            self.caller.0.id,
+            &self.key,
+            &self.fingerprint,
+            status.as_u16(),
+            &body,
+        )
+        .await?;
         self.tx.commit().await?;
         Ok((status, axum::Json(body)).into_response())
     }

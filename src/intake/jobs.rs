@@ -25,11 +25,17 @@ pub struct JobResponse {
     params(("id" = Uuid, Path, description = "job id")),
     responses((status = 200, body = JobResponse), (status = 404, body = super::problem::Problem)),
     security(("bearer" = [])))]
-pub async fn get_job(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<JobResponse>, ApiError> {
+pub async fn get_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<JobResponse>, ApiError> {
     caller.require(&[Role::Portal, Role::Operator])?;
     let not_found = || ApiError::NotFound(format!("no job {id}"));
     let uuid: Uuid = id.parse().map_err(|_| not_found())?;
-    let (job, attempt_log) = jobs::find_view(&state.pool, uuid).await?.ok_or_else(not_found)?;
+    let (job, attempt_log) = jobs::find_view(&state.pool, uuid)
+        .await?
+        .ok_or_else(not_found)?;
     if !caller.can_see(job.partner_id.as_deref()) {
         return Err(not_found());
     }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::auth::Caller;
-use super::body::{Checks, is_identifier, is_plausible_email, parse_json};
+use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
 use super::idempotency::{self, Begun};
 use super::problem::ApiError;
 use crate::job::JobKind;
@@ -29,8 +29,14 @@ const USAGES: [&str; 3] = ["virtual", "bare_metal", "hypervisor"];
 /// Field names a caller might use to ask for a start or cancellation date;
 /// none can be asked for (SPEC §1.1), so they answer 400, not "unknown field".
 const DATE_FIELDS: [&str; 8] = [
-    "start_date", "starts_at", "start_at", "effective_date", "cancel_date", "cancellation_date",
-    "cancel_at", "end_date",
+    "start_date",
+    "starts_at",
+    "start_at",
+    "effective_date",
+    "cancel_date",
+    "cancellation_date",
+    "cancel_at",
+    "end_date",
 ];
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -86,7 +92,8 @@ pub struct Accepted {
 }
 
 fn refuse_date_fields(body: &Bytes) -> Result<(), ApiError> {
-    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice::<serde_json::Value>(body) {
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice::<serde_json::Value>(body)
+    {
         if let Some(field) = DATE_FIELDS.iter().find(|f| fields.contains_key(**f)) {
             return Err(ApiError::BadRequest {
                 slug: "date-not-allowed",
@@ -102,22 +109,54 @@ fn refuse_date_fields(body: &Bytes) -> Result<(), ApiError> {
 fn check_vm_count(checks: &mut Checks, usage: &str, vm_count: Option<i32>) {
     match vm_count {
         Some(count) => {
-            checks.check(usage == "hypervisor", "vm_count", "only hypervisor licenses carry a VM count");
-            checks.check((1..=100_000).contains(&count), "vm_count", "must be between 1 and 100000");
+            checks.check(
+                usage == "hypervisor",
+                "vm_count",
+                "only hypervisor licenses carry a VM count",
+            );
+            checks.check(
+                (1..=100_000).contains(&count),
+                "vm_count",
+                "must be between 1 and 100000",
+            );
         }
-        None => checks.check(usage != "hypervisor", "vm_count", "hypervisor licenses need a VM count"),
+        None => checks.check(
+            usage != "hypervisor",
+            "vm_count",
+            "hypervisor licenses need a VM count",
+        ),
     }
 }
 
 fn validate_new(order: &NewOrderRequest, default_locale: &str) -> Result<String, ApiError> {
     let mut checks = Checks::default();
-    checks.check(is_identifier(&order.customer_id), "customer_id", "1 to 64 letters, digits, '.', '_' or '-'");
-    checks.check(USAGES.contains(&order.usage.as_str()), "usage", "must be one of virtual, bare_metal, hypervisor");
-    checks.check((1..=1000).contains(&order.quantity), "quantity", "must be between 1 and 1000");
+    checks.check(
+        is_identifier(&order.customer_id),
+        "customer_id",
+        "1 to 64 letters, digits, '.', '_' or '-'",
+    );
+    checks.check(
+        USAGES.contains(&order.usage.as_str()),
+        "usage",
+        "must be one of virtual, bare_metal, hypervisor",
+    );
+    checks.check(
+        (1..=1000).contains(&order.quantity),
+        "quantity",
+        "must be between 1 and 1000",
+    );
     check_vm_count(&mut checks, &order.usage, order.vm_count);
     let name = order.contact.name.trim();
-    checks.check(!name.is_empty() && name.len() <= 200, "contact.name", "1 to 200 characters");
-    checks.check(is_plausible_email(&order.contact.email), "contact.email", "must be a mail address");
+    checks.check(
+        !name.is_empty() && name.len() <= 200,
+        "contact.name",
+        "1 to 200 characters",
+    );
+    checks.check(
+        is_plausible_email(&order.contact.email),
+        "contact.email",
+        "must be a mail address",
+    );
     let locale = order.contact.locale.as_deref().unwrap_or(default_locale);
     let parsed = Locale::parse(locale);
     checks.check(parsed.is_some(), "contact.locale", "must be ja or en");
@@ -125,7 +164,12 @@ fn validate_new(order: &NewOrderRequest, default_locale: &str) -> Result<String,
     Ok(parsed.map_or("ja", |l| l.as_str()).to_owned())
 }
 
-fn accepted(order_id: Uuid, request_id: Uuid, job_id: Uuid, sla_deadline: DateTime<Utc>) -> serde_json::Value {
+fn accepted(
+    order_id: Uuid,
+    request_id: Uuid,
+    job_id: Uuid,
+    sla_deadline: DateTime<Utc>,
+) -> serde_json::Value {
     serde_json::to_value(Accepted {
         job_id,
         order_id,
@@ -166,7 +210,11 @@ async fn enqueue_request(
         RequestKind::Additional => JobKind::LicenseAdditional,
         RequestKind::VmCount => JobKind::LicenseVmCount,
     };
-    let payload = serde_json::to_value(LicenseJobPayload { order_id: order.id, request_id }).expect("serialisable");
+    let payload = serde_json::to_value(LicenseJobPayload {
+        order_id: order.id,
+        request_id,
+    })
+    .expect("serialisable");
     let job_id = jobs::enqueue(
         tx,
         jobs::NewJob {
@@ -223,18 +271,24 @@ pub async fn create_order(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Portal])?;
     refuse_date_fields(&body)?;
     let request: NewOrderRequest = parse_json(&body)?;
     let locale = validate_new(&request, &state.settings.mail.default_locale)?;
-    let partner_id = caller.partner_scope().expect("portal tokens have a partner").to_owned();
+    let partner_id = caller
+        .partner_scope()
+        .expect("portal tokens have a partner")
+        .to_owned();
 
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, "POST /v1/license-orders", &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
+    let mut fresh =
+        match idempotency::begin(&state, &caller, &headers, "POST /v1/license-orders", &body)
+            .await?
+        {
+            Begun::Replay(response) => return Ok(response),
+            Begun::Fresh(fresh) => fresh,
+        };
     let now = state.clock.now();
     let order_id = Uuid::now_v7();
     licenses::insert_order(
@@ -251,21 +305,49 @@ pub async fn create_order(
         },
     )
     .await?;
-    let order = licenses::lock_order(&mut fresh.tx, order_id).await?.expect("just inserted");
-    let (request_id, job_id, deadline) =
-        enqueue_request(&state, &mut fresh.tx, &caller, &order, RequestKind::New, Some(request.quantity), None, now)
-            .await?;
-    licenses::insert_pending_licenses(&mut fresh.tx, order_id, request_id, &request.usage, request.vm_count, request.quantity)
-        .await?;
-    fresh.finish(StatusCode::ACCEPTED, accepted(order_id, request_id, job_id, deadline)).await
+    let order = licenses::lock_order(&mut fresh.tx, order_id)
+        .await?
+        .expect("just inserted");
+    let (request_id, job_id, deadline) = enqueue_request(
+        &state,
+        &mut fresh.tx,
+        &caller,
+        &order,
+        RequestKind::New,
+        Some(request.quantity),
+        None,
+        now,
+    )
+    .await?;
+    licenses::insert_pending_licenses(
+        &mut fresh.tx,
+        order_id,
+        request_id,
+        &request.usage,
+        request.vm_count,
+        request.quantity,
+    )
+    .await?;
+    fresh
+        .finish(
+            StatusCode::ACCEPTED,
+            accepted(order_id, request_id, job_id, deadline),
+        )
+        .await
 }
 
 /// Locks an order the caller may change, refusing the states in which no
 /// change is allowed.
-async fn lock_changeable_order(tx: &mut Tx<'_>, caller: &Caller, id: &str) -> Result<OrderRow, ApiError> {
+async fn lock_changeable_order(
+    tx: &mut Tx<'_>,
+    caller: &Caller,
+    id: &str,
+) -> Result<OrderRow, ApiError> {
     let not_found = || ApiError::NotFound(format!("no license order {id}"));
     let uuid: Uuid = id.parse().map_err(|_| not_found())?;
-    let order = licenses::lock_order(tx, uuid).await?.ok_or_else(not_found)?;
+    let order = licenses::lock_order(tx, uuid)
+        .await?
+        .ok_or_else(not_found)?;
     if !caller.can_see(Some(&order.partner_id)) {
         return Err(not_found());
     }
@@ -292,13 +374,17 @@ pub async fn add_licenses(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Portal])?;
     refuse_date_fields(&body)?;
     let request: AdditionRequest = parse_json(&body)?;
     let mut checks = Checks::default();
-    checks.check((1..=1000).contains(&request.quantity), "quantity", "must be between 1 and 1000");
+    checks.check(
+        (1..=1000).contains(&request.quantity),
+        "quantity",
+        "must be between 1 and 1000",
+    );
     checks.finish()?;
 
     let route = format!("POST /v1/license-orders/{id}/additions");
@@ -309,9 +395,17 @@ pub async fn add_licenses(
     let order = lock_changeable_order(&mut fresh.tx, &caller, &id).await?;
     let vm_count = match (order.usage.as_str(), request.vm_count) {
         ("hypervisor", Some(count)) => Some(count),
-        ("hypervisor", None) => licenses::list_licenses(&mut *fresh.tx, order.id).await?.first().and_then(|l| l.vm_count),
+        ("hypervisor", None) => licenses::list_licenses(&mut *fresh.tx, order.id)
+            .await?
+            .first()
+            .and_then(|l| l.vm_count),
         (_, None) => None,
-        (_, Some(_)) => return Err(ApiError::field("vm_count", "only hypervisor licenses carry a VM count")),
+        (_, Some(_)) => {
+            return Err(ApiError::field(
+                "vm_count",
+                "only hypervisor licenses carry a VM count",
+            ));
+        }
     };
     if let Some(count) = vm_count {
         if !(1..=100_000).contains(&count) {
@@ -320,12 +414,31 @@ pub async fn add_licenses(
     }
     let now = state.clock.now();
     let (request_id, job_id, deadline) = enqueue_request(
-        &state, &mut fresh.tx, &caller, &order, RequestKind::Additional, Some(request.quantity), None, now,
+        &state,
+        &mut fresh.tx,
+        &caller,
+        &order,
+        RequestKind::Additional,
+        Some(request.quantity),
+        None,
+        now,
     )
     .await?;
-    licenses::insert_pending_licenses(&mut fresh.tx, order.id, request_id, &order.usage, vm_count, request.quantity)
-        .await?;
-    fresh.finish(StatusCode::ACCEPTED, accepted(order.id, request_id, job_id, deadline)).await
+    licenses::insert_pending_licenses(
+        &mut fresh.tx,
+        order.id,
+        request_id,
+        &order.usage,
+        vm_count,
+        request.quantity,
+    )
+    .await?;
+    fresh
+        .finish(
+            StatusCode::ACCEPTED,
+            accepted(order.id, request_id, job_id, deadline),
+        )
+        .await
 }
 
 #[utoipa::path(post, path = "/v1/license-orders/{id}/vm-count", tag = "license orders",
@@ -338,13 +451,17 @@ pub async fn raise_vm_count(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Portal])?;
     refuse_date_fields(&body)?;
     let request: VmCountRequest = parse_json(&body)?;
     let mut checks = Checks::default();
-    checks.check((1..=100_000).contains(&request.vm_count), "vm_count", "must be between 1 and 100000");
+    checks.check(
+        (1..=100_000).contains(&request.vm_count),
+        "vm_count",
+        "must be between 1 and 100000",
+    );
     checks.finish()?;
 
     let route = format!("POST /v1/license-orders/{id}/vm-count");
@@ -356,7 +473,10 @@ pub async fn raise_vm_count(
     if order.usage != "hypervisor" {
         return Err(ApiError::Unprocessable {
             slug: "not-hypervisor",
-            detail: format!("the order's usage is {}; only hypervisor keys have a VM count", order.usage),
+            detail: format!(
+                "the order's usage is {}; only hypervisor keys have a VM count",
+                order.usage
+            ),
         });
     }
     let keys: Vec<_> = licenses::list_licenses(&mut *fresh.tx, order.id)
@@ -365,18 +485,22 @@ pub async fn raise_vm_count(
         .filter(|l| l.status == "issued")
         .collect();
     let license = match request.license_id {
-        Some(license_id) => keys
-            .iter()
-            .find(|l| l.id == license_id)
-            .ok_or_else(|| ApiError::Unprocessable {
-                slug: "unknown-license",
-                detail: format!("license {license_id} is not an issued key of this order"),
-            })?,
+        Some(license_id) => {
+            keys.iter()
+                .find(|l| l.id == license_id)
+                .ok_or_else(|| ApiError::Unprocessable {
+                    slug: "unknown-license",
+                    detail: format!("license {license_id} is not an issued key of this order"),
+                })?
+        }
         None if keys.len() == 1 => &keys[0],
         None => {
             return Err(ApiError::field(
                 "license_id",
-                format!("the order has {} issued hypervisor keys; name one", keys.len()),
+                format!(
+                    "the order has {} issued hypervisor keys; name one",
+                    keys.len()
+                ),
             ));
         }
     };
@@ -384,15 +508,29 @@ pub async fn raise_vm_count(
     if request.vm_count <= current {
         return Err(ApiError::Unprocessable {
             slug: "vm-count-not-higher",
-            detail: format!("the key's VM count is already {current}; the new count must be higher"),
+            detail: format!(
+                "the key's VM count is already {current}; the new count must be higher"
+            ),
         });
     }
     let now = state.clock.now();
     let (request_id, job_id, deadline) = enqueue_request(
-        &state, &mut fresh.tx, &caller, &order, RequestKind::VmCount, None, Some((license.id, request.vm_count)), now,
+        &state,
+        &mut fresh.tx,
+        &caller,
+        &order,
+        RequestKind::VmCount,
+        None,
+        Some((license.id, request.vm_count)),
+        now,
     )
     .await?;
-    fresh.finish(StatusCode::ACCEPTED, accepted(order.id, request_id, job_id, deadline)).await
+    fresh
+        .finish(
+            StatusCode::ACCEPTED,
+            accepted(order.id, request_id, job_id, deadline),
+        )
+        .await
 }
 
 #[utoipa::path(get, path = "/v1/license-orders/{id}", tag = "license orders",
@@ -407,7 +545,9 @@ pub async fn get_order(
     caller.require(&[Role::Portal, Role::Operator])?;
     let not_found = || ApiError::NotFound(format!("no license order {id}"));
     let uuid: Uuid = id.parse().map_err(|_| not_found())?;
-    let order = licenses::find_order(&state.pool, uuid).await?.ok_or_else(not_found)?;
+    let order = licenses::find_order(&state.pool, uuid)
+        .await?
+        .ok_or_else(not_found)?;
     if !caller.can_see(Some(&order.partner_id)) {
         return Err(not_found());
     }

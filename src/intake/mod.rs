@@ -34,7 +34,12 @@ impl AppState {
             settings.http.rate_limit_per_second,
             settings.http.rate_limit_burst,
         ));
-        AppState { pool, settings, clock, rate_limits }
+        AppState {
+            pool,
+            settings,
+            clock,
+            rate_limits,
+        }
     }
 }
 
@@ -46,11 +51,18 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/v1/license-orders", post(license_orders::create_order))
         .route("/v1/license-orders/{id}", get(license_orders::get_order))
-        .route("/v1/license-orders/{id}/additions", post(license_orders::add_licenses))
-        .route("/v1/license-orders/{id}/vm-count", post(license_orders::raise_vm_count))
+        .route(
+            "/v1/license-orders/{id}/additions",
+            post(license_orders::add_licenses),
+        )
+        .route(
+            "/v1/license-orders/{id}/vm-count",
+            post(license_orders::raise_vm_count),
+        )
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .fallback(|| async { problem::ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(body::BodyLimit(body_limit)))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -47,7 +47,15 @@ pub async fn issue_pending_keys(
     let rows = licenses::licenses_of_request(tx, request_id).await?;
     for license in rows.iter().filter(|l| l.status == "pending") {
         let key = ctx.vendor.issue_key(order.id, license.id).await?;
-        let certificate = certificate_for(ctx, order, vendor_order_id, license, key.as_str(), license.vm_count, now);
+        let certificate = certificate_for(
+            ctx,
+            order,
+            vendor_order_id,
+            license,
+            key.as_str(),
+            license.vm_count,
+            now,
+        );
         licenses::issue_license(tx, license.id, key.as_str(), &certificate, now).await?;
     }
     Ok(licenses::licenses_of_request(tx, request_id).await?)

@@ -18,11 +18,13 @@ pub fn load_signer(settings: &LicenseSettings) -> anyhow::Result<certificate::Si
     match &settings.signing_key {
         Some(seed) => certificate::Signer::from_seed_base64(seed.expose_secret())
             .context("license.signing_key is not a valid Ed25519 seed"),
-        None => certificate::Signer::load_or_create(&settings.signing_key_file).with_context(|| {
-            format!(
-                "loading the license signing key from {}",
-                settings.signing_key_file.display()
-            )
-        }),
+        None => {
+            certificate::Signer::load_or_create(&settings.signing_key_file).with_context(|| {
+                format!(
+                    "loading the license signing key from {}",
+                    settings.signing_key_file.display()
+                )
+            })
+        }
     }
 }

@@ -15,7 +15,9 @@ use crate::settings::{MailSettings, MailTransportKind};
 use secrecy::ExposeSecret;
 
 /// The transport the settings ask for.
-pub fn transport_from_settings(settings: &MailSettings) -> anyhow::Result<Arc<dyn transport::MailTransport>> {
+pub fn transport_from_settings(
+    settings: &MailSettings,
+) -> anyhow::Result<Arc<dyn transport::MailTransport>> {
     Ok(match settings.transport {
         MailTransportKind::File => Arc::new(transport::FileTransport::new(settings.dir.clone())),
         MailTransportKind::Smtp => Arc::new(

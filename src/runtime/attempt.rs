@@ -8,8 +8,8 @@ use tracing::Instrument;
 use super::{JobContext, JobHandler};
 use crate::job::{Envelope, JobError};
 use crate::retry::delay_for_attempt;
-use crate::store::jobs::{self, FailureOutcome};
 use crate::store::dead_letters;
+use crate::store::jobs::{self, FailureOutcome};
 
 /// What to tell the broker about the delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +20,12 @@ pub enum Disposition {
     Requeue,
 }
 
-pub async fn process(ctx: &JobContext, handler: &dyn JobHandler, queue: &str, data: &[u8]) -> Disposition {
+pub async fn process(
+    ctx: &JobContext,
+    handler: &dyn JobHandler,
+    queue: &str,
+    data: &[u8],
+) -> Disposition {
     let envelope: Envelope = match serde_json::from_slice(data) {
         Ok(envelope) => envelope,
         Err(error) => {
@@ -29,7 +34,9 @@ pub async fn process(ctx: &JobContext, handler: &dyn JobHandler, queue: &str, da
         }
     };
     let span = tracing::info_span!("job", job_id = %envelope.job_id, kind = %envelope.kind, attempt = envelope.attempt);
-    run(ctx, handler, queue, data, envelope).instrument(span).await
+    run(ctx, handler, queue, data, envelope)
+        .instrument(span)
+        .await
 }
 
 async fn run(
@@ -42,7 +49,10 @@ async fn run(
     let kind = handler.kind();
     let body = String::from_utf8_lossy(data);
     if envelope.kind != kind.as_str() {
-        let reason = format!("job kind {:?} does not belong on queue {queue}", envelope.kind);
+        let reason = format!(
+            "job kind {:?} does not belong on queue {queue}",
+            envelope.kind
+        );
         return dead_letter_raw(ctx, queue, data, &reason).await;
     }
     if envelope.version != kind.version() {
@@ -53,7 +63,17 @@ async fn run(
             kind.version()
         );
         tracing::warn!(%reason, "dead-lettering");
-        return settle(jobs::dead_letter_unrunnable(&ctx.pool, envelope.job_id, &reason, queue, &body, ctx.clock.now()).await);
+        return settle(
+            jobs::dead_letter_unrunnable(
+                &ctx.pool,
+                envelope.job_id,
+                &reason,
+                queue,
+                &body,
+                ctx.clock.now(),
+            )
+            .await,
+        );
     }
 
     let started_at = ctx.clock.now();
@@ -91,16 +111,27 @@ async fn run(
     }
 
     let timeout = ctx.settings.jobs.timeout;
-    let outcome = match tokio::time::timeout(timeout, handler.handle(ctx, &job, &mut tx)).await {
+    let handled = tokio::time::timeout(timeout, handler.handle(ctx, &job, &mut tx)).await;
+    let outcome = match handled {
         Ok(Ok(())) => commit_success(ctx, tx, &envelope, started_at).await,
-        Ok(Err(error)) => Err(error),
-        Err(_) => Err(JobError::Retryable(anyhow::anyhow!(
-            "attempt timed out after {timeout:?} and was abandoned"
-        ))),
+        failed => {
+            // Roll back first: the failure is recorded under the same job
+            // lock that this transaction still holds.
+            let _ = tx.rollback().await;
+            Err(match failed {
+                Ok(Err(error)) => error,
+                _ => JobError::Retryable(anyhow::anyhow!(
+                    "attempt timed out after {timeout:?} and was abandoned"
+                )),
+            })
+        }
     };
     match outcome {
         Ok(()) => {
-            tracing::info!(elapsed_ms = (ctx.clock.now() - started_at).num_milliseconds(), "job succeeded");
+            tracing::info!(
+                elapsed_ms = (ctx.clock.now() - started_at).num_milliseconds(),
+                "job succeeded"
+            );
             Disposition::Ack
         }
         Err(error) => record_failure(ctx, &envelope, started_at, queue, &body, error).await,
@@ -113,7 +144,14 @@ async fn commit_success(
     envelope: &Envelope,
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), JobError> {
-    jobs::mark_succeeded(&mut tx, envelope.job_id, envelope.attempt, started_at, ctx.clock.now()).await?;
+    jobs::mark_succeeded(
+        &mut tx,
+        envelope.job_id,
+        envelope.attempt,
+        started_at,
+        ctx.clock.now(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -159,7 +197,11 @@ async fn record_failure(
 
 fn retry_delay(ctx: &JobContext, attempt: i32) -> Duration {
     let jobs = &ctx.settings.jobs;
-    delay_for_attempt(jobs.backoff_base, jobs.backoff_max, attempt.saturating_sub(1).max(0) as u32)
+    delay_for_attempt(
+        jobs.backoff_base,
+        jobs.backoff_max,
+        attempt.saturating_sub(1).max(0) as u32,
+    )
 }
 
 /// Records a message that is no job at all; it is acked once stored.

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
-use lapin::types::FieldTable;
 use lapin::Connection;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::FieldTable;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -20,13 +22,19 @@ use crate::broker::topology::Topology;
 use crate::retry::Backoff;
 
 /// Consumes the processor's queue until `shutdown`.
-pub async fn run(ctx: JobContext, processor: Arc<dyn DeliveryProcessor>, shutdown: CancellationToken) {
+pub async fn run(
+    ctx: JobContext,
+    processor: Arc<dyn DeliveryProcessor>,
+    shutdown: CancellationToken,
+) {
     let topology = Topology::new(&ctx.settings.amqp);
     let queue = processor.queue(&topology);
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     loop {
         let name = format!("fulfil-worker-{}", processor.name());
-        let Some(connection) = crate::broker::connect_with_backoff(&ctx.settings.amqp, &name, &shutdown).await else {
+        let Some(connection) =
+            crate::broker::connect_with_backoff(&ctx.settings.amqp, &name, &shutdown).await
+        else {
             return;
         };
         let result = consume(&ctx, &processor, &topology, &queue, &connection, &shutdown).await;
@@ -63,7 +71,12 @@ async fn consume(
         .await?;
     let tag = format!("{}-{}", processor.name(), uuid::Uuid::new_v4().simple());
     let mut consumer = channel
-        .basic_consume(queue.into(), tag.clone().into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue.into(),
+            tag.clone().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     tracing::info!(%queue, prefetch = ctx.settings.amqp.prefetch, "worker consuming");
 
@@ -110,14 +123,20 @@ async fn consume(
         in_flight.detach_all();
         return Err(error);
     }
-    let _ = channel.basic_cancel(tag.into(), BasicCancelOptions::default()).await;
+    let _ = channel
+        .basic_cancel(tag.into(), BasicCancelOptions::default())
+        .await;
     let grace = ctx.settings.jobs.shutdown_grace;
     let drained = tokio::time::timeout(grace, async {
         while in_flight.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(remaining = in_flight.len(), ?grace, "jobs still running at the end of the grace period go back to the queue");
+        tracing::warn!(
+            remaining = in_flight.len(),
+            ?grace,
+            "jobs still running at the end of the grace period go back to the queue"
+        );
         in_flight.abort_all();
     }
     let _ = channel.close(200, "worker stopping".into()).await;

@@ -30,7 +30,15 @@ impl DeliveryProcessor for DeadLetterIntake {
         let reason = format!("the broker dead-lettered it from {queue}: {reason}");
         let stored = match serde_json::from_slice::<Envelope>(&delivery.data) {
             Ok(envelope) => {
-                jobs::dead_letter_unrunnable(&ctx.pool, envelope.job_id, &reason, &queue, &body, ctx.clock.now()).await
+                jobs::dead_letter_unrunnable(
+                    &ctx.pool,
+                    envelope.job_id,
+                    &reason,
+                    &queue,
+                    &body,
+                    ctx.clock.now(),
+                )
+                .await
             }
             Err(_) => crate::store::dead_letters::insert(
                 &ctx.pool,
@@ -62,9 +70,15 @@ impl DeliveryProcessor for DeadLetterIntake {
 /// The queue and reason from the first `x-death` entry.
 fn death_of(delivery: &Delivery) -> (String, String) {
     let unknown = || ("unknown queue".to_owned(), "unknown reason".to_owned());
-    let Some(headers) = delivery.properties.headers() else { return unknown() };
-    let Some(AMQPValue::FieldArray(deaths)) = headers.inner().get("x-death") else { return unknown() };
-    let Some(AMQPValue::FieldTable(death)) = deaths.as_slice().first() else { return unknown() };
+    let Some(headers) = delivery.properties.headers() else {
+        return unknown();
+    };
+    let Some(AMQPValue::FieldArray(deaths)) = headers.inner().get("x-death") else {
+        return unknown();
+    };
+    let Some(AMQPValue::FieldTable(death)) = deaths.as_slice().first() else {
+        return unknown();
+    };
     let text = |key: &str| match death.inner().get(key) {
         Some(AMQPValue::LongString(s)) => s.to_string(),
         Some(AMQPValue::ShortString(s)) => s.to_string(),

@@ -14,7 +14,6 @@ use lapin::message::Delivery;
 
 use crate::broker::topology::Topology;
 use crate::clock::Clock;
-use attempt::Disposition;
 use crate::job::{JobError, JobKind};
 use crate::licensing::certificate::Signer;
 use crate::licensing::vendor::VendorAdapter;
@@ -23,6 +22,7 @@ use crate::mail::transport::MailTransport;
 use crate::settings::Settings;
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
+use attempt::Disposition;
 
 /// Everything a handler may use. Cheap to clone: all shared.
 #[derive(Clone)]
@@ -43,7 +43,8 @@ pub struct JobContext {
 pub trait JobHandler: Send + Sync + 'static {
     fn kind(&self) -> JobKind;
 
-    async fn handle(&self, ctx: &JobContext, job: &JobRow, tx: &mut Tx<'_>) -> Result<(), JobError>;
+    async fn handle(&self, ctx: &JobContext, job: &JobRow, tx: &mut Tx<'_>)
+    -> Result<(), JobError>;
 }
 
 /// Turns one delivery into a disposition; the consumer loop acks or

@@ -11,6 +11,8 @@ pub struct NewDeadLetter<'a> {
     pub attempts: i32,
 }
 
+/// Stores a dead letter. PostgreSQL text cannot hold NUL, and a dead
+/// letter must be storable whatever bytes arrived, so NULs become U+FFFD.
 pub async fn insert<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     letter: NewDeadLetter<'_>,
@@ -24,8 +26,8 @@ pub async fn insert<'e>(
     .bind(letter.job_id)
     .bind(letter.kind)
     .bind(letter.queue)
-    .bind(letter.reason)
-    .bind(letter.body)
+    .bind(letter.reason.replace('\0', "\u{fffd}"))
+    .bind(letter.body.replace('\0', "\u{fffd}"))
     .bind(letter.attempts)
     .execute(executor)
     .await?;

@@ -21,7 +21,11 @@ pub async fn try_lock(tx: &mut Tx<'_>, token_id: Uuid, key: &str) -> sqlx::Resul
         .await
 }
 
-pub async fn find(tx: &mut Tx<'_>, token_id: Uuid, key: &str) -> sqlx::Result<Option<SavedResponse>> {
+pub async fn find(
+    tx: &mut Tx<'_>,
+    token_id: Uuid,
+    key: &str,
+) -> sqlx::Result<Option<SavedResponse>> {
     sqlx::query_as(
         "select request_fingerprint, response_status, response_body from idempotency_keys
          where token_id = $1 and key = $2",

@@ -88,16 +88,22 @@ const JOB_COLUMNS: &str = "id, kind, version, payload, status, attempts, max_att
 /// Locks the job for the rest of the transaction, so two deliveries of the
 /// same job are handled one after the other, never side by side.
 pub async fn lock(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<JobRow>> {
-    sqlx::query_as(&format!("select {JOB_COLUMNS} from jobs where id = $1 for update"))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
+    sqlx::query_as(&format!(
+        "select {JOB_COLUMNS} from jobs where id = $1 for update"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
 }
 
+/// Counts the delivery and, unless the job is finished, marks it running.
 pub async fn mark_running(pool: &PgPool, id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
     sqlx::query(
-        "update jobs set status = 'running', started_at = coalesce(started_at, $2)
-         where id = $1 and status in ('queued', 'retrying')",
+        "update jobs set deliveries = deliveries + 1,
+                status = case when status in ('queued', 'retrying') then 'running' else status end,
+                started_at = case when status in ('queued', 'retrying')
+                                  then coalesce(started_at, $2) else started_at end
+         where id = $1",
     )
     .bind(id)
     .bind(now)
@@ -180,7 +186,15 @@ pub async fn record_failure(
     failure: Failure<'_>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<FailureOutcome> {
-    let Failure { id, attempt, started_at, error, retry_in, queue, body } = failure;
+    let Failure {
+        id,
+        attempt,
+        started_at,
+        error,
+        retry_in,
+        queue,
+        body,
+    } = failure;
     let mut tx = pool.begin().await?;
     let Some(job) = lock(&mut tx, id).await? else {
         return Ok(FailureOutcome::AlreadyDone);
@@ -215,7 +229,16 @@ pub async fn record_failure(
             .bind(delay_ms as f64)
             .execute(&mut *tx)
             .await?;
-            insert_attempt(&mut tx, id, attempt, started_at, now, "retrying", Some(error)).await?;
+            insert_attempt(
+                &mut tx,
+                id,
+                attempt,
+                started_at,
+                now,
+                "retrying",
+                Some(error),
+            )
+            .await?;
         }
         FailureOutcome::Dead => {
             sqlx::query(
@@ -295,6 +318,7 @@ pub struct JobView {
     pub kind: String,
     pub status: String,
     pub attempts: i32,
+    pub deliveries: i32,
     pub max_attempts: i32,
     pub last_error: Option<String>,
     #[serde(skip)]
@@ -317,9 +341,12 @@ pub struct AttemptView {
     pub error: Option<String>,
 }
 
-pub async fn find_view(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<(JobView, Vec<AttemptView>)>> {
+pub async fn find_view(
+    pool: &PgPool,
+    id: Uuid,
+) -> sqlx::Result<Option<(JobView, Vec<AttemptView>)>> {
     let job: Option<JobView> = sqlx::query_as(
-        "select id, kind, status, attempts, max_attempts, last_error, partner_id, resource_type,
+        "select id, kind, status, attempts, deliveries, max_attempts, last_error, partner_id, resource_type,
                 resource_id, sla_deadline, enqueued_at, started_at, finished_at, next_attempt_at
          from jobs where id = $1",
     )

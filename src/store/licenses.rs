@@ -133,17 +133,21 @@ const ORDER_COLUMNS: &str = "id, partner_id, customer_id, usage, status, vendor_
 /// Locks the order: every change to an order and its keys goes through
 /// this lock, so changes of one order never interleave.
 pub async fn lock_order(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<OrderRow>> {
-    sqlx::query_as(&format!("select {ORDER_COLUMNS} from license_orders where id = $1 for update"))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
+    sqlx::query_as(&format!(
+        "select {ORDER_COLUMNS} from license_orders where id = $1 for update"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 pub async fn find_order(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<OrderRow>> {
-    sqlx::query_as(&format!("select {ORDER_COLUMNS} from license_orders where id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(&format!(
+        "select {ORDER_COLUMNS} from license_orders where id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn activate_order(
@@ -183,10 +187,12 @@ const REQUEST_COLUMNS: &str = "id, order_id, kind, quantity, license_id, vm_coun
      accepted_at, sla_deadline, completed_at";
 
 pub async fn find_request(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<RequestRow>> {
-    sqlx::query_as(&format!("select {REQUEST_COLUMNS} from license_requests where id = $1"))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
+    sqlx::query_as(&format!(
+        "select {REQUEST_COLUMNS} from license_requests where id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 pub async fn list_requests<'e>(
@@ -242,7 +248,10 @@ pub async fn list_licenses<'e>(
     .await
 }
 
-pub async fn licenses_of_request(tx: &mut Tx<'_>, request_id: Uuid) -> sqlx::Result<Vec<LicenseRow>> {
+pub async fn licenses_of_request(
+    tx: &mut Tx<'_>,
+    request_id: Uuid,
+) -> sqlx::Result<Vec<LicenseRow>> {
     sqlx::query_as(&format!(
         "select {LICENSE_COLUMNS} from licenses where request_id = $1 order by seq"
     ))
@@ -252,10 +261,12 @@ pub async fn licenses_of_request(tx: &mut Tx<'_>, request_id: Uuid) -> sqlx::Res
 }
 
 pub async fn find_license(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<LicenseRow>> {
-    sqlx::query_as(&format!("select {LICENSE_COLUMNS} from licenses where id = $1"))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
+    sqlx::query_as(&format!(
+        "select {LICENSE_COLUMNS} from licenses where id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 /// Fills a pending row; an already issued row is left as it is, so issuing

@@ -68,7 +68,8 @@ pub async fn ensure_database(settings: &DatabaseSettings) -> anyhow::Result<()> 
             Ok(_) => tracing::info!(database = %name, "created database"),
             // Another process created it first: that is what we wanted.
             Err(sqlx::Error::Database(e))
-                if e.code().as_deref() == Some("42P04") || e.code().as_deref() == Some("23505") => {}
+                if e.code().as_deref() == Some("42P04") || e.code().as_deref() == Some("23505") => {
+            }
             Err(e) => return Err(e).context(format!("creating database {name:?}")),
         }
     }
@@ -77,7 +78,10 @@ pub async fn ensure_database(settings: &DatabaseSettings) -> anyhow::Result<()> 
 }
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR.run(pool).await.context("running database migrations")
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("running database migrations")
 }
 
 /// Creates the database if needed, connects and migrates: what every

@@ -99,13 +99,15 @@ pub async fn find_by_secret(pool: &PgPool, secret: &str) -> sqlx::Result<Option<
     .bind(hash_secret(secret))
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|(id, name, role, partner_id, rate_limit_per_second)| {
-        Some(TokenIdentity {
-            id,
-            name,
-            role: Role::parse(&role)?,
-            partner_id,
-            rate_limit_per_second,
-        })
-    }))
+    Ok(
+        row.and_then(|(id, name, role, partner_id, rate_limit_per_second)| {
+            Some(TokenIdentity {
+                id,
+                name,
+                role: Role::parse(&role)?,
+                partner_id,
+                rate_limit_per_second,
+            })
+        }),
+    )
 }

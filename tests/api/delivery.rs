@@ -1,0 +1,184 @@
+use std::time::Duration;
+
+use fulfil::app::Components;
+use serde_json::{Value, json};
+
+use crate::support::{new_order, publish_raw, spawn_app, spawn_with, test_settings, wait_for};
+
+#[tokio::test]
+async fn redelivered_jobs_issue_no_second_key_and_no_second_mail() {
+    // Arrange: the job is published once by the relay and twice more by
+    // hand before any worker runs, so the worker sees three copies.
+    let settings = test_settings();
+    let mut api = spawn_with(settings.clone(), Components::api_only()).await;
+    let token = api.portal_token("acme").await;
+    let accepted = api.order(&token, &new_order("virtual", 3)).await;
+    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+    assert!(
+        wait_for(Duration::from_secs(10), || async {
+            api.count("select count(*) from outbox where published_at is not null")
+                .await
+                == 1
+        })
+        .await
+    );
+    let envelope: Value = sqlx::query_scalar(
+        "select json_build_object('job_id', id, 'kind', kind, 'version', version,
+                'enqueued_at', enqueued_at, 'attempt', 1, 'payload', payload)
+         from jobs where id = $1::uuid",
+    )
+    .bind(&job_id)
+    .fetch_one(&api.pool)
+    .await
+    .unwrap();
+    let queue = format!("{}license.new", settings.amqp.prefix);
+    for _ in 0..2 {
+        publish_raw(&settings, &queue, envelope.to_string().as_bytes()).await;
+    }
+
+    // Act
+    let workers = spawn_with(
+        settings.clone(),
+        Components::workers(fulfil::job::JobKind::ALL.to_vec()),
+    )
+    .await;
+
+    // Assert: every copy was delivered, one did the work.
+    let deliveries = format!("select deliveries::int8 from jobs where id = '{job_id}'");
+    assert!(
+        wait_for(Duration::from_secs(20), || async {
+            workers.count(&deliveries).await == 3
+        })
+        .await
+    );
+    let order = api
+        .until_active(&token, accepted["order_id"].as_str().unwrap())
+        .await;
+    assert_eq!(order["licenses"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        api.count("select count(distinct key) from licenses").await,
+        3
+    );
+    let attempts = format!("select count(*) from job_attempts where job_id = '{job_id}'");
+    assert_eq!(api.count(&attempts).await, 1, "one attempt ran");
+    assert!(
+        wait_for(Duration::from_secs(20), || async {
+            api.count("select count(*) from mails where status = 'sent'")
+                .await
+                == 1
+        })
+        .await
+    );
+    assert_eq!(api.count("select count(*) from mails").await, 1);
+    assert_eq!(api.mail_files().len(), 1);
+    api.stop().await;
+    workers.cleanup().await;
+}
+
+#[tokio::test]
+async fn poison_messages_are_dead_lettered_with_the_reason_while_good_jobs_flow() {
+    let app = spawn_app().await;
+    let token = app.portal_token("acme").await;
+    let queue = format!("{}license.new", app.settings.amqp.prefix);
+    let unknown_version = json!({
+        "job_id": uuid::Uuid::now_v7(), "kind": "license.new", "version": 99,
+        "enqueued_at": chrono::Utc::now(), "attempt": 1, "payload": {}
+    });
+    let wrong_kind = json!({
+        "job_id": uuid::Uuid::now_v7(), "kind": "license.bogus", "version": 1,
+        "enqueued_at": chrono::Utc::now(), "attempt": 1, "payload": {}
+    });
+
+    publish_raw(&app.settings, &queue, b"\x00\xffthis is not json").await;
+    publish_raw(
+        &app.settings,
+        &queue,
+        unknown_version.to_string().as_bytes(),
+    )
+    .await;
+    let first = app.order(&token, &new_order("virtual", 1)).await;
+    publish_raw(&app.settings, &queue, wrong_kind.to_string().as_bytes()).await;
+    let second = app.order(&token, &new_order("virtual", 1)).await;
+
+    app.until_active(&token, first["order_id"].as_str().unwrap())
+        .await;
+    app.until_active(&token, second["order_id"].as_str().unwrap())
+        .await;
+    assert!(
+        wait_for(Duration::from_secs(10), || async {
+            app.count("select count(*) from dead_letters").await == 3
+        })
+        .await
+    );
+    let reasons: Vec<String> =
+        sqlx::query_scalar("select reason from dead_letters order by created_at")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        reasons.iter().any(|r| r.contains("not a job envelope")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("version 99")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("license.bogus")),
+        "{reasons:?}"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_job_failing_every_attempt_is_dead_lettered_with_its_last_error() {
+    // Arrange: mail goes to an SMTP port where nothing listens.
+    let mut settings = test_settings();
+    settings.mail.transport = fulfil::settings::MailTransportKind::Smtp;
+    settings.mail.smtp_url = secrecy::SecretString::from("smtp://127.0.0.1:1".to_owned());
+    settings.jobs.max_attempts = 3;
+    let app = spawn_with(settings, Components::everything()).await;
+    let token = app.portal_token("acme").await;
+
+    // Act
+    let accepted = app.order(&token, &new_order("virtual", 1)).await;
+
+    // Assert: the order completes; its mail job dies after three attempts.
+    app.until_active(&token, accepted["order_id"].as_str().unwrap())
+        .await;
+    assert!(
+        wait_for(Duration::from_secs(20), || async {
+            app.count("select count(*) from jobs where kind = 'mail.send' and status = 'dead'")
+                .await
+                == 1
+        })
+        .await
+    );
+    let (job_id, attempts, error): (uuid::Uuid, i32, String) =
+        sqlx::query_as("select id, attempts, last_error from jobs where kind = 'mail.send'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 3);
+    assert!(error.contains("sending mail"), "{error}");
+    let job: Value = app
+        .get(&format!("/v1/jobs/{job_id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let outcomes: Vec<&str> = job["attempt_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["retrying", "retrying", "dead"]);
+    let dead: i64 = app
+        .count(&format!(
+            "select count(*) from dead_letters where job_id = '{job_id}'"
+        ))
+        .await;
+    assert_eq!(dead, 1);
+    app.cleanup().await;
+}

@@ -1,0 +1,13 @@
+//! Black-box tests through the HTTP API, the real RabbitMQ and the real
+//! PostgreSQL: one fresh database and AMQP prefix per test.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod auth;
+mod delivery;
+mod health;
+mod idempotency;
+mod issuance;
+mod order_changes;
+mod validation;

@@ -1,0 +1,335 @@
+//! Test support: a fresh database and a unique AMQP name prefix per test,
+//! the app started in-process (or as a real `fulfil` child process), and
+//! polling helpers with deadlines instead of sleeps.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use fulfil::app::{Application, Components};
+use fulfil::licensing::certificate::Signer;
+use fulfil::settings::Settings;
+use fulfil::store::tokens::{self, Role};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub const ADMIN_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Settings for one isolated test: its own database, AMQP prefix and mail
+/// directory, fast retries, any free port.
+pub fn test_settings() -> Settings {
+    let config_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut settings = Settings::load_from(&config_dir).expect("test settings load");
+    let id = Uuid::new_v4().simple().to_string();
+    settings.database.url = SecretString::from(format!(
+        "postgres://postgres@127.0.0.1:5432/fulfil_test_{id}"
+    ));
+    settings.database.max_connections = 6;
+    settings.amqp.prefix = format!("test-{}.", &id[..12]);
+    settings.amqp.prefetch = 8;
+    settings.amqp.queue_expires = Some(Duration::from_secs(600));
+    settings.http.addr = "127.0.0.1:0".parse().unwrap();
+    settings.mail.dir = std::env::temp_dir().join(format!("fulfil-test-mail-{id}"));
+    settings.license.signing_key = Some(SecretString::from(Signer::generate().seed_base64()));
+    settings.jobs.backoff_base = Duration::from_millis(50);
+    settings.jobs.backoff_max = Duration::from_millis(400);
+    settings.jobs.shutdown_grace = Duration::from_secs(10);
+    settings.outbox.poll_interval = Duration::from_millis(200);
+    settings
+}
+
+pub struct TestApp {
+    pub settings: Settings,
+    pub addr: Option<std::net::SocketAddr>,
+    pub pool: PgPool,
+    pub client: reqwest::Client,
+    app: Option<Application>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(test_settings(), Components::everything()).await
+}
+
+pub async fn spawn_with(settings: Settings, components: Components) -> TestApp {
+    fulfil::telemetry::init();
+    let app = Application::build(settings.clone(), components)
+        .await
+        .expect("app starts");
+    TestApp {
+        addr: app.addr(),
+        pool: app.pool().clone(),
+        settings,
+        client: reqwest::Client::new(),
+        app: Some(app),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "http://{}{}",
+            self.addr.expect("this app runs the API"),
+            path
+        )
+    }
+
+    pub async fn token(&self, role: Role, partner: Option<&str>) -> String {
+        tokens::create_token(&self.pool, "test", role, partner, None)
+            .await
+            .unwrap()
+            .1
+    }
+
+    pub async fn portal_token(&self, partner: &str) -> String {
+        self.token(Role::Portal, Some(partner)).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        idempotency_key: &str,
+        body: &Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("Idempotency-Key", idempotency_key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Posts a new order and returns the 202 body.
+    pub async fn order(&self, token: &str, body: &Value) -> Value {
+        let response = self
+            .post(
+                "/v1/license-orders",
+                token,
+                &Uuid::new_v4().to_string(),
+                body,
+            )
+            .await;
+        assert_eq!(response.status(), 202, "order accepted");
+        response.json().await.unwrap()
+    }
+
+    pub async fn order_view(&self, token: &str, order_id: &str) -> Value {
+        let response = self
+            .get(&format!("/v1/license-orders/{order_id}"), token)
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Waits until the order is active with every key issued.
+    pub async fn until_active(&self, token: &str, order_id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let order = self.order_view(token, order_id).await;
+            let done = order["status"] == "active"
+                && order["licenses"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|l| l["status"] == "issued")
+                && order["requests"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|r| r["status"] == "done");
+            if done {
+                return order;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {order_id} did not become active: {order}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+
+    /// The `.eml` files the file transport wrote.
+    pub fn mail_files(&self) -> Vec<String> {
+        mail_files(&self.settings)
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+
+    /// Stops the app and removes its database and queues.
+    pub async fn cleanup(mut self) {
+        self.stop().await;
+        cleanup(&self.settings).await;
+    }
+}
+
+pub fn mail_files(settings: &Settings) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(&settings.mail.dir) else {
+        return Vec::new();
+    };
+    let mut mails: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    mails.sort();
+    mails
+}
+
+pub async fn cleanup(settings: &Settings) {
+    if let Ok(connection) = fulfil::broker::connect(&settings.amqp, "test-cleanup").await {
+        if let Ok(channel) = connection.create_channel().await {
+            let topology = fulfil::broker::topology::Topology::new(&settings.amqp);
+            for queue in topology.queues() {
+                let _ = channel.queue_delete(queue.into(), Default::default()).await;
+            }
+            let _ = channel
+                .exchange_delete(topology.exchange().into(), Default::default())
+                .await;
+            let _ = channel
+                .exchange_delete(topology.dead_letter_exchange().into(), Default::default())
+                .await;
+        }
+        let _ = connection.close(200, "done".into()).await;
+    }
+    let url = settings.database.url.expose_secret().to_owned();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    if let Ok(admin) = PgPool::connect(ADMIN_DATABASE_URL).await {
+        let _ = sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
+            .execute(&admin)
+            .await;
+    }
+    let _ = std::fs::remove_dir_all(&settings.mail.dir);
+}
+
+/// Polls `check` until it holds or `limit` passes.
+pub async fn wait_for<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn new_order(usage: &str, quantity: i32) -> Value {
+    let mut body = json!({
+        "customer_id": "cust-1",
+        "usage": usage,
+        "quantity": quantity,
+        "contact": { "name": "Hanako Sato", "email": "hanako@example.com", "locale": "en" }
+    });
+    if usage == "hypervisor" {
+        body["vm_count"] = json!(4);
+    }
+    body
+}
+
+/// The environment that makes a `fulfil` child process use these settings.
+pub fn settings_env(settings: &Settings) -> Vec<(String, String)> {
+    vec![
+        (
+            "FULFIL__DATABASE__URL".into(),
+            settings.database.url.expose_secret().to_owned(),
+        ),
+        (
+            "FULFIL__DATABASE__MAX_CONNECTIONS".into(),
+            settings.database.max_connections.to_string(),
+        ),
+        (
+            "FULFIL__AMQP__URL".into(),
+            settings.amqp.url.expose_secret().to_owned(),
+        ),
+        ("FULFIL__AMQP__PREFIX".into(), settings.amqp.prefix.clone()),
+        (
+            "FULFIL__AMQP__PREFETCH".into(),
+            settings.amqp.prefetch.to_string(),
+        ),
+        ("FULFIL__AMQP__QUEUE_EXPIRES".into(), "10m".into()),
+        ("FULFIL__HTTP__ADDR".into(), "127.0.0.1:0".into()),
+        (
+            "FULFIL__MAIL__DIR".into(),
+            settings.mail.dir.display().to_string(),
+        ),
+        (
+            "FULFIL__LICENSE__SIGNING_KEY".into(),
+            settings
+                .license
+                .signing_key
+                .as_ref()
+                .unwrap()
+                .expose_secret()
+                .to_owned(),
+        ),
+        ("FULFIL__JOBS__BACKOFF_BASE".into(), "50ms".into()),
+        ("FULFIL__JOBS__BACKOFF_MAX".into(), "400ms".into()),
+        ("FULFIL__OUTBOX__POLL_INTERVAL".into(), "200ms".into()),
+        ("RUST_LOG".into(), "warn".into()),
+    ]
+}
+
+/// Starts `fulfil ARGS…` as a real child process on these settings.
+pub fn spawn_process(settings: &Settings, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .envs(settings_env(settings))
+        .spawn()
+        .expect("fulfil starts")
+}
+
+/// Publishes raw bytes straight onto a job queue, as a broken or hostile
+/// producer would.
+pub async fn publish_raw(settings: &Settings, queue: &str, body: &[u8]) {
+    let connection = fulfil::broker::connect(&settings.amqp, "test-publisher")
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel.confirm_select(Default::default()).await.unwrap();
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            Default::default(),
+            body,
+            lapin::BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(
+        matches!(confirm, lapin::Confirmation::Ack(None)),
+        "raw message confirmed"
+    );
+    connection.close(200, "done".into()).await.unwrap();
+}
