@@ -171,9 +171,13 @@ impl TestApp {
         mail_files(&self.settings)
     }
 
+    /// Stops the app's parts; the test keeps a pool on its database.
     pub async fn stop(&mut self) {
         if let Some(app) = self.app.take() {
             app.stop().await;
+            self.pool = PgPool::connect(self.settings.database.url.expose_secret())
+                .await
+                .unwrap();
         }
     }
 
@@ -297,14 +301,27 @@ pub fn settings_env(settings: &Settings) -> Vec<(String, String)> {
     ]
 }
 
+/// A `fulfil` child process, killed when dropped so that a failing test
+/// leaves no process behind.
+pub struct ChildProcess(pub Child);
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `fulfil ARGS…` as a real child process on these settings.
-pub fn spawn_process(settings: &Settings, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_fulfil"))
+pub fn spawn_process(settings: &Settings, args: &[&str]) -> ChildProcess {
+    let child = Command::new(env!("CARGO_BIN_EXE_fulfil"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .envs(settings_env(settings))
+        .stdout(std::process::Stdio::null())
         .spawn()
-        .expect("fulfil starts")
+        .expect("fulfil starts");
+    ChildProcess(child)
 }
 
 /// Publishes raw bytes straight onto a job queue, as a broken or hostile

@@ -1,0 +1,169 @@
+//! Process-level guarantees with real `fulfil` child processes: SIGKILL
+//! mid-batch, SIGTERM, and a crash between the commit and the publish.
+
+mod support;
+
+use std::process::Child;
+use std::time::Duration;
+
+use fulfil::app::Components;
+use fulfil::store::tokens::Role;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use support::{TestApp, new_order, spawn_process, spawn_with, test_settings, wait_for};
+
+async fn post_orders(app: &TestApp, token: &str, count: usize, quantity: i32) {
+    let body = new_order("virtual", quantity);
+    for chunk in (0..count).collect::<Vec<_>>().chunks(25) {
+        let posts = chunk.iter().map(|_| app.order(token, &body));
+        futures::future::join_all(posts).await;
+    }
+}
+
+async fn active_orders(app: &TestApp) -> i64 {
+    app.count("select count(*) from license_orders where status = 'active'")
+        .await
+}
+
+/// Everything accepted was done exactly once: every order active, one key
+/// per requested license, one sent mail per order, nothing dead.
+async fn assert_all_done_once(app: &TestApp, orders: i64, quantity: i64) {
+    let all_done = wait_for(Duration::from_secs(60), || async {
+        active_orders(app).await == orders
+            && app
+                .count("select count(*) from mails where status = 'sent'")
+                .await
+                == orders
+    })
+    .await;
+    assert!(
+        all_done,
+        "active: {}, sent mails: {}",
+        active_orders(app).await,
+        app.count("select count(*) from mails where status = 'sent'")
+            .await
+    );
+    assert_eq!(
+        app.count("select count(*) from licenses where status = 'issued'")
+            .await,
+        orders * quantity
+    );
+    assert_eq!(
+        app.count("select count(distinct key) from licenses").await,
+        orders * quantity
+    );
+    assert_eq!(app.count("select count(*) from mails").await, orders);
+    assert_eq!(
+        app.mail_files().len() as i64,
+        orders,
+        "one mail file per order"
+    );
+    assert_eq!(app.count("select count(*) from dead_letters").await, 0);
+    assert_eq!(
+        app.count("select count(*) from jobs where status <> 'succeeded'")
+            .await,
+        0
+    );
+}
+
+async fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let mut status = None;
+    wait_for(limit, || {
+        status = child.try_wait().unwrap();
+        std::future::ready(status.is_some())
+    })
+    .await;
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
+    // Arrange: the API in this process, the worker a real child process.
+    let settings = test_settings();
+    let app = spawn_with(settings.clone(), Components::api_only()).await;
+    let token = app.portal_token("acme").await;
+    let mut worker = spawn_process(&settings, &["worker"]);
+    let orders = 300;
+
+    // Act: kill -9 the worker while it is working through the batch.
+    let posting = post_orders(&app, &token, orders, 2);
+    let killing = async {
+        let started = wait_for(Duration::from_secs(60), || async {
+            active_orders(&app).await >= 10
+        })
+        .await;
+        assert!(started, "the worker started on the batch");
+        worker.0.kill().unwrap();
+        worker.0.wait().unwrap();
+    };
+    tokio::join!(posting, killing);
+    let done_at_kill = active_orders(&app).await;
+    assert!(
+        done_at_kill < orders as i64,
+        "the kill came mid-batch ({done_at_kill} of {orders} done)"
+    );
+
+    let mut replacement = spawn_process(&settings, &["worker"]);
+
+    // Assert
+    assert_all_done_once(&app, orders as i64, 2).await;
+    drop(replacement);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_taking_work_finishes_in_flight_jobs_and_exits_zero() {
+    let settings = test_settings();
+    let app = spawn_with(settings.clone(), Components::api_only()).await;
+    let token = app.portal_token("acme").await;
+    let mut worker = spawn_process(&settings, &["worker"]);
+    post_orders(&app, &token, 100, 1).await;
+    assert!(
+        wait_for(Duration::from_secs(60), || async {
+            active_orders(&app).await >= 5
+        })
+        .await
+    );
+
+    kill(Pid::from_raw(worker.0.id() as i32), Signal::SIGTERM).unwrap();
+    let status = wait_exit(&mut worker.0, Duration::from_secs(30))
+        .await
+        .expect("the worker exits after SIGTERM");
+
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(
+        app.count("select count(*) from jobs where status = 'running'")
+            .await,
+        0,
+        "no job is left half-done: in-flight jobs finished or went back to the queue"
+    );
+    let mut replacement = spawn_process(&settings, &["worker"]);
+    assert_all_done_once(&app, 100, 1).await;
+    drop(replacement);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_requests_survive_a_crash_between_commit_and_publish() {
+    // Arrange: an API whose relay never runs, as if it died after each commit.
+    let mut settings = test_settings();
+    settings.outbox.relay = false;
+    let mut api = spawn_with(settings.clone(), Components::api_only()).await;
+    let token = api.token(Role::Portal, Some("acme")).await;
+    post_orders(&api, &token, 20, 1).await;
+    assert_eq!(
+        api.count("select count(*) from outbox where published_at is null")
+            .await,
+        20
+    );
+    api.stop().await;
+
+    // Act: another process comes up (with its relay).
+    settings.outbox.relay = true;
+    let mut worker = spawn_process(&settings, &["worker"]);
+
+    // Assert
+    assert_all_done_once(&api, 20, 1).await;
+    drop(worker);
+    api.cleanup().await;
+}
