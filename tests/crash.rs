@@ -103,7 +103,7 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
         "the kill came mid-batch ({done_at_kill} of {orders} done)"
     );
 
-    let mut replacement = spawn_process(&settings, &["worker"]);
+    let replacement = spawn_process(&settings, &["worker"]);
 
     // Assert
     assert_all_done_once(&app, orders as i64, 2).await;
@@ -137,7 +137,7 @@ async fn sigterm_stops_taking_work_finishes_in_flight_jobs_and_exits_zero() {
         0,
         "no job is left half-done: in-flight jobs finished or went back to the queue"
     );
-    let mut replacement = spawn_process(&settings, &["worker"]);
+    let replacement = spawn_process(&settings, &["worker"]);
     assert_all_done_once(&app, 100, 1).await;
     drop(replacement);
     app.cleanup().await;
@@ -160,7 +160,7 @@ async fn accepted_requests_survive_a_crash_between_commit_and_publish() {
 
     // Act: another process comes up (with its relay).
     settings.outbox.relay = true;
-    let mut worker = spawn_process(&settings, &["worker"]);
+    let worker = spawn_process(&settings, &["worker"]);
 
     // Assert
     assert_all_done_once(&api, 20, 1).await;

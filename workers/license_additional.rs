@@ -57,10 +57,12 @@ impl JobHandler for LicenseAdditional {
             ctx,
             tx,
             "license_added",
-            &order,
-            &vendor_order_id,
-            &request,
-            &issued,
+            issuance::Issued {
+                order: &order,
+                vendor_order_id: &vendor_order_id,
+                request: &request,
+                licenses: &issued,
+            },
             now,
         )
         .await

@@ -55,10 +55,12 @@ impl JobHandler for LicenseNew {
             ctx,
             tx,
             "license_issued",
-            &order,
-            &vendor_order_id,
-            &request,
-            &issued,
+            issuance::Issued {
+                order: &order,
+                vendor_order_id: &vendor_order_id,
+                request: &request,
+                licenses: &issued,
+            },
             now,
         )
         .await

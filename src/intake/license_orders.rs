@@ -93,8 +93,9 @@ pub struct Accepted {
 
 fn refuse_date_fields(body: &Bytes) -> Result<(), ApiError> {
     if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(field) = DATE_FIELDS.iter().find(|f| fields.contains_key(**f))
     {
-        if let Some(field) = DATE_FIELDS.iter().find(|f| fields.contains_key(**f)) {
+        {
             return Err(ApiError::BadRequest {
                 slug: "date-not-allowed",
                 detail: format!(
@@ -191,6 +192,14 @@ fn sla_deadline(state: &AppState, kind: RequestKind, now: DateTime<Utc>) -> Date
     now + chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX)
 }
 
+/// What a change request asks for.
+struct Change {
+    kind: RequestKind,
+    quantity: Option<i32>,
+    /// The hypervisor key and its new VM count.
+    license: Option<(Uuid, i32)>,
+}
+
 /// Stores the change request with its job; one transaction with the
 /// caller's other writes.
 async fn enqueue_request(
@@ -198,11 +207,14 @@ async fn enqueue_request(
     tx: &mut Tx<'_>,
     caller: &Caller,
     order: &OrderRow,
-    kind: RequestKind,
-    quantity: Option<i32>,
-    license: Option<(Uuid, i32)>,
+    change: Change,
     now: DateTime<Utc>,
 ) -> Result<(Uuid, Uuid, DateTime<Utc>), ApiError> {
+    let Change {
+        kind,
+        quantity,
+        license,
+    } = change;
     let request_id = Uuid::now_v7();
     let deadline = sla_deadline(state, kind, now);
     let job_kind = match kind {
@@ -313,9 +325,11 @@ pub async fn create_order(
         &mut fresh.tx,
         &caller,
         &order,
-        RequestKind::New,
-        Some(request.quantity),
-        None,
+        Change {
+            kind: RequestKind::New,
+            quantity: Some(request.quantity),
+            license: None,
+        },
         now,
     )
     .await?;
@@ -407,10 +421,10 @@ pub async fn add_licenses(
             ));
         }
     };
-    if let Some(count) = vm_count {
-        if !(1..=100_000).contains(&count) {
-            return Err(ApiError::field("vm_count", "must be between 1 and 100000"));
-        }
+    if let Some(count) = vm_count
+        && !(1..=100_000).contains(&count)
+    {
+        return Err(ApiError::field("vm_count", "must be between 1 and 100000"));
     }
     let now = state.clock.now();
     let (request_id, job_id, deadline) = enqueue_request(
@@ -418,9 +432,11 @@ pub async fn add_licenses(
         &mut fresh.tx,
         &caller,
         &order,
-        RequestKind::Additional,
-        Some(request.quantity),
-        None,
+        Change {
+            kind: RequestKind::Additional,
+            quantity: Some(request.quantity),
+            license: None,
+        },
         now,
     )
     .await?;
@@ -519,9 +535,11 @@ pub async fn raise_vm_count(
         &mut fresh.tx,
         &caller,
         &order,
-        RequestKind::VmCount,
-        None,
-        Some((license.id, request.vm_count)),
+        Change {
+            kind: RequestKind::VmCount,
+            quantity: None,
+            license: Some((license.id, request.vm_count)),
+        },
         now,
     )
     .await?;

@@ -75,19 +75,30 @@ pub fn certificates_attachment(licenses: &[LicenseRow]) -> Attachment {
     }
 }
 
+/// Keys just issued for one request of an order.
+pub struct Issued<'a> {
+    pub order: &'a OrderRow,
+    pub vendor_order_id: &'a str,
+    pub request: &'a licenses::RequestRow,
+    pub licenses: &'a [LicenseRow],
+}
+
 /// Queues the "keys issued" mail for a request (`template` tells a new
 /// order from an addition). The cause is the request: one mail per request.
 pub async fn queue_issued_mail(
     ctx: &JobContext,
     tx: &mut Tx<'_>,
     template: &str,
-    order: &OrderRow,
-    vendor_order_id: &str,
-    request: &licenses::RequestRow,
-    issued: &[LicenseRow],
+    issued: Issued<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), JobError> {
-    let licenses: Vec<_> = issued
+    let Issued {
+        order,
+        vendor_order_id,
+        request,
+        licenses: keys,
+    } = issued;
+    let licenses: Vec<_> = keys
         .iter()
         .map(|l| json!({ "key": l.key, "usage": l.usage, "vm_count": l.vm_count }))
         .collect();
@@ -109,7 +120,7 @@ pub async fn queue_issued_mail(
             locale: Locale::parse(&order.contact_locale),
             to: &order.contact_email,
             context,
-            attachments: vec![certificates_attachment(issued)],
+            attachments: vec![certificates_attachment(keys)],
             partner_id: Some(&order.partner_id),
         },
         now,

@@ -91,23 +91,30 @@ pub async fn create_token(
     Ok((id, secret))
 }
 
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: Uuid,
+    name: String,
+    role: String,
+    partner_id: Option<String>,
+    rate_limit_per_second: Option<i32>,
+}
+
 pub async fn find_by_secret(pool: &PgPool, secret: &str) -> sqlx::Result<Option<TokenIdentity>> {
-    let row: Option<(Uuid, String, String, Option<String>, Option<i32>)> = sqlx::query_as(
+    let row: Option<TokenRow> = sqlx::query_as(
         "select id, name, role, partner_id, rate_limit_per_second from api_tokens
          where token_hash = $1 and revoked_at is null",
     )
     .bind(hash_secret(secret))
     .fetch_optional(pool)
     .await?;
-    Ok(
-        row.and_then(|(id, name, role, partner_id, rate_limit_per_second)| {
-            Some(TokenIdentity {
-                id,
-                name,
-                role: Role::parse(&role)?,
-                partner_id,
-                rate_limit_per_second,
-            })
-        }),
-    )
+    Ok(row.and_then(|row| {
+        Some(TokenIdentity {
+            id: row.id,
+            name: row.name,
+            role: Role::parse(&row.role)?,
+            partner_id: row.partner_id,
+            rate_limit_per_second: row.rate_limit_per_second,
+        })
+    }))
 }
