@@ -200,6 +200,15 @@ mod tests {
     }
 
     #[test]
+    fn a_job_timeout_reaching_the_brokers_ack_timeout_is_refused() {
+        let dir = std::env::temp_dir().join(format!("fulfil-settings-{}", uuid::Uuid::new_v4()));
+        let mut settings = Settings::load_from(&dir).expect("defaults load");
+        settings.jobs.timeout = BROKER_ACK_TIMEOUT;
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("jobs.timeout"), "{error}");
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let dir = std::env::temp_dir().join(format!("fulfil-settings-{}", uuid::Uuid::new_v4()));
         let settings = Settings::load_from(&dir).expect("defaults load");

@@ -4,10 +4,9 @@
 
 use async_trait::async_trait;
 
-use super::LicenseJobPayload;
 use crate::job::{JobError, JobKind};
 use crate::licensing::issuance;
-use crate::runtime::{JobContext, JobHandler, payload};
+use crate::runtime::{JobContext, JobHandler};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
 use crate::store::licenses;
@@ -26,21 +25,10 @@ impl JobHandler for LicenseNew {
         job: &JobRow,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let LicenseJobPayload {
-            order_id,
-            request_id,
-        } = payload(job)?;
-        let order = licenses::lock_order(tx, order_id)
-            .await?
-            .ok_or_else(|| JobError::fatal(format!("license order {order_id} does not exist")))?;
-        let request = licenses::find_request(tx, request_id)
-            .await?
-            .ok_or_else(|| {
-                JobError::fatal(format!("license request {request_id} does not exist"))
-            })?;
-        if request.status == "done" {
+        let Some((order, request)) = super::load_license_job(tx, job).await? else {
             return Ok(());
-        }
+        };
+        let request_id = request.id;
         let vendor_order_id = match &order.vendor_order_id {
             Some(id) => id.clone(),
             None => ctx.vendor.create_order(order.id).await?,

@@ -4,12 +4,11 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::LicenseJobPayload;
 use crate::job::{JobError, JobKind};
 use crate::licensing::issuance;
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, queue_mail};
-use crate::runtime::{JobContext, JobHandler, payload};
+use crate::runtime::{JobContext, JobHandler};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
 use crate::store::licenses;
@@ -28,21 +27,10 @@ impl JobHandler for LicenseVmCount {
         job: &JobRow,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let LicenseJobPayload {
-            order_id,
-            request_id,
-        } = payload(job)?;
-        let order = licenses::lock_order(tx, order_id)
-            .await?
-            .ok_or_else(|| JobError::fatal(format!("license order {order_id} does not exist")))?;
-        let request = licenses::find_request(tx, request_id)
-            .await?
-            .ok_or_else(|| {
-                JobError::fatal(format!("license request {request_id} does not exist"))
-            })?;
-        if request.status == "done" {
+        let Some((order, request)) = super::load_license_job(tx, job).await? else {
             return Ok(());
-        }
+        };
+        let request_id = request.id;
         let (Some(license_id), Some(vm_count)) = (request.license_id, request.vm_count) else {
             return Err(JobError::fatal(
                 "a VM-count request names no license and count",

@@ -7,8 +7,11 @@ pub mod mail_send;
 
 use std::sync::Arc;
 
-use crate::job::JobKind;
+use crate::job::{JobError, JobKind};
 use crate::runtime::JobHandler;
+use crate::store::Tx;
+use crate::store::jobs::JobRow;
+use crate::store::licenses::{self, OrderRow, RequestRow};
 
 /// The handler of each kind.
 pub fn handler(kind: JobKind) -> Arc<dyn JobHandler> {
@@ -25,4 +28,23 @@ pub fn handler(kind: JobKind) -> Arc<dyn JobHandler> {
 pub struct LicenseJobPayload {
     pub order_id: uuid::Uuid,
     pub request_id: uuid::Uuid,
+}
+
+/// Locks the job's order and reads its request; `None` when the request
+/// is already done (a redelivery after the work committed).
+async fn load_license_job(
+    tx: &mut Tx<'_>,
+    job: &JobRow,
+) -> Result<Option<(OrderRow, RequestRow)>, JobError> {
+    let LicenseJobPayload {
+        order_id,
+        request_id,
+    } = crate::runtime::payload(job)?;
+    let order = licenses::lock_order(tx, order_id)
+        .await?
+        .ok_or_else(|| JobError::fatal(format!("license order {order_id} does not exist")))?;
+    let request = licenses::find_request(tx, request_id)
+        .await?
+        .ok_or_else(|| JobError::fatal(format!("license request {request_id} does not exist")))?;
+    Ok((request.status != "done").then_some((order, request)))
 }

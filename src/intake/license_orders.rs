@@ -350,6 +350,41 @@ pub async fn create_order(
         .await
 }
 
+/// Reads the body of a change to an existing order (portal tokens only).
+fn read_change<T: serde::de::DeserializeOwned>(
+    caller: &Caller,
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    caller.require(&[Role::Portal])?;
+    refuse_date_fields(body)?;
+    parse_json(body)
+}
+
+enum ChangeStart {
+    Replay(Response),
+    Locked(Box<(idempotency::Fresh, OrderRow)>),
+}
+
+/// The start of every change to an existing order: the idempotency check,
+/// then the order locked in the same transaction as the change.
+async fn begin_change(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    id: &str,
+    action: &str,
+    body: &Bytes,
+) -> Result<ChangeStart, ApiError> {
+    let route = format!("POST /v1/license-orders/{id}/{action}");
+    match idempotency::begin(state, caller, headers, &route, body).await? {
+        Begun::Replay(response) => Ok(ChangeStart::Replay(response)),
+        Begun::Fresh(mut fresh) => {
+            let order = lock_changeable_order(&mut fresh.tx, caller, id).await?;
+            Ok(ChangeStart::Locked(Box::new((fresh, order))))
+        }
+    }
+}
+
 /// Locks an order the caller may change, refusing the states in which no
 /// change is allowed.
 async fn lock_changeable_order(
@@ -390,9 +425,7 @@ pub async fn add_licenses(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Portal])?;
-    refuse_date_fields(&body)?;
-    let request: AdditionRequest = parse_json(&body)?;
+    let request: AdditionRequest = read_change(&caller, &body)?;
     let mut checks = Checks::default();
     checks.check(
         (1..=1000).contains(&request.quantity),
@@ -401,12 +434,11 @@ pub async fn add_licenses(
     );
     checks.finish()?;
 
-    let route = format!("POST /v1/license-orders/{id}/additions");
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
-    let order = lock_changeable_order(&mut fresh.tx, &caller, &id).await?;
+    let (mut fresh, order) =
+        match begin_change(&state, &caller, &headers, &id, "additions", &body).await? {
+            ChangeStart::Replay(response) => return Ok(response),
+            ChangeStart::Locked(started) => *started,
+        };
     let vm_count = match (order.usage.as_str(), request.vm_count) {
         ("hypervisor", Some(count)) => Some(count),
         ("hypervisor", None) => licenses::list_licenses(&mut *fresh.tx, order.id)
@@ -469,9 +501,7 @@ pub async fn raise_vm_count(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Portal])?;
-    refuse_date_fields(&body)?;
-    let request: VmCountRequest = parse_json(&body)?;
+    let request: VmCountRequest = read_change(&caller, &body)?;
     let mut checks = Checks::default();
     checks.check(
         (1..=100_000).contains(&request.vm_count),
@@ -480,12 +510,11 @@ pub async fn raise_vm_count(
     );
     checks.finish()?;
 
-    let route = format!("POST /v1/license-orders/{id}/vm-count");
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
-    let order = lock_changeable_order(&mut fresh.tx, &caller, &id).await?;
+    let (mut fresh, order) =
+        match begin_change(&state, &caller, &headers, &id, "vm-count", &body).await? {
+            ChangeStart::Replay(response) => return Ok(response),
+            ChangeStart::Locked(started) => *started,
+        };
     if order.usage != "hypervisor" {
         return Err(ApiError::Unprocessable {
             slug: "not-hypervisor",

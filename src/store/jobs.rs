@@ -241,29 +241,13 @@ pub async fn record_failure(
             .await?;
         }
         FailureOutcome::Dead => {
-            sqlx::query(
-                "update jobs set status = 'dead', attempts = $2, last_error = $3,
-                        finished_at = $4, next_attempt_at = null
-                 where id = $1",
-            )
-            .bind(id)
-            .bind(attempt)
-            .bind(error)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            super::dead_letters::insert(
-                &mut *tx,
-                super::dead_letters::NewDeadLetter {
-                    job_id: Some(id),
-                    kind: Some(&job.kind),
-                    queue,
-                    reason: error,
-                    body,
-                    attempts: attempt,
-                },
-            )
-            .await?;
+            let letter = DeadJob {
+                attempts: attempt,
+                reason: error,
+                queue,
+                body,
+            };
+            mark_dead(&mut tx, &job, letter, now).await?;
             insert_attempt(&mut tx, id, attempt, started_at, now, "dead", Some(error)).await?;
         }
         FailureOutcome::AlreadyDone => unreachable!("decided above"),
@@ -272,8 +256,50 @@ pub async fn record_failure(
     Ok(outcome)
 }
 
+/// Why and from where a job went to the dead letters.
+struct DeadJob<'a> {
+    attempts: i32,
+    reason: &'a str,
+    queue: &'a str,
+    body: &'a str,
+}
+
+/// Marks a locked job dead and files its dead letter.
+async fn mark_dead(
+    tx: &mut Tx<'_>,
+    job: &JobRow,
+    letter: DeadJob<'_>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update jobs set status = 'dead', attempts = $2, last_error = $3,
+                finished_at = $4, next_attempt_at = null
+         where id = $1",
+    )
+    .bind(job.id)
+    .bind(letter.attempts)
+    .bind(letter.reason)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    super::dead_letters::insert(
+        &mut **tx,
+        super::dead_letters::NewDeadLetter {
+            job_id: Some(job.id),
+            kind: Some(&job.kind),
+            queue: letter.queue,
+            reason: letter.reason,
+            body: letter.body,
+            attempts: letter.attempts,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// Marks a job dead for a reason found before any attempt ran (an unknown
-/// envelope version, say); the raw message goes to the dead letters.
+/// envelope version, say); the raw message goes to the dead letters, also
+/// when it names no job that exists.
 pub async fn dead_letter_unrunnable(
     pool: &PgPool,
     id: Uuid,
@@ -283,32 +309,29 @@ pub async fn dead_letter_unrunnable(
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    let job = lock(&mut tx, id).await?;
-    if let Some(job) = &job {
-        if job.status == "succeeded" || job.status == "dead" {
-            return Ok(());
+    match lock(&mut tx, id).await? {
+        Some(job) if job.status == "succeeded" || job.status == "dead" => return Ok(()),
+        Some(job) => {
+            let letter = DeadJob {
+                attempts: job.attempts,
+                reason,
+                queue,
+                body,
+            };
+            mark_dead(&mut tx, &job, letter, now).await?;
         }
-        sqlx::query(
-            "update jobs set status = 'dead', last_error = $2, finished_at = $3 where id = $1",
-        )
-        .bind(id)
-        .bind(reason)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        None => {
+            let letter = super::dead_letters::NewDeadLetter {
+                job_id: None,
+                kind: None,
+                queue,
+                reason,
+                body,
+                attempts: 0,
+            };
+            super::dead_letters::insert(&mut *tx, letter).await?;
+        }
     }
-    super::dead_letters::insert(
-        &mut *tx,
-        super::dead_letters::NewDeadLetter {
-            job_id: job.as_ref().map(|j| j.id),
-            kind: job.as_ref().map(|j| j.kind.as_str()),
-            queue,
-            reason,
-            body,
-            attempts: job.as_ref().map_or(0, |j| j.attempts),
-        },
-    )
-    .await?;
     tx.commit().await
 }
 

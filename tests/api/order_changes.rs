@@ -8,11 +8,7 @@ use crate::support::{new_order, spawn_app, spawn_with, test_settings};
 async fn addition_issues_more_keys_on_an_active_order() {
     let app = spawn_app().await;
     let token = app.portal_token("acme").await;
-    let order_id = app.order(&token, &new_order("virtual", 1)).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.until_active(&token, &order_id).await;
+    let order_id = app.active_order(&token, &new_order("virtual", 1)).await;
 
     let response = app
         .post(
@@ -48,11 +44,7 @@ async fn addition_issues_more_keys_on_an_active_order() {
 async fn vm_count_increase_raises_the_count_and_resigns_the_certificate() {
     let app = spawn_app().await;
     let token = app.portal_token("acme").await;
-    let order_id = app.order(&token, &new_order("hypervisor", 1)).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.until_active(&token, &order_id).await;
+    let order_id = app.active_order(&token, &new_order("hypervisor", 1)).await;
 
     let lower = app
         .post(
@@ -89,11 +81,7 @@ async fn vm_count_increase_raises_the_count_and_resigns_the_certificate() {
 async fn vm_count_on_a_non_hypervisor_order_is_refused() {
     let app = spawn_app().await;
     let token = app.portal_token("acme").await;
-    let order_id = app.order(&token, &new_order("bare_metal", 1)).await["order_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.until_active(&token, &order_id).await;
+    let order_id = app.active_order(&token, &new_order("bare_metal", 1)).await;
 
     let response = app
         .post(

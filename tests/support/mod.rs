@@ -135,6 +135,16 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// Orders and waits until the order is active; returns its id.
+    pub async fn active_order(&self, token: &str, body: &Value) -> String {
+        let order_id = self.order(token, body).await["order_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.until_active(token, &order_id).await;
+        order_id
+    }
+
     /// Waits until the order is active with every key issued.
     pub async fn until_active(&self, token: &str, order_id: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
