@@ -26,7 +26,8 @@ pub enum Command {
     Api,
     /// Run workers: all job kinds, or only those named (e.g. `fulfil worker license.new mail.send`).
     Worker {
-        /// Job kinds: license.new, license.additional, license.vm_count, mail.send.
+        /// Job kinds: license.new, license.additional, license.vm_count, license.revoke,
+        /// license.order_revoke, mail.send.
         kinds: Vec<String>,
     },
     /// Create the database if needed and apply migrations, then exit.

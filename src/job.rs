@@ -11,14 +11,18 @@ pub enum JobKind {
     LicenseNew,
     LicenseAdditional,
     LicenseVmCount,
+    LicenseRevoke,
+    LicenseOrderRevoke,
     MailSend,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 6] = [
         JobKind::LicenseNew,
         JobKind::LicenseAdditional,
         JobKind::LicenseVmCount,
+        JobKind::LicenseRevoke,
+        JobKind::LicenseOrderRevoke,
         JobKind::MailSend,
     ];
 
@@ -27,6 +31,8 @@ impl JobKind {
             JobKind::LicenseNew => "license.new",
             JobKind::LicenseAdditional => "license.additional",
             JobKind::LicenseVmCount => "license.vm_count",
+            JobKind::LicenseRevoke => "license.revoke",
+            JobKind::LicenseOrderRevoke => "license.order_revoke",
             JobKind::MailSend => "mail.send",
         }
     }

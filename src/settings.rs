@@ -106,6 +106,8 @@ pub struct SlaSettings {
     pub additional: Duration,
     #[serde(with = "humantime_serde")]
     pub vm_count: Duration,
+    #[serde(with = "humantime_serde")]
+    pub cancellation: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

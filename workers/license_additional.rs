@@ -41,6 +41,13 @@ impl JobHandler for LicenseAdditional {
             issuance::issue_pending_keys(ctx, tx, &order, &vendor_order_id, request_id, now)
                 .await?;
         licenses::complete_request(tx, request_id, now).await?;
+        let change = super::OrderChange {
+            action: "licenses.issued",
+            from: None,
+            to: None,
+            detail: serde_json::json!({ "request_id": request_id, "keys_issued": issued.len() }),
+        };
+        super::audit_order(tx, &order, job, change, now).await?;
         issuance::queue_issued_mail(
             ctx,
             tx,

@@ -60,6 +60,13 @@ impl JobHandler for LicenseVmCount {
         );
         licenses::set_vm_count(tx, license_id, vm_count, &certificate).await?;
         licenses::complete_request(tx, request_id, now).await?;
+        let change = super::OrderChange {
+            action: "vm_count.raised",
+            from: None,
+            to: None,
+            detail: json!({ "request_id": request_id, "license_id": license_id, "from": previous, "to": vm_count }),
+        };
+        super::audit_order(tx, &order, job, change, now).await?;
         let mut updated = license.clone();
         updated.certificate = Some(certificate);
         queue_mail(

@@ -2,6 +2,8 @@
 
 pub mod license_additional;
 pub mod license_new;
+pub mod license_order_revoke;
+pub mod license_revoke;
 pub mod license_vm_count;
 pub mod mail_send;
 
@@ -9,9 +11,9 @@ use std::sync::Arc;
 
 use crate::job::{JobError, JobKind};
 use crate::runtime::JobHandler;
-use crate::store::Tx;
 use crate::store::jobs::JobRow;
 use crate::store::licenses::{self, OrderRow, RequestRow};
+use crate::store::{Tx, audit};
 
 /// The handler of each kind.
 pub fn handler(kind: JobKind) -> Arc<dyn JobHandler> {
@@ -19,6 +21,8 @@ pub fn handler(kind: JobKind) -> Arc<dyn JobHandler> {
         JobKind::LicenseNew => Arc::new(license_new::LicenseNew),
         JobKind::LicenseAdditional => Arc::new(license_additional::LicenseAdditional),
         JobKind::LicenseVmCount => Arc::new(license_vm_count::LicenseVmCount),
+        JobKind::LicenseRevoke => Arc::new(license_revoke::LicenseRevoke),
+        JobKind::LicenseOrderRevoke => Arc::new(license_order_revoke::LicenseOrderRevoke),
         JobKind::MailSend => Arc::new(mail_send::MailSend),
     }
 }
@@ -47,4 +51,35 @@ async fn load_license_job(
         .await?
         .ok_or_else(|| JobError::fatal(format!("license request {request_id} does not exist")))?;
     Ok((request.status != "done").then_some((order, request)))
+}
+
+/// Records a change of the job's order in the audit trail, crediting the
+/// token that asked for it and the job that did it.
+async fn audit_order(
+    tx: &mut Tx<'_>,
+    order: &OrderRow,
+    job: &JobRow,
+    change: OrderChange<'_>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), JobError> {
+    let event = audit::AuditEvent {
+        at,
+        entity_type: "license_order",
+        entity_id: order.id,
+        action: change.action,
+        from_state: change.from,
+        to_state: change.to,
+        token_id: job.token_id,
+        job_id: Some(job.id),
+        detail: change.detail,
+    };
+    audit::record(tx, event).await?;
+    Ok(())
+}
+
+struct OrderChange<'a> {
+    action: &'static str,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+    detail: serde_json::Value,
 }

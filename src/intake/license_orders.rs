@@ -21,7 +21,7 @@ use crate::job::JobKind;
 use crate::mail::Locale;
 use crate::store::licenses::{self, NewOrder, NewRequest, OrderRow, RequestKind};
 use crate::store::tokens::Role;
-use crate::store::{Tx, jobs};
+use crate::store::{Tx, audit, jobs};
 use crate::workers::LicenseJobPayload;
 
 const USAGES: [&str; 3] = ["virtual", "bare_metal", "hypervisor"];
@@ -165,7 +165,7 @@ fn validate_new(order: &NewOrderRequest, default_locale: &str) -> Result<String,
     Ok(parsed.map_or("ja", |l| l.as_str()).to_owned())
 }
 
-fn accepted(
+pub(super) fn accepted(
     order_id: Uuid,
     request_id: Uuid,
     job_id: Uuid,
@@ -188,21 +188,24 @@ fn sla_deadline(state: &AppState, kind: RequestKind, now: DateTime<Utc>) -> Date
         RequestKind::New => sla.new,
         RequestKind::Additional => sla.additional,
         RequestKind::VmCount => sla.vm_count,
+        RequestKind::Cancellation => sla.cancellation,
     };
     now + chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX)
 }
 
 /// What a change request asks for.
-struct Change {
-    kind: RequestKind,
-    quantity: Option<i32>,
+pub(super) struct Change {
+    pub kind: RequestKind,
+    pub quantity: Option<i32>,
     /// The hypervisor key and its new VM count.
-    license: Option<(Uuid, i32)>,
+    pub license: Option<(Uuid, i32)>,
+    /// The keys a cancellation revokes.
+    pub license_ids: Option<Vec<Uuid>>,
 }
 
 /// Stores the change request with its job; one transaction with the
 /// caller's other writes.
-async fn enqueue_request(
+pub(super) async fn enqueue_request(
     state: &AppState,
     tx: &mut Tx<'_>,
     caller: &Caller,
@@ -214,6 +217,7 @@ async fn enqueue_request(
         kind,
         quantity,
         license,
+        license_ids,
     } = change;
     let request_id = Uuid::now_v7();
     let deadline = sla_deadline(state, kind, now);
@@ -221,6 +225,7 @@ async fn enqueue_request(
         RequestKind::New => JobKind::LicenseNew,
         RequestKind::Additional => JobKind::LicenseAdditional,
         RequestKind::VmCount => JobKind::LicenseVmCount,
+        RequestKind::Cancellation => JobKind::LicenseRevoke,
     };
     let payload = serde_json::to_value(LicenseJobPayload {
         order_id: order.id,
@@ -251,6 +256,7 @@ async fn enqueue_request(
             quantity,
             license_id: license.map(|(id, _)| id),
             vm_count: license.map(|(_, count)| count),
+            license_ids: license_ids.clone(),
             job_id,
             accepted_at: now,
             sla_deadline: deadline,
@@ -258,7 +264,22 @@ async fn enqueue_request(
     )
     .await;
     match inserted {
-        Ok(()) => Ok((request_id, job_id, deadline)),
+        Ok(()) => {
+            let event = audit::AuditEvent {
+                at: now,
+                entity_type: "license_order",
+                entity_id: order.id,
+                action: "change.accepted",
+                from_state: None,
+                to_state: None,
+                token_id: Some(caller.0.id),
+                job_id: Some(job_id),
+                detail: json!({ "request_id": request_id, "kind": kind.as_str(), "quantity": quantity,
+                                "license_ids": license_ids, "vm_count": license.map(|(_, c)| c) }),
+            };
+            audit::record(tx, event).await?;
+            Ok((request_id, job_id, deadline))
+        }
         Err(sqlx::Error::Database(e)) if e.constraint() == Some("license_requests_one_pending") => {
             Err(change_in_progress())
         }
@@ -320,6 +341,18 @@ pub async fn create_order(
     let order = licenses::lock_order(&mut fresh.tx, order_id)
         .await?
         .expect("just inserted");
+    let created = audit::AuditEvent {
+        at: now,
+        entity_type: "license_order",
+        entity_id: order_id,
+        action: "order.created",
+        from_state: None,
+        to_state: Some("preparing"),
+        token_id: Some(caller.0.id),
+        job_id: None,
+        detail: json!({ "customer_id": request.customer_id, "usage": request.usage }),
+    };
+    audit::record(&mut fresh.tx, created).await?;
     let (request_id, job_id, deadline) = enqueue_request(
         &state,
         &mut fresh.tx,
@@ -329,6 +362,7 @@ pub async fn create_order(
             kind: RequestKind::New,
             quantity: Some(request.quantity),
             license: None,
+            license_ids: None,
         },
         now,
     )
@@ -351,7 +385,7 @@ pub async fn create_order(
 }
 
 /// Reads the body of a change to an existing order (portal tokens only).
-fn read_change<T: serde::de::DeserializeOwned>(
+pub(super) fn read_change<T: serde::de::DeserializeOwned>(
     caller: &Caller,
     body: &Bytes,
 ) -> Result<T, ApiError> {
@@ -360,14 +394,14 @@ fn read_change<T: serde::de::DeserializeOwned>(
     parse_json(body)
 }
 
-enum ChangeStart {
+pub(super) enum ChangeStart {
     Replay(Response),
     Locked(Box<(idempotency::Fresh, OrderRow)>),
 }
 
 /// The start of every change to an existing order: the idempotency check,
 /// then the order locked in the same transaction as the change.
-async fn begin_change(
+pub(super) async fn begin_change(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
@@ -468,6 +502,7 @@ pub async fn add_licenses(
             kind: RequestKind::Additional,
             quantity: Some(request.quantity),
             license: None,
+            license_ids: None,
         },
         now,
     )
@@ -568,6 +603,7 @@ pub async fn raise_vm_count(
             kind: RequestKind::VmCount,
             quantity: None,
             license: Some((license.id, request.vm_count)),
+            license_ids: None,
         },
         now,
     )
@@ -600,6 +636,7 @@ pub async fn get_order(
     }
     let keys = licenses::list_licenses(&state.pool, uuid).await?;
     let requests = licenses::list_requests(&state.pool, uuid).await?;
+    let history = audit::list(&state.pool, Some(uuid), None, 10_000).await?;
     Ok(Json(json!({
         "id": order.id,
         "customer_id": order.customer_id,
@@ -609,13 +646,19 @@ pub async fn get_order(
         "contact": { "name": order.contact_name, "email": order.contact_email, "locale": order.contact_locale },
         "created_at": order.created_at,
         "updated_at": order.updated_at,
+        "revoked_at": order.revoked_at,
+        "history": history.iter().map(|e| json!({
+            "at": e.at, "action": e.action, "from": e.from_state, "to": e.to_state,
+            "job_id": e.job_id, "token_id": e.token_id, "detail": e.detail,
+        })).collect::<Vec<_>>(),
         "licenses": keys.iter().map(|l| json!({
             "id": l.id, "request_id": l.request_id, "status": l.status, "usage": l.usage,
             "vm_count": l.vm_count, "key": l.key, "certificate": l.certificate, "issued_at": l.issued_at,
+            "revoked_at": l.revoked_at,
         })).collect::<Vec<_>>(),
         "requests": requests.iter().map(|r| json!({
             "id": r.id, "kind": r.kind, "status": r.status, "quantity": r.quantity,
-            "license_id": r.license_id, "vm_count": r.vm_count, "job_id": r.job_id,
+            "license_id": r.license_id, "vm_count": r.vm_count, "license_ids": r.license_ids, "job_id": r.job_id,
             "accepted_at": r.accepted_at, "sla_deadline": r.sla_deadline, "completed_at": r.completed_at,
             "sla_met": r.completed_at.map(|done| done <= r.sla_deadline),
         })).collect::<Vec<_>>(),

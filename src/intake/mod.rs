@@ -3,11 +3,13 @@
 
 pub mod auth;
 pub mod body;
+pub mod cancellations;
 pub mod health;
 pub mod idempotency;
 pub mod jobs;
 pub mod license_orders;
 pub mod openapi;
+pub mod ops;
 pub mod problem;
 
 use std::sync::Arc;
@@ -59,7 +61,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/license-orders/{id}/vm-count",
             post(license_orders::raise_vm_count),
         )
+        .route(
+            "/v1/license-orders/{id}/cancellations",
+            post(cancellations::cancel_licenses),
+        )
         .route("/v1/jobs/{id}", get(jobs::get_job))
+        .route("/v1/ops/audit", get(ops::audit))
         .fallback(|| async { problem::ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(body::BodyLimit(body_limit)))

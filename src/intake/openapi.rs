@@ -13,6 +13,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         super::license_orders::add_licenses,
         super::license_orders::raise_vm_count,
         super::license_orders::get_order,
+        super::cancellations::cancel_licenses,
+        super::ops::audit,
         super::jobs::get_job,
     ),
     components(schemas(super::problem::Problem, super::problem::FieldError)),

@@ -29,6 +29,13 @@ pub enum ApiError {
     Conflict { slug: &'static str, detail: String },
     #[error("{detail}")]
     Unprocessable { slug: &'static str, detail: String },
+    /// 422 naming each offending field (a key unknown to the order, say).
+    #[error("{detail}")]
+    UnprocessableFields {
+        slug: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     #[error("too many requests for this token; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("the request body is larger than {limit} bytes")]
@@ -54,6 +61,7 @@ impl ApiError {
             ApiError::Validation(_) => (StatusCode::BAD_REQUEST, "validation"),
             ApiError::Conflict { slug, .. } => (StatusCode::CONFLICT, slug),
             ApiError::Unprocessable { slug, .. } => (StatusCode::UNPROCESSABLE_ENTITY, slug),
+            ApiError::UnprocessableFields { slug, .. } => (StatusCode::UNPROCESSABLE_ENTITY, slug),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large")
@@ -98,7 +106,9 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail: self.to_string(),
             errors: match &self {
-                ApiError::Validation(errors) => Some(errors.clone()),
+                ApiError::Validation(errors) | ApiError::UnprocessableFields { errors, .. } => {
+                    Some(errors.clone())
+                }
                 _ => None,
             },
         };

@@ -16,6 +16,13 @@ pub trait VendorAdapter: Send + Sync {
     /// A key for one license row. An API adapter passes `license_id` as its
     /// idempotency key, so a retried call returns the same key.
     async fn issue_key(&self, order_id: Uuid, license_id: Uuid) -> anyhow::Result<LicenseKey>;
+
+    /// Revokes one key at the vendor. Revoking a revoked key must succeed.
+    async fn revoke_key(&self, order_id: Uuid, license_id: Uuid) -> anyhow::Result<()>;
+
+    /// Revokes the vendor order id; after this the vendor's support no
+    /// longer answers for it. Revoking a revoked order must succeed.
+    async fn revoke_order(&self, order_id: Uuid, vendor_order_id: &str) -> anyhow::Result<()>;
 }
 
 /// Generates vendor order ids and keys locally with the OS's CSPRNG.
@@ -32,5 +39,14 @@ impl VendorAdapter for LocalVendor {
 
     async fn issue_key(&self, _order_id: Uuid, _license_id: Uuid) -> anyhow::Result<LicenseKey> {
         Ok(LicenseKey::generate())
+    }
+
+    // Locally, a key or order is revoked by its row's status alone.
+    async fn revoke_key(&self, _order_id: Uuid, _license_id: Uuid) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn revoke_order(&self, _order_id: Uuid, _vendor_order_id: &str) -> anyhow::Result<()> {
+        Ok(())
     }
 }

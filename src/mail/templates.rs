@@ -97,6 +97,10 @@ const TEMPLATES: &[TemplateFile] = &[
     template_file!("license_added", "en", Locale::En),
     template_file!("vm_count_changed", "ja", Locale::Ja),
     template_file!("vm_count_changed", "en", Locale::En),
+    template_file!("keys_cancelled", "ja", Locale::Ja),
+    template_file!("keys_cancelled", "en", Locale::En),
+    template_file!("order_revoked", "ja", Locale::Ja),
+    template_file!("order_revoked", "en", Locale::En),
 ];
 
 /// The mail kinds that have templates, e.g. for validating a `template`
@@ -310,9 +314,37 @@ mod tests {
         })
     }
 
+    fn keys_cancelled_context(order_revoked_next: bool) -> serde_json::Value {
+        let (keys, remaining) = if order_revoked_next {
+            (json!(["AAAA-BBBB-CCCC-0001", "AAAA-BBBB-CCCC-0002"]), 0)
+        } else {
+            (json!(["AAAA-BBBB-CCCC-0001"]), 1)
+        };
+        json!({
+            "order_id": "0190f3a2-7c41-7d2e-9a51-3b8f2c1d4e5f",
+            "vendor_order_id": "VO-2026-004211",
+            "contact_name": "山田 太郎",
+            "keys": keys,
+            "remaining": remaining,
+            "order_revoked_next": order_revoked_next
+        })
+    }
+
+    fn order_revoked_context(for_partner: bool) -> serde_json::Value {
+        json!({
+            "order_id": "0190f3a2-7c41-7d2e-9a51-3b8f2c1d4e5f",
+            "vendor_order_id": "VO-2026-004211",
+            "customer_id": "CUST-0042",
+            "recipient_name": if for_partner { "佐藤 花子" } else { "山田 太郎" },
+            "for_partner": for_partner
+        })
+    }
+
     fn context_for(kind: &str) -> serde_json::Value {
         match kind {
             "vm_count_changed" => vm_count_context(),
+            "keys_cancelled" => keys_cancelled_context(false),
+            "order_revoked" => order_revoked_context(false),
             _ => license_context(true),
         }
     }
@@ -322,7 +354,13 @@ mod tests {
         let kinds: Vec<_> = kinds().collect();
         assert_eq!(
             kinds,
-            ["license_issued", "license_added", "vm_count_changed"]
+            [
+                "license_issued",
+                "license_added",
+                "vm_count_changed",
+                "keys_cancelled",
+                "order_revoked"
+            ]
         );
         for kind in kinds {
             for locale in Locale::ALL {
@@ -349,7 +387,10 @@ mod tests {
                 );
                 assert!(!mail.subject.contains('\n'));
                 assert!(mail.body.contains("VO-2026-004211"), "{kind}.{locale}");
-                assert!(mail.body.contains("AAAA-BBBB-CCCC-0001"), "{kind}.{locale}");
+                // An order_revoked mail is about the order, not about keys.
+                if kind != "order_revoked" {
+                    assert!(mail.body.contains("AAAA-BBBB-CCCC-0001"), "{kind}.{locale}");
+                }
                 assert!(!mail.body.contains("{{"), "{kind}.{locale}");
                 assert!(
                     !mail.body.contains("\n\n\n"),
@@ -452,6 +493,162 @@ mod tests {
     }
 
     #[test]
+    fn keys_cancelled_ja() {
+        let r = Renderer::new("C-Chorus");
+        let mail = r
+            .render("keys_cancelled", Locale::Ja, &keys_cancelled_context(false))
+            .unwrap();
+        assert_eq!(
+            mail.subject,
+            "[C-Chorus] C-Chorusライセンスキー解約完了のお知らせ"
+        );
+        assert!(mail.body.starts_with("山田 太郎 様\n"));
+        assert!(mail.body.contains("1. AAAA-BBBB-CCCC-0001\n"));
+        assert!(!mail.body.contains("AAAA-BBBB-CCCC-0002"));
+        assert!(mail.body.contains("即時"));
+        assert!(mail.body.contains("解約後の有効なライセンスキー数：1件"));
+        assert!(mail.body.contains("引き続きそのままご利用いただけます"));
+        assert!(
+            mail.body
+                .contains("■メーカーサポートへのお問い合わせについて")
+        );
+        assert!(!mail.body.contains("失効"));
+        assert!(!mail.body.contains("別途"));
+
+        let mail = r
+            .render("keys_cancelled", Locale::Ja, &keys_cancelled_context(true))
+            .unwrap();
+        assert!(mail.body.contains("1. AAAA-BBBB-CCCC-0001\n"));
+        assert!(mail.body.contains("2. AAAA-BBBB-CCCC-0002\n"));
+        assert!(mail.body.contains("解約後の有効なライセンスキー数：0件"));
+        assert!(mail.body.contains("■ご注文の終了について"));
+        assert!(
+            mail.body
+                .contains("メーカー注文番号（VO-2026-004211）は\n失効いたします")
+        );
+        assert!(mail.body.contains("別途"));
+        assert!(!mail.body.contains("引き続きそのままご利用いただけます"));
+        assert!(!mail.body.contains("\n\n\n"));
+    }
+
+    #[test]
+    fn keys_cancelled_en() {
+        let r = Renderer::new("C-Chorus");
+        let mail = r
+            .render("keys_cancelled", Locale::En, &keys_cancelled_context(false))
+            .unwrap();
+        assert_eq!(
+            mail.subject,
+            "[C-Chorus] Your C-Chorus license key has been cancelled"
+        );
+        assert!(mail.body.starts_with("Dear 山田 太郎,\n"));
+        assert!(mail.body.contains("cancelled the license key listed below"));
+        assert!(mail.body.contains("immediately"));
+        assert!(mail.body.contains("Active keys left: 1\n"));
+        assert!(mail.body.contains("  1. AAAA-BBBB-CCCC-0001\n"));
+        assert!(mail.body.contains("remain valid"));
+        assert!(
+            mail.body
+                .contains("quote the vendor order ID VO-2026-004211")
+        );
+        assert!(!mail.body.contains("revoked"));
+        assert!(!mail.body.contains("separate notice"));
+
+        let mail = r
+            .render("keys_cancelled", Locale::En, &keys_cancelled_context(true))
+            .unwrap();
+        assert_eq!(
+            mail.subject,
+            "[C-Chorus] Your C-Chorus license keys have been cancelled"
+        );
+        assert!(
+            mail.body
+                .contains("cancelled the license keys listed below")
+        );
+        assert!(mail.body.contains("Active keys left: 0\n"));
+        assert!(mail.body.contains("  2. AAAA-BBBB-CCCC-0002\n"));
+        assert!(mail.body.contains("vendor order ID VO-2026-004211 revoked"));
+        assert!(mail.body.contains("separate notice"));
+        assert!(!mail.body.contains("remain valid"));
+        assert!(!mail.body.contains("\n\n\n"));
+    }
+
+    #[test]
+    fn order_revoked_for_customer_both_locales() {
+        let r = Renderer::new("C-Chorus");
+        let ja = r
+            .render("order_revoked", Locale::Ja, &order_revoked_context(false))
+            .unwrap();
+        assert_eq!(ja.subject, "[C-Chorus] C-Chorusご注文終了のお知らせ");
+        assert!(ja.body.starts_with("山田 太郎 様\n"));
+        assert!(ja.body.contains("ご利用いただき"));
+        assert!(
+            ja.body
+                .contains("メーカー注文番号：VO-2026-004211（失効済み）")
+        );
+        assert!(ja.body.contains("お客様ID：CUST-0042"));
+        assert!(ja.body.contains("お問い合わせいただくことはできません"));
+        assert!(!ja.body.contains("貴社"));
+        assert!(!ja.body.contains("別途"));
+        let en = r
+            .render("order_revoked", Locale::En, &order_revoked_context(false))
+            .unwrap();
+        assert_eq!(en.subject, "[C-Chorus] Your C-Chorus order has been closed");
+        assert!(en.body.starts_with("Dear 山田 太郎,\n"));
+        assert!(
+            en.body
+                .contains("on your order 0190f3a2-7c41-7d2e-9a51-3b8f2c1d4e5f")
+        );
+        assert!(
+            en.body
+                .contains("Vendor order ID: VO-2026-004211 (revoked)")
+        );
+        assert!(en.body.contains("can no longer be contacted"));
+        assert!(!en.body.contains("your customer"));
+        assert!(!en.body.contains("separate notice"));
+    }
+
+    #[test]
+    fn order_revoked_for_partner_both_locales() {
+        let r = Renderer::new("C-Chorus");
+        let ja = r
+            .render("order_revoked", Locale::Ja, &order_revoked_context(true))
+            .unwrap();
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] C-Chorusご注文終了のお知らせ（お客様ID：CUST-0042）"
+        );
+        assert!(ja.body.starts_with("佐藤 花子 様\n"));
+        assert!(ja.body.contains("お取り扱いいただき"));
+        assert!(ja.body.contains("貴社のお客様（お客様ID：CUST-0042）"));
+        assert!(
+            ja.body
+                .contains("メーカー注文番号：VO-2026-004211（失効済み）")
+        );
+        assert!(ja.body.contains("お問い合わせいただくことはできません"));
+        assert!(ja.body.contains("別途"));
+        assert!(!ja.body.contains("\n\n\n"));
+        let en = r
+            .render("order_revoked", Locale::En, &order_revoked_context(true))
+            .unwrap();
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] Your customer's C-Chorus order has been closed (customer ID CUST-0042)"
+        );
+        assert!(en.body.starts_with("Dear 佐藤 花子,\n"));
+        assert!(en.body.contains("your customer's order"));
+        assert!(en.body.contains("(customer ID CUST-0042)"));
+        assert!(
+            en.body
+                .contains("Vendor order ID: VO-2026-004211 (revoked)")
+        );
+        assert!(en.body.contains("can no longer be contacted"));
+        assert!(en.body.contains("no longer valid"));
+        assert!(en.body.contains("separate notice"));
+        assert!(!en.body.contains("\n\n\n"));
+    }
+
+    #[test]
     fn service_name_is_configurable_and_wins_over_context() {
         let r = Renderer::new("Backup Store");
         let mut ctx = vm_count_context();
@@ -484,6 +681,40 @@ mod tests {
             let mut ctx = vm_count_context();
             ctx.as_object_mut().unwrap().remove("previous_vm_count");
             assert!(r.render("vm_count_changed", locale, &ctx).is_err());
+
+            // Every field of the new kinds is required, whichever branch the
+            // flags select.
+            for flag in [false, true] {
+                for field in [
+                    "order_id",
+                    "vendor_order_id",
+                    "contact_name",
+                    "keys",
+                    "remaining",
+                    "order_revoked_next",
+                ] {
+                    let mut ctx = keys_cancelled_context(flag);
+                    ctx.as_object_mut().unwrap().remove(field);
+                    assert!(
+                        r.render("keys_cancelled", locale, &ctx).is_err(),
+                        "keys_cancelled.{locale} without {field}"
+                    );
+                }
+                for field in [
+                    "order_id",
+                    "vendor_order_id",
+                    "customer_id",
+                    "recipient_name",
+                    "for_partner",
+                ] {
+                    let mut ctx = order_revoked_context(flag);
+                    ctx.as_object_mut().unwrap().remove(field);
+                    assert!(
+                        r.render("order_revoked", locale, &ctx).is_err(),
+                        "order_revoked.{locale} without {field}"
+                    );
+                }
+            }
         }
     }
 

@@ -42,6 +42,7 @@ pub enum RequestKind {
     New,
     Additional,
     VmCount,
+    Cancellation,
 }
 
 impl RequestKind {
@@ -50,6 +51,7 @@ impl RequestKind {
             RequestKind::New => "new",
             RequestKind::Additional => "additional",
             RequestKind::VmCount => "vm_count",
+            RequestKind::Cancellation => "cancellation",
         }
     }
 }
@@ -61,6 +63,7 @@ pub struct NewRequest {
     pub quantity: Option<i32>,
     pub license_id: Option<Uuid>,
     pub vm_count: Option<i32>,
+    pub license_ids: Option<Vec<Uuid>>,
     pub job_id: Uuid,
     pub accepted_at: DateTime<Utc>,
     pub sla_deadline: DateTime<Utc>,
@@ -71,8 +74,8 @@ pub struct NewRequest {
 pub async fn insert_request(tx: &mut Tx<'_>, request: &NewRequest) -> sqlx::Result<()> {
     sqlx::query(
         "insert into license_requests (id, order_id, kind, quantity, license_id, vm_count,
-                                       job_id, accepted_at, sla_deadline)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                       license_ids, job_id, accepted_at, sla_deadline)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(request.id)
     .bind(request.order_id)
@@ -80,6 +83,7 @@ pub async fn insert_request(tx: &mut Tx<'_>, request: &NewRequest) -> sqlx::Resu
     .bind(request.quantity)
     .bind(request.license_id)
     .bind(request.vm_count)
+    .bind(&request.license_ids)
     .bind(request.job_id)
     .bind(request.accepted_at)
     .bind(request.sla_deadline)
@@ -125,10 +129,13 @@ pub struct OrderRow {
     pub contact_locale: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revocation_job_id: Option<Uuid>,
 }
 
 const ORDER_COLUMNS: &str = "id, partner_id, customer_id, usage, status, vendor_order_id,
-     contact_name, contact_email, contact_locale, created_at, updated_at";
+     contact_name, contact_email, contact_locale, created_at, updated_at, revoked_at,
+     revocation_job_id";
 
 /// Locks the order: every change to an order and its keys goes through
 /// this lock, so changes of one order never interleave.
@@ -176,6 +183,7 @@ pub struct RequestRow {
     pub quantity: Option<i32>,
     pub license_id: Option<Uuid>,
     pub vm_count: Option<i32>,
+    pub license_ids: Option<Vec<Uuid>>,
     pub status: String,
     pub job_id: Uuid,
     pub accepted_at: DateTime<Utc>,
@@ -183,8 +191,8 @@ pub struct RequestRow {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-const REQUEST_COLUMNS: &str = "id, order_id, kind, quantity, license_id, vm_count, status, job_id,
-     accepted_at, sla_deadline, completed_at";
+const REQUEST_COLUMNS: &str = "id, order_id, kind, quantity, license_id, vm_count, license_ids,
+     status, job_id, accepted_at, sla_deadline, completed_at";
 
 pub async fn find_request(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<RequestRow>> {
     sqlx::query_as(&format!(
@@ -231,10 +239,10 @@ pub struct LicenseRow {
     pub key: Option<String>,
     pub certificate: Option<String>,
     pub issued_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
-const LICENSE_COLUMNS: &str =
-    "id, order_id, request_id, seq, usage, vm_count, status, key, certificate, issued_at";
+const LICENSE_COLUMNS: &str = "id, order_id, request_id, seq, usage, vm_count, status, key, certificate, issued_at, revoked_at";
 
 pub async fn list_licenses<'e>(
     executor: impl sqlx::PgExecutor<'e>,
@@ -304,6 +312,70 @@ pub async fn set_vm_count(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Revokes those of `ids` still issued; returns the rows revoked now, so
+/// a second run revokes (and reports) nothing.
+pub async fn revoke_licenses(
+    tx: &mut Tx<'_>,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<LicenseRow>> {
+    sqlx::query_as(&format!(
+        "update licenses set status = 'revoked', revoked_at = $2
+         where id = any($1) and status = 'issued'
+         returning {LICENSE_COLUMNS}"
+    ))
+    .bind(ids)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Keys of the order that are not revoked (issued or still pending).
+pub async fn count_live_licenses(tx: &mut Tx<'_>, order_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar("select count(*) from licenses where order_id = $1 and status <> 'revoked'")
+        .bind(order_id)
+        .fetch_one(&mut **tx)
+        .await
+}
+
+/// Claims the order's one revocation for `job_id`; `false` if claimed before.
+pub async fn claim_revocation(tx: &mut Tx<'_>, order_id: Uuid, job_id: Uuid) -> sqlx::Result<bool> {
+    let claimed = sqlx::query(
+        "update license_orders set revocation_job_id = $2
+         where id = $1 and revocation_job_id is null",
+    )
+    .bind(order_id)
+    .bind(job_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(claimed.rows_affected() == 1)
+}
+
+pub async fn revoke_order(tx: &mut Tx<'_>, order_id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query(
+        "update license_orders set status = 'revoked', revoked_at = $2, updated_at = $2
+         where id = $1 and status = 'active'",
+    )
+    .bind(order_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The partner's admin mail and locale, if the directory knows them.
+pub async fn partner_admin(
+    tx: &mut Tx<'_>,
+    partner_id: &str,
+) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as(
+        "select admin_email, locale from partners where id = $1 and admin_email is not null",
+    )
+    .bind(partner_id)
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 /// The status of the license with this key, for `fulfil license verify`.

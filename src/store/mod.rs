@@ -2,6 +2,7 @@
 //! migrations, and the SQL of each concern in its own module. Functions
 //! that are part of a unit of work take the caller's transaction.
 
+pub mod audit;
 pub mod dead_letters;
 pub mod idempotency;
 pub mod jobs;

@@ -29,6 +29,8 @@ async fn health_readiness_and_openapi_are_served() {
         "/v1/license-orders",
         "/v1/license-orders/{id}/additions",
         "/v1/license-orders/{id}/vm-count",
+        "/v1/license-orders/{id}/cancellations",
+        "/v1/ops/audit",
         "/v1/jobs/{id}",
     ] {
         assert!(openapi["paths"][path].is_object(), "{path} is documented");

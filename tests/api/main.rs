@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod cancellations;
 mod delivery;
 mod health;
 mod idempotency;

@@ -1,0 +1,75 @@
+//! The audit trail: one row per state change, written in the transaction
+//! of the change itself.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use super::Tx;
+
+pub struct AuditEvent<'a> {
+    pub at: DateTime<Utc>,
+    pub entity_type: &'static str,
+    pub entity_id: Uuid,
+    pub action: &'static str,
+    pub from_state: Option<&'a str>,
+    pub to_state: Option<&'a str>,
+    pub token_id: Option<Uuid>,
+    pub job_id: Option<Uuid>,
+    pub detail: serde_json::Value,
+}
+
+pub async fn record(tx: &mut Tx<'_>, event: AuditEvent<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into audit_events (at, entity_type, entity_id, action, from_state, to_state,
+                                   token_id, job_id, detail)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(event.at)
+    .bind(event.entity_type)
+    .bind(event.entity_id)
+    .bind(event.action)
+    .bind(event.from_state)
+    .bind(event.to_state)
+    .bind(event.token_id)
+    .bind(event.job_id)
+    .bind(&event.detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub entity_type: String,
+    pub entity_id: Uuid,
+    pub action: String,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub token_id: Option<Uuid>,
+    pub job_id: Option<Uuid>,
+    pub detail: serde_json::Value,
+}
+
+/// The trail, newest last, optionally for one entity and from an instant.
+pub async fn list<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    entity_id: Option<Uuid>,
+    since: Option<DateTime<Utc>>,
+    limit: i64,
+) -> sqlx::Result<Vec<AuditRow>> {
+    sqlx::query_as(
+        "select id, at, entity_type, entity_id, action, from_state, to_state, token_id, job_id, detail
+         from audit_events
+         where ($1::uuid is null or entity_id = $1) and ($2::timestamptz is null or at >= $2)
+         order by id
+         limit $3",
+    )
+    .bind(entity_id)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}

@@ -1,0 +1,540 @@
+use std::time::Duration;
+
+use fulfil::app::Components;
+use fulfil::store::tokens::Role;
+use serde_json::{Value, json};
+
+use crate::support::{
+    TestApp, new_order, publish_raw, spawn_app, spawn_with, test_settings, wait_for,
+};
+
+fn cancellations(order_id: &str) -> String {
+    format!("/v1/license-orders/{order_id}/cancellations")
+}
+
+async fn mails_of(app: &TestApp, template: &str) -> i64 {
+    app.count(&format!(
+        "select count(*) from mails where template = '{template}'"
+    ))
+    .await
+}
+
+async fn until_request_done(
+    app: &TestApp,
+    token: &str,
+    order_id: &str,
+    request_id: &Value,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let order = app.order_view(token, order_id).await;
+        let requests = order["requests"].as_array().unwrap();
+        if requests
+            .iter()
+            .any(|r| r["id"] == *request_id && r["status"] == "done")
+        {
+            return order;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "request {request_id} did not finish: {order}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn cancelling_some_keys_revokes_them_at_once_and_mails_the_contact() {
+    let app = spawn_app().await;
+    let token = app.portal_token("acme").await;
+    let order_id = app.active_order(&token, &new_order("virtual", 3)).await;
+    let first = app.order_view(&token, &order_id).await["licenses"][0]["id"].clone();
+
+    let response = app
+        .post(
+            &cancellations(&order_id),
+            &token,
+            "c1",
+            &json!({ "license_ids": [first] }),
+        )
+        .await;
+
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.unwrap();
+    let order = until_request_done(&app, &token, &order_id, &accepted["request_id"]).await;
+    assert_eq!(
+        order["status"], "active",
+        "live keys remain, so the order stays active"
+    );
+    let statuses: Vec<&str> = order["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "revoked").count(), 1);
+    assert!(order["licenses"][0]["revoked_at"].is_string());
+    assert!(
+        wait_for(Duration::from_secs(20), || async {
+            mails_of(&app, "keys_cancelled").await == 1
+        })
+        .await
+    );
+    assert_eq!(mails_of(&app, "order_revoked").await, 0);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn cancelling_the_last_key_revokes_the_vendor_order_and_mails_contact_and_partner() {
+    let app = spawn_app().await;
+    let token = app.portal_token("acme").await;
+    sqlx::query(
+        "update partners set admin_email = 'admin@acme.example', locale = 'en' where id = 'acme'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let order_id = app.active_order(&token, &new_order("hypervisor", 2)).await;
+
+    let response = app
+        .post(
+            &cancellations(&order_id),
+            &token,
+            "c-all",
+            &json!({ "all": true }),
+        )
+        .await;
+
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.unwrap();
+    let order = until_request_done(&app, &token, &order_id, &accepted["request_id"]).await;
+    assert_eq!(order["status"], "revoked");
+    assert!(order["revoked_at"].is_string());
+    assert!(
+        order["licenses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["status"] == "revoked")
+    );
+    let actions: Vec<&str> = order["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "order.created",
+            "change.accepted",
+            "order.activated",
+            "change.accepted",
+            "licenses.revoked",
+            "order.revoked"
+        ]
+    );
+    for event in order["history"].as_array().unwrap() {
+        assert!(
+            event["at"].is_string() && event["token_id"].is_string(),
+            "who and when: {event}"
+        );
+    }
+    assert!(
+        order["history"][5]["job_id"].is_string(),
+        "which job revoked it"
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || async {
+            app.count(
+                "select count(*) from mails where template = 'order_revoked' and status = 'sent'",
+            )
+            .await
+                == 2
+        })
+        .await
+    );
+    let recipients: Vec<String> = sqlx::query_scalar(
+        "select recipient from mails where template = 'order_revoked' order by recipient",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(recipients, ["admin@acme.example", "hanako@example.com"]);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn keys_can_be_named_and_unknown_or_revoked_keys_are_422_naming_them() {
+    let app = spawn_app().await;
+    let token = app.portal_token("acme").await;
+    let order_id = app.active_order(&token, &new_order("virtual", 2)).await;
+    let order = app.order_view(&token, &order_id).await;
+    let key = order["licenses"][0]["key"].as_str().unwrap().to_owned();
+    let accepted: Value = app
+        .post(
+            &cancellations(&order_id),
+            &token,
+            "by-key",
+            &json!({ "keys": [key.to_lowercase()] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    until_request_done(&app, &token, &order_id, &accepted["request_id"]).await;
+    let foreign = fulfil::licensing::key::LicenseKey::generate()
+        .as_str()
+        .to_owned();
+
+    let response = app
+        .post(
+            &cancellations(&order_id),
+            &token,
+            "again",
+            &json!({ "keys": [key, foreign] }),
+        )
+        .await;
+
+    assert_eq!(response.status(), 422);
+    let text = response.text().await.unwrap();
+    let problem: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        problem["type"],
+        "urn:fulfil:problem:license-not-cancellable"
+    );
+    assert_eq!(problem["errors"][0]["field"], "keys[0]");
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already revoked")
+    );
+    assert_eq!(problem["errors"][1]["field"], "keys[1]");
+    assert!(
+        problem["errors"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a key of this order")
+    );
+    assert!(
+        !text.contains(&key) && !text.contains(&foreign),
+        "no license key in an error: {text}"
+    );
+    let unknown_id = app
+        .post(
+            &cancellations(&order_id),
+            &token,
+            "id",
+            &json!({ "license_ids": [uuid::Uuid::now_v7()] }),
+        )
+        .await;
+    assert_eq!(unknown_id.status(), 422);
+    assert_eq!(
+        app.count("select count(*) from license_requests where kind = 'cancellation'")
+            .await,
+        1,
+        "refusals store nothing"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_revoked_order_accepts_nothing_more() {
+    let app = spawn_app().await;
+    let token = app.portal_token("acme").await;
+    let order_id = app.active_order(&token, &new_order("hypervisor", 1)).await;
+    let accepted: Value = app
+        .post(
+            &cancellations(&order_id),
+            &token,
+            "all",
+            &json!({ "all": true }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    until_request_done(&app, &token, &order_id, &accepted["request_id"]).await;
+
+    let attempts = [
+        app.post(
+            &cancellations(&order_id),
+            &token,
+            "x1",
+            &json!({ "all": true }),
+        )
+        .await,
+        app.post(
+            &format!("/v1/license-orders/{order_id}/additions"),
+            &token,
+            "x2",
+            &json!({ "quantity": 1 }),
+        )
+        .await,
+        app.post(
+            &format!("/v1/license-orders/{order_id}/vm-count"),
+            &token,
+            "x3",
+            &json!({ "vm_count": 99 }),
+        )
+        .await,
+    ];
+
+    for response in attempts {
+        assert_eq!(response.status(), 409);
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["type"],
+            "urn:fulfil:problem:order-revoked"
+        );
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn cancellations_are_refused_while_preparing_and_cannot_carry_a_date() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let token = app.portal_token("acme").await;
+    let order_id = app.order(&token, &new_order("virtual", 1)).await["order_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let preparing = app
+        .post(
+            &cancellations(&order_id),
+            &token,
+            "p",
+            &json!({ "all": true }),
+        )
+        .await;
+    let dated = app
+        .post(
+            &cancellations(&order_id),
+            &token,
+            "d",
+            &json!({ "all": true, "cancel_date": "2027-01-01" }),
+        )
+        .await;
+    let ambiguous = app
+        .post(
+            &cancellations(&order_id),
+            &token,
+            "a",
+            &json!({ "all": true, "license_ids": [] }),
+        )
+        .await;
+
+    assert_eq!(preparing.status(), 409);
+    assert_eq!(
+        preparing.json::<Value>().await.unwrap()["type"],
+        "urn:fulfil:problem:order-preparing"
+    );
+    assert_eq!(dated.status(), 400);
+    assert_eq!(
+        dated.json::<Value>().await.unwrap()["type"],
+        "urn:fulfil:problem:date-not-allowed"
+    );
+    assert_eq!(ambiguous.status(), 400);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn operators_query_the_audit_trail_and_portals_cannot() {
+    let app = spawn_app().await;
+    let token = app.portal_token("acme").await;
+    let operator = app.token(Role::Operator, None).await;
+    let order_id = app.active_order(&token, &new_order("virtual", 1)).await;
+
+    let trail: Value = app
+        .get(&format!("/v1/ops/audit?entity_id={order_id}"), &operator)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let forbidden = app.get("/v1/ops/audit", &token).await;
+
+    let actions: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["order.created", "change.accepted", "order.activated"]
+    );
+    assert_eq!(forbidden.status(), 403);
+    app.cleanup().await;
+}
+
+/// Exactly one order revocation, and one mail per cause, for `order_id`.
+async fn assert_revoked_once(app: &TestApp, order_id: &str) {
+    let count = |sql: String| async move { app.count(&sql).await };
+    assert_eq!(count(format!("select count(*) from jobs where kind = 'license.order_revoke' and resource_id = '{order_id}'")).await, 1);
+    assert_eq!(count(format!("select count(*) from audit_events where action = 'order.revoked' and entity_id = '{order_id}'")).await, 1);
+    assert_eq!(
+        count(format!(
+            "select count(*) from mails where cause = 'order_revoked:{order_id}:contact'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        count(format!(
+            "select count(*) from licenses where order_id = '{order_id}' and status <> 'revoked'"
+        ))
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cancellations_of_the_same_keys_revoke_the_order_once() {
+    let app = spawn_app().await;
+    let token = app.portal_token("acme").await;
+    for round in 0..10 {
+        let order_id = app.active_order(&token, &new_order("virtual", 2)).await;
+        let path = cancellations(&order_id);
+
+        let all = json!({ "all": true });
+        let keys: Vec<String> = (0..4).map(|i| format!("race-{round}-{i}")).collect();
+        let racing = keys.iter().map(|key| app.post(&path, &token, key, &all));
+        let statuses: Vec<u16> = futures::future::join_all(racing)
+            .await
+            .iter()
+            .map(|r| r.status().as_u16())
+            .collect();
+
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 202).count(),
+            1,
+            "one wins: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| [202, 409, 422].contains(s)),
+            "{statuses:?}"
+        );
+        assert!(
+            wait_for(Duration::from_secs(30), || async {
+                app.order_view(&token, &order_id).await["status"] == "revoked"
+            })
+            .await
+        );
+        assert_revoked_once(&app, &order_id).await;
+        let cancelled_mails = format!(
+            "select count(*) from mails where cause in
+               (select 'keys_cancelled:' || id from license_requests where order_id = '{order_id}')"
+        );
+        assert_eq!(app.count(&cancelled_mails).await, 1);
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_racing_an_addition_ends_consistent() {
+    let app = spawn_app().await;
+    let token = app.portal_token("acme").await;
+    for round in 0..10 {
+        let order_id = app.active_order(&token, &new_order("virtual", 1)).await;
+
+        let (cancel_path, add_path) = (
+            cancellations(&order_id),
+            format!("/v1/license-orders/{order_id}/additions"),
+        );
+        let (cancel_key, add_key) = (format!("c{round}"), format!("a{round}"));
+        let (all, one) = (json!({ "all": true }), json!({ "quantity": 1 }));
+        let cancel = app.post(&cancel_path, &token, &cancel_key, &all);
+        let add = app.post(&add_path, &token, &add_key, &one);
+        let (cancel, add) = tokio::join!(cancel, add);
+        let (cancel, add) = (cancel.status().as_u16(), add.status().as_u16());
+
+        // Exactly one change is accepted; the other waits its turn (409).
+        assert_eq!(
+            [cancel, add].iter().filter(|s| **s == 202).count(),
+            1,
+            "cancel {cancel}, add {add}"
+        );
+        let settled = wait_for(Duration::from_secs(30), || async {
+            let order = app.order_view(&token, &order_id).await;
+            order["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["status"] == "done")
+        })
+        .await;
+        assert!(settled);
+        let order = app.order_view(&token, &order_id).await;
+        if cancel == 202 {
+            assert_eq!(order["status"], "revoked");
+            assert_revoked_once(&app, &order_id).await;
+        } else {
+            assert_eq!(order["status"], "active");
+            assert_eq!(
+                order["licenses"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|l| l["status"] == "issued")
+                    .count(),
+                2
+            );
+        }
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_revocation_jobs_change_nothing_more() {
+    let app = spawn_app().await;
+    let token = app.portal_token("acme").await;
+    let order_id = app.active_order(&token, &new_order("virtual", 2)).await;
+    let accepted: Value = app
+        .post(
+            &cancellations(&order_id),
+            &token,
+            "all",
+            &json!({ "all": true }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    until_request_done(&app, &token, &order_id, &accepted["request_id"]).await;
+    let mails_before = app.count("select count(*) from mails").await;
+
+    let envelopes: Vec<(String, Value)> = sqlx::query_as(
+        "select kind, json_build_object('job_id', id, 'kind', kind, 'version', version,
+                'enqueued_at', enqueued_at, 'attempt', 1, 'payload', payload)
+         from jobs where kind in ('license.revoke', 'license.order_revoke')",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(envelopes.len(), 2);
+    for (kind, envelope) in &envelopes {
+        for _ in 0..3 {
+            publish_raw(
+                &app.settings,
+                &format!("{}{kind}", app.settings.amqp.prefix),
+                envelope.to_string().as_bytes(),
+            )
+            .await;
+        }
+    }
+
+    let redelivered = wait_for(Duration::from_secs(20), || async {
+        app.count("select coalesce(min(deliveries), 0)::int8 from jobs where kind in ('license.revoke', 'license.order_revoke')").await == 4
+    })
+    .await;
+    assert!(redelivered, "each job was delivered again three times");
+    assert_revoked_once(&app, &order_id).await;
+    assert_eq!(app.count("select count(*) from mails").await, mails_before);
+    assert_eq!(
+        app.count("select count(*) from audit_events where action = 'licenses.revoked'")
+            .await,
+        1
+    );
+    app.cleanup().await;
+}
