@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod cancellations;
+pub mod directory;
 pub mod health;
 pub mod idempotency;
 pub mod jobs;
@@ -67,6 +68,30 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/ops/audit", get(ops::audit))
+        .route(
+            "/v1/partners/{id}",
+            get(directory::get_partner).put(directory::put_partner),
+        )
+        .route(
+            "/v1/customers/{id}",
+            get(directory::get_customer).put(directory::put_customer),
+        )
+        .route(
+            "/v1/users/{id}",
+            get(directory::get_user).put(directory::put_user),
+        )
+        .route(
+            "/v1/subscriptions/{id}",
+            get(directory::get_subscription).put(directory::put_subscription),
+        )
+        .route(
+            "/v1/role-assignments/{id}",
+            get(directory::get_role).put(directory::put_role),
+        )
+        .route(
+            "/v1/reseller-relationships/{partner_id}/{customer_id}",
+            get(directory::get_relationship).put(directory::put_relationship),
+        )
         .fallback(|| async { problem::ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(body::BodyLimit(body_limit)))

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "fulfil intake API", description = "Requests from resale portals become jobs: license orders, and more to come."),
+    info(title = "fulfil intake API", description = "Requests from resale portals become jobs: license orders and their lifecycle; the directory portals keep in sync."),
     paths(
         super::license_orders::create_order,
         super::license_orders::add_licenses,
@@ -15,6 +15,18 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         super::license_orders::get_order,
         super::cancellations::cancel_licenses,
         super::ops::audit,
+        super::directory::put_partner,
+        super::directory::get_partner,
+        super::directory::put_customer,
+        super::directory::get_customer,
+        super::directory::put_user,
+        super::directory::get_user,
+        super::directory::put_subscription,
+        super::directory::get_subscription,
+        super::directory::put_role,
+        super::directory::get_role,
+        super::directory::put_relationship,
+        super::directory::get_relationship,
         super::jobs::get_job,
     ),
     components(schemas(super::problem::Problem, super::problem::FieldError)),

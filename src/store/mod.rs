@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod dead_letters;
+pub mod directory;
 pub mod idempotency;
 pub mod jobs;
 pub mod licenses;

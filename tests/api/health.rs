@@ -31,6 +31,12 @@ async fn health_readiness_and_openapi_are_served() {
         "/v1/license-orders/{id}/vm-count",
         "/v1/license-orders/{id}/cancellations",
         "/v1/ops/audit",
+        "/v1/partners/{id}",
+        "/v1/customers/{id}",
+        "/v1/users/{id}",
+        "/v1/subscriptions/{id}",
+        "/v1/role-assignments/{id}",
+        "/v1/reseller-relationships/{partner_id}/{customer_id}",
         "/v1/jobs/{id}",
     ] {
         assert!(openapi["paths"][path].is_object(), "{path} is documented");

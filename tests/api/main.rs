@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod cancellations;
 mod delivery;
+mod directory;
 mod health;
 mod idempotency;
 mod issuance;

@@ -1,0 +1,244 @@
+//! The directory: partners, customers, users, subscriptions, role
+//! assignments and reseller relationships. Every write is an upsert that
+//! reports whether it created the row.
+
+use sqlx::{FromRow, PgExecutor};
+
+use super::Tx;
+
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct Partner {
+    pub id: String,
+    pub name: String,
+    pub admin_email: Option<String>,
+    pub locale: String,
+}
+
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct Customer {
+    pub id: String,
+    pub partner_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct User {
+    pub id: String,
+    pub customer_id: String,
+    pub email: String,
+    pub locale: String,
+    pub name: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct Subscription {
+    pub id: String,
+    pub customer_id: String,
+    pub partner_id: String,
+    pub product: String,
+}
+
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct RoleAssignment {
+    pub id: String,
+    pub principal_type: String,
+    pub principal_id: String,
+    pub role: String,
+    pub scope_type: String,
+    pub scope_id: String,
+    pub status: String,
+}
+
+pub async fn find_partner<'e>(db: impl PgExecutor<'e>, id: &str) -> sqlx::Result<Option<Partner>> {
+    sqlx::query_as("select id, name, admin_email, locale from partners where id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn upsert_partner(tx: &mut Tx<'_>, partner: &Partner) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "insert into partners (id, name, admin_email, locale) values ($1, $2, $3, $4)
+         on conflict (id) do update set name = excluded.name, admin_email = excluded.admin_email,
+                                        locale = excluded.locale, updated_at = now()
+         returning (xmax = 0)",
+    )
+    .bind(&partner.id)
+    .bind(&partner.name)
+    .bind(&partner.admin_email)
+    .bind(&partner.locale)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// Locks the customer row (if any) so concurrent writes of one customer
+/// decide ownership one after the other.
+pub async fn lock_customer(tx: &mut Tx<'_>, id: &str) -> sqlx::Result<Option<Customer>> {
+    sqlx::query_as("select id, partner_id, name from customers where id = $1 for update")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+pub async fn find_customer<'e>(
+    db: impl PgExecutor<'e>,
+    id: &str,
+) -> sqlx::Result<Option<Customer>> {
+    sqlx::query_as("select id, partner_id, name from customers where id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn upsert_customer(tx: &mut Tx<'_>, customer: &Customer) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "insert into customers (id, partner_id, name) values ($1, $2, $3)
+         on conflict (id) do update set partner_id = excluded.partner_id, name = excluded.name,
+                                        updated_at = now()
+         returning (xmax = 0)",
+    )
+    .bind(&customer.id)
+    .bind(&customer.partner_id)
+    .bind(&customer.name)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// Whether `partner_id` may act for the customer: its reseller of record,
+/// or a partner with a reseller relationship.
+pub async fn customer_visible_to<'e>(
+    db: impl PgExecutor<'e>,
+    customer_id: &str,
+    partner_id: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "select exists (select 1 from customers where id = $1 and partner_id = $2)
+             or exists (select 1 from reseller_relationships where customer_id = $1 and partner_id = $2)",
+    )
+    .bind(customer_id)
+    .bind(partner_id)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn find_user<'e>(db: impl PgExecutor<'e>, id: &str) -> sqlx::Result<Option<User>> {
+    sqlx::query_as("select id, customer_id, email, locale, name, status from users where id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn upsert_user(tx: &mut Tx<'_>, user: &User) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "insert into users (id, customer_id, email, locale, name) values ($1, $2, $3, $4, $5)
+         on conflict (id) do update set customer_id = excluded.customer_id, email = excluded.email,
+                                        locale = excluded.locale, name = excluded.name,
+                                        updated_at = now()
+         returning (xmax = 0)",
+    )
+    .bind(&user.id)
+    .bind(&user.customer_id)
+    .bind(&user.email)
+    .bind(&user.locale)
+    .bind(&user.name)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+pub async fn find_subscription<'e>(
+    db: impl PgExecutor<'e>,
+    id: &str,
+) -> sqlx::Result<Option<Subscription>> {
+    sqlx::query_as("select id, customer_id, partner_id, product from subscriptions where id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn upsert_subscription(
+    tx: &mut Tx<'_>,
+    subscription: &Subscription,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "insert into subscriptions (id, customer_id, partner_id, product) values ($1, $2, $3, $4)
+         on conflict (id) do update set customer_id = excluded.customer_id,
+                                        partner_id = excluded.partner_id,
+                                        product = excluded.product, updated_at = now()
+         returning (xmax = 0)",
+    )
+    .bind(&subscription.id)
+    .bind(&subscription.customer_id)
+    .bind(&subscription.partner_id)
+    .bind(&subscription.product)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+pub async fn find_role<'e>(
+    db: impl PgExecutor<'e>,
+    id: &str,
+) -> sqlx::Result<Option<RoleAssignment>> {
+    sqlx::query_as(
+        "select id, principal_type, principal_id, role, scope_type, scope_id, status
+         from role_assignments where id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn upsert_role(tx: &mut Tx<'_>, role: &RoleAssignment) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "insert into role_assignments (id, principal_type, principal_id, role, scope_type, scope_id,
+                                       status, removed_at)
+         values ($1, $2, $3, $4, $5, $6, $7, case when $7 = 'removed' then now() end)
+         on conflict (id) do update set
+             principal_type = excluded.principal_type, principal_id = excluded.principal_id,
+             role = excluded.role, scope_type = excluded.scope_type, scope_id = excluded.scope_id,
+             status = excluded.status,
+             removed_at = case when excluded.status = 'removed'
+                               then coalesce(role_assignments.removed_at, now()) end,
+             updated_at = now()
+         returning (xmax = 0)",
+    )
+    .bind(&role.id)
+    .bind(&role.principal_type)
+    .bind(&role.principal_id)
+    .bind(&role.role)
+    .bind(&role.scope_type)
+    .bind(&role.scope_id)
+    .bind(&role.status)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+pub async fn relationship_exists<'e>(
+    db: impl PgExecutor<'e>,
+    partner_id: &str,
+    customer_id: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "select exists (select 1 from reseller_relationships where partner_id = $1 and customer_id = $2)",
+    )
+    .bind(partner_id)
+    .bind(customer_id)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn insert_relationship(
+    tx: &mut Tx<'_>,
+    partner_id: &str,
+    customer_id: &str,
+) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "insert into reseller_relationships (partner_id, customer_id) values ($1, $2)
+         on conflict do nothing",
+    )
+    .bind(partner_id)
+    .bind(customer_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
