@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::intake::{self, AppState};
 use crate::job::JobKind;
 use crate::licensing::{self, vendor::LocalVendor};
-use crate::mail::templates::Renderer;
+use crate::mail::queue::Mailer;
 use crate::runtime::dead_letter_intake::DeadLetterIntake;
 use crate::runtime::{DeliveryProcessor, JobContext, JobProcessor, consumer};
 use crate::settings::Settings;
@@ -104,7 +104,7 @@ impl Application {
                 clock,
                 signer: Arc::new(licensing::load_signer(&settings.license)?),
                 vendor: Arc::new(LocalVendor),
-                renderer: Arc::new(Renderer::new(settings.mail.service_name.clone())),
+                mailer: Mailer::new(settings.clone()),
                 mail_transport: crate::mail::transport_from_settings(&settings.mail)?,
             };
             let mut processors: Vec<Arc<dyn DeliveryProcessor>> = components

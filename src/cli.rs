@@ -27,7 +27,7 @@ pub enum Command {
     /// Run workers: all job kinds, or only those named (e.g. `fulfil worker license.new mail.send`).
     Worker {
         /// Job kinds: license.new, license.additional, license.vm_count, license.revoke,
-        /// license.order_revoke, mail.send.
+        /// license.order_revoke, transfer.process, role.cleanup, mail.send.
         kinds: Vec<String>,
     },
     /// Create the database if needed and apply migrations, then exit.

@@ -13,16 +13,20 @@ pub enum JobKind {
     LicenseVmCount,
     LicenseRevoke,
     LicenseOrderRevoke,
+    TransferProcess,
+    RoleCleanup,
     MailSend,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 8] = [
         JobKind::LicenseNew,
         JobKind::LicenseAdditional,
         JobKind::LicenseVmCount,
         JobKind::LicenseRevoke,
         JobKind::LicenseOrderRevoke,
+        JobKind::TransferProcess,
+        JobKind::RoleCleanup,
         JobKind::MailSend,
     ];
 
@@ -33,6 +37,8 @@ impl JobKind {
             JobKind::LicenseVmCount => "license.vm_count",
             JobKind::LicenseRevoke => "license.revoke",
             JobKind::LicenseOrderRevoke => "license.order_revoke",
+            JobKind::TransferProcess => "transfer.process",
+            JobKind::RoleCleanup => "role.cleanup",
             JobKind::MailSend => "mail.send",
         }
     }

@@ -19,6 +19,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod transfers;
 
 /// One module per job kind; kept at the top of the tree so the workers are
 /// the first thing a reader finds.

@@ -21,6 +21,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub license: LicenseSettings,
     pub scheduler: SchedulerSettings,
+    pub transfers: TransferSettings,
     #[serde(default)]
     pub clock: ClockSettings,
 }
@@ -108,6 +109,13 @@ pub struct SlaSettings {
     pub vm_count: Duration,
     #[serde(with = "humantime_serde")]
     pub cancellation: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TransferSettings {
+    /// A ticket not carried out within this long expires.
+    #[serde(with = "humantime_serde")]
+    pub expire_after: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

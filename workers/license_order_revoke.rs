@@ -88,7 +88,7 @@ impl JobHandler for LicenseOrderRevoke {
                 attachments: Vec::new(),
                 partner_id: Some(&order.partner_id),
             };
-            queue_mail(ctx, tx, mail, now).await?;
+            queue_mail(&ctx.mailer, tx, mail, now).await?;
         }
         Ok(())
     }

@@ -70,7 +70,7 @@ impl JobHandler for LicenseVmCount {
         let mut updated = license.clone();
         updated.certificate = Some(certificate);
         queue_mail(
-            ctx,
+            &ctx.mailer,
             tx,
             MailRequest {
                 cause: format!("vm_count_changed:{request_id}"),

@@ -6,6 +6,8 @@ pub mod license_order_revoke;
 pub mod license_revoke;
 pub mod license_vm_count;
 pub mod mail_send;
+pub mod role_cleanup;
+pub mod transfer_process;
 
 use std::sync::Arc;
 
@@ -23,6 +25,8 @@ pub fn handler(kind: JobKind) -> Arc<dyn JobHandler> {
         JobKind::LicenseVmCount => Arc::new(license_vm_count::LicenseVmCount),
         JobKind::LicenseRevoke => Arc::new(license_revoke::LicenseRevoke),
         JobKind::LicenseOrderRevoke => Arc::new(license_order_revoke::LicenseOrderRevoke),
+        JobKind::TransferProcess => Arc::new(transfer_process::TransferProcess),
+        JobKind::RoleCleanup => Arc::new(role_cleanup::RoleCleanup),
         JobKind::MailSend => Arc::new(mail_send::MailSend),
     }
 }

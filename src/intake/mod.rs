@@ -12,6 +12,7 @@ pub mod license_orders;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
+pub mod transfers;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub clock: Clock,
     pub rate_limits: Arc<auth::RateLimits>,
+    pub mailer: crate::mail::queue::Mailer,
 }
 
 impl AppState {
@@ -37,11 +39,13 @@ impl AppState {
             settings.http.rate_limit_per_second,
             settings.http.rate_limit_burst,
         ));
+        let mailer = crate::mail::queue::Mailer::new(settings.clone());
         AppState {
             pool,
             settings,
             clock,
             rate_limits,
+            mailer,
         }
     }
 }
@@ -68,6 +72,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/ops/audit", get(ops::audit))
+        .route("/v1/transfers", post(transfers::submit))
+        .route("/v1/transfers/{id}", get(transfers::get))
+        .route("/v1/transfers/{id}/cancellation", post(transfers::cancel))
+        .route("/v1/role-cleanups", post(transfers::role_cleanup))
         .route(
             "/v1/partners/{id}",
             get(directory::get_partner).put(directory::put_partner),

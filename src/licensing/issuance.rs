@@ -112,7 +112,7 @@ pub async fn queue_issued_mail(
         "sla_met": now <= request.sla_deadline,
     });
     queue_mail(
-        ctx,
+        &ctx.mailer,
         tx,
         MailRequest {
             cause: format!("{template}:{}", request.id),

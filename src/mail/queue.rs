@@ -7,12 +7,29 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use super::Locale;
 use super::message::{Attachment, message_id_for};
+use super::templates::Renderer;
 use crate::job::{JobError, JobKind};
-use crate::runtime::JobContext;
+use crate::settings::Settings;
 use crate::store::Tx;
 use crate::store::{jobs, mails};
+
+/// Queues mail: what both the intake and the workers need to write one.
+#[derive(Clone)]
+pub struct Mailer {
+    renderer: Arc<Renderer>,
+    settings: Arc<Settings>,
+}
+
+impl Mailer {
+    pub fn new(settings: Arc<Settings>) -> Mailer {
+        let renderer = Arc::new(Renderer::new(settings.mail.service_name.clone()));
+        Mailer { renderer, settings }
+    }
+}
 
 pub struct MailRequest<'a> {
     /// What this mail is about, e.g. `license_issued:<request id>`.
@@ -27,17 +44,17 @@ pub struct MailRequest<'a> {
 }
 
 pub async fn queue_mail(
-    ctx: &JobContext,
+    mailer: &Mailer,
     tx: &mut Tx<'_>,
     request: MailRequest<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), JobError> {
-    let settings = &ctx.settings.mail;
+    let settings = &mailer.settings.mail;
     let locale = request
         .locale
         .or_else(|| Locale::parse(&settings.default_locale))
         .unwrap_or(Locale::Ja);
-    let rendered = ctx
+    let rendered = mailer
         .renderer
         .render(request.template, locale, &request.context)
         .map_err(|e| JobError::fatal(format!("mail template {}: {e}", request.template)))?;
@@ -75,7 +92,7 @@ pub async fn queue_mail(
                 resource_id: mail_id,
                 sla_deadline: None,
             },
-            ctx.settings.jobs.max_attempts,
+            mailer.settings.jobs.max_attempts,
             now,
         )
         .await?;

@@ -101,6 +101,14 @@ const TEMPLATES: &[TemplateFile] = &[
     template_file!("keys_cancelled", "en", Locale::En),
     template_file!("order_revoked", "ja", Locale::Ja),
     template_file!("order_revoked", "en", Locale::En),
+    template_file!("transfer_submitted", "ja", Locale::Ja),
+    template_file!("transfer_submitted", "en", Locale::En),
+    template_file!("transfer_completed", "ja", Locale::Ja),
+    template_file!("transfer_completed", "en", Locale::En),
+    template_file!("transfer_rejected", "ja", Locale::Ja),
+    template_file!("transfer_rejected", "en", Locale::En),
+    template_file!("transfer_failed", "ja", Locale::Ja),
+    template_file!("transfer_failed", "en", Locale::En),
 ];
 
 /// The mail kinds that have templates, e.g. for validating a `template`
@@ -186,6 +194,7 @@ impl Renderer {
         // and prints them in `Debug`; those include license keys.
         env.set_debug(false);
         env.add_filter("usage_label", usage_label);
+        env.add_function("fail", fail);
         Renderer {
             service_name: service_name.into(),
             env,
@@ -283,6 +292,18 @@ fn usage_label(usage: &str, locale: &str) -> String {
     label.to_owned()
 }
 
+/// `{{ fail("...") }}`: stops rendering with an error. For the `else` of a
+/// branch on a value that must be one of a known set (`recipient_role`), so a
+/// missing or unexpected value fails like an undefined variable instead of
+/// going out with another recipient's wording. The message is the template's
+/// literal, never a context value.
+fn fail(message: String) -> Result<String, minijinja::Error> {
+    Err(minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        message,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,11 +361,55 @@ mod tests {
         })
     }
 
+    const TRANSFER_KINDS: [&str; 4] = [
+        "transfer_submitted",
+        "transfer_completed",
+        "transfer_rejected",
+        "transfer_failed",
+    ];
+    const TRANSFER_ROLES: [&str; 3] = ["customer", "source", "destination"];
+    const TRANSFER_ID: &str = "0190f4c8-1b2a-7e3d-8f4a-6c5b4a3d2e1f";
+    const REJECTED_REASON: &str =
+        "partner PARTNER-0019 has no reseller relationship with customer CUST-0042";
+    const FAILED_REASON: &str = "switching subscription SUB-0002 timed out";
+
+    /// `reason` is empty unless the transfer was rejected or failed, as the
+    /// callers send it.
+    fn transfer_context(kind: &str, role: &str) -> serde_json::Value {
+        let reason = match kind {
+            "transfer_rejected" => REJECTED_REASON,
+            "transfer_failed" => FAILED_REASON,
+            _ => "",
+        };
+        let recipient_name = match role {
+            "customer" => "山田 太郎",
+            "source" => "佐藤 花子",
+            _ => "鈴木 一郎",
+        };
+        json!({
+            "transfer_id": TRANSFER_ID,
+            "customer_id": "CUST-0042",
+            "source_partner_id": "PARTNER-0007",
+            "destination_partner_id": "PARTNER-0019",
+            "subscription_ids": ["SUB-0001", "SUB-0002"],
+            "recipient_name": recipient_name,
+            "recipient_role": role,
+            "reason": reason
+        })
+    }
+
+    fn render_transfer(kind: &str, locale: Locale, role: &str) -> RenderedMail {
+        Renderer::new("C-Chorus")
+            .render(kind, locale, &transfer_context(kind, role))
+            .unwrap()
+    }
+
     fn context_for(kind: &str) -> serde_json::Value {
         match kind {
             "vm_count_changed" => vm_count_context(),
             "keys_cancelled" => keys_cancelled_context(false),
             "order_revoked" => order_revoked_context(false),
+            kind if kind.starts_with("transfer_") => transfer_context(kind, "customer"),
             _ => license_context(true),
         }
     }
@@ -359,7 +424,11 @@ mod tests {
                 "license_added",
                 "vm_count_changed",
                 "keys_cancelled",
-                "order_revoked"
+                "order_revoked",
+                "transfer_submitted",
+                "transfer_completed",
+                "transfer_rejected",
+                "transfer_failed"
             ]
         );
         for kind in kinds {
@@ -386,10 +455,16 @@ mod tests {
                     mail.subject
                 );
                 assert!(!mail.subject.contains('\n'));
-                assert!(mail.body.contains("VO-2026-004211"), "{kind}.{locale}");
-                // An order_revoked mail is about the order, not about keys.
-                if kind != "order_revoked" {
-                    assert!(mail.body.contains("AAAA-BBBB-CCCC-0001"), "{kind}.{locale}");
+                if kind.starts_with("transfer_") {
+                    // A transfer is about subscriptions, not about an order.
+                    assert!(mail.body.contains(TRANSFER_ID), "{kind}.{locale}");
+                    assert!(mail.body.contains("SUB-0001"), "{kind}.{locale}");
+                } else {
+                    assert!(mail.body.contains("VO-2026-004211"), "{kind}.{locale}");
+                    // An order_revoked mail is about the order, not about keys.
+                    if kind != "order_revoked" {
+                        assert!(mail.body.contains("AAAA-BBBB-CCCC-0001"), "{kind}.{locale}");
+                    }
                 }
                 assert!(!mail.body.contains("{{"), "{kind}.{locale}");
                 assert!(
@@ -649,6 +724,373 @@ mod tests {
     }
 
     #[test]
+    fn transfer_kinds_render_for_every_role() {
+        for kind in TRANSFER_KINDS {
+            for locale in Locale::ALL {
+                for role in TRANSFER_ROLES {
+                    let ctx = transfer_context(kind, role);
+                    let name = ctx["recipient_name"].as_str().unwrap();
+                    let mail = render_transfer(kind, locale, role);
+                    let at = format!("{kind}.{locale} for {role}");
+                    assert!(mail.subject.starts_with("[C-Chorus] "), "{at}");
+                    // Partners handle many customers: their subject says which.
+                    assert_eq!(
+                        mail.subject.contains("CUST-0042"),
+                        role != "customer",
+                        "{at}: {}",
+                        mail.subject
+                    );
+                    let b = &mail.body;
+                    let greeting = match locale {
+                        Locale::Ja => format!("{name} 様\n\n"),
+                        Locale::En => format!("Dear {name},\n\n"),
+                    };
+                    assert!(b.starts_with(&greeting), "{at}");
+                    for id in [TRANSFER_ID, "CUST-0042", "PARTNER-0007", "PARTNER-0019"] {
+                        assert!(b.contains(id), "{at}: {id}");
+                    }
+                    assert!(b.contains("1. SUB-0001\n"), "{at}");
+                    assert!(b.contains("2. SUB-0002\n"), "{at}");
+                    let reason = ctx["reason"].as_str().unwrap();
+                    if !reason.is_empty() {
+                        assert!(b.contains(&format!("\n{reason}\n")), "{at}");
+                    }
+                    // "Your company" marks the recipient's own partner ID.
+                    let (src, dst, ours) = match locale {
+                        Locale::Ja => (
+                            "移管元パートナーID：PARTNER-0007",
+                            "移管先パートナーID：PARTNER-0019",
+                            "（貴社）",
+                        ),
+                        Locale::En => (
+                            "  Source partner ID:      PARTNER-0007",
+                            "  Destination partner ID: PARTNER-0019",
+                            " (your company)",
+                        ),
+                    };
+                    let own = match role {
+                        "source" => format!("{src}{ours}\n{dst}\n"),
+                        "destination" => format!("{src}\n{dst}{ours}\n"),
+                        _ => format!("{src}\n{dst}\n"),
+                    };
+                    assert!(b.contains(&own), "{at}");
+                    assert_eq!(
+                        b.matches(ours).count(),
+                        usize::from(role != "customer"),
+                        "{at}"
+                    );
+                    assert!(!b.contains("{{"), "{at}");
+                    assert!(!b.contains("\n\n\n"), "{at}: triple newline");
+                    assert!(b.ends_with('\n'), "{at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transfer_submitted_both_locales() {
+        let kind = "transfer_submitted";
+        let ja = render_transfer(kind, Locale::Ja, "customer");
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] C-Chorusサブスクリプション移管受付のお知らせ"
+        );
+        assert!(ja.body.contains("ご利用いただき"));
+        assert!(ja.body.contains("移管するご依頼を\n受け付けましたので"));
+        assert!(
+            ja.body
+                .contains("移管先パートナーが\nお取り扱いいたします。")
+        );
+        assert!(ja.body.contains("■対象サブスクリプション\n1. SUB-0001\n"));
+        assert!(ja.body.contains("あらためてメールにてご案内いたします"));
+        assert!(!ja.body.contains("貴社"));
+        assert!(!ja.body.contains("管理者権限"));
+        let ja = render_transfer(kind, Locale::Ja, "source");
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] C-Chorusサブスクリプション移管受付のお知らせ（お客様ID：CUST-0042）"
+        );
+        assert!(ja.body.contains("お取り扱いいただき"));
+        assert!(ja.body.contains("貴社のお客様（お客様ID：CUST-0042）"));
+        assert!(ja.body.contains("貴社の管理対象から外れ"));
+        assert!(
+            ja.body
+                .contains("貴社に付与されている管理者権限は削除されます")
+        );
+        let ja = render_transfer(kind, Locale::Ja, "destination");
+        assert!(
+            ja.body
+                .contains("（パートナーID：PARTNER-0007）から貴社へ移管する")
+        );
+        assert!(ja.body.contains("貴社にて管理していただくことになります"));
+        assert!(!ja.body.contains("管理者権限"));
+
+        let en = render_transfer(kind, Locale::En, "customer");
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] Your C-Chorus subscription transfer request has been received"
+        );
+        assert!(en.body.contains("Thank you for choosing C-Chorus."));
+        assert!(en.body.contains("transfer your subscriptions listed below"));
+        assert!(
+            en.body
+                .contains("your subscriptions will be served by\npartner PARTNER-0019.")
+        );
+        assert!(
+            en.body
+                .contains("Subscriptions to be transferred\n  1. SUB-0001\n")
+        );
+        assert!(en.body.contains("let you know the outcome by email"));
+        assert!(!en.body.contains("your company"));
+        let en = render_transfer(kind, Locale::En, "source");
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] A C-Chorus subscription transfer request has been received (customer ID CUST-0042)"
+        );
+        assert!(en.body.contains("your customer CUST-0042's"));
+        assert!(en.body.contains(
+            "your company will no longer manage the\n\
+             subscriptions, and your admin roles on them will be removed.\n"
+        ));
+        let en = render_transfer(kind, Locale::En, "destination");
+        assert!(
+            en.body
+                .contains("from partner PARTNER-0007 to your company.\n")
+        );
+        assert!(
+            en.body
+                .contains("your company will manage the subscriptions")
+        );
+        assert!(!en.body.contains("admin roles"));
+    }
+
+    #[test]
+    fn transfer_completed_both_locales() {
+        let kind = "transfer_completed";
+        let ja = render_transfer(kind, Locale::Ja, "customer");
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] C-Chorusサブスクリプション移管完了のお知らせ"
+        );
+        assert!(ja.body.contains("移管が完了いたしました"));
+        assert!(
+            ja.body
+                .contains("今後は移管先パートナーがお取り扱いいたします")
+        );
+        assert!(
+            ja.body
+                .contains("移管元パートナーに付与されていた管理者権限は削除済みです")
+        );
+        assert!(
+            ja.body
+                .contains("■移管したサブスクリプション\n1. SUB-0001\n")
+        );
+        assert!(!ja.body.contains("貴社"));
+        let ja = render_transfer(kind, Locale::Ja, "source");
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] C-Chorusサブスクリプション移管完了のお知らせ（お客様ID：CUST-0042）"
+        );
+        assert!(
+            ja.body
+                .contains("貴社に付与されていた管理者権限は削除されており")
+        );
+        assert!(ja.body.contains("管理していただくことはできません"));
+        let ja = render_transfer(kind, Locale::Ja, "destination");
+        assert!(ja.body.contains("今後は貴社にて管理していただけます"));
+        assert!(
+            ja.body
+                .contains("移管元パートナーに付与されていた管理者権限は削除済みです")
+        );
+
+        let en = render_transfer(kind, Locale::En, "customer");
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] Your C-Chorus subscription transfer is complete"
+        );
+        assert!(en.body.contains(
+            "will be served by partner PARTNER-0019\n\
+             instead of partner PARTNER-0007, whose admin roles on them have been removed.\n"
+        ));
+        assert!(
+            en.body
+                .contains("Transferred subscriptions\n  1. SUB-0001\n")
+        );
+        let en = render_transfer(kind, Locale::En, "source");
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] A C-Chorus subscription transfer is complete (customer ID CUST-0042)"
+        );
+        assert!(en.body.contains(
+            "Your company's admin roles on them have been removed, and your company\n\
+             no longer manages them.\n"
+        ));
+        let en = render_transfer(kind, Locale::En, "destination");
+        assert!(en.body.contains("from now on your company manages them"));
+        assert!(
+            en.body
+                .contains("The admin roles of partner PARTNER-0007 on them have been removed.")
+        );
+    }
+
+    #[test]
+    fn transfer_rejected_both_locales() {
+        let kind = "transfer_rejected";
+        for role in TRANSFER_ROLES {
+            let ja = render_transfer(kind, Locale::Ja, role);
+            assert!(
+                ja.subject
+                    .starts_with("[C-Chorus] C-Chorusサブスクリプション移管不成立のお知らせ"),
+                "{role}"
+            );
+            assert!(
+                ja.body
+                    .contains(&format!("■移管を実施できなかった理由\n{REJECTED_REASON}\n")),
+                "{role}"
+            );
+            assert!(
+                ja.body.contains("移管を実施することが\nできませんでした"),
+                "{role}"
+            );
+            assert!(ja.body.contains("一切行っておらず"), "{role}");
+            assert!(ja.body.contains("■今後のお手続きについて"), "{role}");
+            assert!(
+                ja.body.contains("新しい移管のご依頼をお送りください"),
+                "{role}"
+            );
+            assert!(!ja.body.contains("再度実行"), "{role}");
+
+            let en = render_transfer(kind, Locale::En, role);
+            assert!(en.subject.contains("could not be carried out"), "{role}");
+            assert!(
+                en.body.contains(&format!("\nReason\n{REJECTED_REASON}\n")),
+                "{role}"
+            );
+            assert!(
+                en.body.contains("Nothing has been changed by this request"),
+                "{role}"
+            );
+            assert!(en.body.contains("submit a new transfer request"), "{role}");
+            assert!(!en.body.contains("retry"), "{role}");
+        }
+        let ja = render_transfer(kind, Locale::Ja, "customer");
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] C-Chorusサブスクリプション移管不成立のお知らせ"
+        );
+        assert!(!ja.body.contains("貴社"));
+        let ja = render_transfer(kind, Locale::Ja, "destination");
+        assert!(
+            ja.body
+                .contains("から貴社へ移管するご依頼につきまして、\n移管の条件")
+        );
+        let en = render_transfer(kind, Locale::En, "source");
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] A C-Chorus subscription transfer could not be carried out (customer ID CUST-0042)"
+        );
+        assert!(
+            en.body
+                .contains("from your company to\npartner PARTNER-0019 could not be carried out")
+        );
+    }
+
+    #[test]
+    fn transfer_failed_both_locales() {
+        let kind = "transfer_failed";
+        for role in TRANSFER_ROLES {
+            let ja = render_transfer(kind, Locale::Ja, role);
+            assert!(
+                ja.subject
+                    .starts_with("[C-Chorus] C-Chorusサブスクリプション移管処理エラーのお知らせ"),
+                "{role}"
+            );
+            assert!(
+                ja.body.contains(&format!("■エラー内容\n{FAILED_REASON}\n")),
+                "{role}"
+            );
+            assert!(
+                ja.body.contains("移管の手続きが完了しておりません"),
+                "{role}"
+            );
+            assert!(ja.body.contains("申し訳ございません"), "{role}");
+            assert!(ja.body.contains("運用担当者へ通知されており"), "{role}");
+            assert!(ja.body.contains("処理を再度実行いたします"), "{role}");
+            assert!(!ja.body.contains("新しい移管のご依頼"), "{role}");
+
+            let en = render_transfer(kind, Locale::En, role);
+            assert!(
+                en.subject.contains("An error occurred while processing"),
+                "{role}"
+            );
+            assert!(
+                en.body.contains(&format!("\nError\n{FAILED_REASON}\n")),
+                "{role}"
+            );
+            assert!(en.body.contains("has not been completed"), "{role}");
+            assert!(en.body.contains("apologise"), "{role}");
+            assert!(en.body.contains("will retry the transfer"), "{role}");
+            assert!(en.body.contains("No action is needed from you"), "{role}");
+            assert!(!en.body.contains("submit a new"), "{role}");
+        }
+        let ja = render_transfer(kind, Locale::Ja, "customer");
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] C-Chorusサブスクリプション移管処理エラーのお知らせ"
+        );
+        assert!(
+            ja.body
+                .contains("現時点でお客様にてご対応いただく必要はございません")
+        );
+        assert!(!ja.body.contains("貴社"));
+        let ja = render_transfer(kind, Locale::Ja, "source");
+        assert!(
+            ja.body
+                .contains("現時点で貴社にてご対応いただく必要はございません")
+        );
+        let en = render_transfer(kind, Locale::En, "destination");
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] An error occurred while processing a C-Chorus subscription transfer (customer ID CUST-0042)"
+        );
+    }
+
+    #[test]
+    fn transfer_with_one_subscription_is_singular_in_english() {
+        for kind in TRANSFER_KINDS {
+            for role in TRANSFER_ROLES {
+                let mut ctx = transfer_context(kind, role);
+                ctx["subscription_ids"] = json!(["SUB-0001"]);
+                let en = Renderer::new("C-Chorus")
+                    .render(kind, Locale::En, &ctx)
+                    .unwrap();
+                assert!(en.body.contains("  1. SUB-0001\n"), "{kind} {role}");
+                assert!(!en.body.contains("2. "), "{kind} {role}");
+                assert!(!en.body.contains("subscriptions"), "{kind} {role}");
+                assert!(!en.body.contains("them"), "{kind} {role}");
+            }
+        }
+    }
+
+    #[test]
+    fn transfer_with_unknown_recipient_role_is_an_error() {
+        let r = Renderer::new("C-Chorus");
+        for kind in TRANSFER_KINDS {
+            for locale in Locale::ALL {
+                for role in ["reseller", "Customer", ""] {
+                    let ctx = transfer_context(kind, role);
+                    let err = r.render(kind, locale, &ctx).unwrap_err();
+                    assert!(matches!(err, RenderError::Template { .. }), "{err:?}");
+                    assert!(
+                        err.to_string().contains("recipient_role must be"),
+                        "{kind}.{locale} {role:?}: {err}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn service_name_is_configurable_and_wins_over_context() {
         let r = Renderer::new("Backup Store");
         let mut ctx = vm_count_context();
@@ -713,6 +1155,32 @@ mod tests {
                         r.render("order_revoked", locale, &ctx).is_err(),
                         "order_revoked.{locale} without {field}"
                     );
+                }
+            }
+            for kind in TRANSFER_KINDS {
+                // Only a rejected or failed transfer has a reason to show.
+                let uses_reason = matches!(kind, "transfer_rejected" | "transfer_failed");
+                for role in TRANSFER_ROLES {
+                    for field in [
+                        "transfer_id",
+                        "customer_id",
+                        "source_partner_id",
+                        "destination_partner_id",
+                        "subscription_ids",
+                        "recipient_name",
+                        "recipient_role",
+                        "reason",
+                    ] {
+                        if field == "reason" && !uses_reason {
+                            continue;
+                        }
+                        let mut ctx = transfer_context(kind, role);
+                        ctx.as_object_mut().unwrap().remove(field);
+                        assert!(
+                            r.render(kind, locale, &ctx).is_err(),
+                            "{kind}.{locale} for {role} without {field}"
+                        );
+                    }
                 }
             }
         }

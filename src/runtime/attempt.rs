@@ -134,7 +134,9 @@ async fn run(
             );
             Disposition::Ack
         }
-        Err(error) => record_failure(ctx, &envelope, started_at, queue, &body, error).await,
+        Err(error) => {
+            record_failure(ctx, handler, &envelope, started_at, queue, &body, error).await
+        }
     }
 }
 
@@ -156,8 +158,24 @@ async fn commit_success(
     Ok(())
 }
 
+async fn run_on_dead(
+    ctx: &JobContext,
+    handler: &dyn JobHandler,
+    job_id: uuid::Uuid,
+    error: &str,
+) -> Result<(), JobError> {
+    let mut tx = ctx.pool.begin().await?;
+    let Some(job) = jobs::lock(&mut tx, job_id).await? else {
+        return Ok(());
+    };
+    handler.on_dead(ctx, &job, &mut tx, error).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 async fn record_failure(
     ctx: &JobContext,
+    handler: &dyn JobHandler,
     envelope: &Envelope,
     started_at: chrono::DateTime<chrono::Utc>,
     queue: &str,
@@ -185,6 +203,9 @@ async fn record_failure(
         }
         Ok(FailureOutcome::Dead) => {
             tracing::error!(error = %message, "job dead-lettered");
+            if let Err(hook_error) = run_on_dead(ctx, handler, envelope.job_id, &message).await {
+                tracing::error!(error = %hook_error, "recording the dead job's failure failed");
+            }
             Disposition::Ack
         }
         Ok(FailureOutcome::AlreadyDone) => Disposition::Ack,

@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::job::{JobError, JobKind};
 use crate::licensing::certificate::Signer;
 use crate::licensing::vendor::VendorAdapter;
-use crate::mail::templates::Renderer;
+use crate::mail::queue::Mailer;
 use crate::mail::transport::MailTransport;
 use crate::settings::Settings;
 use crate::store::Tx;
@@ -32,7 +32,7 @@ pub struct JobContext {
     pub clock: Clock,
     pub signer: Arc<Signer>,
     pub vendor: Arc<dyn VendorAdapter>,
-    pub renderer: Arc<Renderer>,
+    pub mailer: Mailer,
     pub mail_transport: Arc<dyn MailTransport>,
 }
 
@@ -45,6 +45,19 @@ pub trait JobHandler: Send + Sync + 'static {
 
     async fn handle(&self, ctx: &JobContext, job: &JobRow, tx: &mut Tx<'_>)
     -> Result<(), JobError>;
+
+    /// Runs once when the job is dead-lettered, in a transaction of its
+    /// own, so that the entity it worked on can record the failure (a
+    /// transfer becomes `failed`).
+    async fn on_dead(
+        &self,
+        _ctx: &JobContext,
+        _job: &JobRow,
+        _tx: &mut Tx<'_>,
+        _error: &str,
+    ) -> Result<(), JobError> {
+        Ok(())
+    }
 }
 
 /// Turns one delivery into a disposition; the consumer loop acks or

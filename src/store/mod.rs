@@ -11,6 +11,7 @@ pub mod licenses;
 pub mod mails;
 pub mod outbox;
 pub mod tokens;
+pub mod transfers;
 
 use std::time::Duration;
 

@@ -12,4 +12,5 @@ mod health;
 mod idempotency;
 mod issuance;
 mod order_changes;
+mod transfers;
 mod validation;

@@ -1,0 +1,398 @@
+//! Transfer tickets: `POST /v1/transfers` (the destination partner submits
+//! the form), `GET /v1/transfers/{id}`, `POST /v1/transfers/{id}/cancellation`
+//! (the destination, while `submitted`), and `POST /v1/role-cleanups` (a
+//! role cleanup on its own).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::Caller;
+use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
+use super::idempotency::{self, Begun};
+use super::problem::ApiError;
+use crate::job::JobKind;
+use crate::mail::Locale;
+use crate::store::tokens::Role;
+use crate::store::transfers::{self, NewTransfer, TransferRow};
+use crate::store::{audit, directory, jobs};
+use crate::transfers::{Contact, Form, audit_transition, queue_mails};
+use crate::workers::role_cleanup::CleanupPayload;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    pub customer_id: String,
+    pub source_partner_id: String,
+    /// The destination; a portal's own partner when left out.
+    pub destination_partner_id: Option<String>,
+    pub subscription_ids: Vec<String>,
+    pub customer_contact: Contact,
+    pub source_contact: Contact,
+    pub destination_contact: Contact,
+}
+
+fn check_contact(checks: &mut Checks, field: &str, contact: &Contact) {
+    let name = contact.name.trim();
+    checks.check(
+        !name.is_empty() && name.len() <= 200,
+        &format!("{field}.name"),
+        "1 to 200 characters",
+    );
+    checks.check(
+        is_plausible_email(&contact.email),
+        &format!("{field}.email"),
+        "must be a mail address",
+    );
+    if let Some(locale) = &contact.locale {
+        checks.check(
+            Locale::parse(locale).is_some(),
+            &format!("{field}.locale"),
+            "must be ja or en",
+        );
+    }
+}
+
+fn validate(request: &TransferRequest, destination: &str) -> Result<(), ApiError> {
+    let mut checks = Checks::default();
+    checks.check(is_identifier(&request.customer_id), "customer_id", "an id");
+    checks.check(
+        is_identifier(&request.source_partner_id),
+        "source_partner_id",
+        "an id",
+    );
+    checks.check(
+        request.source_partner_id != destination,
+        "source_partner_id",
+        "must differ from the destination partner",
+    );
+    checks.check(
+        (1..=100).contains(&request.subscription_ids.len()),
+        "subscription_ids",
+        "1 to 100 subscriptions",
+    );
+    for (i, id) in request.subscription_ids.iter().enumerate() {
+        checks.check(
+            is_identifier(id),
+            &format!("subscription_ids[{i}]"),
+            "an id",
+        );
+    }
+    check_contact(&mut checks, "customer_contact", &request.customer_contact);
+    check_contact(&mut checks, "source_contact", &request.source_contact);
+    check_contact(
+        &mut checks,
+        "destination_contact",
+        &request.destination_contact,
+    );
+    checks.finish()
+}
+
+#[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = TransferRequest,
+    params(("Idempotency-Key" = String, Header, description = "unique per request")),
+    responses((status = 202, description = "accepted: transfer_id, job_id, status_url"), (status = 400, body = super::problem::Problem),
+              (status = 403, body = super::problem::Problem), (status = 422, body = super::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Portal, Role::Operator])?;
+    let request: TransferRequest = parse_json(&body)?;
+    let destination = match (caller.partner_scope(), &request.destination_partner_id) {
+        (Some(own), None) => own.to_owned(),
+        (Some(own), Some(named)) if named == own => own.to_owned(),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::Forbidden(
+                "a portal submits transfers to its own partner only".into(),
+            ));
+        }
+        (None, Some(named)) => named.clone(),
+        (None, None) => {
+            return Err(ApiError::field(
+                "destination_partner_id",
+                "operators name the destination",
+            ));
+        }
+    };
+    validate(&request, &destination)?;
+
+    let mut fresh =
+        match idempotency::begin(&state, &caller, &headers, "POST /v1/transfers", &body).await? {
+            Begun::Replay(response) => return Ok(response),
+            Begun::Fresh(fresh) => fresh,
+        };
+    // Unknown names are refused now; ownership is the worker's precondition
+    // check, whose rejection is mailed to everyone.
+    let mut unknown = Vec::new();
+    if directory::find_customer(&mut *fresh.tx, &request.customer_id)
+        .await?
+        .is_none()
+    {
+        unknown.push(format!("customer {}", request.customer_id));
+    }
+    for partner in [&request.source_partner_id, &destination] {
+        if directory::find_partner(&mut *fresh.tx, partner)
+            .await?
+            .is_none()
+        {
+            unknown.push(format!("partner {partner}"));
+        }
+    }
+    for id in &request.subscription_ids {
+        if directory::find_subscription(&mut *fresh.tx, id)
+            .await?
+            .is_none()
+        {
+            unknown.push(format!("subscription {id}"));
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(ApiError::Unprocessable {
+            slug: "unknown-reference",
+            detail: format!("unknown: {}", unknown.join(", ")),
+        });
+    }
+
+    let now = state.clock.now();
+    let transfer_id = Uuid::now_v7();
+    let form = Form {
+        customer_contact: request.customer_contact,
+        source_contact: request.source_contact,
+        destination_contact: request.destination_contact,
+    };
+    let expire_after = chrono::Duration::from_std(state.settings.transfers.expire_after)
+        .unwrap_or(chrono::Duration::MAX);
+    let mut subscription_ids = request.subscription_ids.clone();
+    subscription_ids.sort();
+    subscription_ids.dedup();
+    let new = NewTransfer {
+        id: transfer_id,
+        customer_id: &request.customer_id,
+        source_partner_id: &request.source_partner_id,
+        destination_partner_id: &destination,
+        subscription_ids: &subscription_ids,
+        form: serde_json::to_value(&form).expect("serialisable"),
+        token_id: Some(caller.0.id),
+        now,
+        expires_at: now + expire_after,
+    };
+    transfers::insert_transfer(&mut fresh.tx, &new).await?;
+    let transfer = transfers::lock_transfer(&mut fresh.tx, transfer_id)
+        .await?
+        .expect("just inserted");
+    audit_transition(
+        &mut fresh.tx,
+        &transfer,
+        ("", "submitted"),
+        None,
+        json!({ "subscription_ids": subscription_ids }),
+        now,
+    )
+    .await?;
+    let job = jobs::NewJob {
+        kind: JobKind::TransferProcess,
+        payload: json!({ "transfer_id": transfer_id }),
+        partner_id: Some(&destination),
+        token_id: Some(caller.0.id),
+        resource_type: "transfer",
+        resource_id: transfer_id,
+        sla_deadline: None,
+    };
+    let job_id = jobs::enqueue(&mut fresh.tx, job, state.settings.jobs.max_attempts, now).await?;
+    queue_mails(
+        &state.mailer,
+        &mut fresh.tx,
+        &transfer,
+        &subscription_ids,
+        "transfer_submitted",
+        now,
+    )
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+    let body = json!({
+        "transfer_id": transfer_id,
+        "job_id": job_id,
+        "status": "submitted",
+        "status_url": format!("/v1/transfers/{transfer_id}"),
+        "job_url": format!("/v1/jobs/{job_id}"),
+        "expires_at": new.expires_at,
+    });
+    fresh.finish(StatusCode::ACCEPTED, body).await
+}
+
+fn may_see(caller: &Caller, transfer: &TransferRow) -> bool {
+    match caller.partner_scope() {
+        None => caller.0.role == Role::Operator,
+        Some(own) => own == transfer.destination_partner_id || own == transfer.source_partner_id,
+    }
+}
+
+#[utoipa::path(get, path = "/v1/transfers/{id}", tag = "transfers", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "the ticket, its subscriptions and history"), (status = 404, body = super::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(&[Role::Portal, Role::Operator])?;
+    let not_found = || ApiError::NotFound(format!("no transfer {id}"));
+    let uuid: Uuid = id.parse().map_err(|_| not_found())?;
+    let transfer = transfers::find_transfer(&state.pool, uuid)
+        .await?
+        .filter(|t| may_see(&caller, t))
+        .ok_or_else(not_found)?;
+    let subscription_ids = transfers::subscription_ids(&state.pool, uuid).await?;
+    let history = audit::list(&state.pool, Some(uuid), None, 1000).await?;
+    Ok(Json(json!({
+        "id": transfer.id,
+        "status": transfer.status,
+        "reason": transfer.reason,
+        "customer_id": transfer.customer_id,
+        "source_partner_id": transfer.source_partner_id,
+        "destination_partner_id": transfer.destination_partner_id,
+        "subscription_ids": subscription_ids,
+        "form": transfer.form,
+        "created_at": transfer.created_at,
+        "updated_at": transfer.updated_at,
+        "expires_at": transfer.expires_at,
+        "completed_at": transfer.completed_at,
+        "history": history.iter().map(|e| json!({
+            "at": e.at, "from": e.from_state, "to": e.to_state, "job_id": e.job_id, "detail": e.detail,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+#[utoipa::path(post, path = "/v1/transfers/{id}/cancellation", tag = "transfers", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "cancelled"), (status = 404, body = super::problem::Problem), (status = 409, body = super::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Portal])?;
+    let route = format!("POST /v1/transfers/{id}/cancellation");
+    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
+        Begun::Replay(response) => return Ok(response),
+        Begun::Fresh(fresh) => fresh,
+    };
+    let not_found = || ApiError::NotFound(format!("no transfer {id}"));
+    let uuid: Uuid = id.parse().map_err(|_| not_found())?;
+    let transfer = transfers::lock_transfer(&mut fresh.tx, uuid)
+        .await?
+        .filter(|t| may_see(&caller, t))
+        .ok_or_else(not_found)?;
+    if caller.partner_scope() != Some(transfer.destination_partner_id.as_str()) {
+        return Err(ApiError::Forbidden(
+            "only the destination partner may cancel a transfer".into(),
+        ));
+    }
+    if transfer.status != "submitted" {
+        return Err(ApiError::Conflict {
+            slug: "transfer-not-submitted",
+            detail: format!(
+                "only a submitted transfer can be cancelled; this one is {}",
+                transfer.status
+            ),
+        });
+    }
+    let now = state.clock.now();
+    transfers::set_status(&mut fresh.tx, uuid, "cancelled", None, now).await?;
+    let mut actor = transfer.clone();
+    actor.token_id = Some(caller.0.id);
+    audit_transition(
+        &mut fresh.tx,
+        &actor,
+        ("submitted", "cancelled"),
+        None,
+        json!({}),
+        now,
+    )
+    .await?;
+    fresh
+        .finish(
+            StatusCode::OK,
+            json!({ "transfer_id": uuid, "status": "cancelled" }),
+        )
+        .await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleCleanupRequest {
+    pub customer_id: String,
+    /// The partner whose roles go.
+    pub partner_id: String,
+    pub subscription_ids: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/v1/role-cleanups", tag = "transfers", request_body = RoleCleanupRequest,
+    params(("Idempotency-Key" = String, Header, description = "unique per request")),
+    responses((status = 202, description = "accepted: job_id"), (status = 400, body = super::problem::Problem), (status = 404, body = super::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn role_cleanup(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Portal, Role::Operator])?;
+    let request: RoleCleanupRequest = parse_json(&body)?;
+    let mut checks = Checks::default();
+    checks.check(is_identifier(&request.customer_id), "customer_id", "an id");
+    checks.check(is_identifier(&request.partner_id), "partner_id", "an id");
+    checks.check(
+        request.subscription_ids.len() <= 100,
+        "subscription_ids",
+        "at most 100",
+    );
+    checks.finish()?;
+    if let Some(own) = caller.partner_scope()
+        && !directory::customer_visible_to(&state.pool, &request.customer_id, own).await?
+    {
+        return Err(ApiError::NotFound(format!(
+            "no customer {}",
+            request.customer_id
+        )));
+    }
+    let mut fresh =
+        match idempotency::begin(&state, &caller, &headers, "POST /v1/role-cleanups", &body).await?
+        {
+            Begun::Replay(response) => return Ok(response),
+            Begun::Fresh(fresh) => fresh,
+        };
+    let now = state.clock.now();
+    let payload = CleanupPayload {
+        customer_id: request.customer_id,
+        partner_id: request.partner_id,
+        subscription_ids: request.subscription_ids,
+        transfer_id: None,
+    };
+    let job = jobs::NewJob {
+        kind: JobKind::RoleCleanup,
+        payload: serde_json::to_value(&payload).expect("serialisable"),
+        partner_id: caller.partner_scope(),
+        token_id: Some(caller.0.id),
+        resource_type: "role_cleanup",
+        resource_id: Uuid::now_v7(),
+        sla_deadline: None,
+    };
+    let job_id = jobs::enqueue(&mut fresh.tx, job, state.settings.jobs.max_attempts, now).await?;
+    fresh
+        .finish(
+            StatusCode::ACCEPTED,
+            json!({ "job_id": job_id, "job_url": format!("/v1/jobs/{job_id}") }),
+        )
+        .await
+}

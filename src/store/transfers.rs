@@ -1,0 +1,228 @@
+//! Transfer tickets, the subscription switch and its history, and the
+//! role cleanup that follows.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgExecutor};
+use uuid::Uuid;
+
+use super::Tx;
+
+pub struct NewTransfer<'a> {
+    pub id: Uuid,
+    pub customer_id: &'a str,
+    pub source_partner_id: &'a str,
+    pub destination_partner_id: &'a str,
+    pub subscription_ids: &'a [String],
+    pub form: serde_json::Value,
+    pub token_id: Option<Uuid>,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn insert_transfer(tx: &mut Tx<'_>, transfer: &NewTransfer<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into transfers (id, customer_id, source_partner_id, destination_partner_id, form,
+                                token_id, created_at, updated_at, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+    )
+    .bind(transfer.id)
+    .bind(transfer.customer_id)
+    .bind(transfer.source_partner_id)
+    .bind(transfer.destination_partner_id)
+    .bind(&transfer.form)
+    .bind(transfer.token_id)
+    .bind(transfer.now)
+    .bind(transfer.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "insert into transfer_subscriptions (transfer_id, subscription_id)
+         select $1, unnest($2::text[])",
+    )
+    .bind(transfer.id)
+    .bind(transfer.subscription_ids)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct TransferRow {
+    pub id: Uuid,
+    pub customer_id: String,
+    pub source_partner_id: String,
+    pub destination_partner_id: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub form: serde_json::Value,
+    pub token_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+const TRANSFER_COLUMNS: &str = "id, customer_id, source_partner_id, destination_partner_id, status,
+     reason, form, token_id, created_at, updated_at, expires_at, completed_at";
+
+pub async fn lock_transfer(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<TransferRow>> {
+    sqlx::query_as(&format!(
+        "select {TRANSFER_COLUMNS} from transfers where id = $1 for update"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+pub async fn find_transfer<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+) -> sqlx::Result<Option<TransferRow>> {
+    sqlx::query_as(&format!(
+        "select {TRANSFER_COLUMNS} from transfers where id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn subscription_ids<'e>(
+    db: impl PgExecutor<'e>,
+    transfer_id: Uuid,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select subscription_id from transfer_subscriptions where transfer_id = $1 order by subscription_id",
+    )
+    .bind(transfer_id)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn set_status(
+    tx: &mut Tx<'_>,
+    id: Uuid,
+    status: &str,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update transfers set status = $2, reason = $3, updated_at = $4,
+                completed_at = case when $2 = 'completed' then $4 else completed_at end
+         where id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Why the transfer cannot be carried out, if it cannot: the destination
+/// needs a reseller relationship with the customer, and every subscription
+/// must be the customer's and held by the source. Locks the subscriptions.
+pub async fn precondition_failure(
+    tx: &mut Tx<'_>,
+    transfer: &TransferRow,
+    subscription_ids: &[String],
+) -> sqlx::Result<Option<String>> {
+    let related: bool = sqlx::query_scalar(
+        "select exists (select 1 from reseller_relationships where partner_id = $1 and customer_id = $2)",
+    )
+    .bind(&transfer.destination_partner_id)
+    .bind(&transfer.customer_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if !related {
+        return Ok(Some(format!(
+            "partner {} has no reseller relationship with customer {}",
+            transfer.destination_partner_id, transfer.customer_id
+        )));
+    }
+    let held: Vec<(String, String, String)> = sqlx::query_as(
+        "select id, customer_id, partner_id from subscriptions where id = any($1) order by id for update",
+    )
+    .bind(subscription_ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    for id in subscription_ids {
+        match held.iter().find(|(sid, _, _)| sid == id) {
+            Some((_, customer, partner))
+                if *customer == transfer.customer_id && *partner == transfer.source_partner_id => {}
+            Some((_, customer, _)) if *customer != transfer.customer_id => {
+                return Ok(Some(format!(
+                    "subscription {id} does not belong to customer {}",
+                    transfer.customer_id
+                )));
+            }
+            _ => {
+                return Ok(Some(format!(
+                    "subscription {id} is not held by partner {}",
+                    transfer.source_partner_id
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Moves the subscriptions to the destination and records the history.
+pub async fn switch_subscriptions(
+    tx: &mut Tx<'_>,
+    transfer: &TransferRow,
+    subscription_ids: &[String],
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update subscriptions set partner_id = $3, updated_at = $4
+         where id = any($1) and partner_id = $2",
+    )
+    .bind(subscription_ids)
+    .bind(&transfer.source_partner_id)
+    .bind(&transfer.destination_partner_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "insert into subscription_history (subscription_id, from_partner_id, to_partner_id, transfer_id, at)
+         select unnest($1::text[]), $2, $3, $4, $5",
+    )
+    .bind(subscription_ids)
+    .bind(&transfer.source_partner_id)
+    .bind(&transfer.destination_partner_id)
+    .bind(transfer.id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Removes every role `partner_id` holds on the subscriptions, and on the
+/// customer when the partner no longer sells the customer anything.
+/// Idempotent: rows already removed are not touched (a concurrent run
+/// re-checks `status` after waiting for the row lock). Returns how many
+/// roles this run removed.
+pub async fn remove_partner_roles(
+    tx: &mut Tx<'_>,
+    customer_id: &str,
+    partner_id: &str,
+    subscription_ids: &[String],
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    let removed = sqlx::query(
+        "update role_assignments set status = 'removed', removed_at = $4, updated_at = $4
+         where status = 'present' and principal_type = 'partner' and principal_id = $2
+           and ((scope_type = 'subscription' and scope_id = any($3))
+             or (scope_type = 'customer' and scope_id = $1
+                 and not exists (select 1 from subscriptions
+                                 where customer_id = $1 and partner_id = $2)))",
+    )
+    .bind(customer_id)
+    .bind(partner_id)
+    .bind(subscription_ids)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(removed.rows_affected())
+}

@@ -1,0 +1,98 @@
+//! What the transfer intake and workers share: the form's three contacts,
+//! the mail each of them gets at every step, and audit rows.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::job::JobError;
+use crate::mail::Locale;
+use crate::mail::queue::{MailRequest, Mailer, queue_mail};
+use crate::store::transfers::TransferRow;
+use crate::store::{Tx, audit};
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    pub name: String,
+    pub email: String,
+    /// `ja` or `en`; the default locale when absent.
+    pub locale: Option<String>,
+}
+
+/// The transfer form: who hears about the ticket.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Form {
+    pub customer_contact: Contact,
+    pub source_contact: Contact,
+    pub destination_contact: Contact,
+}
+
+/// Queues `template` (transfer_submitted, _completed, _rejected, _failed)
+/// to the customer and both partners, once per transfer and recipient.
+pub async fn queue_mails(
+    mailer: &Mailer,
+    tx: &mut Tx<'_>,
+    transfer: &TransferRow,
+    subscription_ids: &[String],
+    template: &str,
+    now: DateTime<Utc>,
+) -> Result<(), JobError> {
+    let form: Form = serde_json::from_value(transfer.form.clone()).map_err(|e| {
+        JobError::fatal(format!(
+            "transfer {} has an unreadable form: {e}",
+            transfer.id
+        ))
+    })?;
+    let recipients = [
+        ("customer", &form.customer_contact),
+        ("source", &form.source_contact),
+        ("destination", &form.destination_contact),
+    ];
+    for (role, contact) in recipients {
+        let request = MailRequest {
+            cause: format!("{template}:{}:{role}", transfer.id),
+            template,
+            locale: contact.locale.as_deref().and_then(Locale::parse),
+            to: &contact.email,
+            context: json!({
+                "transfer_id": transfer.id,
+                "customer_id": transfer.customer_id,
+                "source_partner_id": transfer.source_partner_id,
+                "destination_partner_id": transfer.destination_partner_id,
+                "subscription_ids": subscription_ids,
+                "recipient_name": contact.name,
+                "recipient_role": role,
+                "reason": transfer.reason.clone().unwrap_or_default(),
+            }),
+            attachments: Vec::new(),
+            partner_id: Some(&transfer.destination_partner_id),
+        };
+        queue_mail(mailer, tx, request, now).await?;
+    }
+    Ok(())
+}
+
+/// An audit row for a transfer's state change.
+pub async fn audit_transition(
+    tx: &mut Tx<'_>,
+    transfer: &TransferRow,
+    (from, to): (&str, &str),
+    job_id: Option<uuid::Uuid>,
+    detail: serde_json::Value,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let event = audit::AuditEvent {
+        at,
+        entity_type: "transfer",
+        entity_id: transfer.id,
+        action: "transfer.status",
+        from_state: Some(from),
+        to_state: Some(to),
+        token_id: transfer.token_id,
+        job_id,
+        detail,
+    };
+    audit::record(tx, event).await
+}
