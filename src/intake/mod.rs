@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/transfers", post(transfers::submit))
         .route("/v1/transfers/{id}", get(transfers::get))
         .route("/v1/transfers/{id}/cancellation", post(transfers::cancel))
+        .route("/v1/transfers/{id}/retry", post(transfers::retry))
         .route("/v1/role-cleanups", post(transfers::role_cleanup))
         .route(
             "/v1/partners/{id}",

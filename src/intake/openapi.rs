@@ -18,6 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         super::transfers::submit,
         super::transfers::get,
         super::transfers::cancel,
+        super::transfers::retry,
         super::transfers::role_cleanup,
         super::directory::put_partner,
         super::directory::get_partner,

@@ -328,6 +328,96 @@ pub async fn cancel(
         .await
 }
 
+#[utoipa::path(post, path = "/v1/transfers/{id}/retry", tag = "transfers", params(("id" = Uuid, Path)),
+    responses((status = 202, description = "resumed: job_id"), (status = 404, body = super::problem::Problem), (status = 409, body = super::problem::Problem)),
+    security(("bearer" = [])))]
+/// Operators resume a failed ticket where it stopped: the switch if it
+/// never committed, otherwise the role cleanup.
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Operator])?;
+    let route = format!("POST /v1/transfers/{id}/retry");
+    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
+        Begun::Replay(response) => return Ok(response),
+        Begun::Fresh(fresh) => fresh,
+    };
+    let not_found = || ApiError::NotFound(format!("no transfer {id}"));
+    let uuid: Uuid = id.parse().map_err(|_| not_found())?;
+    let transfer = transfers::lock_transfer(&mut fresh.tx, uuid)
+        .await?
+        .ok_or_else(not_found)?;
+    if transfer.status != "failed" {
+        return Err(ApiError::Conflict {
+            slug: "transfer-not-failed",
+            detail: format!(
+                "only a failed transfer can be retried; this one is {}",
+                transfer.status
+            ),
+        });
+    }
+    let now = state.clock.now();
+    let subscription_ids = transfers::subscription_ids(&mut *fresh.tx, uuid).await?;
+    let (status, job) = if transfers::switched(&mut *fresh.tx, uuid).await? {
+        let payload = CleanupPayload {
+            customer_id: transfer.customer_id.clone(),
+            partner_id: transfer.source_partner_id.clone(),
+            subscription_ids,
+            transfer_id: Some(uuid),
+        };
+        (
+            "cleaning_roles",
+            (
+                JobKind::RoleCleanup,
+                serde_json::to_value(&payload).expect("serialisable"),
+            ),
+        )
+    } else {
+        (
+            "submitted",
+            (JobKind::TransferProcess, json!({ "transfer_id": uuid })),
+        )
+    };
+    transfers::set_status(&mut fresh.tx, uuid, status, None, now).await?;
+    let mut actor = transfer.clone();
+    actor.token_id = Some(caller.0.id);
+    audit_transition(
+        &mut fresh.tx,
+        &actor,
+        ("failed", status),
+        None,
+        json!({ "retried_by": "operator" }),
+        now,
+    )
+    .await?;
+    let new_job = jobs::NewJob {
+        kind: job.0,
+        payload: job.1,
+        partner_id: Some(&transfer.destination_partner_id),
+        token_id: Some(caller.0.id),
+        resource_type: "transfer",
+        resource_id: uuid,
+        sla_deadline: None,
+    };
+    let job_id = jobs::enqueue(
+        &mut fresh.tx,
+        new_job,
+        state.settings.jobs.max_attempts,
+        now,
+    )
+    .await?;
+    fresh
+        .finish(
+            StatusCode::ACCEPTED,
+            json!({ "transfer_id": uuid, "status": status, "job_id": job_id }),
+        )
+        .await
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleCleanupRequest {

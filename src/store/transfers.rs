@@ -226,3 +226,11 @@ pub async fn remove_partner_roles(
     .await?;
     Ok(removed.rows_affected())
 }
+
+/// Whether the transfer's switch committed (its history exists).
+pub async fn switched<'e>(db: impl PgExecutor<'e>, transfer_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select exists (select 1 from subscription_history where transfer_id = $1)")
+        .bind(transfer_id)
+        .fetch_one(db)
+        .await
+}
