@@ -271,6 +271,31 @@ pub async fn get(
     })))
 }
 
+/// The start of an action on a ticket: the idempotency check, then the
+/// ticket (one the caller may see) locked in the action's transaction.
+/// `Err` carries a replayed response.
+async fn begin_action(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    id: &str,
+    action: &str,
+    body: &[u8],
+) -> Result<Result<Box<(idempotency::Fresh, TransferRow)>, Response>, ApiError> {
+    let route = format!("POST /v1/transfers/{id}/{action}");
+    let mut fresh = match idempotency::begin(state, caller, headers, &route, body).await? {
+        Begun::Replay(response) => return Ok(Err(response)),
+        Begun::Fresh(fresh) => fresh,
+    };
+    let not_found = || ApiError::NotFound(format!("no transfer {id}"));
+    let uuid: Uuid = id.parse().map_err(|_| not_found())?;
+    let transfer = transfers::lock_transfer(&mut fresh.tx, uuid)
+        .await?
+        .filter(|t| may_see(caller, t))
+        .ok_or_else(not_found)?;
+    Ok(Ok(Box::new((fresh, transfer))))
+}
+
 #[utoipa::path(post, path = "/v1/transfers/{id}/cancellation", tag = "transfers", params(("id" = Uuid, Path)),
     responses((status = 200, description = "cancelled"), (status = 404, body = super::problem::Problem), (status = 409, body = super::problem::Problem)),
     security(("bearer" = [])))]
@@ -282,17 +307,12 @@ pub async fn cancel(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Portal])?;
-    let route = format!("POST /v1/transfers/{id}/cancellation");
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
-    let not_found = || ApiError::NotFound(format!("no transfer {id}"));
-    let uuid: Uuid = id.parse().map_err(|_| not_found())?;
-    let transfer = transfers::lock_transfer(&mut fresh.tx, uuid)
-        .await?
-        .filter(|t| may_see(&caller, t))
-        .ok_or_else(not_found)?;
+    let (mut fresh, transfer) =
+        match begin_action(&state, &caller, &headers, &id, "cancellation", &body).await? {
+            Ok(begun) => *begun,
+            Err(replay) => return Ok(replay),
+        };
+    let uuid = transfer.id;
     if caller.partner_scope() != Some(transfer.destination_partner_id.as_str()) {
         return Err(ApiError::Forbidden(
             "only the destination partner may cancel a transfer".into(),
@@ -341,16 +361,12 @@ pub async fn retry(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Operator])?;
-    let route = format!("POST /v1/transfers/{id}/retry");
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
-    let not_found = || ApiError::NotFound(format!("no transfer {id}"));
-    let uuid: Uuid = id.parse().map_err(|_| not_found())?;
-    let transfer = transfers::lock_transfer(&mut fresh.tx, uuid)
-        .await?
-        .ok_or_else(not_found)?;
+    let (mut fresh, transfer) =
+        match begin_action(&state, &caller, &headers, &id, "retry", &body).await? {
+            Ok(begun) => *begun,
+            Err(replay) => return Ok(replay),
+        };
+    let uuid = transfer.id;
     if transfer.status != "failed" {
         return Err(ApiError::Conflict {
             slug: "transfer-not-failed",
