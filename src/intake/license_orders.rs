@@ -324,7 +324,7 @@ pub async fn create_order(
         };
     let now = state.clock.now();
     let order_id = Uuid::now_v7();
-    licenses::insert_order(
+    let order = licenses::insert_order(
         &mut fresh.tx,
         &NewOrder {
             id: order_id,
@@ -338,9 +338,6 @@ pub async fn create_order(
         },
     )
     .await?;
-    let order = licenses::lock_order(&mut fresh.tx, order_id)
-        .await?
-        .expect("just inserted");
     let created = audit::AuditEvent {
         at: now,
         entity_type: "license_order",

@@ -146,13 +146,8 @@ pub async fn submit(
             unknown.push(format!("partner {partner}"));
         }
     }
-    for id in &request.subscription_ids {
-        if directory::find_subscription(&mut *fresh.tx, id)
-            .await?
-            .is_none()
-        {
-            unknown.push(format!("subscription {id}"));
-        }
+    for id in directory::missing_subscriptions(&mut *fresh.tx, &request.subscription_ids).await? {
+        unknown.push(format!("subscription {id}"));
     }
     if !unknown.is_empty() {
         return Err(ApiError::Unprocessable {
@@ -184,10 +179,7 @@ pub async fn submit(
         now,
         expires_at: now + expire_after,
     };
-    transfers::insert_transfer(&mut fresh.tx, &new).await?;
-    let transfer = transfers::lock_transfer(&mut fresh.tx, transfer_id)
-        .await?
-        .expect("just inserted");
+    let transfer = transfers::insert_transfer(&mut fresh.tx, &new).await?;
     audit_transition(
         &mut fresh.tx,
         &transfer,

@@ -229,19 +229,7 @@ fn retry_delay(ctx: &JobContext, attempt: i32) -> Duration {
 async fn dead_letter_raw(ctx: &JobContext, queue: &str, data: &[u8], reason: &str) -> Disposition {
     tracing::warn!(%queue, %reason, "dead-lettering a message that is not a runnable job");
     let body = String::from_utf8_lossy(data);
-    let stored = dead_letters::insert(
-        &ctx.pool,
-        dead_letters::NewDeadLetter {
-            job_id: None,
-            kind: None,
-            queue,
-            reason,
-            body: &body,
-            attempts: 0,
-        },
-    )
-    .await;
-    settle(stored.map(|_| ()))
+    settle(dead_letters::insert_unattached(&ctx.pool, queue, reason, &body).await)
 }
 
 fn settle(stored: sqlx::Result<()>) -> Disposition {

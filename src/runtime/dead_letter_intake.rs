@@ -40,19 +40,10 @@ impl DeliveryProcessor for DeadLetterIntake {
                 )
                 .await
             }
-            Err(_) => crate::store::dead_letters::insert(
-                &ctx.pool,
-                crate::store::dead_letters::NewDeadLetter {
-                    job_id: None,
-                    kind: None,
-                    queue: &queue,
-                    reason: &reason,
-                    body: &body,
-                    attempts: 0,
-                },
-            )
-            .await
-            .map(|_| ()),
+            Err(_) => {
+                crate::store::dead_letters::insert_unattached(&ctx.pool, &queue, &reason, &body)
+                    .await
+            }
         };
         match stored {
             Ok(()) => {

@@ -33,3 +33,22 @@ pub async fn insert<'e>(
     .await?;
     Ok(id)
 }
+
+/// Stores a message that names no job (garbage, an unknown job id): the
+/// raw body with the reason, for operators to look at.
+pub async fn insert_unattached<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    queue: &str,
+    reason: &str,
+    body: &str,
+) -> sqlx::Result<()> {
+    let letter = NewDeadLetter {
+        job_id: None,
+        kind: None,
+        queue,
+        reason,
+        body,
+        attempts: 0,
+    };
+    insert(executor, letter).await.map(|_| ())
+}

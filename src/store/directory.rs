@@ -156,6 +156,21 @@ pub async fn find_subscription<'e>(
         .await
 }
 
+/// Those of `ids` that name no subscription, in one round trip.
+pub async fn missing_subscriptions<'e>(
+    db: impl PgExecutor<'e>,
+    ids: &[String],
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select id from unnest($1::text[]) as wanted(id)
+         where not exists (select 1 from subscriptions s where s.id = wanted.id)
+         order by id",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await
+}
+
 pub async fn upsert_subscription(
     tx: &mut Tx<'_>,
     subscription: &Subscription,

@@ -320,17 +320,7 @@ pub async fn dead_letter_unrunnable(
             };
             mark_dead(&mut tx, &job, letter, now).await?;
         }
-        None => {
-            let letter = super::dead_letters::NewDeadLetter {
-                job_id: None,
-                kind: None,
-                queue,
-                reason,
-                body,
-                attempts: 0,
-            };
-            super::dead_letters::insert(&mut *tx, letter).await?;
-        }
+        None => super::dead_letters::insert_unattached(&mut *tx, queue, reason, body).await?,
     }
     tx.commit().await
 }

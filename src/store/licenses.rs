@@ -18,12 +18,15 @@ pub struct NewOrder<'a> {
     pub now: DateTime<Utc>,
 }
 
-pub async fn insert_order(tx: &mut Tx<'_>, order: &NewOrder<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+/// Inserts the order and returns it as stored (its row is locked by the
+/// insert until the transaction ends).
+pub async fn insert_order(tx: &mut Tx<'_>, order: &NewOrder<'_>) -> sqlx::Result<OrderRow> {
+    sqlx::query_as(&format!(
         "insert into license_orders (id, partner_id, customer_id, usage, contact_name,
                                      contact_email, contact_locale, created_at, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-    )
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+         returning {ORDER_COLUMNS}"
+    ))
     .bind(order.id)
     .bind(order.partner_id)
     .bind(order.customer_id)
@@ -32,9 +35,8 @@ pub async fn insert_order(tx: &mut Tx<'_>, order: &NewOrder<'_>) -> sqlx::Result
     .bind(order.contact_email)
     .bind(order.contact_locale)
     .bind(order.now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .fetch_one(&mut **tx)
+    .await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,12 +19,17 @@ pub struct NewTransfer<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
-pub async fn insert_transfer(tx: &mut Tx<'_>, transfer: &NewTransfer<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+/// Inserts the ticket and its subscriptions; returns the ticket as stored.
+pub async fn insert_transfer(
+    tx: &mut Tx<'_>,
+    transfer: &NewTransfer<'_>,
+) -> sqlx::Result<TransferRow> {
+    let row = sqlx::query_as(&format!(
         "insert into transfers (id, customer_id, source_partner_id, destination_partner_id, form,
                                 token_id, created_at, updated_at, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
-    )
+         values ($1, $2, $3, $4, $5, $6, $7, $7, $8)
+         returning {TRANSFER_COLUMNS}"
+    ))
     .bind(transfer.id)
     .bind(transfer.customer_id)
     .bind(transfer.source_partner_id)
@@ -33,7 +38,7 @@ pub async fn insert_transfer(tx: &mut Tx<'_>, transfer: &NewTransfer<'_>) -> sql
     .bind(transfer.token_id)
     .bind(transfer.now)
     .bind(transfer.expires_at)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
     sqlx::query(
         "insert into transfer_subscriptions (transfer_id, subscription_id)
@@ -43,7 +48,7 @@ pub async fn insert_transfer(tx: &mut Tx<'_>, transfer: &NewTransfer<'_>) -> sql
     .bind(transfer.subscription_ids)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(row)
 }
 
 #[derive(Debug, Clone, FromRow)]
