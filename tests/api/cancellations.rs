@@ -5,7 +5,7 @@ use fulfil::store::tokens::Role;
 use serde_json::{Value, json};
 
 use crate::support::{
-    TestApp, new_order, publish_raw, spawn_app, spawn_with, test_settings, wait_for,
+    TestApp, new_order, poll_until, publish_raw, spawn_app, spawn_with, test_settings, wait_for,
 };
 
 fn cancellations(order_id: &str) -> String {
@@ -25,22 +25,33 @@ async fn until_request_done(
     order_id: &str,
     request_id: &Value,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let order = app.order_view(token, order_id).await;
-        let requests = order["requests"].as_array().unwrap();
-        if requests
-            .iter()
-            .any(|r| r["id"] == *request_id && r["status"] == "done")
-        {
-            return order;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "request {request_id} did not finish: {order}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(
+        &format!("request {request_id} done"),
+        || app.order_view(token, order_id),
+        |order| {
+            order["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["id"] == *request_id && r["status"] == "done")
+        },
+    )
+    .await
+}
+
+/// Cancels every key of the order and waits until the cancellation is done.
+async fn cancel_all(app: &TestApp, token: &str, order_id: &str) -> Value {
+    let response = app
+        .post(
+            &cancellations(order_id),
+            token,
+            "cancel-all",
+            &json!({ "all": true }),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.unwrap();
+    until_request_done(app, token, order_id, &accepted["request_id"]).await
 }
 
 #[tokio::test]
@@ -96,18 +107,8 @@ async fn cancelling_the_last_key_revokes_the_vendor_order_and_mails_contact_and_
     .unwrap();
     let order_id = app.active_order(&token, &new_order("hypervisor", 2)).await;
 
-    let response = app
-        .post(
-            &cancellations(&order_id),
-            &token,
-            "c-all",
-            &json!({ "all": true }),
-        )
-        .await;
+    let order = cancel_all(&app, &token, &order_id).await;
 
-    assert_eq!(response.status(), 202);
-    let accepted: Value = response.json().await.unwrap();
-    let order = until_request_done(&app, &token, &order_id, &accepted["request_id"]).await;
     assert_eq!(order["status"], "revoked");
     assert!(order["revoked_at"].is_string());
     assert!(
@@ -244,18 +245,7 @@ async fn a_revoked_order_accepts_nothing_more() {
     let app = spawn_app().await;
     let token = app.portal_token("acme").await;
     let order_id = app.active_order(&token, &new_order("hypervisor", 1)).await;
-    let accepted: Value = app
-        .post(
-            &cancellations(&order_id),
-            &token,
-            "all",
-            &json!({ "all": true }),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    until_request_done(&app, &token, &order_id, &accepted["request_id"]).await;
+    cancel_all(&app, &token, &order_id).await;
 
     let attempts = [
         app.post(
@@ -490,18 +480,7 @@ async fn redelivered_revocation_jobs_change_nothing_more() {
     let app = spawn_app().await;
     let token = app.portal_token("acme").await;
     let order_id = app.active_order(&token, &new_order("virtual", 2)).await;
-    let accepted: Value = app
-        .post(
-            &cancellations(&order_id),
-            &token,
-            "all",
-            &json!({ "all": true }),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    until_request_done(&app, &token, &order_id, &accepted["request_id"]).await;
+    cancel_all(&app, &token, &order_id).await;
     let mails_before = app.count("select count(*) from mails").await;
 
     let envelopes: Vec<(String, Value)> = sqlx::query_as(

@@ -4,7 +4,7 @@ use fulfil::app::Components;
 use fulfil::job::JobKind;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, spawn_app, spawn_with, test_settings, wait_for};
+use crate::support::{TestApp, poll_until, spawn_app, spawn_with, test_settings, wait_for};
 
 async fn put(app: &TestApp, path: &str, token: &str, body: &Value) {
     let response = app
@@ -118,18 +118,12 @@ async fn submit(app: &TestApp, token: &str, body: &Value) -> Value {
 
 async fn until_status(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
     let path = format!("/v1/transfers/{id}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let view: Value = app.get(&path, token).await.json().await.unwrap();
-        if view["status"] == status {
-            return view;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "transfer never became {status}: {view}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(
+        &format!("transfer {id} {status}"),
+        || async { app.get(&path, token).await.json().await.unwrap() },
+        |view| view["status"] == status,
+    )
+    .await
 }
 
 async fn role_status(app: &TestApp, id: &str) -> String {

@@ -62,7 +62,11 @@ pub async fn spawn_with(settings: Settings, components: Components) -> TestApp {
         addr: app.addr(),
         pool: app.pool().clone(),
         settings,
-        client: reqwest::Client::new(),
+        // A request that never answers fails the test instead of hanging it.
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
         app: Some(app),
     }
 }
@@ -147,29 +151,23 @@ impl TestApp {
 
     /// Waits until the order is active with every key issued.
     pub async fn until_active(&self, token: &str, order_id: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let order = self.order_view(token, order_id).await;
-            let done = order["status"] == "active"
-                && order["licenses"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .all(|l| l["status"] == "issued")
-                && order["requests"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .all(|r| r["status"] == "done");
-            if done {
-                return order;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "order {order_id} did not become active: {order}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let all = |order: &Value, list: &str, status: &str| {
+            order[list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|x| x["status"] == status)
+        };
+        poll_until(
+            &format!("order {order_id} active"),
+            || self.order_view(token, order_id),
+            |order| {
+                order["status"] == "active"
+                    && all(order, "licenses", "issued")
+                    && all(order, "requests", "done")
+            },
+        )
+        .await
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
@@ -184,7 +182,11 @@ impl TestApp {
     /// Stops the app's parts; the test keeps a pool on its database.
     pub async fn stop(&mut self) {
         if let Some(app) = self.app.take() {
-            app.stop().await;
+            // Shutdown is bounded by the job grace period; past a minute
+            // something hangs, and the test says so instead of blocking.
+            tokio::time::timeout(Duration::from_secs(60), app.stop())
+                .await
+                .expect("the app stopped within 60 s");
             self.pool = PgPool::connect(self.settings.database.url.expose_secret())
                 .await
                 .unwrap();
@@ -235,6 +237,27 @@ pub async fn cleanup(settings: &Settings) {
             .await;
     }
     let _ = std::fs::remove_dir_all(&settings.mail.dir);
+}
+
+/// Fetches a JSON view until `done` holds, for at most 30 s; fails naming
+/// `what` and showing the last view.
+pub async fn poll_until<F, Fut>(what: &str, mut fetch: F, done: impl Fn(&Value) -> bool) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let view = fetch().await;
+        if done(&view) {
+            return view;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never reached: {what}; last seen: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Polls `check` until it holds or `limit` passes.
@@ -342,11 +365,22 @@ pub async fn publish_raw(settings: &Settings, queue: &str, body: &[u8]) {
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
     channel.confirm_select(Default::default()).await.unwrap();
+    // The app's workers declare the queues when they connect, which may
+    // not have happened yet; declaring is idempotent, and `mandatory`
+    // makes a message no queue takes fail here instead of vanishing.
+    fulfil::broker::topology::Topology::new(&settings.amqp)
+        .declare(&channel)
+        .await
+        .unwrap();
+    let mandatory = lapin::options::BasicPublishOptions {
+        mandatory: true,
+        ..Default::default()
+    };
     let confirm = channel
         .basic_publish(
             "".into(),
             queue.into(),
-            Default::default(),
+            mandatory,
             body,
             lapin::BasicProperties::default().with_delivery_mode(2),
         )
@@ -356,7 +390,7 @@ pub async fn publish_raw(settings: &Settings, queue: &str, body: &[u8]) {
         .unwrap();
     assert!(
         matches!(confirm, lapin::Confirmation::Ack(None)),
-        "raw message confirmed"
+        "raw message confirmed and routed to {queue}: {confirm:?}"
     );
     connection.close(200, "done".into()).await.unwrap();
 }
