@@ -1,6 +1,7 @@
 //! Assembles a process from its parts — the API, the workers, the outbox
-//! relay — and runs them under one cancellation token. `fulfil serve`
-//! runs all of them; `api` and `worker` run a subset.
+//! relay, the scheduler — and runs them under one cancellation token.
+//! `fulfil serve` runs all of them; `api`, `worker` and `scheduler` run a
+//! subset.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::mail::queue::Mailer;
 use crate::runtime::dead_letter_intake::DeadLetterIntake;
 use crate::runtime::{DeliveryProcessor, JobContext, JobProcessor, consumer};
 use crate::settings::Settings;
+use crate::sweeps::Sweeper;
 
 /// Which parts this process runs.
 #[derive(Debug, Clone)]
@@ -27,6 +29,8 @@ pub struct Components {
     pub workers: Vec<JobKind>,
     /// Consume the broker's dead-letter queue into the database.
     pub dead_letter_intake: bool,
+    /// Fire the cron sweeps (unless `scheduler.enabled` is false).
+    pub scheduler: bool,
 }
 
 impl Components {
@@ -35,6 +39,7 @@ impl Components {
             api: true,
             workers: JobKind::ALL.to_vec(),
             dead_letter_intake: true,
+            scheduler: true,
         }
     }
 
@@ -43,6 +48,16 @@ impl Components {
             api: true,
             workers: Vec::new(),
             dead_letter_intake: false,
+            scheduler: false,
+        }
+    }
+
+    pub fn scheduler_only() -> Components {
+        Components {
+            api: false,
+            workers: Vec::new(),
+            dead_letter_intake: false,
+            scheduler: true,
         }
     }
 
@@ -51,6 +66,7 @@ impl Components {
             api: false,
             workers: kinds,
             dead_letter_intake: true,
+            scheduler: false,
         }
     }
 }
@@ -95,6 +111,13 @@ impl Application {
 
         if settings.outbox.relay {
             tasks.spawn(Relay::new(pool.clone(), (*settings).clone()).run(shutdown.clone()));
+        }
+
+        if components.scheduler && settings.scheduler.enabled {
+            let sweeper = Sweeper::new(pool.clone(), settings.clone(), clock);
+            tasks.spawn(crate::scheduler::run(sweeper, shutdown.clone()));
+        } else if components.scheduler {
+            tracing::info!("scheduler.enabled is false: this process fires no sweeps");
         }
 
         if !components.workers.is_empty() || components.dead_letter_intake {

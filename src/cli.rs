@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "fulfil",
     version,
-    about = "Background fulfilment for resale portals: intake API, workers, outbox relay.",
+    about = "Background fulfilment for resale portals: intake API, workers, outbox relay, scheduler.",
     long_about = "Background fulfilment for resale portals.\n\n\
         Upstream portals post requests to the intake API; each accepted request is stored with its \
         job in PostgreSQL and published to RabbitMQ; workers issue license keys and send mail.\n\n\
@@ -20,16 +20,28 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run everything in one process: the API, every worker and the relay (the one-machine default).
+    /// Run everything in one process: the API, every worker, the relay and the scheduler (the one-machine default).
     Serve,
     /// Run only the intake API (and the outbox relay).
     Api,
     /// Run workers: all job kinds, or only those named (e.g. `fulfil worker license.new mail.send`).
     Worker {
         /// Job kinds: license.new, license.additional, license.vm_count, license.revoke,
-        /// license.order_revoke, transfer.process, role.cleanup, mail.send.
+        /// license.order_revoke, transfer.process, role.cleanup, trial.notices, trial.purge,
+        /// trial.number_release, mail.send.
         kinds: Vec<String>,
     },
+    /// Fire the cron sweeps (scheduler.trial_notices, .trial_purges, .number_releases).
+    ///
+    /// Run as many replicas as you like: each tick of each schedule runs once, on the replica
+    /// that claims it first in PostgreSQL. Schedules follow wall time (UTC); the sweeps judge
+    /// what is due by the business clock (clock.now).
+    Scheduler,
+    /// Run one sweep now and print what it found.
+    ///
+    /// Each due trial gets one job, which the workers carry out (and re-check under lock).
+    /// Example: fulfil sweep trial-purges --dry-run
+    Sweep(SweepArgs),
     /// Create the database if needed and apply migrations, then exit.
     Migrate,
     /// Manage API tokens.
@@ -38,6 +50,17 @@ pub enum Command {
     /// License keys and certificates.
     #[command(subcommand)]
     License(LicenseCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    pub sweep: crate::sweeps::Sweep,
+    /// List what would happen to each due trial; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,11 +15,14 @@ pub enum JobKind {
     LicenseOrderRevoke,
     TransferProcess,
     RoleCleanup,
+    TrialNotices,
+    TrialPurge,
+    NumberRelease,
     MailSend,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 8] = [
+    pub const ALL: [JobKind; 11] = [
         JobKind::LicenseNew,
         JobKind::LicenseAdditional,
         JobKind::LicenseVmCount,
@@ -27,6 +30,9 @@ impl JobKind {
         JobKind::LicenseOrderRevoke,
         JobKind::TransferProcess,
         JobKind::RoleCleanup,
+        JobKind::TrialNotices,
+        JobKind::TrialPurge,
+        JobKind::NumberRelease,
         JobKind::MailSend,
     ];
 
@@ -39,6 +45,9 @@ impl JobKind {
             JobKind::LicenseOrderRevoke => "license.order_revoke",
             JobKind::TransferProcess => "transfer.process",
             JobKind::RoleCleanup => "role.cleanup",
+            JobKind::TrialNotices => "trial.notices",
+            JobKind::TrialPurge => "trial.purge",
+            JobKind::NumberRelease => "trial.number_release",
             JobKind::MailSend => "mail.send",
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! Intake (HTTP) stores each accepted request with its job in PostgreSQL;
 //! the outbox relay publishes jobs to RabbitMQ; workers carry them out and
-//! queue mail, which the mail worker sends.
+//! queue mail, which the mail worker sends. The scheduler fires the cron
+//! sweeps that move trials along their timeline.
 
 pub mod app;
 pub mod broker;
@@ -15,11 +16,14 @@ pub mod licensing;
 pub mod mail;
 pub mod retry;
 pub mod runtime;
+pub mod scheduler;
 pub mod settings;
 pub mod shutdown;
 pub mod store;
+pub mod sweeps;
 pub mod telemetry;
 pub mod transfers;
+pub mod trials;
 
 /// One module per job kind; kept at the top of the tree so the workers are
 /// the first thing a reader finds.

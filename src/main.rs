@@ -31,6 +31,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             let kinds = commands::run::parse_kinds(&kinds)?;
             commands::run::run(settings, Components::workers(kinds)).await?
         }
+        Command::Scheduler => commands::run::run(settings, Components::scheduler_only()).await?,
+        Command::Sweep(args) => commands::sweep::run(settings, args).await?,
         Command::Migrate => commands::run::migrate(settings).await?,
         Command::Token(TokenCommand::Create(args)) => {
             commands::token::create(settings, args).await?

@@ -22,6 +22,8 @@ pub struct Settings {
     pub license: LicenseSettings,
     pub scheduler: SchedulerSettings,
     pub transfers: TransferSettings,
+    pub trial: TrialSettings,
+    pub registration: RegistrationSettings,
     #[serde(default)]
     pub clock: ClockSettings,
 }
@@ -118,9 +120,41 @@ pub struct TransferSettings {
     pub expire_after: Duration,
 }
 
+/// The trial lifecycle's offsets (SPEC §1.3).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrialSettings {
+    /// The first notice goes out this long before `ends_at`.
+    #[serde(with = "humantime_serde")]
+    pub notice_before: Duration,
+    /// After `ends_at`, the trial can still be converted or extended this long.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// One extension moves the end this far past the later of now and the end.
+    #[serde(with = "humantime_serde")]
+    pub extension_step: Duration,
+    pub max_extensions: i32,
+    /// Calling numbers of a purged trial stay reserved this long.
+    #[serde(with = "humantime_serde")]
+    pub number_hold: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegistrationSettings {
+    /// How long the one-time link in the registration mail works.
+    #[serde(with = "humantime_serde")]
+    pub link_valid: Duration,
+    /// The portal's sign-up page; the link is this with the token appended.
+    pub link_base: String,
+}
+
+/// Cron expressions (with seconds, UTC) of the sweeps; the scheduler fires
+/// each one once per tick across all replicas.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SchedulerSettings {
     pub enabled: bool,
+    pub trial_notices: String,
+    pub trial_purges: String,
+    pub number_releases: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -188,6 +222,22 @@ impl Settings {
             "mail.default_locale must be \"ja\" or \"en\", not {:?}",
             self.mail.default_locale
         );
+        anyhow::ensure!(
+            self.trial.max_extensions >= 0,
+            "trial.max_extensions must not be negative"
+        );
+        anyhow::ensure!(
+            !self.trial.extension_step.is_zero() && !self.registration.link_valid.is_zero(),
+            "trial.extension_step and registration.link_valid must be longer than zero"
+        );
+        for (key, expression) in [
+            ("scheduler.trial_notices", &self.scheduler.trial_notices),
+            ("scheduler.trial_purges", &self.scheduler.trial_purges),
+            ("scheduler.number_releases", &self.scheduler.number_releases),
+        ] {
+            crate::scheduler::parse_schedule(expression)
+                .map_err(|e| anyhow::anyhow!("{key} = {expression:?}: {e}"))?;
+        }
         url::Url::parse(self.database.url.expose_secret())
             .map_err(|e| anyhow::anyhow!("database.url is not a URL: {e}"))?;
         url::Url::parse(self.amqp.url.expose_secret())

@@ -6,8 +6,11 @@ pub mod license_order_revoke;
 pub mod license_revoke;
 pub mod license_vm_count;
 pub mod mail_send;
+pub mod number_release;
 pub mod role_cleanup;
 pub mod transfer_process;
+pub mod trial_notices;
+pub mod trial_purge;
 
 use std::sync::Arc;
 
@@ -27,6 +30,9 @@ pub fn handler(kind: JobKind) -> Arc<dyn JobHandler> {
         JobKind::LicenseOrderRevoke => Arc::new(license_order_revoke::LicenseOrderRevoke),
         JobKind::TransferProcess => Arc::new(transfer_process::TransferProcess),
         JobKind::RoleCleanup => Arc::new(role_cleanup::RoleCleanup),
+        JobKind::TrialNotices => Arc::new(trial_notices::TrialNotices),
+        JobKind::TrialPurge => Arc::new(trial_purge::TrialPurge),
+        JobKind::NumberRelease => Arc::new(number_release::NumberRelease),
         JobKind::MailSend => Arc::new(mail_send::MailSend),
     }
 }

@@ -2,4 +2,5 @@
 
 pub mod license;
 pub mod run;
+pub mod sweep;
 pub mod token;

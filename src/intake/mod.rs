@@ -12,7 +12,10 @@ pub mod license_orders;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
+pub mod registrations;
+pub mod sweeps;
 pub mod transfers;
+pub mod trials;
 
 use std::sync::Arc;
 
@@ -77,6 +80,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/transfers/{id}/cancellation", post(transfers::cancel))
         .route("/v1/transfers/{id}/retry", post(transfers::retry))
         .route("/v1/role-cleanups", post(transfers::role_cleanup))
+        .route("/v1/trials", post(trials::create))
+        .route("/v1/trials/{id}", get(trials::get))
+        .route("/v1/trials/{id}/extensions", post(trials::extend))
+        .route("/v1/trials/{id}/conversions", post(trials::convert))
+        .route("/v1/registrations", post(registrations::create))
+        .route("/v1/registrations/{id}", get(registrations::get))
+        .route(
+            "/v1/registrations/{token}/completion",
+            post(registrations::complete),
+        )
+        .route(
+            "/v1/registrations/{id}/service-start",
+            post(registrations::service_start),
+        )
+        .route("/v1/sweeps/{sweep}", post(sweeps::run))
         .route(
             "/v1/partners/{id}",
             get(directory::get_partner).put(directory::put_partner),
@@ -104,6 +122,18 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { problem::ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(body::BodyLimit(body_limit)))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Spans name the route's template, never the path itself: a path
+        // may carry a one-time registration token.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |request: &axum::http::Request<axum::body::Body>| {
+                    let route = request
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("unmatched", |path| path.as_str());
+                    tracing::debug_span!("http", method = %request.method(), route)
+                },
+            ),
+        )
         .with_state(state)
 }

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "fulfil intake API", description = "Requests from resale portals become jobs: license orders and their lifecycle; the directory portals keep in sync."),
+    info(title = "fulfil intake API", description = "Requests from resale portals become jobs: license orders and their lifecycle; the directory portals keep in sync; transfers; trials and their sweeps; registrations."),
     paths(
         super::license_orders::create_order,
         super::license_orders::add_licenses,
@@ -33,6 +33,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         super::directory::put_relationship,
         super::directory::get_relationship,
         super::jobs::get_job,
+        super::trials::create,
+        super::trials::get,
+        super::trials::extend,
+        super::trials::convert,
+        super::registrations::create,
+        super::registrations::get,
+        super::registrations::complete,
+        super::registrations::service_start,
+        super::sweeps::run,
     ),
     components(schemas(super::problem::Problem, super::problem::FieldError)),
     modifiers(&BearerAuth)

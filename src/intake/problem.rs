@@ -27,6 +27,9 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("{detail}")]
     Conflict { slug: &'static str, detail: String },
+    /// 410: the thing existed and is gone for good (an expired link).
+    #[error("{detail}")]
+    Gone { slug: &'static str, detail: String },
     #[error("{detail}")]
     Unprocessable { slug: &'static str, detail: String },
     /// 422 naming each offending field (a key unknown to the order, say).
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::BadRequest { slug, .. } => (StatusCode::BAD_REQUEST, slug),
             ApiError::Validation(_) => (StatusCode::BAD_REQUEST, "validation"),
             ApiError::Conflict { slug, .. } => (StatusCode::CONFLICT, slug),
+            ApiError::Gone { slug, .. } => (StatusCode::GONE, slug),
             ApiError::Unprocessable { slug, .. } => (StatusCode::UNPROCESSABLE_ENTITY, slug),
             ApiError::UnprocessableFields { slug, .. } => (StatusCode::UNPROCESSABLE_ENTITY, slug),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),

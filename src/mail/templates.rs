@@ -109,6 +109,18 @@ const TEMPLATES: &[TemplateFile] = &[
     template_file!("transfer_rejected", "en", Locale::En),
     template_file!("transfer_failed", "ja", Locale::Ja),
     template_file!("transfer_failed", "en", Locale::En),
+    template_file!("trial_expiring", "ja", Locale::Ja),
+    template_file!("trial_expiring", "en", Locale::En),
+    template_file!("trial_expired", "ja", Locale::Ja),
+    template_file!("trial_expired", "en", Locale::En),
+    template_file!("trial_purged", "ja", Locale::Ja),
+    template_file!("trial_purged", "en", Locale::En),
+    template_file!("registration", "ja", Locale::Ja),
+    template_file!("registration", "en", Locale::En),
+    template_file!("registration_completed", "ja", Locale::Ja),
+    template_file!("registration_completed", "en", Locale::En),
+    template_file!("service_started", "ja", Locale::Ja),
+    template_file!("service_started", "en", Locale::En),
 ];
 
 /// The mail kinds that have templates, e.g. for validating a `template`
@@ -404,12 +416,92 @@ mod tests {
             .unwrap()
     }
 
+    const TRIAL_KINDS: [&str; 2] = ["trial_expiring", "trial_expired"];
+    const TRIAL_ROLES: [&str; 2] = ["customer_admin", "partner_admin"];
+    const TRIAL_ID: &str = "0190f6e2-3c4d-7f5e-8a6b-7d6c5b4a3f2e";
+    const ENDS_AT: &str = "2026-12-24 00:00 UTC";
+    const GRACE_ENDS_AT: &str = "2027-01-23 00:00 UTC";
+    const PURGED_AT: &str = "2027-01-23 00:05 UTC";
+    const EMAIL: &str = "taro.yamada@example.co.jp";
+    const TOKEN: &str = "q7Zr2L9xWm4Tn8Kp";
+    const LINK: &str = "https://portal.example.com/signup/complete?token=q7Zr2L9xWm4Tn8Kp";
+    const EXPIRES_AT: &str = "2026-06-01 03:00 UTC";
+
+    /// A notice seven days before the end, with two extensions left, as the
+    /// trial sweep sends it.
+    fn trial_context(kind: &str, role: &str) -> serde_json::Value {
+        let mut ctx = json!({
+            "recipient_role": role,
+            "customer_id": "CUST-0042",
+            "customer_name": "株式会社サンプル",
+            "trial_id": TRIAL_ID,
+            "services": ["C-Chorus Chat", "C-Chorus Phone"],
+            "ends_at": ENDS_AT,
+            "grace_days": 30
+        });
+        if kind == "trial_expiring" {
+            ctx["days_left"] = json!(7);
+            ctx["extensions_left"] = json!(2);
+        } else {
+            ctx["grace_ends_at"] = json!(GRACE_ENDS_AT);
+        }
+        ctx
+    }
+
+    fn trial_purged_context() -> serde_json::Value {
+        json!({
+            "user_name": "山田 太郎",
+            "customer_id": "CUST-0042",
+            "customer_name": "株式会社サンプル",
+            "trial_id": TRIAL_ID,
+            "services": ["C-Chorus Chat", "C-Chorus Phone"],
+            "purged_at": PURGED_AT
+        })
+    }
+
+    fn registration_context() -> serde_json::Value {
+        json!({
+            "email": EMAIL,
+            "link": LINK,
+            "expires_at": EXPIRES_AT,
+            "valid_hours": 3
+        })
+    }
+
+    fn service_started_context() -> serde_json::Value {
+        json!({ "email": EMAIL, "services": ["C-Chorus Chat", "C-Chorus Phone"] })
+    }
+
+    fn render_with(kind: &str, locale: Locale, ctx: &serde_json::Value) -> RenderedMail {
+        Renderer::new("C-Chorus").render(kind, locale, ctx).unwrap()
+    }
+
+    /// What holds for every mail: prefixed one-line subject, no template
+    /// syntax left, no triple newline, a final newline.
+    fn assert_well_formed(mail: &RenderedMail, at: &str) {
+        assert!(
+            mail.subject.starts_with("[C-Chorus] "),
+            "{at}: {}",
+            mail.subject
+        );
+        assert!(!mail.subject.contains('\n'), "{at}");
+        assert!(!mail.body.contains("{{"), "{at}");
+        assert!(!mail.body.contains("{%"), "{at}");
+        assert!(!mail.body.contains("\n\n\n"), "{at}: triple newline");
+        assert!(mail.body.ends_with('\n'), "{at}");
+    }
+
     fn context_for(kind: &str) -> serde_json::Value {
         match kind {
             "vm_count_changed" => vm_count_context(),
             "keys_cancelled" => keys_cancelled_context(false),
             "order_revoked" => order_revoked_context(false),
             kind if kind.starts_with("transfer_") => transfer_context(kind, "customer"),
+            "trial_expiring" | "trial_expired" => trial_context(kind, "customer_admin"),
+            "trial_purged" => trial_purged_context(),
+            "registration" => registration_context(),
+            "registration_completed" => json!({ "email": EMAIL }),
+            "service_started" => service_started_context(),
             _ => license_context(true),
         }
     }
@@ -428,7 +520,13 @@ mod tests {
                 "transfer_submitted",
                 "transfer_completed",
                 "transfer_rejected",
-                "transfer_failed"
+                "transfer_failed",
+                "trial_expiring",
+                "trial_expired",
+                "trial_purged",
+                "registration",
+                "registration_completed",
+                "service_started"
             ]
         );
         for kind in kinds {
@@ -459,6 +557,22 @@ mod tests {
                     // A transfer is about subscriptions, not about an order.
                     assert!(mail.body.contains(TRANSFER_ID), "{kind}.{locale}");
                     assert!(mail.body.contains("SUB-0001"), "{kind}.{locale}");
+                } else if kind.starts_with("trial_") {
+                    assert!(mail.body.contains(TRIAL_ID), "{kind}.{locale}");
+                    assert!(mail.body.contains("CUST-0042"), "{kind}.{locale}");
+                    assert!(mail.body.contains("1. C-Chorus Chat\n"), "{kind}.{locale}");
+                } else if matches!(
+                    kind,
+                    "registration" | "registration_completed" | "service_started"
+                ) {
+                    assert!(mail.body.contains(EMAIL), "{kind}.{locale}");
+                    // Only the registration mail carries the one-time link.
+                    assert_eq!(
+                        mail.body.contains(TOKEN),
+                        kind == "registration",
+                        "{kind}.{locale}"
+                    );
+                    assert!(!mail.subject.contains(TOKEN), "{kind}.{locale}");
                 } else {
                     assert!(mail.body.contains("VO-2026-004211"), "{kind}.{locale}");
                     // An order_revoked mail is about the order, not about keys.
@@ -1084,6 +1198,565 @@ mod tests {
                     assert!(
                         err.to_string().contains("recipient_role must be"),
                         "{kind}.{locale} {role:?}: {err}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn trial_kinds_render_for_every_role() {
+        for kind in TRIAL_KINDS {
+            for locale in Locale::ALL {
+                for role in TRIAL_ROLES {
+                    for customer_name in ["株式会社サンプル", ""] {
+                        let mut ctx = trial_context(kind, role);
+                        ctx["customer_name"] = json!(customer_name);
+                        let mail = render_with(kind, locale, &ctx);
+                        let at = format!("{kind}.{locale} for {role} ({customer_name:?})");
+                        assert_well_formed(&mail, &at);
+                        // Partners handle many customers: their subject says which.
+                        assert_eq!(
+                            mail.subject.contains("CUST-0042"),
+                            role == "partner_admin",
+                            "{at}: {}",
+                            mail.subject
+                        );
+                        let b = &mail.body;
+                        let greeting = match (locale, role, customer_name) {
+                            (Locale::Ja, "customer_admin", "") => "ご担当者様\n\n".to_owned(),
+                            (Locale::Ja, "customer_admin", name) => {
+                                format!("{name} ご担当者様\n\n")
+                            }
+                            (Locale::Ja, _, _) => "ご担当者様\n\n".to_owned(),
+                            (Locale::En, "customer_admin", "") => {
+                                "Dear administrator,\n\n".to_owned()
+                            }
+                            (Locale::En, "customer_admin", name) => {
+                                format!("Dear administrator of {name},\n\n")
+                            }
+                            (Locale::En, _, _) => "Dear partner administrator,\n\n".to_owned(),
+                        };
+                        assert!(b.starts_with(&greeting), "{at}");
+                        for value in [TRIAL_ID, "CUST-0042", ENDS_AT] {
+                            assert!(b.contains(value), "{at}: {value}");
+                        }
+                        assert!(b.contains("1. C-Chorus Chat\n"), "{at}");
+                        assert!(b.contains("2. C-Chorus Phone\n"), "{at}");
+                        let name_line = match locale {
+                            Locale::Ja => "お客様名：",
+                            Locale::En => "Customer name:",
+                        };
+                        assert_eq!(b.contains(name_line), !customer_name.is_empty(), "{at}");
+                        // The partner wording ("your company", "your customer")
+                        // never reaches the customer and vice versa.
+                        let partner_words = match locale {
+                            Locale::Ja => "貴社",
+                            Locale::En => "your customer",
+                        };
+                        assert_eq!(b.contains(partner_words), role == "partner_admin", "{at}");
+                        let contact = match locale {
+                            Locale::Ja => "パートナー（販売店）",
+                            Locale::En => "partner (reseller)",
+                        };
+                        assert_eq!(b.contains(contact), role == "customer_admin", "{at}");
+                        assert!(b.contains("C-Chorus\n"), "{at}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn trial_expiring_ja() {
+        let kind = "trial_expiring";
+        let ja = render_with(kind, Locale::Ja, &trial_context(kind, "customer_admin"));
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] C-Chorusトライアル期間終了予定のお知らせ"
+        );
+        assert!(
+            ja.body
+                .starts_with("株式会社サンプル ご担当者様\n\n平素より")
+        );
+        assert!(ja.body.contains("ご利用いただき"));
+        assert!(
+            ja.body
+                .contains("トライアル期間があと7日（2026-12-24 00:00 UTC）で終了いたします")
+        );
+        assert!(
+            ja.body
+                .contains("トライアル終了日時：2026-12-24 00:00 UTC\n")
+        );
+        assert!(
+            ja.body
+                .contains("■対象サービス\n1. C-Chorus Chat\n2. C-Chorus Phone\n")
+        );
+        assert!(ja.body.contains("30日間の猶予期間となります"));
+        assert!(
+            ja.body
+                .contains("本契約への切り替え、またはトライアル期間の延長が可能です")
+        );
+        assert!(ja.body.contains(
+            "トライアル組織およびそのデータはすべて削除され、\n復元することはできません"
+        ));
+        assert!(ja.body.contains("あと2回延長することができます"));
+        assert!(ja.body.contains("本契約への切り替えや延長をご希望の場合は"));
+        assert!(
+            ja.body
+                .ends_with("――――――――――――――――――――\nC-Chorus\n――――――――――――――――――――\n")
+        );
+
+        let ja = render_with(kind, Locale::Ja, &trial_context(kind, "partner_admin"));
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] C-Chorusトライアル期間終了予定のお知らせ（お客様ID：CUST-0042）"
+        );
+        assert!(ja.body.starts_with("ご担当者様\n\n"));
+        assert!(ja.body.contains("お取り扱いいただき"));
+        assert!(ja.body.contains("貴社のお客様（お客様ID：CUST-0042）"));
+        assert!(
+            ja.body
+                .contains("本契約への切り替えまたは延長のお手続きをお願いいたします")
+        );
+        assert!(
+            ja.body
+                .contains("お客様のご担当者様にも、同じご案内を別途お送りしております")
+        );
+
+        // The last day, and no extension left.
+        let mut ctx = trial_context(kind, "customer_admin");
+        ctx["days_left"] = json!(0);
+        ctx["extensions_left"] = json!(0);
+        let ja = render_with(kind, Locale::Ja, &ctx);
+        assert_well_formed(&ja, "ja, last day");
+        assert!(
+            ja.body
+                .contains("トライアル期間が本日（2026-12-24 00:00 UTC）終了いたします")
+        );
+        assert!(
+            ja.body
+                .contains("猶予期間中は、本契約への切り替えが可能です。")
+        );
+        assert!(ja.body.contains("これ以上延長することはできません"));
+        assert!(ja.body.contains("本契約への切り替えをご希望の場合は"));
+        assert!(!ja.body.contains("延長が可能"));
+        assert!(!ja.body.contains("あと0"));
+        assert!(!ja.body.contains("や延長"));
+        let mut ctx = trial_context(kind, "partner_admin");
+        ctx["extensions_left"] = json!(0);
+        let ja = render_with(kind, Locale::Ja, &ctx);
+        assert!(
+            ja.body
+                .contains("本契約への切り替えのお手続きをお願いいたします")
+        );
+    }
+
+    #[test]
+    fn trial_expiring_en() {
+        let kind = "trial_expiring";
+        let en = render_with(kind, Locale::En, &trial_context(kind, "customer_admin"));
+        assert_eq!(en.subject, "[C-Chorus] Your C-Chorus trial ends soon");
+        assert!(
+            en.body
+                .starts_with("Dear administrator of 株式会社サンプル,\n\n")
+        );
+        assert!(en.body.contains("Thank you for choosing C-Chorus."));
+        assert!(en.body.contains(
+            "Your C-Chorus trial of the services listed below ends in 7 days,\n\
+             at 2026-12-24 00:00 UTC.\n"
+        ));
+        assert!(en.body.contains("  Trial ends:    2026-12-24 00:00 UTC\n"));
+        assert!(
+            en.body
+                .contains("Services in the trial\n  1. C-Chorus Chat\n  2. C-Chorus Phone\n")
+        );
+        assert!(en.body.contains("grace period of\n30 days begins"));
+        assert!(en.body.contains("to a paid contract or extended."));
+        assert!(
+            en.body
+                .contains("organisation and all its data will be deleted and cannot be restored.")
+        );
+        assert!(
+            en.body
+                .contains("The trial can be extended 2 more times.\n")
+        );
+        assert!(en.body.contains("please contact your partner (reseller)"));
+        assert!(en.body.ends_with("Kind regards,\nC-Chorus\n"));
+
+        let en = render_with(kind, Locale::En, &trial_context(kind, "partner_admin"));
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] Your customer's C-Chorus trial ends soon (customer ID CUST-0042)"
+        );
+        assert!(en.body.starts_with("Dear partner administrator,\n\n"));
+        assert!(
+            en.body
+                .contains("Thank you for your continued partnership with C-Chorus.")
+        );
+        assert!(
+            en.body
+                .contains("The C-Chorus trial of your customer CUST-0042")
+        );
+        assert!(en.body.contains("ends in 7 days, at 2026-12-24 00:00 UTC."));
+        assert!(en.body.contains("contract or extend it."));
+        assert!(en.body.contains("sent the\nsame notice separately"));
+
+        let mut ctx = trial_context(kind, "customer_admin");
+        ctx["days_left"] = json!(0);
+        ctx["extensions_left"] = json!(0);
+        ctx["grace_days"] = json!(1);
+        let en = render_with(kind, Locale::En, &ctx);
+        assert_well_formed(&en, "en, last day");
+        assert!(en.body.contains("ends today,\nat 2026-12-24 00:00 UTC."));
+        assert!(en.body.contains("grace period of\n1 day begins"));
+        assert!(
+            en.body
+                .contains("to a paid contract. When the grace period is over")
+        );
+        assert!(en.body.contains("no further extension is possible"));
+        assert!(!en.body.contains("extended."));
+        assert!(!en.body.contains("or extend it"));
+
+        let mut ctx = trial_context(kind, "partner_admin");
+        ctx["days_left"] = json!(1);
+        ctx["extensions_left"] = json!(1);
+        let en = render_with(kind, Locale::En, &ctx);
+        assert!(en.body.contains("ends in 1 day, at"));
+        assert!(en.body.contains("The trial can be extended 1 more time.\n"));
+    }
+
+    #[test]
+    fn trial_expired_both_locales() {
+        let kind = "trial_expired";
+        let ja = render_with(kind, Locale::Ja, &trial_context(kind, "customer_admin"));
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] C-Chorusトライアル期間終了のお知らせ"
+        );
+        assert!(
+            ja.body
+                .contains("2026-12-24 00:00 UTCをもってトライアル期間が終了いたしました")
+        );
+        assert!(
+            ja.body
+                .contains("下記のサービスはご利用いただけなくなりました")
+        );
+        assert!(ja.body.contains("猶予期間終了日時：2027-01-23 00:00 UTC\n"));
+        assert!(
+            ja.body
+                .contains("30日間（2027-01-23 00:00 UTCまで）は猶予期間となります")
+        );
+        assert!(
+            ja.body
+                .contains("本契約への切り替え、またはトライアル期間の延長")
+        );
+        assert!(ja.body.contains(
+            "・ライセンスの削除\n・管理者権限の削除\n・各種設定の削除\n・ユーザーの無料組織への移動\n"
+        ));
+        assert!(ja.body.contains("復元することができず"));
+        assert!(ja.body.contains("取り消すことができません"));
+        let ja = render_with(kind, Locale::Ja, &trial_context(kind, "partner_admin"));
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] C-Chorusトライアル期間終了のお知らせ（お客様ID：CUST-0042）"
+        );
+        assert!(ja.body.contains("貴社のお客様（お客様ID：CUST-0042）"));
+        assert!(ja.body.contains("別途お送りしております"));
+
+        let en = render_with(kind, Locale::En, &trial_context(kind, "customer_admin"));
+        assert_eq!(en.subject, "[C-Chorus] Your C-Chorus trial has ended");
+        assert!(en.body.contains(
+            "Your C-Chorus trial ended at 2026-12-24 00:00 UTC, and the services listed\n\
+             below have been suspended.\n"
+        ));
+        assert!(
+            en.body
+                .contains("  Grace period ends: 2027-01-23 00:00 UTC\n")
+        );
+        assert!(en.body.contains(
+            "A grace period of 30 days has started and lasts until 2027-01-23 00:00 UTC."
+        ));
+        assert!(en.body.contains("converted to a paid contract or"));
+        assert!(en.body.contains("extended"));
+        for line in [
+            "its licenses will be deleted",
+            "its admin roles will be deleted",
+            "its settings will be deleted",
+            "its users will be moved to the free organisation",
+        ] {
+            assert!(en.body.contains(line), "{line}");
+        }
+        assert!(
+            en.body
+                .contains("This cannot be undone, and deleted data cannot be restored.")
+        );
+        let en = render_with(kind, Locale::En, &trial_context(kind, "partner_admin"));
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] Your customer's C-Chorus trial has ended (customer ID CUST-0042)"
+        );
+        assert!(en.body.contains(
+            "The C-Chorus trial of your customer CUST-0042 ended at\n2026-12-24 00:00 UTC"
+        ));
+        assert!(en.body.contains("sent the same\nnotice separately"));
+    }
+
+    #[test]
+    fn trial_with_unknown_recipient_role_is_an_error() {
+        let r = Renderer::new("C-Chorus");
+        for kind in TRIAL_KINDS {
+            for locale in Locale::ALL {
+                for role in ["customer", "Partner_admin", "source", ""] {
+                    let ctx = trial_context(kind, role);
+                    let err = r.render(kind, locale, &ctx).unwrap_err();
+                    assert!(matches!(err, RenderError::Template { .. }), "{err:?}");
+                    assert!(
+                        err.to_string().contains("recipient_role must be"),
+                        "{kind}.{locale} {role:?}: {err}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn trial_purged_both_locales() {
+        let kind = "trial_purged";
+        let ja = render_with(kind, Locale::Ja, &trial_purged_context());
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] C-Chorusトライアルサービス提供終了のお知らせ"
+        );
+        assert!(ja.body.starts_with("山田 太郎 様\n\n平素より"));
+        assert!(
+            ja.body
+                .contains("トライアル組織「株式会社サンプル」\n（お客様ID：CUST-0042）")
+        );
+        assert!(ja.body.contains(
+            "2027-01-23 00:05 UTCをもって下記のトライアルサービスの提供を終了いたしました"
+        ));
+        assert!(ja.body.contains("今後ご利用いただくことはできません"));
+        assert!(
+            ja.body
+                .contains("■提供を終了したサービス\n1. C-Chorus Chat\n2. C-Chorus Phone\n")
+        );
+        assert!(ja.body.contains(
+            "トライアル組織のデータ（ライセンス、管理者権限、各種設定）は削除いたしました"
+        ));
+        assert!(ja.body.contains("無料組織へ移動いたしました"));
+        assert!(ja.body.contains("引き続きサインインしていただけます"));
+        assert!(ja.body.contains(TRIAL_ID));
+
+        let en = render_with(kind, Locale::En, &trial_purged_context());
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] Your C-Chorus trial services are no longer available"
+        );
+        assert!(en.body.starts_with("Dear 山田 太郎,\n\n"));
+        assert!(en.body.contains(
+            "The C-Chorus trial of your trial organisation 株式会社サンプル\n\
+             (customer ID CUST-0042) has ended, and so has its grace period.\n"
+        ));
+        assert!(
+            en.body
+                .contains("As of 2027-01-23 00:05 UTC, the trial services")
+        );
+        assert!(
+            en.body.contains(
+                "Services no longer available\n  1. C-Chorus Chat\n  2. C-Chorus Phone\n"
+            )
+        );
+        assert!(en.body.contains("has been deleted and cannot be restored"));
+        assert!(en.body.contains("moved to the free organisation"));
+        assert!(en.body.contains("keep signing in"));
+
+        // No name: addressed to the customer; no organisation name either.
+        let mut ctx = trial_purged_context();
+        ctx["user_name"] = json!("");
+        ctx["customer_name"] = json!("");
+        let ja = render_with(kind, Locale::Ja, &ctx);
+        assert_well_formed(&ja, "ja without names");
+        assert!(ja.body.starts_with("お客様\n\n"));
+        assert!(ja.body.contains("トライアル組織\n（お客様ID：CUST-0042）"));
+        assert!(!ja.body.contains("「"));
+        assert!(!ja.body.contains("お客様名"));
+        let en = render_with(kind, Locale::En, &ctx);
+        assert_well_formed(&en, "en without names");
+        assert!(en.body.starts_with("Dear customer,\n\n"));
+        assert!(
+            en.body
+                .contains("your trial organisation\n(customer ID CUST-0042)")
+        );
+        assert!(!en.body.contains("Customer name"));
+    }
+
+    #[test]
+    fn registration_both_locales() {
+        let kind = "registration";
+        let ja = render_with(kind, Locale::Ja, &registration_context());
+        assert_eq!(ja.subject, "[C-Chorus] C-Chorus申し込み手続きのご案内");
+        assert!(ja.body.starts_with(&format!("{EMAIL} 様\n\n")));
+        assert!(
+            ja.body
+                .contains("お申し込みいただき、誠にありがとうございます")
+        );
+        assert!(ja.body.contains("まだ完了しておりません"));
+        assert!(
+            ja.body
+                .contains("3時間以内（2026-06-01 03:00 UTCまで）に開き")
+        );
+        assert!(
+            ja.body
+                .contains(&format!("■お申し込み手続き用リンク\n{LINK}\n"))
+        );
+        assert!(ja.body.contains("一度のみご利用いただけます"));
+        assert!(ja.body.contains("お心当たりのない場合は"));
+        assert!(ja.body.contains("破棄してください"));
+
+        let en = render_with(kind, Locale::En, &registration_context());
+        assert_eq!(en.subject, "[C-Chorus] Complete your C-Chorus registration");
+        assert!(en.body.starts_with("Dear customer,\n\n"));
+        assert!(
+            en.body
+                .contains("Thank you for your request to register for C-Chorus.")
+        );
+        assert!(en.body.contains("within 3 hours, by 2026-06-01 03:00 UTC."));
+        assert!(en.body.contains(&format!("Registration link\n{LINK}\n")));
+        assert!(en.body.contains(&format!("  Email address: {EMAIL}\n")));
+        assert!(en.body.contains("can be used only once"));
+        assert!(
+            en.body
+                .contains("If you did not request this registration, please ignore this email.")
+        );
+
+        let mut ctx = registration_context();
+        ctx["valid_hours"] = json!(1);
+        let en = render_with(kind, Locale::En, &ctx);
+        assert!(en.body.contains("within 1 hour, by"));
+
+        for mail in [&ja, &en] {
+            // The link carries a one-time token: body only, exactly once.
+            assert!(!mail.subject.contains(TOKEN));
+            assert!(!mail.subject.contains("http"));
+            assert_eq!(mail.body.matches(TOKEN).count(), 1);
+            assert!(!format!("{mail:?}").contains(TOKEN));
+        }
+    }
+
+    #[test]
+    fn registration_completed_both_locales() {
+        let kind = "registration_completed";
+        let ctx = json!({ "email": EMAIL });
+        let ja = render_with(kind, Locale::Ja, &ctx);
+        assert_eq!(ja.subject, "[C-Chorus] C-Chorus申し込み完了のお知らせ");
+        assert!(ja.body.starts_with(&format!("{EMAIL} 様\n\n")));
+        assert!(ja.body.contains("お申し込み手続きが完了いたしました"));
+        assert!(
+            ja.body
+                .contains(&format!("ご登録メールアドレス：{EMAIL}\n"))
+        );
+        assert!(
+            ja.body
+                .contains("サービス提供開始のご案内を\nあらためてメールにてお送りいたします")
+        );
+        let en = render_with(kind, Locale::En, &ctx);
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] Your C-Chorus registration is complete"
+        );
+        assert!(en.body.starts_with("Dear customer,\n\n"));
+        assert!(en.body.contains("Your registration is complete."));
+        assert!(en.body.contains(&format!("  Email address: {EMAIL}\n")));
+        assert!(en.body.contains("we will send you a further email"));
+    }
+
+    #[test]
+    fn service_started_both_locales() {
+        let kind = "service_started";
+        let ja = render_with(kind, Locale::Ja, &service_started_context());
+        assert_eq!(ja.subject, "[C-Chorus] C-Chorusサービス提供開始のお知らせ");
+        assert!(ja.body.starts_with(&format!("{EMAIL} 様\n\n")));
+        assert!(ja.body.contains("C-Chorusのサービス提供を開始いたしました"));
+        assert!(
+            ja.body
+                .contains("下記のサービスをご利用いただけるようになりました")
+        );
+        assert!(
+            ja.body
+                .contains("■ご利用いただけるサービス\n1. C-Chorus Chat\n2. C-Chorus Phone\n")
+        );
+        let en = render_with(kind, Locale::En, &service_started_context());
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] Your C-Chorus service is now available"
+        );
+        assert!(en.body.starts_with("Dear customer,\n\n"));
+        assert!(en.body.contains("has started and is now available to you"));
+        assert!(
+            en.body
+                .contains("You can now use the services listed below.")
+        );
+        assert!(
+            en.body
+                .contains("Available services\n  1. C-Chorus Chat\n  2. C-Chorus Phone\n")
+        );
+
+        let ctx = json!({ "email": EMAIL, "services": ["C-Chorus Chat"] });
+        let en = render_with(kind, Locale::En, &ctx);
+        assert!(en.body.contains("Available service\n  1. C-Chorus Chat\n"));
+        assert!(!en.body.contains("2. "));
+
+        // No list: the mail still says the service started, without a
+        // heading over nothing.
+        let ctx = json!({ "email": EMAIL, "services": [] });
+        let ja = render_with(kind, Locale::Ja, &ctx);
+        assert_well_formed(&ja, "ja without services");
+        assert!(
+            ja.body
+                .contains("C-Chorusをご利用いただけるようになりました")
+        );
+        assert!(!ja.body.contains("■ご利用いただけるサービス"));
+        assert!(!ja.body.contains("1. "));
+        let en = render_with(kind, Locale::En, &ctx);
+        assert_well_formed(&en, "en without services");
+        assert!(en.body.contains("is now available to you."));
+        assert!(!en.body.contains("Available service"));
+        assert!(!en.body.contains("listed below"));
+    }
+
+    #[test]
+    fn trial_and_registration_kinds_require_every_field() {
+        let r = Renderer::new("C-Chorus");
+        let mut cases: Vec<(&str, serde_json::Value)> = Vec::new();
+        for kind in TRIAL_KINDS {
+            for role in TRIAL_ROLES {
+                cases.push((kind, trial_context(kind, role)));
+                // An empty name selects other branches; the keys stay required.
+                let mut ctx = trial_context(kind, role);
+                ctx["customer_name"] = json!("");
+                cases.push((kind, ctx));
+            }
+        }
+        cases.push(("trial_purged", trial_purged_context()));
+        let mut ctx = trial_purged_context();
+        ctx["user_name"] = json!("");
+        ctx["customer_name"] = json!("");
+        cases.push(("trial_purged", ctx));
+        cases.push(("registration", registration_context()));
+        cases.push(("registration_completed", json!({ "email": EMAIL })));
+        cases.push(("service_started", service_started_context()));
+        cases.push(("service_started", json!({ "email": EMAIL, "services": [] })));
+        for (kind, ctx) in cases {
+            for locale in Locale::ALL {
+                assert!(r.render(kind, locale, &ctx).is_ok(), "{kind}.{locale}");
+                for field in ctx.as_object().unwrap().keys() {
+                    let mut without = ctx.clone();
+                    without.as_object_mut().unwrap().remove(field);
+                    let err = r.render(kind, locale, &without).unwrap_err();
+                    assert!(
+                        matches!(err, RenderError::Template { .. }),
+                        "{kind}.{locale} without {field}: {err:?}"
                     );
                 }
             }

@@ -257,3 +257,20 @@ pub async fn insert_relationship(
     .await?;
     Ok(inserted.rows_affected() == 1)
 }
+
+/// The customer's users among `ids` (unknown ids and other customers'
+/// users are left out).
+pub async fn users_of_customer<'e>(
+    db: impl PgExecutor<'e>,
+    customer_id: &str,
+    ids: &[String],
+) -> sqlx::Result<Vec<User>> {
+    sqlx::query_as(
+        "select id, customer_id, email, locale, name, status from users
+         where customer_id = $1 and id = any($2)",
+    )
+    .bind(customer_id)
+    .bind(ids)
+    .fetch_all(db)
+    .await
+}

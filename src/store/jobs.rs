@@ -65,6 +65,49 @@ pub async fn enqueue_with_id(
     Ok(())
 }
 
+/// Like [`enqueue`], unless a job with the same `unique_key` is still
+/// pending (queued, running or retrying): then nothing is written and
+/// `None` comes back. Sweeps use it so that running one twice before the
+/// workers caught up does not queue the same work twice.
+pub async fn enqueue_unique(
+    tx: &mut Tx<'_>,
+    job: NewJob<'_>,
+    unique_key: &str,
+    max_attempts: i32,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Uuid>> {
+    let id: Option<Uuid> = sqlx::query_scalar(
+        "insert into jobs (id, kind, version, payload, max_attempts, partner_id, token_id,
+                           resource_type, resource_id, sla_deadline, enqueued_at, unique_key)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         on conflict (unique_key) where unique_key is not null
+                                    and status in ('queued', 'running', 'retrying')
+         do nothing
+         returning id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(job.kind.as_str())
+    .bind(job.kind.version())
+    .bind(&job.payload)
+    .bind(max_attempts)
+    .bind(job.partner_id)
+    .bind(job.token_id)
+    .bind(job.resource_type)
+    .bind(job.resource_id)
+    .bind(job.sla_deadline)
+    .bind(now)
+    .bind(unique_key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(id) = id {
+        sqlx::query("insert into outbox (job_id, attempt) values ($1, 1)")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(id)
+}
+
 #[derive(Debug, Clone, FromRow)]
 pub struct JobRow {
     pub id: Uuid,

@@ -10,8 +10,11 @@ pub mod jobs;
 pub mod licenses;
 pub mod mails;
 pub mod outbox;
+pub mod registrations;
+pub mod sweeps;
 pub mod tokens;
 pub mod transfers;
+pub mod trials;
 
 use std::time::Duration;
 

@@ -42,15 +42,20 @@ pub fn hash_secret(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// A new secret: 256 random bits, URL-safe, with a prefix that makes a
-/// leaked token recognisable to secret scanners.
+/// A new API token secret: 256 random bits, URL-safe, with a prefix that
+/// makes a leaked token recognisable to secret scanners.
 pub fn new_secret() -> String {
+    random_secret("ful_")
+}
+
+/// 256 random bits, URL-safe, after `prefix`.
+pub fn random_secret(prefix: &str) -> String {
     use base64::Engine;
     use rand::RngCore;
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     format!(
-        "ful_{}",
+        "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
 }

@@ -397,6 +397,7 @@ async fn a_worker_stopped_between_the_switch_and_the_cleanup_still_completes() {
         api: true,
         workers: vec![JobKind::TransferProcess, JobKind::MailSend],
         dead_letter_intake: false,
+        scheduler: false,
     };
     let mut first = spawn_with(settings.clone(), partial).await;
     let w = world(&first).await;

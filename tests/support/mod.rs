@@ -38,6 +38,8 @@ pub fn test_settings() -> Settings {
     settings.jobs.backoff_max = Duration::from_millis(400);
     settings.jobs.shutdown_grace = Duration::from_secs(10);
     settings.outbox.poll_interval = Duration::from_millis(200);
+    // Tests run sweeps when they mean to; the scheduler test turns it on.
+    settings.scheduler.enabled = false;
     settings
 }
 
@@ -330,6 +332,14 @@ pub fn settings_env(settings: &Settings) -> Vec<(String, String)> {
         ("FULFIL__JOBS__BACKOFF_BASE".into(), "50ms".into()),
         ("FULFIL__JOBS__BACKOFF_MAX".into(), "400ms".into()),
         ("FULFIL__OUTBOX__POLL_INTERVAL".into(), "200ms".into()),
+        (
+            "FULFIL__SCHEDULER__ENABLED".into(),
+            settings.scheduler.enabled.to_string(),
+        ),
+        (
+            "FULFIL__SCHEDULER__TRIAL_NOTICES".into(),
+            settings.scheduler.trial_notices.clone(),
+        ),
         ("RUST_LOG".into(), "warn".into()),
     ]
 }

@@ -1,0 +1,84 @@
+//! `POST /v1/sweeps/{trial-notices|trial-purges|number-releases}`: run a
+//! sweep now (scheduler or operator tokens). With `"dry_run": true` it
+//! lists what each due trial's job would do and changes nothing.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::auth::Caller;
+use super::body::{RawBody, parse_json};
+use super::idempotency::{self, Begun};
+use super::problem::ApiError;
+use crate::store::audit;
+use crate::store::tokens::Role;
+use crate::sweeps::{Sweep, SweepRequest, Sweeper, Trigger};
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SweepBody {
+    /// List what would happen; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[utoipa::path(post, path = "/v1/sweeps/{sweep}", tag = "sweeps", request_body = SweepBody,
+    params(("sweep" = String, Path, description = "trial-notices, trial-purges or number-releases"),
+           ("Idempotency-Key" = String, Header, description = "unique per request")),
+    responses((status = 200, description = "the sweep's report: due trials, jobs queued, and what each does"),
+              (status = 403, body = super::problem::Problem), (status = 404, body = super::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Scheduler, Role::Operator])?;
+    let sweep = Sweep::parse(&name).ok_or_else(|| {
+        let known: Vec<_> = Sweep::ALL.iter().map(|s| s.as_str()).collect();
+        ApiError::NotFound(format!(
+            "no sweep {name:?}; the sweeps are {}",
+            known.join(", ")
+        ))
+    })?;
+    let request: SweepBody = if body.is_empty() {
+        SweepBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    let route = format!("POST /v1/sweeps/{sweep}");
+    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
+        Begun::Replay(response) => return Ok(response),
+        Begun::Fresh(fresh) => fresh,
+    };
+    let sweeper = Sweeper::new(state.pool.clone(), state.settings.clone(), state.clock);
+    let sweep_request = SweepRequest {
+        sweep,
+        trigger: Trigger::Api,
+        dry_run: request.dry_run,
+        token_id: Some(caller.0.id),
+    };
+    let report = sweeper.run(&sweep_request, |_, _| {}).await?;
+    if let Some(run_id) = report.run_id {
+        let event = audit::AuditEvent {
+            at: report.now,
+            entity_type: "sweep",
+            entity_id: run_id,
+            action: "sweep.run",
+            from_state: None,
+            to_state: None,
+            token_id: Some(caller.0.id),
+            job_id: None,
+            detail: json!({ "sweep": sweep, "dry_run": report.dry_run, "due": report.due,
+                            "published": report.published }),
+        };
+        audit::record(&mut fresh.tx, event).await?;
+    }
+    let body = serde_json::to_value(&report).map_err(anyhow::Error::from)?;
+    fresh.finish(StatusCode::OK, body).await
+}
