@@ -12,5 +12,7 @@ mod health;
 mod idempotency;
 mod issuance;
 mod order_changes;
+mod registrations;
 mod transfers;
+mod trials;
 mod validation;

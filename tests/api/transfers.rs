@@ -6,22 +6,6 @@ use serde_json::{Value, json};
 
 use crate::support::{TestApp, poll_until, spawn_app, spawn_with, test_settings, wait_for};
 
-async fn put(app: &TestApp, path: &str, token: &str, body: &Value) {
-    let response = app
-        .client
-        .put(app.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "PUT {path}: {}",
-        response.status()
-    );
-}
-
 struct World {
     acme: String,
     globex: String,
@@ -33,16 +17,14 @@ struct World {
 async fn world(app: &TestApp) -> World {
     let acme = app.portal_token("acme").await;
     let globex = app.portal_token("globex").await;
-    put(
-        app,
+    app.put_ok(
         "/v1/customers/cust-1",
         &acme,
         &json!({ "name": "Cust One" }),
     )
     .await;
     for sub in ["sub-1", "sub-2", "sub-3"] {
-        put(
-            app,
+        app.put_ok(
             &format!("/v1/subscriptions/{sub}"),
             &acme,
             &json!({ "customer_id": "cust-1", "product": "Azure plan" }),
@@ -53,36 +35,31 @@ async fn world(app: &TestApp) -> World {
         json!({ "principal_type": principal_type, "principal_id": principal_id, "role": "admin-agent",
                 "scope_type": scope_type, "scope_id": scope_id })
     };
-    put(
-        app,
+    app.put_ok(
         "/v1/role-assignments/r-sub-1",
         &acme,
         &role("partner", "acme", "subscription", "sub-1"),
     )
     .await;
-    put(
-        app,
+    app.put_ok(
         "/v1/role-assignments/r-sub-2",
         &acme,
         &role("partner", "acme", "subscription", "sub-2"),
     )
     .await;
-    put(
-        app,
+    app.put_ok(
         "/v1/role-assignments/r-cust",
         &acme,
         &role("partner", "acme", "customer", "cust-1"),
     )
     .await;
-    put(
-        app,
+    app.put_ok(
         "/v1/role-assignments/r-user",
         &acme,
         &role("user", "user-1", "subscription", "sub-1"),
     )
     .await;
-    put(
-        app,
+    app.put_ok(
         "/v1/reseller-relationships/globex/cust-1",
         &globex,
         &json!({}),
@@ -230,8 +207,7 @@ async fn transferring_every_subscription_also_removes_the_role_on_the_customer()
 async fn a_subscription_not_held_by_the_source_rejects_the_whole_ticket() {
     let app = spawn_app().await;
     let w = world(&app).await;
-    put(
-        &app,
+    app.put_ok(
         "/v1/subscriptions/sub-g",
         &w.globex,
         &json!({ "customer_id": "cust-1", "product": "M365" }),

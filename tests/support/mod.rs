@@ -45,6 +45,7 @@ pub fn test_settings() -> Settings {
 
 pub struct TestApp {
     pub settings: Settings,
+    components: Components,
     pub addr: Option<std::net::SocketAddr>,
     pub pool: PgPool,
     pub client: reqwest::Client,
@@ -57,10 +58,11 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_with(settings: Settings, components: Components) -> TestApp {
     fulfil::telemetry::init();
-    let app = Application::build(settings.clone(), components)
+    let app = Application::build(settings.clone(), components.clone())
         .await
         .expect("app starts");
     TestApp {
+        components,
         addr: app.addr(),
         pool: app.pool().clone(),
         settings,
@@ -193,6 +195,36 @@ impl TestApp {
                 .await
                 .unwrap();
         }
+    }
+
+    /// Restarts the app with its business clock starting at `now` (the
+    /// documented `clock.now` setting): the way tests live through days.
+    pub async fn travel_to(&mut self, now: chrono::DateTime<chrono::Utc>) {
+        self.stop().await;
+        self.settings.clock.now = Some(now);
+        let app = Application::build(self.settings.clone(), self.components.clone())
+            .await
+            .expect("app restarts");
+        self.addr = app.addr();
+        self.pool = app.pool().clone();
+        self.app = Some(app);
+    }
+
+    /// PUTs a directory entry and expects success.
+    pub async fn put_ok(&self, path: &str, token: &str, body: &Value) {
+        let response = self
+            .client
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        assert!(
+            response.status().is_success(),
+            "PUT {path}: {}",
+            response.status()
+        );
     }
 
     /// Stops the app and removes its database and queues.
@@ -357,11 +389,24 @@ impl Drop for ChildProcess {
 
 /// Starts `fulfil ARGS…` as a real child process on these settings.
 pub fn spawn_process(settings: &Settings, args: &[&str]) -> ChildProcess {
+    spawn_process_with(settings, args, &[], std::process::Stdio::inherit())
+}
+
+/// [`spawn_process`] with more environment and its log (stderr) sent to
+/// `log`.
+pub fn spawn_process_with(
+    settings: &Settings,
+    args: &[&str],
+    env: &[(&str, &str)],
+    log: impl Into<std::process::Stdio>,
+) -> ChildProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_fulfil"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .envs(settings_env(settings))
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("fulfil starts");
     ChildProcess(child)
