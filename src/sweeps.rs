@@ -143,7 +143,10 @@ pub struct Sweeper {
 
 impl Sweeper {
     pub fn new(pool: PgPool, settings: std::sync::Arc<Settings>, clock: Clock) -> Sweeper {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        let host = hostname::get().map_or_else(
+            |_| "unknown-host".to_owned(),
+            |name| name.to_string_lossy().into_owned(),
+        );
         Sweeper {
             pool,
             settings,
@@ -240,7 +243,7 @@ impl Sweeper {
                         held.settings,
                         held.users,
                         held.numbers,
-                        now + timeline.number_hold
+                        crate::trials::mail_time(now + timeline.number_hold)
                     )];
                     items.push(item(c.id, c.customer_id, c.status, c.ends_at, actions));
                 }

@@ -2,8 +2,10 @@
 //! command line. The jobs it queues are published by any running relay
 //! (`fulfil serve`, `api` or `worker`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
+
+use chrono::SecondsFormat;
 
 use crate::cli::SweepArgs;
 use crate::clock::Clock;
@@ -20,7 +22,7 @@ pub async fn run(settings: Settings, args: SweepArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         token_id: None,
     };
-    let show_progress = !args.json && !args.dry_run;
+    let show_progress = !args.json && !args.dry_run && std::io::stderr().is_terminal();
     let report = sweeper
         .run(&request, |done, due| {
             if show_progress && due > 0 {
@@ -47,7 +49,8 @@ fn print_report(out: &mut impl Write, report: &SweepReport) -> std::io::Result<(
     } else {
         ""
     };
-    writeln!(out, "{} at {}{mode}", report.sweep, report.now.to_rfc3339())?;
+    let now = report.now.to_rfc3339_opts(SecondsFormat::Secs, true);
+    writeln!(out, "{} at {now}{mode}", report.sweep)?;
     if report.due == 0 {
         return writeln!(out, "nothing is due");
     }
@@ -63,7 +66,7 @@ fn print_report(out: &mut impl Write, report: &SweepReport) -> std::io::Result<(
             item.trial_id,
             item.customer_id,
             item.status,
-            item.ends_at.to_rfc3339()
+            item.ends_at.to_rfc3339_opts(SecondsFormat::Secs, true)
         )?;
         for action in &item.actions {
             writeln!(out, "    {action}")?;
