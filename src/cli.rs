@@ -44,12 +44,66 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Create the database if needed and apply migrations, then exit.
     Migrate,
+    /// Per job queue: ready messages and consumers (broker), jobs waiting and running, the oldest
+    /// waiting job's age, and open dead letters (database).
+    Queues(QueuesArgs),
+    /// List dead letters, or replay them.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
     /// License keys and certificates.
     #[command(subcommand)]
     License(LicenseCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct QueuesArgs {
+    /// Refresh every N seconds until Ctrl-C.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
+    pub watch: Option<u64>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// Dead letters not yet replayed, newest first, with their reason and attempts.
+    List {
+        /// Only this job kind (e.g. license.new).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only those since this instant (RFC 3339).
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run dead jobs again, after checking their entity still needs the work.
+    ///
+    /// Each replayed job gets jobs.max_attempts more attempts. Example:
+    /// fulfil dead-letters replay --kind mail.send --dry-run
+    Replay {
+        /// Only this job kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only these dead letters (or jobs), by id; repeatable.
+        #[arg(long = "id")]
+        ids: Vec<uuid::Uuid>,
+        /// Show what would be replayed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// At most this many replays per second.
+        #[arg(long, default_value_t = 20)]
+        rate: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@ pub mod intake;
 pub mod job;
 pub mod licensing;
 pub mod mail;
+pub mod ops;
 pub mod retry;
 pub mod runtime;
 pub mod scheduler;

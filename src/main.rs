@@ -33,6 +33,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Scheduler => commands::run::run(settings, Components::scheduler_only()).await?,
         Command::Sweep(args) => commands::sweep::run(settings, args).await?,
+        Command::Queues(args) => commands::ops::queues(settings, args).await?,
+        Command::DeadLetters(command) => commands::ops::dead_letters(settings, command).await?,
         Command::Migrate => commands::run::migrate(settings).await?,
         Command::Token(TokenCommand::Create(args)) => {
             commands::token::create(settings, args).await?

@@ -52,3 +52,83 @@ pub async fn insert_unattached<'e>(
     };
     insert(executor, letter).await.map(|_| ())
 }
+
+/// A dead letter as operators see it, with its job's state.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct DeadLetterRow {
+    pub id: Uuid,
+    pub job_id: Option<Uuid>,
+    pub kind: Option<String>,
+    pub queue: String,
+    pub reason: String,
+    pub attempts: i32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub replayed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub job_status: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<Uuid>,
+}
+
+pub struct DeadLetterFilter<'a> {
+    pub kind: Option<&'a str>,
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only these dead letters (or, as well, the dead letters of these jobs).
+    pub ids: &'a [Uuid],
+    pub include_replayed: bool,
+    pub limit: i64,
+}
+
+/// Dead letters, newest first.
+pub async fn list<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    filter: &DeadLetterFilter<'_>,
+) -> sqlx::Result<Vec<DeadLetterRow>> {
+    sqlx::query_as(
+        "select d.id, d.job_id, coalesce(d.kind, j.kind) as kind, d.queue, d.reason, d.attempts,
+                d.created_at, d.replayed_at, j.status as job_status, j.resource_type, j.resource_id
+         from dead_letters d left join jobs j on j.id = d.job_id
+         where ($1::text is null or coalesce(d.kind, j.kind) = $1)
+           and ($2::timestamptz is null or d.created_at >= $2)
+           and (cardinality($3::uuid[]) = 0 or d.id = any($3) or d.job_id = any($3))
+           and ($4 or d.replayed_at is null)
+         order by d.created_at desc, d.id desc
+         limit $5",
+    )
+    .bind(filter.kind)
+    .bind(filter.since)
+    .bind(filter.ids)
+    .bind(filter.include_replayed)
+    .bind(filter.limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// Open dead letters per job kind.
+pub async fn open_by_kind<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+) -> sqlx::Result<Vec<(Option<String>, i64)>> {
+    sqlx::query_as(
+        "select coalesce(d.kind, j.kind), count(*) from dead_letters d
+         left join jobs j on j.id = d.job_id
+         where d.replayed_at is null group by 1",
+    )
+    .fetch_all(executor)
+    .await
+}
+
+/// Marks a dead letter handled; false if another replay got there first.
+pub async fn mark_replayed(
+    tx: &mut super::Tx<'_>,
+    id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> sqlx::Result<bool> {
+    let updated = sqlx::query(
+        "update dead_letters set replayed_at = $2 where id = $1 and replayed_at is null",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}

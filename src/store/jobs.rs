@@ -419,3 +419,45 @@ pub async fn find_view(
     .await?;
     Ok(Some((job, attempts)))
 }
+
+/// Gives a dead job a fresh allowance of attempts and queues its next
+/// attempt through the outbox. The caller holds the job's lock.
+pub async fn requeue_dead(tx: &mut Tx<'_>, job: &JobRow, more_attempts: i32) -> sqlx::Result<()> {
+    sqlx::query(
+        "update jobs set status = 'queued', max_attempts = attempts + $2, finished_at = null,
+                next_attempt_at = null
+         where id = $1 and status = 'dead'",
+    )
+    .bind(job.id)
+    .bind(more_attempts)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("insert into outbox (job_id, attempt) values ($1, $2)")
+        .bind(job.id)
+        .bind(job.attempts + 1)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Per kind: jobs waiting (queued or retrying), running, and the age of
+/// the oldest waiting one.
+#[derive(Debug, Clone, FromRow)]
+pub struct KindBacklog {
+    pub kind: String,
+    pub waiting: i64,
+    pub running: i64,
+    pub oldest_waiting: Option<DateTime<Utc>>,
+}
+
+pub async fn backlog_by_kind(pool: &PgPool) -> sqlx::Result<Vec<KindBacklog>> {
+    sqlx::query_as(
+        "select kind,
+                count(*) filter (where status in ('queued', 'retrying')) as waiting,
+                count(*) filter (where status = 'running') as running,
+                min(enqueued_at) filter (where status in ('queued', 'retrying')) as oldest_waiting
+         from jobs where status in ('queued', 'retrying', 'running') group by kind",
+    )
+    .fetch_all(pool)
+    .await
+}

@@ -11,6 +11,7 @@ mod directory;
 mod health;
 mod idempotency;
 mod issuance;
+mod operations;
 mod order_changes;
 mod registrations;
 mod transfers;

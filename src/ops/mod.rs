@@ -1,0 +1,5 @@
+//! What operators do, shared by the CLI and the ops API: look at the
+//! queues, list dead letters, replay them.
+
+pub mod queues;
+pub mod replay;

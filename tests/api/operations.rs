@@ -1,0 +1,132 @@
+//! The operators' surface against the real services: a mail that cannot
+//! be sent dies, shows up in `fulfil queues`, `fulfil dead-letters list`
+//! and the ops API, and a replay (after the cause is fixed) sends it once,
+//! audited with the operator's token.
+
+use fulfil::app::Components;
+use fulfil::settings::MailTransportKind;
+use fulfil::store::tokens::Role;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::support::{TestApp, settings_env, spawn_with, test_settings, wait_for};
+
+fn command(app: &TestApp, args: &[&str]) -> Value {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .envs(settings_env(&app.settings))
+        .output()
+        .expect("fulfil runs");
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
+async fn replay(app: &TestApp, token: &str, body: &Value) -> Value {
+    let response = app
+        .post(
+            "/v1/ops/dead-letters/replay",
+            token,
+            &Uuid::new_v4().to_string(),
+            body,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_mail_is_listed_counted_and_replayed_once_after_the_fix() {
+    // SMTP to a closed port, one attempt: the mail dies.
+    let mut settings = test_settings();
+    settings.mail.transport = MailTransportKind::Smtp;
+    settings.mail.smtp_url = secrecy::SecretString::from("smtp://127.0.0.1:9".to_owned());
+    settings.jobs.max_attempts = 1;
+    let mut app = spawn_with(settings.clone(), Components::everything()).await;
+    let portal = app.portal_token("acme").await;
+    let operator = app.token(Role::Operator, None).await;
+    let body = json!({ "email": "new@cust.example" });
+    let accepted = app.post("/v1/registrations", &portal, "reg-1", &body).await;
+    assert_eq!(accepted.status(), 202);
+    let died = wait_for(std::time::Duration::from_secs(30), || async {
+        app.count("select count(*) from dead_letters").await == 1
+    })
+    .await;
+    assert!(died, "the mail was dead-lettered");
+
+    let listed: Value = app
+        .get("/v1/ops/dead-letters", &operator)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["kind"], "mail.send", "{listed}");
+    assert_eq!(listed[0]["job_status"], "dead");
+    assert_eq!(app.get("/v1/ops/dead-letters", &portal).await.status(), 403);
+    let queues: Value = app
+        .get("/v1/ops/queues", &operator)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mail_queue = queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["kind"] == "mail.send")
+        .unwrap()
+        .clone();
+    assert_eq!(mail_queue["dead_letters"], 1, "{queues}");
+    assert!(mail_queue["consumers"].as_u64().unwrap() >= 1, "{queues}");
+
+    let from_cli = command(&app, &["dead-letters", "list", "--json"]);
+    assert_eq!(from_cli[0]["id"], listed[0]["id"]);
+    let queues_cli = command(&app, &["queues", "--json"]);
+    assert!(
+        queues_cli["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["kind"] == "mail.send" && q["dead_letters"] == 1)
+    );
+
+    let dry = replay(
+        &app,
+        &operator,
+        &json!({ "kind": "mail.send", "dry_run": true }),
+    )
+    .await;
+    assert_eq!(dry["items"][0]["outcome"], "would_replay", "{dry}");
+    assert_eq!(
+        app.count("select count(*) from dead_letters where replayed_at is null")
+            .await,
+        1
+    );
+
+    // The fix: mail goes to files now. Then the replay.
+    app.stop().await;
+    settings.mail.transport = MailTransportKind::File;
+    let fixed = spawn_with(settings, Components::everything()).await;
+    let report = replay(&fixed, &operator, &json!({ "kind": "mail.send" })).await;
+    assert_eq!(
+        (report["replayed"].as_u64(), report["skipped"].as_u64()),
+        (Some(1), Some(0)),
+        "{report}"
+    );
+    let sent = wait_for(std::time::Duration::from_secs(30), || async {
+        fixed
+            .count("select count(*) from mails where status = 'sent'")
+            .await
+            == 1
+    })
+    .await;
+    assert!(sent, "the replayed mail was sent");
+    assert_eq!(fixed.mail_files().len(), 1);
+    let again = replay(&fixed, &operator, &json!({ "kind": "mail.send" })).await;
+    assert_eq!(again["replayed"], 0, "nothing left to replay");
+    let audited = fixed
+        .count("select count(*) from audit_events where action = 'dead_letter.replay' and token_id is not null")
+        .await;
+    assert_eq!(audited, 1);
+    fixed.cleanup().await;
+}
