@@ -213,9 +213,7 @@ pub async fn complete(
     let not_found = || ApiError::NotFound("no registration has this link token".into());
     let registration = registrations::lock_by_token_hash(&mut fresh.tx, &token_hash)
         .await?
-        .filter(|r| {
-            caller.partner_scope().is_none() || r.partner_id.as_deref() == caller.partner_scope()
-        })
+        .filter(|r| caller.can_see(r.partner_id.as_deref()))
         .ok_or_else(not_found)?;
     let now = state.clock.now();
     match registration.status.as_str() {
@@ -311,9 +309,7 @@ pub async fn service_start(
     let uuid: Uuid = id.parse().map_err(|_| not_found())?;
     let registration = registrations::lock(&mut fresh.tx, uuid)
         .await?
-        .filter(|r| {
-            caller.partner_scope().is_none() || r.partner_id.as_deref() == caller.partner_scope()
-        })
+        .filter(|r| caller.can_see(r.partner_id.as_deref()))
         .ok_or_else(not_found)?;
     if registration.status != "completed" || registration.started_at.is_some() {
         return Err(ApiError::Conflict {
@@ -367,9 +363,7 @@ pub async fn get(
     let uuid: Uuid = id.parse().map_err(|_| not_found())?;
     let registration = registrations::find(&state.pool, uuid)
         .await?
-        .filter(|r| {
-            caller.partner_scope().is_none() || r.partner_id.as_deref() == caller.partner_scope()
-        })
+        .filter(|r| caller.can_see(r.partner_id.as_deref()))
         .ok_or_else(not_found)?;
     Ok(Json(view(&registration)))
 }

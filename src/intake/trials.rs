@@ -241,7 +241,7 @@ pub async fn create(
                         "users": user_ids.len(), "numbers": numbers }),
     };
     audit_change(&mut fresh.tx, &trial, change, now).await?;
-    let view = trial_view(&state, &mut fresh, &trial).await?;
+    let view = view(&state, &mut fresh.tx, &trial).await?;
     fresh.finish(StatusCode::CREATED, view).await
 }
 
@@ -259,16 +259,8 @@ fn may_see(caller: &Caller, trial: &TrialRow) -> bool {
     caller.can_see(Some(&trial.partner_id))
 }
 
-/// The trial as the API shows it, read inside `fresh`'s transaction so
-/// that the saved idempotent response is what was committed.
-async fn trial_view(
-    state: &AppState,
-    fresh: &mut Fresh,
-    trial: &TrialRow,
-) -> Result<serde_json::Value, ApiError> {
-    view(state, &mut fresh.tx, trial).await
-}
-
+/// The trial as the API shows it. Actions read it inside their own
+/// transaction, so the saved idempotent response is what was committed.
 async fn view(
     state: &AppState,
     conn: &mut sqlx::PgConnection,
@@ -418,7 +410,7 @@ pub async fn extend(
                         "extensions": extended.extensions }),
     };
     audit_change(&mut fresh.tx, &trial, change, now).await?;
-    let view = trial_view(&state, &mut fresh, &extended).await?;
+    let view = view(&state, &mut fresh.tx, &extended).await?;
     fresh.finish(StatusCode::OK, view).await
 }
 
@@ -460,6 +452,6 @@ pub async fn convert(
     let converted = trials::lock_trial(&mut fresh.tx, trial.id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("trial {} vanished", trial.id)))?;
-    let view = trial_view(&state, &mut fresh, &converted).await?;
+    let view = view(&state, &mut fresh.tx, &converted).await?;
     fresh.finish(StatusCode::OK, view).await
 }
