@@ -83,6 +83,8 @@ impl Application {
     /// Returns once all are running; the API's bound address is known.
     pub async fn build(settings: Settings, components: Components) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
+        // Counts recorded before the recorder exists would be lost.
+        crate::meters::handle();
         let pool = crate::store::prepare(&settings.database).await?;
         let clock = Clock::from_settings(&settings.clock);
         let shutdown = CancellationToken::new();

@@ -31,7 +31,7 @@ pub enum Command {
         /// trial.number_release, mail.send.
         kinds: Vec<String>,
     },
-    /// Fire the cron sweeps (scheduler.trial_notices, .trial_purges, .number_releases).
+    /// Fire the cron sweeps (scheduler.trial_notices, .trial_purges, .number_releases, .sla_watch).
     ///
     /// Run as many replicas as you like: each tick of each schedule runs once, on the replica
     /// that claims it first in PostgreSQL. Schedules follow wall time (UTC); the sweeps judge

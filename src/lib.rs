@@ -3,17 +3,20 @@
 //! Intake (HTTP) stores each accepted request with its job in PostgreSQL;
 //! the outbox relay publishes jobs to RabbitMQ; workers carry them out and
 //! queue mail, which the mail worker sends. The scheduler fires the cron
-//! sweeps that move trials along their timeline.
+//! sweeps that move trials along their timeline and watch SLA deadlines;
+//! operators see it all in the ops API, `/metrics` and the `/ops` page.
 
 pub mod app;
 pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod dashboard;
 pub mod intake;
 pub mod job;
 pub mod licensing;
 pub mod mail;
+pub mod meters;
 pub mod ops;
 pub mod retry;
 pub mod runtime;

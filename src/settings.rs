@@ -24,6 +24,7 @@ pub struct Settings {
     pub transfers: TransferSettings,
     pub trial: TrialSettings,
     pub registration: RegistrationSettings,
+    pub ops: OpsSettings,
     #[serde(default)]
     pub clock: ClockSettings,
 }
@@ -147,6 +148,20 @@ pub struct RegistrationSettings {
     pub link_base: String,
 }
 
+/// What operators hear and see (issue 6).
+#[derive(Debug, Clone, Deserialize)]
+pub struct OpsSettings {
+    /// The operators' address: SLA alerts go here.
+    pub email: String,
+    /// A license request not done this long before its SLA deadline is
+    /// announced as at risk.
+    #[serde(with = "humantime_serde")]
+    pub sla_margin: Duration,
+    /// The default window of `GET /v1/ops/sla` and the dashboard.
+    #[serde(with = "humantime_serde")]
+    pub sla_window: Duration,
+}
+
 /// Cron expressions (with seconds, UTC) of the sweeps; the scheduler fires
 /// each one once per tick across all replicas.
 #[derive(Debug, Clone, Deserialize)]
@@ -155,6 +170,7 @@ pub struct SchedulerSettings {
     pub trial_notices: String,
     pub trial_purges: String,
     pub number_releases: String,
+    pub sla_watch: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -230,10 +246,20 @@ impl Settings {
             !self.trial.extension_step.is_zero() && !self.registration.link_valid.is_zero(),
             "trial.extension_step and registration.link_valid must be longer than zero"
         );
+        anyhow::ensure!(
+            self.ops.email.contains('@'),
+            "ops.email must be a mail address, not {:?}",
+            self.ops.email
+        );
+        anyhow::ensure!(
+            !self.ops.sla_window.is_zero(),
+            "ops.sla_window must be longer than zero"
+        );
         for (key, expression) in [
             ("scheduler.trial_notices", &self.scheduler.trial_notices),
             ("scheduler.trial_purges", &self.scheduler.trial_purges),
             ("scheduler.number_releases", &self.scheduler.number_releases),
+            ("scheduler.sla_watch", &self.scheduler.sla_watch),
         ] {
             crate::scheduler::parse_schedule(expression)
                 .map_err(|e| anyhow::anyhow!("{key} = {expression:?}: {e}"))?;

@@ -1,12 +1,16 @@
-//! The sweeps: find the trials that are due for a step of their timeline
-//! and queue one job per trial, so the work spreads over the workers. A
-//! dry run describes what each job would do and changes nothing.
+//! The sweeps: find what is due and queue its work. The trial sweeps queue
+//! one job per trial due for a step of its timeline, so the work spreads
+//! over the workers; the SLA watch queues one mail to the operators per
+//! license request that came within the margin of its deadline, and one
+//! per request that breached it. A dry run describes what would be done
+//! and changes nothing.
 //!
-//! A sweep is safe to run at any time and any number of times: its jobs
-//! carry a unique key (one pending job per trial and kind), and each job
-//! re-checks its trial under lock before it changes anything.
+//! A sweep is safe to run at any time and any number of times: trial jobs
+//! carry a unique key (one pending job per trial and kind) and re-check
+//! their trial under lock before they change anything; an SLA alert is
+//! recorded once per request and stage, in the mail's transaction.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
@@ -14,9 +18,12 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::job::JobKind;
+use crate::mail::Locale;
+use crate::mail::queue::{MailRequest, Mailer, queue_mail};
 use crate::settings::Settings;
+use crate::store::sla::{self, SlaAlert};
 use crate::store::{jobs, sweeps, trials};
-use crate::trials::{Timeline, TrialMoment};
+use crate::trials::{Timeline, TrialMoment, mail_time};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -27,13 +34,16 @@ pub enum Sweep {
     TrialPurges,
     /// Free calling numbers whose hold after a purge ended.
     NumberReleases,
+    /// Mail the operators about license requests near or past their SLA.
+    SlaWatch,
 }
 
 impl Sweep {
-    pub const ALL: [Sweep; 3] = [
+    pub const ALL: [Sweep; 4] = [
         Sweep::TrialNotices,
         Sweep::TrialPurges,
         Sweep::NumberReleases,
+        Sweep::SlaWatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +51,15 @@ impl Sweep {
             Sweep::TrialNotices => "trial-notices",
             Sweep::TrialPurges => "trial-purges",
             Sweep::NumberReleases => "number-releases",
+            Sweep::SlaWatch => "sla-watch",
+        }
+    }
+
+    /// What its items are, for people: "3 trials due".
+    pub fn subjects(self) -> &'static str {
+        match self {
+            Sweep::SlaWatch => "license requests",
+            _ => "trials",
         }
     }
 
@@ -48,11 +67,13 @@ impl Sweep {
         Sweep::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
-    pub fn job_kind(self) -> JobKind {
+    /// The job kind it queues per trial; the SLA watch queues mails.
+    fn trial_job_kind(self) -> Option<JobKind> {
         match self {
-            Sweep::TrialNotices => JobKind::TrialNotices,
-            Sweep::TrialPurges => JobKind::TrialPurge,
-            Sweep::NumberReleases => JobKind::NumberRelease,
+            Sweep::TrialNotices => Some(JobKind::TrialNotices),
+            Sweep::TrialPurges => Some(JobKind::TrialPurge),
+            Sweep::NumberReleases => Some(JobKind::NumberRelease),
+            Sweep::SlaWatch => None,
         }
     }
 
@@ -62,6 +83,7 @@ impl Sweep {
             Sweep::TrialNotices => &settings.scheduler.trial_notices,
             Sweep::TrialPurges => &settings.scheduler.trial_purges,
             Sweep::NumberReleases => &settings.scheduler.number_releases,
+            Sweep::SlaWatch => &settings.scheduler.sla_watch,
         }
     }
 }
@@ -100,13 +122,14 @@ pub struct SweepRequest {
     pub token_id: Option<Uuid>,
 }
 
-/// One due trial and what its job does (or, in a dry run, would do).
+/// One due thing and what its job does (or, in a dry run, would do).
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepItem {
-    pub trial_id: Uuid,
-    pub customer_id: String,
-    pub status: String,
-    pub ends_at: DateTime<Utc>,
+    /// `trial` or `license_request`.
+    pub entity_type: &'static str,
+    pub entity_id: Uuid,
+    /// It, in one line for people: its customer, status and end, say.
+    pub summary: String,
     pub actions: Vec<String>,
     /// The job queued for it; `None` in a dry run or when one is pending.
     pub job_id: Option<Uuid>,
@@ -122,7 +145,7 @@ pub struct SweepReport {
     pub now: DateTime<Utc>,
     pub due: usize,
     pub published: usize,
-    /// Due trials whose job from an earlier run is still pending.
+    /// Due items whose job from an earlier run is still pending.
     pub already_queued: usize,
     pub items: Vec<SweepItem>,
 }
@@ -137,6 +160,7 @@ pub struct Sweeper {
     pub pool: PgPool,
     pub settings: std::sync::Arc<Settings>,
     pub clock: Clock,
+    mailer: Mailer,
     /// Names this process in run records (host and pid).
     pub replica: String,
 }
@@ -149,6 +173,7 @@ impl Sweeper {
         );
         Sweeper {
             pool,
+            mailer: Mailer::new(settings.clone()),
             settings,
             clock,
             replica: format!("{host}:{}", std::process::id()),
@@ -222,10 +247,10 @@ impl Sweeper {
                     };
                     let plan = timeline.notice_plan(moment, now);
                     if !plan.is_empty() {
-                        items.push(item(
+                        items.push(trial_item(
                             c.id,
-                            c.customer_id,
-                            c.status,
+                            &c.customer_id,
+                            &c.status,
                             c.ends_at,
                             plan.describe(),
                         ));
@@ -245,18 +270,30 @@ impl Sweeper {
                         held.numbers,
                         crate::trials::mail_time(now + timeline.number_hold)
                     )];
-                    items.push(item(c.id, c.customer_id, c.status, c.ends_at, actions));
+                    let item = trial_item(c.id, &c.customer_id, &c.status, c.ends_at, actions);
+                    items.push(item);
                 }
             }
             Sweep::NumberReleases => {
                 for c in sweeps::release_candidates(&self.pool, now).await? {
                     let numbers = sweeps::numbers_due(&self.pool, c.id, now).await?;
                     let actions = vec![format!("release numbers {}", numbers.join(", "))];
-                    items.push(item(c.id, c.customer_id, c.status, c.ends_at, actions));
+                    let item = trial_item(c.id, &c.customer_id, &c.status, c.ends_at, actions);
+                    items.push(item);
+                }
+            }
+            Sweep::SlaWatch => {
+                let margin = self.sla_margin()?;
+                for alert in sla::due_alerts(&self.pool, now, margin).await? {
+                    items.push(sla_item(&alert, now, &self.settings.ops.email));
                 }
             }
         }
         Ok(items)
+    }
+
+    fn sla_margin(&self) -> anyhow::Result<TimeDelta> {
+        Ok(TimeDelta::from_std(self.settings.ops.sla_margin)?)
     }
 
     async fn queue_batch(
@@ -265,19 +302,21 @@ impl Sweeper {
         batch: &mut [SweepItem],
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let kind = request.sweep.job_kind();
+        let Some(kind) = request.sweep.trial_job_kind() else {
+            return self.queue_sla_alerts(batch, now).await;
+        };
         let mut tx = self.pool.begin().await?;
         for item in batch.iter_mut() {
             let job = jobs::NewJob {
                 kind,
-                payload: json!({ "trial_id": item.trial_id }),
+                payload: json!({ "trial_id": item.entity_id }),
                 partner_id: None,
                 token_id: request.token_id,
                 resource_type: "trial",
-                resource_id: item.trial_id,
+                resource_id: item.entity_id,
                 sla_deadline: None,
             };
-            let unique_key = format!("{kind}:{}", item.trial_id);
+            let unique_key = format!("{kind}:{}", item.entity_id);
             let max_attempts = self.settings.jobs.max_attempts;
             item.job_id =
                 jobs::enqueue_unique(&mut tx, job, &unique_key, max_attempts, now).await?;
@@ -285,21 +324,131 @@ impl Sweeper {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Records each alert still due and queues its mail to the operators,
+    /// in one transaction: an alert is recorded if and only if its mail is queued.
+    async fn queue_sla_alerts(
+        &self,
+        batch: &mut [SweepItem],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let margin = self.sla_margin()?;
+        let mut queued = Vec::new();
+        let mut tx = self.pool.begin().await?;
+        for item in batch.iter_mut() {
+            let Some(alert) = sla::due_alert(&mut tx, item.entity_id, now, margin).await? else {
+                continue;
+            };
+            if !sla::record_alert(&mut tx, alert.request_id, &alert.stage, now).await? {
+                continue;
+            }
+            let mail = MailRequest {
+                cause: format!("sla_{}:{}", alert.stage, alert.request_id),
+                template: "sla_alert",
+                locale: Some(Locale::En),
+                to: &self.settings.ops.email,
+                context: sla_mail_context(&alert, now),
+                attachments: Vec::new(),
+                partner_id: None,
+            };
+            item.job_id = queue_mail(&self.mailer, &mut tx, mail, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            queued.push(alert.stage);
+        }
+        tx.commit().await?;
+        for stage in queued {
+            crate::meters::sla_alert_queued(&stage);
+        }
+        Ok(())
+    }
 }
 
-fn item(
+fn trial_item(
     trial_id: Uuid,
-    customer_id: String,
-    status: String,
+    customer_id: &str,
+    status: &str,
     ends_at: DateTime<Utc>,
     actions: Vec<String>,
 ) -> SweepItem {
+    let ends_at = ends_at.to_rfc3339_opts(SecondsFormat::Secs, true);
     SweepItem {
-        trial_id,
-        customer_id,
-        status,
-        ends_at,
+        entity_type: "trial",
+        entity_id: trial_id,
+        summary: format!("customer {customer_id}  {status}  ends {ends_at}"),
         actions,
         job_id: None,
+    }
+}
+
+fn sla_item(alert: &SlaAlert, now: DateTime<Utc>, ops_email: &str) -> SweepItem {
+    let deadline = alert
+        .sla_deadline
+        .to_rfc3339_opts(SecondsFormat::Secs, true);
+    let state = match alert.completed_at {
+        Some(done) => format!("done {} late", late_by(done - alert.sla_deadline)),
+        None if now > alert.sla_deadline => {
+            format!("open, {} past", late_by(now - alert.sla_deadline))
+        }
+        None => format!("open, due in {}", late_by(alert.sla_deadline - now)),
+    };
+    SweepItem {
+        entity_type: "license_request",
+        entity_id: alert.request_id,
+        summary: format!(
+            "{} for partner {}  deadline {deadline}  {state}",
+            alert.kind, alert.partner_id
+        ),
+        actions: vec![format!(
+            "mail {ops_email}: {}",
+            alert.stage.replace('_', " ")
+        )],
+        job_id: None,
+    }
+}
+
+/// A duration in whole units people read at a glance: "4m", "2h 5m", "3d 1h".
+fn late_by(delta: TimeDelta) -> String {
+    let secs = delta.num_seconds().max(0);
+    let (days, hours, minutes) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (days, hours) {
+        (0, 0) if minutes == 0 => format!("{secs}s"),
+        (0, 0) => format!("{minutes}m"),
+        (0, _) => format!("{hours}h {minutes}m"),
+        _ => format!("{days}d {hours}h"),
+    }
+}
+
+fn sla_mail_context(alert: &SlaAlert, now: DateTime<Utc>) -> serde_json::Value {
+    json!({
+        "stage": alert.stage,
+        "request_id": alert.request_id,
+        "kind": alert.kind,
+        "order_id": alert.order_id,
+        "partner_id": alert.partner_id,
+        "accepted_at": mail_time(alert.accepted_at),
+        "sla_deadline": mail_time(alert.sla_deadline),
+        "now": mail_time(now),
+        "completed_at": alert.completed_at.map(mail_time),
+        "late": alert.completed_at.map(|done| late_by(done - alert.sla_deadline)),
+        "job_id": alert.job_id,
+        "job_kind": alert.job_kind,
+        "job_status": alert.job_status,
+        "attempts": alert.attempts,
+        "last_error": alert.last_error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_by_reads_at_a_glance() {
+        assert_eq!(late_by(TimeDelta::seconds(42)), "42s");
+        assert_eq!(late_by(TimeDelta::minutes(4)), "4m");
+        assert_eq!(late_by(TimeDelta::minutes(125)), "2h 5m");
+        assert_eq!(late_by(TimeDelta::hours(73)), "3d 1h");
+        assert_eq!(late_by(TimeDelta::seconds(-5)), "0s");
     }
 }

@@ -90,6 +90,6 @@ impl JobHandler for LicenseRevoke {
             attachments: Vec::new(),
             partner_id: Some(&order.partner_id),
         };
-        queue_mail(&ctx.mailer, tx, mail, now).await
+        queue_mail(&ctx.mailer, tx, mail, now).await.map(drop)
     }
 }

@@ -91,5 +91,6 @@ impl JobHandler for LicenseVmCount {
             now,
         )
         .await
+        .map(drop)
     }
 }

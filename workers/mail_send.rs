@@ -50,7 +50,9 @@ impl JobHandler for MailSend {
             body: mail.body,
             attachments,
         };
-        ctx.mail_transport.send(&outgoing).await.map_err(|error| {
+        let sent = ctx.mail_transport.send(&outgoing).await;
+        crate::meters::mail_handed_over(if sent.is_ok() { "sent" } else { "failed" });
+        sent.map_err(|error| {
             if error.is_transient() {
                 JobError::Retryable(anyhow::anyhow!("sending mail {mail_id}: {error}"))
             } else {

@@ -60,24 +60,19 @@ fn print_report(out: &mut impl Write, report: &SweepReport) -> std::io::Result<(
             (false, Some(job)) => format!("  job {job}"),
             (false, None) => "  (a job is already pending)".to_owned(),
         };
-        writeln!(
-            out,
-            "trial {}  customer {}  {}  ends {}{job}",
-            item.trial_id,
-            item.customer_id,
-            item.status,
-            item.ends_at.to_rfc3339_opts(SecondsFormat::Secs, true)
-        )?;
+        let what = item.entity_type.replace('_', " ");
+        writeln!(out, "{what} {}  {}{job}", item.entity_id, item.summary)?;
         for action in &item.actions {
             writeln!(out, "    {action}")?;
         }
     }
+    let subjects = report.sweep.subjects();
     if report.dry_run {
-        writeln!(out, "{} trials due", report.due)
+        writeln!(out, "{} {subjects} due", report.due)
     } else {
         writeln!(
             out,
-            "{} trials due: {} jobs queued, {} already pending",
+            "{} {subjects} due: {} jobs queued, {} already pending",
             report.due, report.published, report.already_queued
         )
     }

@@ -94,7 +94,7 @@ impl RateLimits {
         }
     }
 
-    fn check(&self, token: &TokenIdentity) -> Result<(), ApiError> {
+    pub fn check(&self, token: &TokenIdentity) -> Result<(), ApiError> {
         let limiter = {
             let mut buckets = self.buckets.lock().expect("rate-limit table poisoned");
             buckets

@@ -1,5 +1,7 @@
-//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`:
-//! PostgreSQL and RabbitMQ both reachable now).
+//! Liveness (`/healthz`: the process answers), readiness (`/readyz`:
+//! PostgreSQL and RabbitMQ both reachable now) and the Prometheus figures
+//! (`/metrics`, unauthenticated like the probes: it holds counts, never
+//! ids, keys or tokens).
 
 use std::time::Duration;
 
@@ -41,4 +43,48 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         status,
         Json(json!({ "database": word(database), "broker": word(broker) })),
     )
+}
+
+pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match crate::meters::render(&state.pool, state.clock.now()).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot read the figures for /metrics");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database cannot be read\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Counts every answer by method, route template and status. The template,
+/// not the path: a path may carry a one-time registration token.
+pub async fn count_requests(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    crate::meters::http_answered(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }

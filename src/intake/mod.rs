@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/v1/license-orders", post(license_orders::create_order))
         .route("/v1/license-orders/{id}", get(license_orders::get_order))
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ops/queues", get(ops::queues))
         .route("/v1/ops/dead-letters", get(ops::dead_letters))
         .route("/v1/ops/dead-letters/replay", post(ops::replay))
+        .route("/v1/ops/sla", get(ops::sla))
         .route("/v1/transfers", post(transfers::submit))
         .route("/v1/transfers/{id}", get(transfers::get))
         .route("/v1/transfers/{id}/cancellation", post(transfers::cancel))
@@ -122,7 +124,9 @@ pub fn router(state: AppState) -> Router {
             "/v1/reseller-relationships/{partner_id}/{customer_id}",
             get(directory::get_relationship).put(directory::put_relationship),
         )
+        .merge(crate::dashboard::routes())
         .fallback(|| async { problem::ApiError::NotFound("no such route".into()) })
+        .layer(axum::middleware::from_fn(health::count_requests))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(body::BodyLimit(body_limit)))
         // Spans name the route's template, never the path itself: a path

@@ -18,6 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         super::ops::queues,
         super::ops::dead_letters,
         super::ops::replay,
+        super::ops::sla,
         super::transfers::submit,
         super::transfers::get,
         super::transfers::cancel,

@@ -1,8 +1,10 @@
 //! Operator routes: the audit trail (`GET /v1/ops/audit`), queue figures
 //! (`GET /v1/ops/queues`), dead letters (`GET /v1/ops/dead-letters`) and
-//! their replay (`POST /v1/ops/dead-letters/replay`, audited with the token).
+//! their replay (`POST /v1/ops/dead-letters/replay`, audited with the token)
+//! and SLA attainment (`GET /v1/ops/sla`).
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -12,7 +14,17 @@ use super::AppState;
 use super::auth::Caller;
 use super::problem::ApiError;
 use crate::store::audit::{self, AuditRow};
-use crate::store::tokens::Role;
+use crate::store::tokens::{Role, TokenIdentity};
+
+/// The query string, or a 400 problem naming what is wrong with it.
+fn parsed<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|e| ApiError::BadRequest {
+            slug: "bad-query",
+            detail: e.body_text(),
+        })
+}
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {
@@ -30,13 +42,10 @@ pub struct AuditQuery {
 pub async fn audit(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<Vec<AuditRow>>, ApiError> {
     caller.require(&[Role::Operator])?;
-    let Query(query) = query.map_err(|e| ApiError::BadRequest {
-        slug: "bad-query",
-        detail: e.body_text(),
-    })?;
+    let query = parsed(query)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     Ok(Json(
         audit::list(&state.pool, query.entity_id, query.since, limit).await?,
@@ -77,13 +86,10 @@ pub struct DeadLetterQuery {
 pub async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<DeadLetterQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<DeadLetterQuery>, QueryRejection>,
 ) -> Result<Json<Vec<crate::store::dead_letters::DeadLetterRow>>, ApiError> {
     caller.require(&[Role::Operator])?;
-    let Query(query) = query.map_err(|e| ApiError::BadRequest {
-        slug: "bad-query",
-        detail: e.body_text(),
-    })?;
+    let query = parsed(query)?;
     let filter = crate::store::dead_letters::DeadLetterFilter {
         kind: query.kind.as_deref(),
         since: query.since,
@@ -147,23 +153,86 @@ pub async fn replay(
         super::idempotency::Begun::Replay(response) => return Ok(response),
         super::idempotency::Begun::Fresh(fresh) => fresh,
     };
-    let replay = crate::ops::replay::ReplayRequest {
-        kind: request.kind.as_deref(),
-        ids: &request.ids,
-        dry_run: request.dry_run,
-        per_second: state.settings.http.rate_limit_per_second,
-        token_id: Some(caller.0.id),
-        actor: format!("token:{}", caller.0.name),
-    };
-    let clock = state.clock;
-    let report = crate::ops::replay::replay(
-        &state.pool,
-        state.settings.jobs.max_attempts,
-        &replay,
-        || clock.now(),
-        |_, _| {},
+    let report = replay_as(
+        &state,
+        &caller.0,
+        request.kind.as_deref(),
+        &request.ids,
+        request.dry_run,
     )
     .await?;
     let body = serde_json::to_value(&report).map_err(anyhow::Error::from)?;
     fresh.finish(axum::http::StatusCode::OK, body).await
+}
+
+/// A replay by an operator's token, at the API's rate, audited with the
+/// token: what the API route and the dashboard's button both do.
+pub async fn replay_as(
+    state: &AppState,
+    operator: &TokenIdentity,
+    kind: Option<&str>,
+    ids: &[Uuid],
+    dry_run: bool,
+) -> anyhow::Result<crate::ops::replay::ReplayReport> {
+    let request = crate::ops::replay::ReplayRequest {
+        kind,
+        ids,
+        dry_run,
+        per_second: state.settings.http.rate_limit_per_second,
+        token_id: Some(operator.id),
+        actor: format!("token:{}", operator.name),
+    };
+    let clock = state.clock;
+    crate::ops::replay::replay(
+        &state.pool,
+        state.settings.jobs.max_attempts,
+        &request,
+        || clock.now(),
+        |_, _| {},
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SlaQuery {
+    /// Count the requests accepted within this long before now, e.g. `24h`
+    /// or `7d` (default `ops.sla_window`).
+    pub window: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/ops/sla", tag = "operators", params(SlaQuery),
+    responses((status = 200, body = crate::ops::sla::SlaReport,
+               description = "attainment per portal and kind (met, breached, open, p50/p95/p99 seconds to done) and open breaches"),
+              (status = 400, body = super::problem::Problem), (status = 403, body = super::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn sla(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<SlaQuery>, QueryRejection>,
+) -> Result<Json<crate::ops::sla::SlaReport>, ApiError> {
+    caller.require(&[Role::Operator])?;
+    let query = parsed(query)?;
+    let window = match query.window.as_deref() {
+        None => state.settings.ops.sla_window,
+        Some(text) => parse_window(text)?,
+    };
+    let now = state.clock.now();
+    Ok(Json(
+        crate::ops::sla::report(&state.pool, now, window).await?,
+    ))
+}
+
+/// A window between a minute and a year, in humantime's notation.
+fn parse_window(text: &str) -> Result<std::time::Duration, ApiError> {
+    let bad = |why: String| ApiError::BadRequest {
+        slug: "bad-query",
+        detail: format!("window {text:?}: {why}"),
+    };
+    let window = humantime::parse_duration(text).map_err(|e| bad(e.to_string()))?;
+    if window < std::time::Duration::from_secs(60)
+        || window > std::time::Duration::from_secs(366 * 86_400)
+    {
+        return Err(bad("must be between 1m and 366d".to_owned()));
+    }
+    Ok(window)
 }

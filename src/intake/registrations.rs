@@ -85,6 +85,7 @@ async fn queue(
     };
     queue_mail(&state.mailer, tx, request, now)
         .await
+        .map(drop)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))
 }
 

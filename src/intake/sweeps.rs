@@ -1,6 +1,6 @@
-//! `POST /v1/sweeps/{trial-notices|trial-purges|number-releases}`: run a
-//! sweep now (scheduler or operator tokens). With `"dry_run": true` it
-//! lists what each due trial's job would do and changes nothing.
+//! `POST /v1/sweeps/{trial-notices|trial-purges|number-releases|sla-watch}`:
+//! run a sweep now (scheduler or operator tokens). With `"dry_run": true`
+//! it lists what would be done about each due item and changes nothing.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -26,9 +26,9 @@ pub struct SweepBody {
 }
 
 #[utoipa::path(post, path = "/v1/sweeps/{sweep}", tag = "sweeps", request_body = SweepBody,
-    params(("sweep" = String, Path, description = "trial-notices, trial-purges or number-releases"),
+    params(("sweep" = String, Path, description = "trial-notices, trial-purges, number-releases or sla-watch"),
            ("Idempotency-Key" = String, Header, description = "unique per request")),
-    responses((status = 200, description = "the sweep's report: due trials, jobs queued, and what each does"),
+    responses((status = 200, description = "the sweep's report: what is due (trials, or license requests near or past their SLA), jobs queued, and what each does"),
               (status = 403, body = super::problem::Problem), (status = 404, body = super::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn run(

@@ -126,4 +126,5 @@ pub async fn queue_issued_mail(
         now,
     )
     .await
+    .map(drop)
 }

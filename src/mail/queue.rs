@@ -43,12 +43,14 @@ pub struct MailRequest<'a> {
     pub partner_id: Option<&'a str>,
 }
 
+/// Returns the `mail.send` job queued, or `None` when a mail with this
+/// cause exists already.
 pub async fn queue_mail(
     mailer: &Mailer,
     tx: &mut Tx<'_>,
     request: MailRequest<'_>,
     now: DateTime<Utc>,
-) -> Result<(), JobError> {
+) -> Result<Option<Uuid>, JobError> {
     let settings = &mailer.settings.mail;
     let locale = request
         .locale
@@ -97,5 +99,5 @@ pub async fn queue_mail(
         )
         .await?;
     }
-    Ok(())
+    Ok(inserted.then_some(job_id))
 }

@@ -121,6 +121,8 @@ const TEMPLATES: &[TemplateFile] = &[
     template_file!("registration_completed", "en", Locale::En),
     template_file!("service_started", "ja", Locale::Ja),
     template_file!("service_started", "en", Locale::En),
+    template_file!("sla_alert", "ja", Locale::Ja),
+    template_file!("sla_alert", "en", Locale::En),
 ];
 
 /// The mail kinds that have templates, e.g. for validating a `template`
@@ -472,6 +474,37 @@ mod tests {
         json!({ "email": EMAIL, "services": ["C-Chorus Chat", "C-Chorus Phone"] })
     }
 
+    fn sla_alert_context(stage: &str, completed: bool) -> serde_json::Value {
+        json!({
+            "stage": stage, "request_id": "r-1", "kind": "additional", "order_id": "o-1",
+            "partner_id": "acme", "accepted_at": "2030-01-01 09:00 UTC",
+            "sla_deadline": "2030-01-01 09:30 UTC", "now": "2030-01-01 09:40 UTC",
+            "completed_at": if completed { json!("2030-01-01 09:35 UTC") } else { json!(null) },
+            "late": "5m", "job_id": "j-1", "job_kind": "license.additional",
+            "job_status": "retrying", "attempts": 3, "last_error": "vendor timed out",
+        })
+    }
+
+    #[test]
+    fn sla_alert_names_the_stage_and_what_is_late() {
+        for locale in Locale::ALL {
+            let breached = render_with("sla_alert", locale, &sla_alert_context("breached", true));
+            let at_risk = render_with("sla_alert", locale, &sla_alert_context("at_risk", false));
+            assert_well_formed(&breached, "breached");
+            assert_well_formed(&at_risk, "at_risk");
+            assert_ne!(breached.subject, at_risk.subject, "{locale}");
+            assert!(breached.body.contains("5m"), "{locale}: {}", breached.body);
+            assert!(at_risk.body.contains("2030-01-01 09:40 UTC"), "{locale}");
+            assert!(at_risk.body.contains("vendor timed out"), "{locale}");
+        }
+        let stray = Renderer::new("C-Chorus").render(
+            "sla_alert",
+            Locale::En,
+            &sla_alert_context("late", false),
+        );
+        assert!(stray.is_err());
+    }
+
     fn render_with(kind: &str, locale: Locale, ctx: &serde_json::Value) -> RenderedMail {
         Renderer::new("C-Chorus").render(kind, locale, ctx).unwrap()
     }
@@ -502,6 +535,7 @@ mod tests {
             "registration" => registration_context(),
             "registration_completed" => json!({ "email": EMAIL }),
             "service_started" => service_started_context(),
+            "sla_alert" => sla_alert_context("breached", true),
             _ => license_context(true),
         }
     }
@@ -526,7 +560,8 @@ mod tests {
                 "trial_purged",
                 "registration",
                 "registration_completed",
-                "service_started"
+                "service_started",
+                "sla_alert"
             ]
         );
         for kind in kinds {
@@ -573,6 +608,10 @@ mod tests {
                         "{kind}.{locale}"
                     );
                     assert!(!mail.subject.contains(TOKEN), "{kind}.{locale}");
+                } else if kind == "sla_alert" {
+                    // For operators: what is late and where to look.
+                    assert!(mail.body.contains("r-1"), "{kind}.{locale}");
+                    assert!(mail.body.contains("fulfil queues"), "{kind}.{locale}");
                 } else {
                     assert!(mail.body.contains("VO-2026-004211"), "{kind}.{locale}");
                     // An order_revoked mail is about the order, not about keys.

@@ -46,7 +46,9 @@ pub enum SendError {
         source: io::Error,
     },
     /// Connection refused or lost, timeout, 4xx reply: try again later.
-    #[error("SMTP delivery failed, will retry: {source}")]
+    /// (Whether it is tried again is the job's business, so the message
+    /// does not promise it: it also ends up as a dead letter's reason.)
+    #[error("SMTP delivery failed (transient): {source}")]
     SmtpTransient {
         #[source]
         source: lettre::transport::smtp::Error,

@@ -35,34 +35,63 @@ pub struct QueuesReport {
     pub queues: Vec<QueueStats>,
 }
 
+/// What PostgreSQL knows of one job kind's queue.
+#[derive(Debug, Clone)]
+pub struct KindFigures {
+    pub kind: JobKind,
+    pub waiting: i64,
+    pub running: i64,
+    pub oldest_waiting: Option<DateTime<Utc>>,
+    pub dead_letters: i64,
+}
+
+/// Every job kind's database figures, and the open dead letters that
+/// named no job at all (garbage, unknown ids).
+pub async fn database_figures(pool: &PgPool) -> sqlx::Result<(Vec<KindFigures>, i64)> {
+    let backlog = jobs::backlog_by_kind(pool).await?;
+    let dead = dead_letters::open_by_kind(pool).await?;
+    let dead_of = |kind: Option<&str>| {
+        dead.iter()
+            .find(|(k, _)| k.as_deref() == kind)
+            .map_or(0, |(_, n)| *n)
+    };
+    let kinds = JobKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let job = backlog.iter().find(|b| b.kind == kind.as_str());
+            KindFigures {
+                kind,
+                waiting: job.map_or(0, |b| b.waiting),
+                running: job.map_or(0, |b| b.running),
+                oldest_waiting: job.and_then(|b| b.oldest_waiting),
+                dead_letters: dead_of(Some(kind.as_str())),
+            }
+        })
+        .collect();
+    Ok((kinds, dead_of(None)))
+}
+
 pub async fn stats(pool: &PgPool, settings: &Settings) -> anyhow::Result<QueuesReport> {
     let topology = Topology::new(&settings.amqp);
     let broker = broker_figures(settings, &topology).await;
-    let backlog = jobs::backlog_by_kind(pool).await?;
-    let dead = dead_letters::open_by_kind(pool).await?;
+    let (kinds, _) = database_figures(pool).await?;
     let now = Utc::now();
-    let queues = JobKind::ALL
-        .iter()
-        .map(|kind| {
-            let queue = topology.queue(*kind);
-            let job = backlog.iter().find(|b| b.kind == kind.as_str());
+    let queues = kinds
+        .into_iter()
+        .map(|db| {
+            let queue = topology.queue(db.kind);
             let figures = broker
                 .as_ref()
                 .ok()
                 .and_then(|f| f.iter().find(|(q, ..)| *q == queue));
             QueueStats {
-                kind: kind.to_string(),
+                kind: db.kind.to_string(),
                 ready: figures.map(|f| f.1),
                 consumers: figures.map(|f| f.2),
-                waiting: job.map_or(0, |b| b.waiting),
-                running: job.map_or(0, |b| b.running),
-                oldest_waiting_secs: job
-                    .and_then(|b| b.oldest_waiting)
-                    .map(|at| (now - at).num_seconds().max(0)),
-                dead_letters: dead
-                    .iter()
-                    .find(|(k, _)| k.as_deref() == Some(kind.as_str()))
-                    .map_or(0, |(_, n)| *n),
+                waiting: db.waiting,
+                running: db.running,
+                oldest_waiting_secs: db.oldest_waiting.map(|at| (now - at).num_seconds().max(0)),
+                dead_letters: db.dead_letters,
                 queue,
             }
         })

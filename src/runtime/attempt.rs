@@ -128,10 +128,9 @@ async fn run(
     };
     match outcome {
         Ok(()) => {
-            tracing::info!(
-                elapsed_ms = (ctx.clock.now() - started_at).num_milliseconds(),
-                "job succeeded"
-            );
+            let took = elapsed_since(ctx, started_at);
+            crate::meters::job_finished(kind.as_str(), "succeeded", took);
+            tracing::info!(elapsed_ms = took.as_millis() as u64, "job succeeded");
             Disposition::Ack
         }
         Err(error) => {
@@ -196,12 +195,15 @@ async fn record_failure(
         queue,
         body,
     };
+    let took = elapsed_since(ctx, started_at);
     match jobs::record_failure(&ctx.pool, failure, ctx.clock.now()).await {
         Ok(FailureOutcome::RetryIn(delay)) => {
+            crate::meters::job_finished(&envelope.kind, "retried", took);
             tracing::warn!(error = %message, retry_in = ?delay, "job failed; will retry");
             Disposition::Ack
         }
         Ok(FailureOutcome::Dead) => {
+            crate::meters::job_finished(&envelope.kind, "dead", took);
             tracing::error!(error = %message, "job dead-lettered");
             if let Err(hook_error) = run_on_dead(ctx, handler, envelope.job_id, &message).await {
                 tracing::error!(error = %hook_error, "recording the dead job's failure failed");
@@ -214,6 +216,12 @@ async fn record_failure(
             Disposition::Requeue
         }
     }
+}
+
+/// Wall time since the attempt started. The business clock may be moved
+/// (`clock.now`) but runs at wall speed, so the difference is real.
+fn elapsed_since(ctx: &JobContext, started_at: chrono::DateTime<chrono::Utc>) -> Duration {
+    (ctx.clock.now() - started_at).to_std().unwrap_or_default()
 }
 
 fn retry_delay(ctx: &JobContext, attempt: i32) -> Duration {

@@ -2,6 +2,7 @@
 //! migrations, and the SQL of each concern in its own module. Functions
 //! that are part of a unit of work take the caller's transaction.
 
+pub mod activity;
 pub mod audit;
 pub mod dead_letters;
 pub mod directory;
@@ -11,6 +12,7 @@ pub mod licenses;
 pub mod mails;
 pub mod outbox;
 pub mod registrations;
+pub mod sla;
 pub mod sweeps;
 pub mod tokens;
 pub mod transfers;

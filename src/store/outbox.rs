@@ -74,3 +74,14 @@ pub async fn next_due_in(pool: &PgPool) -> sqlx::Result<Option<Duration>> {
     .await?;
     Ok(seconds.map(Duration::from_secs_f64))
 }
+
+/// Rows due for publishing but not yet published, and the age of the
+/// oldest: how far the relay is behind.
+pub async fn lag(pool: &PgPool) -> sqlx::Result<(i64, Option<f64>)> {
+    sqlx::query_as(
+        "select count(*), extract(epoch from now() - min(available_at))::float8
+         from outbox where published_at is null and available_at <= now()",
+    )
+    .fetch_one(pool)
+    .await
+}

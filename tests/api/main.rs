@@ -14,6 +14,7 @@ mod issuance;
 mod operations;
 mod order_changes;
 mod registrations;
+mod sla;
 mod transfers;
 mod trials;
 mod validation;

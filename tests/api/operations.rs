@@ -90,6 +90,18 @@ async fn a_dead_mail_is_listed_counted_and_replayed_once_after_the_fix() {
             .any(|q| q["kind"] == "mail.send" && q["dead_letters"] == 1)
     );
 
+    let dry_cli = command(
+        &app,
+        &[
+            "dead-letters",
+            "replay",
+            "--kind",
+            "mail.send",
+            "--dry-run",
+            "--json",
+        ],
+    );
+    assert_eq!(dry_cli["items"][0]["outcome"], "would_replay", "{dry_cli}");
     let dry = replay(
         &app,
         &operator,

@@ -1,0 +1,198 @@
+//! The `/ops` dashboard in a real browser (issue 6): Debian's headless
+//! Chromium, driven by playwright-core (tests/browser/dashboard.mjs), signs
+//! in with an operator token, finds the dead letter a failing SMTP server
+//! left, replays it with the button, and waits for the page to show the
+//! job done. Then the database must agree: one mail sent, one audited
+//! replay by that token. The screenshot is kept in target/screenshots/.
+//!
+//! Needs Debian's `chromium` (`.ci/run` installs it) and Node.js; the npm
+//! package is installed from tests/browser/package-lock.json when missing.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use fulfil::app::Components;
+use fulfil::settings::MailTransportKind;
+use fulfil::store::tokens::Role;
+use serde_json::{Value, json};
+use support::{spawn_with, test_settings, wait_for};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// playwright-core, from the lock file, the first time.
+fn ensure_playwright() {
+    if browser_dir().join("node_modules/playwright-core").exists() {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(browser_dir())
+        .status()
+        .expect("npm runs (Node.js is needed for the browser test)");
+    assert!(status.success(), "npm ci in tests/browser failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_replays_a_dead_letter_from_the_dashboard() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "the dashboard test needs Debian's Chromium: apt-get install chromium"
+    );
+    ensure_playwright();
+
+    // SMTP to a closed port and one attempt: the registration mail dies.
+    let mut settings = test_settings();
+    settings.mail.transport = MailTransportKind::Smtp;
+    settings.mail.smtp_url = secrecy::SecretString::from("smtp://127.0.0.1:9".to_owned());
+    settings.jobs.max_attempts = 1;
+    let mut app = spawn_with(settings.clone(), Components::everything()).await;
+    let portal = app.portal_token("acme").await;
+    let operator = app.token(Role::Operator, None).await;
+    let body = json!({ "email": "new@cust.example" });
+    let accepted = app.post("/v1/registrations", &portal, "reg-1", &body).await;
+    assert_eq!(accepted.status(), 202);
+    let died = wait_for(Duration::from_secs(30), || async {
+        app.count("select count(*) from dead_letters").await == 1
+    })
+    .await;
+    assert!(died, "the mail was dead-lettered");
+
+    // The fix (mail to files), then the operator at the dashboard.
+    app.stop().await;
+    settings.mail.transport = MailTransportKind::File;
+    let fixed = spawn_with(settings, Components::everything()).await;
+    let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let screenshot = screenshots.join("dashboard.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let output = tokio::process::Command::new("node")
+        .arg(browser_dir().join("dashboard.mjs"))
+        .env("BASE_URL", fixed.url(""))
+        .env("OPERATOR_TOKEN", &operator)
+        .env("SCREENSHOT", &screenshot)
+        .env("CHROMIUM", CHROMIUM)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output)
+        .await
+        .expect("the browser run ends within 2 minutes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(result["job_status"], "succeeded");
+
+    // What the page showed is what happened.
+    assert_eq!(
+        fixed
+            .count("select count(*) from mails where status = 'sent'")
+            .await,
+        1
+    );
+    assert_eq!(fixed.mail_files().len(), 1);
+    let replayed = fixed
+        .count(&format!(
+            "select count(*) from dead_letters where replayed_at is not null and id = '{}'",
+            result["dead_letter"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(replayed, 1);
+    let audited = fixed
+        .count(
+            "select count(*) from audit_events a join api_tokens t on t.id = a.token_id
+             where a.action = 'dead_letter.replay' and t.role = 'operator'",
+        )
+        .await;
+    assert_eq!(
+        audited, 1,
+        "the replay is audited with the operator's token"
+    );
+    let png = std::fs::read(&screenshot).expect("the screenshot was written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
+    fixed.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_refuses_other_tokens_and_foreign_posts() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let portal = app.portal_token("acme").await;
+    let operator = app.token(Role::Operator, None).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let signed_out = client.get(app.url("/ops")).send().await.unwrap();
+    assert_eq!(signed_out.status(), 200);
+    assert!(signed_out.text().await.unwrap().contains("name=\"token\""));
+
+    let as_portal = client
+        .post(app.url("/ops/login"))
+        .form(&[("token", portal.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_portal.status(), 401, "a portal token does not sign in");
+    assert!(as_portal.headers().get("set-cookie").is_none());
+
+    let signed_in = client
+        .post(app.url("/ops/login"))
+        .form(&[("token", operator.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+
+    let page = client
+        .get(app.url("/ops"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("id=\"dead-letters\"") && html.contains("http-equiv=\"refresh\""));
+    assert!(!html.contains(&operator), "the page never shows the token");
+
+    // Another site's form, riding the cookie, is refused and changes nothing.
+    let foreign = client
+        .post(app.url(&format!(
+            "/ops/dead-letters/{}/replay",
+            uuid::Uuid::new_v4()
+        )))
+        .header("cookie", &session)
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    assert_eq!(
+        app.count("select count(*) from audit_events where action = 'dead_letter.replay'")
+            .await,
+        0
+    );
+    app.cleanup().await;
+}
