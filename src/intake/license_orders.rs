@@ -21,7 +21,7 @@ use crate::job::JobKind;
 use crate::mail::Locale;
 use crate::store::licenses::{self, NewOrder, NewRequest, OrderRow, RequestKind};
 use crate::store::tokens::Role;
-use crate::store::{Tx, audit, jobs};
+use crate::store::{self, Tx, audit, jobs};
 use crate::workers::LicenseJobPayload;
 
 const USAGES: [&str; 3] = ["virtual", "bare_metal", "hypervisor"];
@@ -625,15 +625,17 @@ pub async fn get_order(
     caller.require(&[Role::Portal, Role::Operator])?;
     let not_found = || ApiError::NotFound(format!("no license order {id}"));
     let uuid: Uuid = id.parse().map_err(|_| not_found())?;
-    let order = licenses::find_order(&state.pool, uuid)
+    let mut snapshot = store::snapshot(&state.pool).await?;
+    let order = licenses::find_order(&mut *snapshot, uuid)
         .await?
         .ok_or_else(not_found)?;
     if !caller.can_see(Some(&order.partner_id)) {
         return Err(not_found());
     }
-    let keys = licenses::list_licenses(&state.pool, uuid).await?;
-    let requests = licenses::list_requests(&state.pool, uuid).await?;
-    let history = audit::list(&state.pool, Some(uuid), None, 10_000).await?;
+    let keys = licenses::list_licenses(&mut *snapshot, uuid).await?;
+    let requests = licenses::list_requests(&mut *snapshot, uuid).await?;
+    let history = audit::list(&mut *snapshot, Some(uuid), None, 10_000).await?;
+    snapshot.commit().await?;
     Ok(Json(json!({
         "id": order.id,
         "customer_id": order.customer_id,

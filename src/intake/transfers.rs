@@ -20,7 +20,7 @@ use crate::job::JobKind;
 use crate::mail::Locale;
 use crate::store::tokens::Role;
 use crate::store::transfers::{self, NewTransfer, TransferRow};
-use crate::store::{audit, directory, jobs};
+use crate::store::{self, audit, directory, jobs};
 use crate::transfers::{Contact, Form, audit_transition, queue_mails};
 use crate::workers::role_cleanup::CleanupPayload;
 
@@ -238,12 +238,14 @@ pub async fn get(
     caller.require(&[Role::Portal, Role::Operator])?;
     let not_found = || ApiError::NotFound(format!("no transfer {id}"));
     let uuid: Uuid = id.parse().map_err(|_| not_found())?;
-    let transfer = transfers::find_transfer(&state.pool, uuid)
+    let mut snapshot = store::snapshot(&state.pool).await?;
+    let transfer = transfers::find_transfer(&mut *snapshot, uuid)
         .await?
         .filter(|t| may_see(&caller, t))
         .ok_or_else(not_found)?;
-    let subscription_ids = transfers::subscription_ids(&state.pool, uuid).await?;
-    let history = audit::list(&state.pool, Some(uuid), None, 1000).await?;
+    let subscription_ids = transfers::subscription_ids(&mut *snapshot, uuid).await?;
+    let history = audit::list(&mut *snapshot, Some(uuid), None, 1000).await?;
+    snapshot.commit().await?;
     Ok(Json(json!({
         "id": transfer.id,
         "status": transfer.status,

@@ -20,7 +20,7 @@ use super::problem::{ApiError, FieldError};
 use crate::mail::Locale;
 use crate::store::tokens::Role;
 use crate::store::trials::{self, Admin, NewTrial, TrialRow};
-use crate::store::{audit, directory};
+use crate::store::{self, audit, directory};
 use crate::trials::{Timeline, TrialChange, audit_change};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -312,12 +312,14 @@ pub async fn get(
     caller.require(&[Role::Portal, Role::Operator])?;
     let not_found = || ApiError::NotFound(format!("no trial {id}"));
     let uuid: Uuid = id.parse().map_err(|_| not_found())?;
-    let mut conn = state.pool.acquire().await?;
-    let trial = trials::find_trial(&mut *conn, uuid)
+    let mut snapshot = store::snapshot(&state.pool).await?;
+    let trial = trials::find_trial(&mut *snapshot, uuid)
         .await?
         .filter(|t| may_see(&caller, t))
         .ok_or_else(not_found)?;
-    Ok(Json(view(&state, &mut conn, &trial).await?))
+    let view = view(&state, &mut snapshot, &trial).await?;
+    snapshot.commit().await?;
+    Ok(Json(view))
 }
 
 /// Extensions and conversions take no fields; an empty body is fine.

@@ -401,13 +401,15 @@ pub async fn find_view(
     pool: &PgPool,
     id: Uuid,
 ) -> sqlx::Result<Option<(JobView, Vec<AttemptView>)>> {
+    // One snapshot, so the attempts agree with the job's status.
+    let mut snapshot = super::snapshot(pool).await?;
     let job: Option<JobView> = sqlx::query_as(
         "select id, kind, status, attempts, deliveries, max_attempts, last_error, partner_id, resource_type,
                 resource_id, sla_deadline, enqueued_at, started_at, finished_at, next_attempt_at
          from jobs where id = $1",
     )
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *snapshot)
     .await?;
     let Some(job) = job else { return Ok(None) };
     let attempts = sqlx::query_as(
@@ -415,8 +417,9 @@ pub async fn find_view(
          where job_id = $1 order by attempt",
     )
     .bind(id)
-    .fetch_all(pool)
+    .fetch_all(&mut *snapshot)
     .await?;
+    snapshot.commit().await?;
     Ok(Some((job, attempts)))
 }
 

@@ -150,12 +150,15 @@ pub async fn lock_order(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<OrderR
     .await
 }
 
-pub async fn find_order(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<OrderRow>> {
+pub async fn find_order<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: Uuid,
+) -> sqlx::Result<Option<OrderRow>> {
     sqlx::query_as(&format!(
         "select {ORDER_COLUMNS} from license_orders where id = $1"
     ))
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 

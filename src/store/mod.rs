@@ -85,6 +85,15 @@ pub async fn ensure_database(settings: &DatabaseSettings) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// A read-only transaction that sees one snapshot of the database. Views
+/// built from several queries read through it, so a job committing between
+/// two of them cannot make the view contradict itself (a request shown done
+/// beside the keys it has not revoked yet).
+pub async fn snapshot(pool: &PgPool) -> sqlx::Result<Tx<'static>> {
+    pool.begin_with("begin isolation level repeatable read read only")
+        .await
+}
+
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR
         .run(pool)

@@ -1,8 +1,11 @@
 use std::time::Duration;
 
 use fulfil::app::Components;
+use fulfil::job::JobKind;
+use fulfil::store::licenses;
 use fulfil::store::tokens::Role;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::support::{
     TestApp, new_order, poll_until, publish_raw, spawn_app, spawn_with, test_settings, wait_for,
@@ -92,6 +95,102 @@ async fn cancelling_some_keys_revokes_them_at_once_and_mails_the_contact() {
         .await
     );
     assert_eq!(mails_of(&app, "order_revoked").await, 0);
+    app.cleanup().await;
+}
+
+/// The order view reads the order, its keys, its requests and its history
+/// in four queries. A cancellation committing between them must not show
+/// its request done beside a key still issued: the view is one snapshot.
+/// The writer here holds `license_requests` locked until the view has read
+/// the keys and waits on the requests, then commits what `license.revoke`
+/// commits; the view must show the order from before, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_view_is_one_snapshot_while_a_cancellation_commits() {
+    let mut components = Components::everything();
+    components
+        .workers
+        .retain(|kind| *kind != JobKind::LicenseRevoke);
+    let app = spawn_with(test_settings(), components).await;
+    let token = app.portal_token("acme").await;
+    let order_id = app.active_order(&token, &new_order("virtual", 2)).await;
+    let license: Uuid = app.order_view(&token, &order_id).await["licenses"][0]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let accepted: Value = app
+        .post(
+            &cancellations(&order_id),
+            &token,
+            "snap",
+            &json!({ "license_ids": [license] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let request: Uuid = accepted["request_id"].as_str().unwrap().parse().unwrap();
+
+    let mut writer = app.pool.begin().await.unwrap();
+    sqlx::query("lock table license_requests in access exclusive mode")
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    let commit_once_the_view_waits = async {
+        assert!(
+            wait_for(Duration::from_secs(10), || async {
+                app.count(
+                    "select count(*) from pg_locks l join pg_stat_activity a using (pid)
+                     where not l.granted and l.relation = 'license_requests'::regclass
+                       and a.datname = current_database()
+                       and a.query like '%from license_requests where order_id%'",
+                )
+                .await
+                    == 1
+            })
+            .await,
+            "the view never reached the requests"
+        );
+        let now = chrono::Utc::now();
+        licenses::revoke_licenses(&mut writer, &[license], now)
+            .await
+            .unwrap();
+        licenses::complete_request(&mut writer, request, now)
+            .await
+            .unwrap();
+        writer.commit().await.unwrap();
+    };
+    let (view, ()) = tokio::join!(
+        app.order_view(&token, &order_id),
+        commit_once_the_view_waits
+    );
+
+    let status_of = |view: &Value| {
+        let key = view["licenses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == license.to_string())
+            .unwrap()["status"]
+            .clone();
+        let cancellation = view["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == request.to_string())
+            .unwrap()["status"]
+            .clone();
+        (key, cancellation)
+    };
+    assert_eq!(
+        status_of(&view),
+        (json!("issued"), json!("pending")),
+        "the view is the order as it was when it began"
+    );
+    assert_eq!(
+        status_of(&app.order_view(&token, &order_id).await),
+        (json!("revoked"), json!("done"))
+    );
     app.cleanup().await;
 }
 
