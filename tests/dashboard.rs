@@ -166,6 +166,26 @@ async fn the_dashboard_refuses_other_tokens_and_foreign_posts() {
     );
     let session = cookie.split(';').next().unwrap().to_owned();
 
+    // A dead letter replayed an hour ago, then sixty newer ones still open:
+    // more than the page lists, yet the replayed one is still shown.
+    let long_replayed = uuid::Uuid::new_v4();
+    sqlx::query(
+        "insert into dead_letters (id, kind, queue, reason, body, created_at, replayed_at)
+         values ($1, 'mail.send', 'q', 'old', '', now() - interval '2 hours', now() - interval '1 hour')",
+    )
+    .bind(long_replayed)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into dead_letters (id, kind, queue, reason, body, created_at)
+         select gen_random_uuid(), 'mail.send', 'q', 'new', '', now() - n * interval '1 second'
+         from generate_series(1, 60) n",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
     let page = client
         .get(app.url("/ops"))
         .header("cookie", &session)
@@ -176,6 +196,10 @@ async fn the_dashboard_refuses_other_tokens_and_foreign_posts() {
     let html = page.text().await.unwrap();
     assert!(html.contains("id=\"dead-letters\"") && html.contains("http-equiv=\"refresh\""));
     assert!(!html.contains(&operator), "the page never shows the token");
+    assert!(
+        html.contains(&format!("data-dead-letter=\"{long_replayed}\"")),
+        "recently replayed is not crowded out by open dead letters"
+    );
 
     // Another site's form, riding the cookie, is refused and changes nothing.
     let foreign = client

@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::job::JobKind;
 use crate::ops::{queues, replay};
 use crate::settings::Settings;
-use crate::store::dead_letters::{self, DeadLetterFilter};
+use crate::store::dead_letters::{self, DeadLetterFilter, Replayed};
 
 pub async fn queues(settings: Settings, args: QueuesArgs) -> anyhow::Result<()> {
     let pool = crate::store::prepare(&settings.database).await?;
@@ -107,7 +107,7 @@ pub async fn dead_letters(settings: Settings, command: DeadLettersCommand) -> an
                 kind: kind.as_deref(),
                 since,
                 ids: &[],
-                include_replayed: false,
+                replayed: Replayed::No,
                 limit: limit.clamp(1, 10_000),
             };
             let letters = dead_letters::list(&pool, &filter).await?;

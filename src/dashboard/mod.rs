@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::intake::AppState;
 use crate::intake::problem::ApiError;
-use crate::store::dead_letters::{self, DeadLetterFilter};
+use crate::store::dead_letters::{self, DeadLetterFilter, Replayed};
 use crate::store::{activity, tokens::TokenIdentity};
 
 pub fn routes() -> Router<AppState> {
@@ -70,21 +70,16 @@ async fn render_dashboard(
         kind: None,
         since: None,
         ids: &[],
-        include_replayed: false,
+        replayed: Replayed::No,
         limit: 50,
     };
     let dead = dead_letters::list(pool, &open).await?;
     let recent = DeadLetterFilter {
-        include_replayed: true,
-        limit: 50,
+        replayed: Replayed::Yes,
+        limit: 10,
         ..open
     };
-    let replayed: Vec<_> = dead_letters::list(pool, &recent)
-        .await?
-        .into_iter()
-        .filter(|d| d.replayed_at.is_some())
-        .take(10)
-        .collect();
+    let replayed = dead_letters::list(pool, &recent).await?;
     let notice = query.replayed.map(|replayed| {
         let skipped = query.skipped.unwrap_or(0);
         match (replayed, skipped) {

@@ -14,6 +14,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::problem::ApiError;
 use crate::store::audit::{self, AuditRow};
+use crate::store::dead_letters::{self, DeadLetterFilter, Replayed};
 use crate::store::tokens::{Role, TokenIdentity};
 
 /// The query string, or a 400 problem naming what is wrong with it.
@@ -90,16 +91,18 @@ pub async fn dead_letters(
 ) -> Result<Json<Vec<crate::store::dead_letters::DeadLetterRow>>, ApiError> {
     caller.require(&[Role::Operator])?;
     let query = parsed(query)?;
-    let filter = crate::store::dead_letters::DeadLetterFilter {
+    let filter = DeadLetterFilter {
         kind: query.kind.as_deref(),
         since: query.since,
         ids: &[],
-        include_replayed: query.include_replayed,
+        replayed: if query.include_replayed {
+            Replayed::Either
+        } else {
+            Replayed::No
+        },
         limit: query.limit.unwrap_or(100).clamp(1, 1000),
     };
-    Ok(Json(
-        crate::store::dead_letters::list(&state.pool, &filter).await?,
-    ))
+    Ok(Json(dead_letters::list(&state.pool, &filter).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

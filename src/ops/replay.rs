@@ -12,7 +12,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::store::dead_letters::{self, DeadLetterFilter, DeadLetterRow};
+use crate::store::dead_letters::{self, DeadLetterFilter, DeadLetterRow, Replayed};
 use crate::store::{Tx, audit, jobs};
 
 pub struct ReplayRequest<'a> {
@@ -58,7 +58,7 @@ pub async fn replay(
         kind: request.kind,
         since: None,
         ids: request.ids,
-        include_replayed: false,
+        replayed: Replayed::No,
         limit: MAX_PER_REPLAY,
     };
     let mut letters = dead_letters::list(pool, &filter).await?;

@@ -69,16 +69,34 @@ pub struct DeadLetterRow {
     pub resource_id: Option<Uuid>,
 }
 
+/// Which dead letters by replay: still open, replayed, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replayed {
+    No,
+    Yes,
+    Either,
+}
+
+impl Replayed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Replayed::No => "no",
+            Replayed::Yes => "yes",
+            Replayed::Either => "either",
+        }
+    }
+}
+
 pub struct DeadLetterFilter<'a> {
     pub kind: Option<&'a str>,
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// Only these dead letters (or, as well, the dead letters of these jobs).
     pub ids: &'a [Uuid],
-    pub include_replayed: bool,
+    pub replayed: Replayed,
     pub limit: i64,
 }
 
-/// Dead letters, newest first.
+/// Dead letters, newest first; replayed ones alone come latest replay first.
 pub async fn list<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     filter: &DeadLetterFilter<'_>,
@@ -90,14 +108,14 @@ pub async fn list<'e>(
          where ($1::text is null or coalesce(d.kind, j.kind) = $1)
            and ($2::timestamptz is null or d.created_at >= $2)
            and (cardinality($3::uuid[]) = 0 or d.id = any($3) or d.job_id = any($3))
-           and ($4 or d.replayed_at is null)
-         order by d.created_at desc, d.id desc
+           and ($4 = 'either' or ($4 = 'yes') = (d.replayed_at is not null))
+         order by case when $4 = 'yes' then d.replayed_at end desc, d.created_at desc, d.id desc
          limit $5",
     )
     .bind(filter.kind)
     .bind(filter.since)
     .bind(filter.ids)
-    .bind(filter.include_replayed)
+    .bind(filter.replayed.as_str())
     .bind(filter.limit)
     .fetch_all(executor)
     .await
