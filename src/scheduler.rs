@@ -11,6 +11,7 @@ use croner::parser::{CronParser, Seconds};
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 
+use crate::store::sweeps;
 use crate::sweeps::{Sweep, SweepRequest, Sweeper, Trigger};
 
 /// Parses a cron expression the way the scheduler reads it: six fields,
@@ -73,13 +74,32 @@ async fn fire(sweeper: &Sweeper, sweep: Sweep, schedule: &Cron) {
         Ok(report) if report.run_id.is_none() => {
             tracing::info!(%sweep, %tick, claimed = false, "sweep tick run by another replica");
         }
-        Ok(report) => tracing::info!(
-            %sweep, %tick, claimed = true, due = report.due, published = report.published,
-            already_queued = report.already_queued, "sweep tick run"
-        ),
+        Ok(report) => {
+            tracing::info!(
+                %sweep, %tick, claimed = true, due = report.due, published = report.published,
+                already_queued = report.already_queued, "sweep tick run"
+            );
+            prune_old_runs(sweeper).await;
+        }
         Err(error) => {
             tracing::error!(%sweep, %tick, error = %format!("{error:#}"), "sweep failed");
         }
+    }
+}
+
+/// The claims of ticks older than `scheduler.keep_runs` guard nothing any
+/// more; without pruning the SLA watch alone adds 1,440 rows a day.
+async fn prune_old_runs(sweeper: &Sweeper) {
+    let keep = chrono::Duration::from_std(sweeper.settings.scheduler.keep_runs)
+        .unwrap_or(chrono::Duration::MAX);
+    // `started_at` is the database's wall time, not the business clock.
+    let Some(before) = Utc::now().checked_sub_signed(keep) else {
+        return;
+    };
+    match sweeps::prune_scheduled_runs(&sweeper.pool, before).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(pruned, "old scheduled sweep runs pruned"),
+        Err(error) => tracing::warn!(%error, "pruning old sweep runs failed"),
     }
 }
 

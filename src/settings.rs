@@ -171,6 +171,10 @@ pub struct SchedulerSettings {
     pub trial_purges: String,
     pub number_releases: String,
     pub sla_watch: String,
+    /// Scheduled runs' rows in `sweep_runs` older than this are deleted
+    /// (manual runs, which carry the operator's token, are kept).
+    #[serde(with = "humantime_serde")]
+    pub keep_runs: Duration,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

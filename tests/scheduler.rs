@@ -1,7 +1,8 @@
 //! SPEC §3.4: cron sweeps run once per schedule across scheduler
 //! replicas. Two real `fulfil scheduler` processes fire the notices sweep
 //! every second against one database; their logs show that both fired
-//! each tick and exactly one ran it, and the trial gets one notice.
+//! each tick and exactly one ran it, and the trial gets one notice; runs
+//! older than `scheduler.keep_runs` are pruned.
 
 mod support;
 
@@ -55,6 +56,18 @@ async fn two_schedulers_fire_each_tick_once() {
         .await;
     assert_eq!(response.status(), 201);
 
+    // Rows of an earlier life: past `scheduler.keep_runs` (30 days) a
+    // scheduled run is pruned, a manual one is kept, a younger one stays.
+    sqlx::query(
+        "insert into sweep_runs (id, sweep, tick, trigger, replica, started_at, finished_at)
+         values (gen_random_uuid(), 'trial-notices', now() - interval '31 days', 'schedule', 'old', now() - interval '31 days', now() - interval '31 days'),
+                (gen_random_uuid(), 'trial-purges', now() - interval '29 days', 'schedule', 'old', now() - interval '29 days', now() - interval '29 days'),
+                (gen_random_uuid(), 'trial-notices', null, 'cli', 'old', now() - interval '90 days', now() - interval '90 days')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
     settings.scheduler.enabled = true;
     settings.scheduler.trial_notices = "* * * * * *".into();
     let dir = std::env::temp_dir().join(format!("fulfil-scheduler-{}", Uuid::new_v4()));
@@ -94,7 +107,17 @@ async fn two_schedulers_fire_each_tick_once() {
     let runs = app
         .count("select count(*) from sweep_runs where sweep = 'trial-notices' and trigger = 'schedule'")
         .await;
-    assert_eq!(runs as usize, ticks.len(), "one run row per tick");
+    assert_eq!(
+        runs as usize,
+        ticks.len(),
+        "one run row per tick, and the 31-day-old one pruned"
+    );
+    assert_eq!(
+        app.count("select count(*) from sweep_runs where replica = 'old'")
+            .await,
+        2,
+        "the 29-day-old scheduled run and the manual run are kept"
+    );
 
     // Ticks kept firing; the trial got one notice job and one mail per admin.
     let mailed = wait_for(Duration::from_secs(30), || async {

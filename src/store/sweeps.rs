@@ -131,6 +131,17 @@ pub async fn start_run(pool: &PgPool, run: &NewRun<'_>) -> sqlx::Result<Option<U
     .await
 }
 
+/// Deletes scheduled runs that started before `before`; returns how many.
+/// A tick that old can never fire again, so its claim is no longer needed.
+pub async fn prune_scheduled_runs(pool: &PgPool, before: DateTime<Utc>) -> sqlx::Result<u64> {
+    let deleted =
+        sqlx::query("delete from sweep_runs where trigger = 'schedule' and started_at < $1")
+            .bind(before)
+            .execute(pool)
+            .await?;
+    Ok(deleted.rows_affected())
+}
+
 pub async fn finish_run(pool: &PgPool, id: Uuid, due: usize, published: usize) -> sqlx::Result<()> {
     sqlx::query(
         "update sweep_runs set finished_at = now(), due = $2, published = $3 where id = $1",
