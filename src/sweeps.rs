@@ -55,11 +55,11 @@ impl Sweep {
         }
     }
 
-    /// What its items are, for people: "3 trials due".
-    pub fn subjects(self) -> &'static str {
+    /// What its items are, singular: "1 trial due", "3 trials due".
+    pub fn subject(self) -> &'static str {
         match self {
-            Sweep::SlaWatch => "license requests",
-            _ => "trials",
+            Sweep::SlaWatch => "license request",
+            _ => "trial",
         }
     }
 

@@ -66,14 +66,76 @@ fn print_report(out: &mut impl Write, report: &SweepReport) -> std::io::Result<(
             writeln!(out, "    {action}")?;
         }
     }
-    let subjects = report.sweep.subjects();
+    let due = counted(report.due, report.sweep.subject());
     if report.dry_run {
-        writeln!(out, "{} {subjects} due", report.due)
+        writeln!(out, "{due} due")
     } else {
         writeln!(
             out,
-            "{} {subjects} due: {} jobs queued, {} already pending",
-            report.due, report.published, report.already_queued
+            "{due} due: {} queued, {} already pending",
+            counted(report.published, "job"),
+            report.already_queued
         )
+    }
+}
+
+/// "1 trial", "2 trials".
+fn counted(n: usize, singular: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{n} {singular}{s}")
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::sweeps::{Sweep, SweepItem};
+
+    fn report(sweep: Sweep, due: usize, published: usize) -> SweepReport {
+        let item = || SweepItem {
+            entity_type: "license_request",
+            entity_id: Uuid::nil(),
+            summary: "open".into(),
+            actions: vec!["mail ops@fulfil.localhost: at risk".into()],
+            job_id: Some(Uuid::nil()),
+        };
+        SweepReport {
+            run_id: Some(Uuid::nil()),
+            sweep,
+            dry_run: false,
+            now: "2030-01-01T00:00:00Z".parse().unwrap(),
+            due,
+            published,
+            already_queued: due - published,
+            items: (0..due).map(|_| item()).collect(),
+        }
+    }
+
+    fn last_line(report: &SweepReport) -> String {
+        let mut out = Vec::new();
+        print_report(&mut out, report).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn the_summary_counts_in_words_that_agree() {
+        assert_eq!(
+            last_line(&report(Sweep::SlaWatch, 1, 1)),
+            "1 license request due: 1 job queued, 0 already pending"
+        );
+        assert_eq!(
+            last_line(&report(Sweep::TrialNotices, 3, 2)),
+            "3 trials due: 2 jobs queued, 1 already pending"
+        );
+        assert_eq!(
+            last_line(&report(Sweep::TrialPurges, 0, 0)),
+            "nothing is due"
+        );
     }
 }
