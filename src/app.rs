@@ -73,6 +73,7 @@ impl Components {
 
 pub struct Application {
     addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     pool: PgPool,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
@@ -87,28 +88,37 @@ impl Application {
         crate::meters::handle();
         let pool = crate::store::prepare(&settings.database).await?;
         let clock = Clock::from_settings(&settings.clock);
+        // One set of compiled mail templates for every part of the process.
+        let mailer = Mailer::new(settings.clone());
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
         let addr = if components.api {
-            let listener = tokio::net::TcpListener::bind(settings.http.addr)
-                .await
-                .with_context(|| format!("binding the HTTP listener on {}", settings.http.addr))?;
+            let listener = bind(settings.http.addr, "the HTTP listener").await?;
             let addr = listener.local_addr()?;
             tracing::info!(%addr, "intake API listening");
-            let router = intake::router(AppState::new(pool.clone(), settings.clone(), clock));
-            let stop = shutdown.clone();
-            tasks.spawn(async move {
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
-                if let Err(error) = served {
-                    tracing::error!(%error, "the HTTP server failed");
-                }
-            });
+            let router = intake::router(AppState::new(
+                pool.clone(),
+                settings.clone(),
+                clock,
+                mailer.clone(),
+            ));
+            tasks.spawn(serve(listener, router, shutdown.clone()));
             Some(addr)
         } else {
             None
+        };
+
+        let metrics_addr = match settings.http.metrics_addr {
+            Some(wanted) => {
+                let listener = bind(wanted, "the metrics listener").await?;
+                let addr = listener.local_addr()?;
+                tracing::info!(%addr, "metrics listening");
+                let router = crate::meters::router(pool.clone(), clock);
+                tasks.spawn(serve(listener, router, shutdown.clone()));
+                Some(addr)
+            }
+            None => None,
         };
 
         if settings.outbox.relay {
@@ -116,7 +126,7 @@ impl Application {
         }
 
         if components.scheduler && settings.scheduler.enabled {
-            let sweeper = Sweeper::new(pool.clone(), settings.clone(), clock);
+            let sweeper = Sweeper::new(pool.clone(), settings.clone(), clock, mailer.clone());
             tasks.spawn(crate::scheduler::run(sweeper, shutdown.clone()));
         } else if components.scheduler {
             tracing::info!("scheduler.enabled is false: this process fires no sweeps");
@@ -129,7 +139,7 @@ impl Application {
                 clock,
                 signer: Arc::new(licensing::load_signer(&settings.license)?),
                 vendor: Arc::new(LocalVendor),
-                mailer: Mailer::new(settings.clone()),
+                mailer,
                 mail_transport: crate::mail::transport_from_settings(&settings.mail)?,
             };
             let mut processors: Vec<Arc<dyn DeliveryProcessor>> = components
@@ -150,6 +160,7 @@ impl Application {
 
         Ok(Application {
             addr,
+            metrics_addr,
             pool,
             shutdown,
             tasks,
@@ -158,6 +169,11 @@ impl Application {
 
     pub fn addr(&self) -> Option<SocketAddr> {
         self.addr
+    }
+
+    /// Where `http.metrics_addr` was bound, when set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -182,5 +198,25 @@ impl Application {
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.wait().await;
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {what} on {addr}"))
+}
+
+/// Serves `router` until `shutdown`, letting answers in flight finish.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: CancellationToken,
+) {
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await;
+    if let Err(error) = served {
+        tracing::error!(%error, "an HTTP listener failed");
     }
 }

@@ -10,10 +10,17 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 
+use crate::clock::Clock;
 use crate::store::{outbox, sla};
 
 /// Seconds, from a fast HTTP answer to a job near its timeout.
@@ -117,6 +124,40 @@ pub fn http_answered(method: &str, route: &str, status: u16, took: Duration) {
 
 pub fn sla_alert_queued(stage: &str) {
     counter!("fulfil_sla_alerts_total", "stage" => stage.to_owned()).increment(1);
+}
+
+/// `/metrics` on its own listener (`http.metrics_addr`), for processes
+/// without the API: `fulfil worker` and `fulfil scheduler` count jobs and
+/// mails that only they see.
+pub fn router(pool: PgPool, clock: Clock) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State((pool, clock)): State<(PgPool, Clock)>| async move {
+                scrape(&pool, clock.now()).await
+            }),
+        )
+        .with_state((pool, clock))
+}
+
+/// The `/metrics` answer: Prometheus text, or 503 when PostgreSQL cannot
+/// be read (a scrape without the queue figures would mislead).
+pub async fn scrape(pool: &PgPool, now: chrono::DateTime<chrono::Utc>) -> Response {
+    match render(pool, now).await {
+        Ok(text) => (
+            [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot read the figures for /metrics");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database cannot be read\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The Prometheus text: the database's figures read now, then everything.

@@ -50,6 +50,9 @@ pub struct AmqpSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpSettings {
     pub addr: SocketAddr,
+    /// Also serve `/metrics` here; for processes without the API.
+    #[serde(default)]
+    pub metrics_addr: Option<SocketAddr>,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
     pub body_limit_bytes: usize,

@@ -166,14 +166,19 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    pub fn new(pool: PgPool, settings: std::sync::Arc<Settings>, clock: Clock) -> Sweeper {
+    pub fn new(
+        pool: PgPool,
+        settings: std::sync::Arc<Settings>,
+        clock: Clock,
+        mailer: Mailer,
+    ) -> Sweeper {
         let host = hostname::get().map_or_else(
             |_| "unknown-host".to_owned(),
             |name| name.to_string_lossy().into_owned(),
         );
         Sweeper {
             pool,
-            mailer: Mailer::new(settings.clone()),
+            mailer,
             settings,
             clock,
             replica: format!("{host}:{}", std::process::id()),

@@ -9,13 +9,16 @@ use chrono::SecondsFormat;
 
 use crate::cli::SweepArgs;
 use crate::clock::Clock;
+use crate::mail::queue::Mailer;
 use crate::settings::Settings;
 use crate::sweeps::{SweepReport, SweepRequest, Sweeper, Trigger};
 
 pub async fn run(settings: Settings, args: SweepArgs) -> anyhow::Result<()> {
     let pool = crate::store::prepare(&settings.database).await?;
     let clock = Clock::from_settings(&settings.clock);
-    let sweeper = Sweeper::new(pool, Arc::new(settings), clock);
+    let settings = Arc::new(settings);
+    let mailer = Mailer::new(settings.clone());
+    let sweeper = Sweeper::new(pool, settings, clock, mailer);
     let request = SweepRequest {
         sweep: args.sweep,
         trigger: Trigger::Cli,

@@ -46,25 +46,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
 }
 
 pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    match crate::meters::render(&state.pool, state.clock.now()).await {
-        Ok(text) => (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(error) => {
-            tracing::warn!(error = %format!("{error:#}"), "cannot read the figures for /metrics");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the database cannot be read\n",
-            )
-                .into_response()
-        }
-    }
+    crate::meters::scrape(&state.pool, state.clock.now()).await
 }
 
 /// Counts every answer by method, route template and status. The template,

@@ -34,21 +34,30 @@ pub struct AppState {
     pub clock: Clock,
     pub rate_limits: Arc<auth::RateLimits>,
     pub mailer: crate::mail::queue::Mailer,
+    /// Runs `POST /v1/sweeps/…`; shares the mailer's compiled templates.
+    pub sweeper: crate::sweeps::Sweeper,
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, settings: Arc<Settings>, clock: Clock) -> AppState {
+    pub fn new(
+        pool: PgPool,
+        settings: Arc<Settings>,
+        clock: Clock,
+        mailer: crate::mail::queue::Mailer,
+    ) -> AppState {
         let rate_limits = Arc::new(auth::RateLimits::new(
             settings.http.rate_limit_per_second,
             settings.http.rate_limit_burst,
         ));
-        let mailer = crate::mail::queue::Mailer::new(settings.clone());
+        let sweeper =
+            crate::sweeps::Sweeper::new(pool.clone(), settings.clone(), clock, mailer.clone());
         AppState {
             pool,
             settings,
             clock,
             rate_limits,
             mailer,
+            sweeper,
         }
     }
 }

@@ -15,7 +15,7 @@ use super::idempotency::{self, Begun};
 use super::problem::ApiError;
 use crate::store::audit;
 use crate::store::tokens::Role;
-use crate::sweeps::{Sweep, SweepRequest, Sweeper, Trigger};
+use crate::sweeps::{Sweep, SweepRequest, Trigger};
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -56,14 +56,13 @@ pub async fn run(
         Begun::Replay(response) => return Ok(response),
         Begun::Fresh(fresh) => fresh,
     };
-    let sweeper = Sweeper::new(state.pool.clone(), state.settings.clone(), state.clock);
     let sweep_request = SweepRequest {
         sweep,
         trigger: Trigger::Api,
         dry_run: request.dry_run,
         token_id: Some(caller.0.id),
     };
-    let report = sweeper.run(&sweep_request, |_, _| {}).await?;
+    let report = state.sweeper.run(&sweep_request, |_, _| {}).await?;
     if let Some(run_id) = report.run_id {
         let event = audit::AuditEvent {
             at: report.now,

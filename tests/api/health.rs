@@ -1,7 +1,9 @@
+use std::time::Duration;
+
 use fulfil::app::Components;
 use serde_json::Value;
 
-use crate::support::{spawn_with, test_settings};
+use crate::support::{new_order, spawn_process_with, spawn_with, test_settings, wait_for};
 
 #[tokio::test]
 async fn health_readiness_and_openapi_are_served() {
@@ -56,5 +58,67 @@ async fn readiness_fails_when_the_broker_is_unreachable() {
 
     assert_eq!(ready.status(), 503);
     assert_eq!(ready.json::<Value>().await.unwrap()["broker"], "down");
+    app.cleanup().await;
+}
+
+/// The value of one series in Prometheus text, e.g. `fulfil_mails_total{outcome="sent"}`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}
+
+/// A `fulfil worker` process has no API, yet only it sees its jobs and
+/// mails: with `http.metrics_addr` it serves them at `/metrics` itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_serves_its_own_counts_at_the_metrics_addr() {
+    let settings = test_settings();
+    let app = spawn_with(settings.clone(), Components::api_only()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let _worker = spawn_process_with(
+        &settings,
+        &["worker", "license.new", "mail.send"],
+        &[("FULFIL__HTTP__METRICS_ADDR", metrics_addr.as_str())],
+        std::process::Stdio::null(),
+    );
+    let token = app.portal_token("acme").await;
+    app.active_order(&token, &new_order("virtual", 1)).await;
+
+    let url = format!("http://{metrics_addr}/metrics");
+    let scrape = || async {
+        let response = app.client.get(&url).send().await.ok()?;
+        assert_eq!(response.status(), 200);
+        response.text().await.ok()
+    };
+    let counted = wait_for(Duration::from_secs(30), || async {
+        let sent = app
+            .count("select count(*) from mails where status = 'sent'")
+            .await;
+        let Some(text) = scrape().await else {
+            return false;
+        };
+        sent > 0
+            && sample(&text, "fulfil_mails_total{outcome=\"sent\"}") == Some(sent as f64)
+            && sample(
+                &text,
+                "fulfil_jobs_total{kind=\"license.new\",outcome=\"succeeded\"}",
+            ) == Some(1.0)
+    })
+    .await;
+    let text = scrape().await.expect("the worker answers /metrics");
+    assert!(
+        counted,
+        "the worker's own job and mail counts, exactly: {text}"
+    );
+    assert_eq!(
+        sample(&text, "fulfil_queue_waiting{kind=\"license.new\"}"),
+        Some(0.0),
+        "and the database's figures"
+    );
     app.cleanup().await;
 }
