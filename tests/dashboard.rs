@@ -17,8 +17,8 @@ use std::time::Duration;
 use fulfil::app::Components;
 use fulfil::settings::MailTransportKind;
 use fulfil::store::tokens::Role;
-use serde_json::{Value, json};
-use support::{spawn_with, test_settings, wait_for};
+use serde_json::Value;
+use support::{DeadMail, a_dead_registration_mail, spawn_with, test_settings};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -47,22 +47,13 @@ async fn an_operator_replays_a_dead_letter_from_the_dashboard() {
     );
     ensure_playwright();
 
-    // SMTP to a closed port and one attempt: the registration mail dies.
-    let mut settings = test_settings();
-    settings.mail.transport = MailTransportKind::Smtp;
-    settings.mail.smtp_url = secrecy::SecretString::from("smtp://127.0.0.1:9".to_owned());
-    settings.jobs.max_attempts = 1;
-    let mut app = spawn_with(settings.clone(), Components::everything()).await;
-    let portal = app.portal_token("acme").await;
-    let operator = app.token(Role::Operator, None).await;
-    let body = json!({ "email": "new@cust.example" });
-    let accepted = app.post("/v1/registrations", &portal, "reg-1", &body).await;
-    assert_eq!(accepted.status(), 202);
-    let died = wait_for(Duration::from_secs(30), || async {
-        app.count("select count(*) from dead_letters").await == 1
-    })
-    .await;
-    assert!(died, "the mail was dead-lettered");
+    // SMTP to a closed port and one attempt: the registration mail died.
+    let DeadMail {
+        mut app,
+        mut settings,
+        operator,
+        ..
+    } = a_dead_registration_mail().await;
 
     // The fix (mail to files), then the operator at the dashboard.
     app.stop().await;

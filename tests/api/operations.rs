@@ -5,11 +5,12 @@
 
 use fulfil::app::Components;
 use fulfil::settings::MailTransportKind;
-use fulfil::store::tokens::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{TestApp, settings_env, spawn_with, test_settings, wait_for};
+use crate::support::{
+    DeadMail, TestApp, a_dead_registration_mail, settings_env, spawn_with, wait_for,
+};
 
 fn command(app: &TestApp, args: &[&str]) -> Value {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_fulfil"))
@@ -37,22 +38,12 @@ async fn replay(app: &TestApp, token: &str, body: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_mail_is_listed_counted_and_replayed_once_after_the_fix() {
-    // SMTP to a closed port, one attempt: the mail dies.
-    let mut settings = test_settings();
-    settings.mail.transport = MailTransportKind::Smtp;
-    settings.mail.smtp_url = secrecy::SecretString::from("smtp://127.0.0.1:9".to_owned());
-    settings.jobs.max_attempts = 1;
-    let mut app = spawn_with(settings.clone(), Components::everything()).await;
-    let portal = app.portal_token("acme").await;
-    let operator = app.token(Role::Operator, None).await;
-    let body = json!({ "email": "new@cust.example" });
-    let accepted = app.post("/v1/registrations", &portal, "reg-1", &body).await;
-    assert_eq!(accepted.status(), 202);
-    let died = wait_for(std::time::Duration::from_secs(30), || async {
-        app.count("select count(*) from dead_letters").await == 1
-    })
-    .await;
-    assert!(died, "the mail was dead-lettered");
+    let DeadMail {
+        mut app,
+        mut settings,
+        portal,
+        operator,
+    } = a_dead_registration_mail().await;
 
     let listed: Value = app
         .get("/v1/ops/dead-letters", &operator)

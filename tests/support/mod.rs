@@ -56,6 +56,40 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(test_settings(), Components::everything()).await
 }
 
+/// A running app whose one mail died: SMTP points at a closed port with
+/// one attempt, and a registration's mail was dead-lettered.
+pub struct DeadMail {
+    pub app: TestApp,
+    /// The settings it ran on, to restart it fixed (mail to files, say).
+    pub settings: Settings,
+    pub portal: String,
+    pub operator: String,
+}
+
+pub async fn a_dead_registration_mail() -> DeadMail {
+    let mut settings = test_settings();
+    settings.mail.transport = fulfil::settings::MailTransportKind::Smtp;
+    settings.mail.smtp_url = SecretString::from("smtp://127.0.0.1:9".to_owned());
+    settings.jobs.max_attempts = 1;
+    let app = spawn_with(settings.clone(), Components::everything()).await;
+    let portal = app.portal_token("acme").await;
+    let operator = app.token(Role::Operator, None).await;
+    let body = json!({ "email": "new@cust.example" });
+    let accepted = app.post("/v1/registrations", &portal, "reg-1", &body).await;
+    assert_eq!(accepted.status(), 202);
+    let died = wait_for(Duration::from_secs(30), || async {
+        app.count("select count(*) from dead_letters").await == 1
+    })
+    .await;
+    assert!(died, "the mail was dead-lettered");
+    DeadMail {
+        app,
+        settings,
+        portal,
+        operator,
+    }
+}
+
 pub async fn spawn_with(settings: Settings, components: Components) -> TestApp {
     fulfil::telemetry::init();
     let app = Application::build(settings.clone(), components.clone())
