@@ -163,6 +163,11 @@ pub struct OpsSettings {
     /// The default window of `GET /v1/ops/sla` and the dashboard.
     #[serde(with = "humantime_serde")]
     pub sla_window: Duration,
+    /// A dashboard sign-in lasts this long.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Mark the dashboard's cookie `Secure` (serve `/ops` over HTTPS only).
+    pub secure_cookie: bool,
 }
 
 /// Cron expressions (with seconds, UTC) of the sweeps; the scheduler fires

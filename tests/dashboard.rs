@@ -140,22 +140,47 @@ async fn the_dashboard_refuses_other_tokens_and_foreign_posts() {
     assert_eq!(as_portal.status(), 401, "a portal token does not sign in");
     assert!(as_portal.headers().get("set-cookie").is_none());
 
-    let signed_in = client
-        .post(app.url("/ops/login"))
-        .form(&[("token", operator.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), 303);
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let sign_in = || async {
+        let signed_in = client
+            .post(app.url("/ops/login"))
+            .form(&[("token", operator.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_in.status(), 303);
+        signed_in.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let cookie = sign_in().await;
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Max-Age=43200"),
         "{cookie}"
     );
+    assert!(
+        !cookie.contains(&operator),
+        "the browser holds a session secret, not the token"
+    );
     let session = cookie.split(';').next().unwrap().to_owned();
+    let signed_in_page = |session: String| {
+        let client = client.clone();
+        let url = app.url("/ops");
+        async move {
+            let html = client
+                .get(url)
+                .header("cookie", session)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            !html.contains("name=\"token\"")
+        }
+    };
 
     // A dead letter replayed an hour ago, then sixty newer ones still open:
     // more than the page lists, yet the replayed one is still shown.
@@ -208,6 +233,44 @@ async fn the_dashboard_refuses_other_tokens_and_foreign_posts() {
         app.count("select count(*) from audit_events where action = 'dead_letter.replay'")
             .await,
         0
+    );
+
+    // Signing out ends the session on the server, not just in the browser.
+    let signed_out = client
+        .post(app.url("/ops/logout"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), 303);
+    assert!(
+        !signed_in_page(session.clone()).await,
+        "the old cookie no longer signs in"
+    );
+    // An expired session, and a live one whose token is revoked, end too.
+    let expiring = sign_in().await.split(';').next().unwrap().to_owned();
+    assert!(signed_in_page(expiring.clone()).await);
+    sqlx::query("update ops_sessions set expires_at = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert!(!signed_in_page(expiring).await, "expired");
+    let revoking = sign_in().await.split(';').next().unwrap().to_owned();
+    assert!(signed_in_page(revoking.clone()).await);
+    sqlx::query("update api_tokens set revoked_at = now() where role = 'operator'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert!(!signed_in_page(revoking).await, "token revoked");
+    assert_eq!(
+        app.count(
+            "select count(*) from audit_events a join api_tokens t on t.id = a.token_id
+             where t.role = 'operator' and a.entity_type = 'ops_session'
+               and a.action in ('ops.signed_in', 'ops.signed_out')"
+        )
+        .await,
+        4,
+        "three sign-ins and one sign-out, each with the operator's token"
     );
     app.cleanup().await;
 }

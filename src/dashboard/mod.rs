@@ -130,10 +130,10 @@ async fn login(
             "the form was posted from another site".into(),
         ));
     }
-    match session::signed_in(&state, &form.token).await? {
-        Some(operator) => {
+    match session::sign_in(&state, jar, &form.token).await? {
+        Some((operator, jar)) => {
             tracing::info!(token = %operator.name, "operator signed in to the dashboard");
-            Ok((session::start(jar, &form.token), Redirect::to("/ops")).into_response())
+            Ok((jar, Redirect::to("/ops")).into_response())
         }
         None => login_page(
             StatusCode::UNAUTHORIZED,
@@ -142,8 +142,17 @@ async fn login(
     }
 }
 
-async fn logout(jar: CookieJar) -> Response {
-    (session::end(jar), Redirect::to("/ops")).into_response()
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Result<Response, ApiError> {
+    if !session::same_origin(&headers) {
+        return Err(ApiError::Forbidden(
+            "the form was posted from another site".into(),
+        ));
+    }
+    Ok((session::sign_out(&state, jar).await?, Redirect::to("/ops")).into_response())
 }
 
 async fn replay(

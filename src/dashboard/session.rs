@@ -1,19 +1,25 @@
-//! The dashboard's login: the operator pastes an operator token once; it
-//! is kept in an HttpOnly, SameSite=Strict cookie scoped to `/ops`, and
-//! every request looks it up again, so revoking the token ends the
-//! session. SameSite=Strict keeps other sites from posting a replay with
-//! it; the Origin check below refuses the rest.
+//! The dashboard's sign-in. The operator pastes an operator token once;
+//! the browser then holds a random session secret (never the token) in an
+//! HttpOnly, SameSite=Strict cookie scoped to `/ops`. Every request looks
+//! the session up with its token, so expiry (`ops.session_ttl`), sign-out
+//! and revoking the token all end it. Sign-in and sign-out are audited
+//! with the token. SameSite=Strict keeps other sites from posting a replay
+//! with the cookie; the Origin check below refuses the rest.
 
 use axum::http::HeaderMap;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde_json::json;
+use uuid::Uuid;
 
 use crate::intake::AppState;
 use crate::intake::problem::ApiError;
+use crate::store::audit::{self, AuditEvent};
+use crate::store::ops_sessions;
 use crate::store::tokens::{self, Role, TokenIdentity};
 
 const COOKIE: &str = "fulfil_ops";
 
-/// The operator behind the session cookie, if there is a valid one.
+/// The operator behind the session cookie, if its session is live.
 pub async fn operator(
     state: &AppState,
     jar: &CookieJar,
@@ -21,30 +27,75 @@ pub async fn operator(
     let Some(secret) = jar.get(COOKIE).map(|c| c.value().to_owned()) else {
         return Ok(None);
     };
-    let identity = signed_in(state, &secret).await?;
+    let identity = ops_sessions::operator(&state.pool, &secret).await?;
     if let Some(identity) = &identity {
         state.rate_limits.check(identity)?;
     }
     Ok(identity)
 }
 
-/// The operator a pasted token names; `None` for any other token.
-pub async fn signed_in(state: &AppState, secret: &str) -> Result<Option<TokenIdentity>, ApiError> {
-    let identity = tokens::find_by_secret(&state.pool, secret.trim()).await?;
-    Ok(identity.filter(|identity| identity.role == Role::Operator))
-}
-
-pub fn start(jar: CookieJar, secret: &str) -> CookieJar {
-    let cookie = Cookie::build((COOKIE, secret.trim().to_owned()))
+/// Signs in with a pasted token: `None` unless it is an operator's. The
+/// returned jar carries the new session's cookie.
+pub async fn sign_in(
+    state: &AppState,
+    jar: CookieJar,
+    pasted: &str,
+) -> Result<Option<(TokenIdentity, CookieJar)>, ApiError> {
+    let Some(operator) = tokens::find_by_secret(&state.pool, pasted.trim())
+        .await?
+        .filter(|identity| identity.role == Role::Operator)
+    else {
+        return Ok(None);
+    };
+    let ttl = state.settings.ops.session_ttl;
+    let mut tx = state.pool.begin().await?;
+    let (session, secret) = ops_sessions::start(&mut tx, operator.id, ttl).await?;
+    record(state, &mut tx, "ops.signed_in", session, operator.id).await?;
+    tx.commit().await?;
+    let cookie = Cookie::build((COOKIE, secret))
         .path("/ops")
         .http_only(true)
         .same_site(SameSite::Strict)
+        .secure(state.settings.ops.secure_cookie)
+        .max_age(cookie::time::Duration::seconds(
+            i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+        ))
         .build();
-    jar.add(cookie)
+    Ok(Some((operator, jar.add(cookie))))
 }
 
-pub fn end(jar: CookieJar) -> CookieJar {
-    jar.remove(Cookie::build(COOKIE).path("/ops"))
+/// Ends the cookie's session, if any, and removes the cookie.
+pub async fn sign_out(state: &AppState, jar: CookieJar) -> Result<CookieJar, ApiError> {
+    if let Some(secret) = jar.get(COOKIE).map(|c| c.value().to_owned()) {
+        let mut tx = state.pool.begin().await?;
+        if let Some((session, token)) = ops_sessions::end(&mut tx, &secret).await? {
+            record(state, &mut tx, "ops.signed_out", session, token).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(jar.remove(Cookie::build(COOKIE).path("/ops")))
+}
+
+async fn record(
+    state: &AppState,
+    tx: &mut crate::store::Tx<'_>,
+    action: &'static str,
+    session: Uuid,
+    token: Uuid,
+) -> Result<(), ApiError> {
+    let event = AuditEvent {
+        at: state.clock.now(),
+        entity_type: "ops_session",
+        entity_id: session,
+        action,
+        from_state: None,
+        to_state: None,
+        token_id: Some(token),
+        job_id: None,
+        detail: json!({}),
+    };
+    audit::record(tx, event).await?;
+    Ok(())
 }
 
 /// A form post must come from this page: a browser names the page's

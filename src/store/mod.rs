@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod licenses;
 pub mod mails;
+pub mod ops_sessions;
 pub mod outbox;
 pub mod registrations;
 pub mod sla;

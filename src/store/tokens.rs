@@ -97,12 +97,25 @@ pub async fn create_token(
 }
 
 #[derive(sqlx::FromRow)]
-struct TokenRow {
+pub(crate) struct TokenRow {
     id: Uuid,
     name: String,
     role: String,
     partner_id: Option<String>,
     rate_limit_per_second: Option<i32>,
+}
+
+impl TokenRow {
+    /// `None` for a role this build does not know.
+    pub(crate) fn identity(self) -> Option<TokenIdentity> {
+        Some(TokenIdentity {
+            id: self.id,
+            name: self.name,
+            role: Role::parse(&self.role)?,
+            partner_id: self.partner_id,
+            rate_limit_per_second: self.rate_limit_per_second,
+        })
+    }
 }
 
 pub async fn find_by_secret(pool: &PgPool, secret: &str) -> sqlx::Result<Option<TokenIdentity>> {
@@ -113,13 +126,5 @@ pub async fn find_by_secret(pool: &PgPool, secret: &str) -> sqlx::Result<Option<
     .bind(hash_secret(secret))
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|row| {
-        Some(TokenIdentity {
-            id: row.id,
-            name: row.name,
-            role: Role::parse(&row.role)?,
-            partner_id: row.partner_id,
-            rate_limit_per_second: row.rate_limit_per_second,
-        })
-    }))
+    Ok(row.and_then(TokenRow::identity))
 }

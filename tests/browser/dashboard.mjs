@@ -66,6 +66,16 @@ try {
   const done = page.locator(`#replayed tr[data-dead-letter="${deadLetter}"][data-job-status="succeeded"]`);
   await done.waitFor({ timeout: 30_000 });
   await page.screenshot({ path: screenshot, fullPage: true });
+
+  // The browser holds a session secret, never the token; signing out ends it.
+  const cookies = await page.context().cookies();
+  check(
+    cookies.length === 1 && !cookies[0].value.includes(token),
+    "the cookie carries the operator token",
+  );
+  await page.click("button:has-text('Sign out')");
+  await page.waitForSelector("#token");
+
   console.log(JSON.stringify({ dead_letter: deadLetter, job_status: "succeeded", screenshot }));
 } finally {
   await browser.close();
