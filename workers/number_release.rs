@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::trial_notices::TrialPayload;
+use super::trial_notices::lock_job_trial;
 use crate::job::{JobError, JobKind};
-use crate::runtime::{JobContext, JobHandler, payload};
+use crate::runtime::{JobContext, JobHandler};
 use crate::store::jobs::JobRow;
 use crate::store::{Tx, trials};
 use crate::trials::{TrialChange, audit_change};
@@ -25,10 +25,8 @@ impl JobHandler for NumberRelease {
         job: &JobRow,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let TrialPayload { trial_id } = payload(job)?;
-        let trial = trials::lock_trial(tx, trial_id)
-            .await?
-            .ok_or_else(|| JobError::fatal(format!("trial {trial_id} does not exist")))?;
+        let trial = lock_job_trial(tx, job).await?;
+        let trial_id = trial.id;
         let now = ctx.clock.now();
         let released = trials::release_numbers(tx, trial_id, now).await?;
         if released.is_empty() {

@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::job::{JobError, JobKind};
 use crate::runtime::{JobContext, JobHandler, payload};
 use crate::store::jobs::JobRow;
+use crate::store::trials::TrialRow;
 use crate::store::{Tx, directory, trials};
 use crate::trials::{
     Notice, Timeline, TrialChange, TrialMoment, audit_change, queue_admin_notices,
@@ -16,9 +17,19 @@ use crate::trials::{
 
 pub struct TrialNotices;
 
+/// The payload of every trial job: the trial it is for.
 #[derive(Debug, serde::Deserialize, serde::Serialize)]
 pub struct TrialPayload {
     pub trial_id: uuid::Uuid,
+}
+
+/// The trial a trial job is for, locked for the job's transaction; a trial
+/// that does not exist is a fatal error (the job can never succeed).
+pub(super) async fn lock_job_trial(tx: &mut Tx<'_>, job: &JobRow) -> Result<TrialRow, JobError> {
+    let TrialPayload { trial_id } = payload(job)?;
+    trials::lock_trial(tx, trial_id)
+        .await?
+        .ok_or_else(|| JobError::fatal(format!("trial {trial_id} does not exist")))
 }
 
 #[async_trait]
@@ -33,10 +44,8 @@ impl JobHandler for TrialNotices {
         job: &JobRow,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let TrialPayload { trial_id } = payload(job)?;
-        let trial = trials::lock_trial(tx, trial_id)
-            .await?
-            .ok_or_else(|| JobError::fatal(format!("trial {trial_id} does not exist")))?;
+        let trial = lock_job_trial(tx, job).await?;
+        let trial_id = trial.id;
         let now = ctx.clock.now();
         let timeline = Timeline::from_settings(&ctx.settings.trial);
         let recorded = trials::notices(&mut **tx, trial_id).await?;

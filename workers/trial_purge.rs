@@ -8,9 +8,9 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::trial_notices::TrialPayload;
+use super::trial_notices::lock_job_trial;
 use crate::job::{JobError, JobKind};
-use crate::runtime::{JobContext, JobHandler, payload};
+use crate::runtime::{JobContext, JobHandler};
 use crate::store::jobs::JobRow;
 use crate::store::{Tx, directory, trials};
 use crate::trials::{Timeline, TrialChange, audit_change, queue_purge_mails};
@@ -29,10 +29,8 @@ impl JobHandler for TrialPurge {
         job: &JobRow,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let TrialPayload { trial_id } = payload(job)?;
-        let trial = trials::lock_trial(tx, trial_id)
-            .await?
-            .ok_or_else(|| JobError::fatal(format!("trial {trial_id} does not exist")))?;
+        let trial = lock_job_trial(tx, job).await?;
+        let trial_id = trial.id;
         let now = ctx.clock.now();
         let timeline = Timeline::from_settings(&ctx.settings.trial);
         if !timeline.purge_due(&trial.status, trial.ends_at, now) {

@@ -40,28 +40,8 @@ pub async fn enqueue_with_id(
     max_attempts: i32,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into jobs (id, kind, version, payload, max_attempts, partner_id, token_id,
-                           resource_type, resource_id, sla_deadline, enqueued_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(id)
-    .bind(job.kind.as_str())
-    .bind(job.kind.version())
-    .bind(&job.payload)
-    .bind(max_attempts)
-    .bind(job.partner_id)
-    .bind(job.token_id)
-    .bind(job.resource_type)
-    .bind(job.resource_id)
-    .bind(job.sla_deadline)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("insert into outbox (job_id, attempt) values ($1, 1)")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    // Without a unique key the insert cannot step aside: it writes, or fails.
+    insert(tx, id, job, None, max_attempts, now).await?;
     Ok(())
 }
 
@@ -76,6 +56,19 @@ pub async fn enqueue_unique(
     max_attempts: i32,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<Uuid>> {
+    insert(tx, Uuid::now_v7(), job, Some(unique_key), max_attempts, now).await
+}
+
+/// The job row and its first outbox row; `None` when a pending job holds
+/// the same unique key.
+async fn insert(
+    tx: &mut Tx<'_>,
+    id: Uuid,
+    job: NewJob<'_>,
+    unique_key: Option<&str>,
+    max_attempts: i32,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Uuid>> {
     let id: Option<Uuid> = sqlx::query_scalar(
         "insert into jobs (id, kind, version, payload, max_attempts, partner_id, token_id,
                            resource_type, resource_id, sla_deadline, enqueued_at, unique_key)
@@ -85,7 +78,7 @@ pub async fn enqueue_unique(
          do nothing
          returning id",
     )
-    .bind(Uuid::now_v7())
+    .bind(id)
     .bind(job.kind.as_str())
     .bind(job.kind.version())
     .bind(&job.payload)
