@@ -535,7 +535,33 @@ async fn a_cancellation_racing_an_addition_ends_consistent() {
         let (all, one) = (json!({ "all": true }), json!({ "quantity": 1 }));
         let cancel = app.post(&cancel_path, &token, &cancel_key, &all);
         let add = app.post(&add_path, &token, &add_key, &one);
-        let (cancel, add) = tokio::join!(cancel, add);
+        // The two must contend. Unheld, a slow machine can finish one change,
+        // job and all, before the other arrives; then both are rightly
+        // accepted in turn and the race under test never happens. So the
+        // test holds the order's lock until both requests wait on it.
+        let mut holder = app.pool.begin().await.unwrap();
+        sqlx::query("select 1 from license_orders where id = $1::uuid for update")
+            .bind(&order_id)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let release_once_both_wait = async {
+            assert!(
+                wait_for(Duration::from_secs(10), || async {
+                    app.count(
+                        "select count(*) from pg_stat_activity
+                         where datname = current_database() and wait_event_type = 'Lock'
+                           and query like '%from license_orders where id = $1 for update%'",
+                    )
+                    .await
+                        == 2
+                })
+                .await,
+                "both requests reached the order's lock"
+            );
+            holder.commit().await.unwrap();
+        };
+        let (cancel, add, ()) = tokio::join!(cancel, add, release_once_both_wait);
         let (cancel, add) = (cancel.status().as_u16(), add.status().as_u16());
 
         // Exactly one change is accepted; the other waits its turn (409).
