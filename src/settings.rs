@@ -24,6 +24,7 @@ pub struct Settings {
     pub transfers: TransferSettings,
     pub trial: TrialSettings,
     pub registration: RegistrationSettings,
+    pub relationships: RelationshipSettings,
     pub ops: OpsSettings,
     #[serde(default)]
     pub clock: ClockSettings,
@@ -151,6 +152,20 @@ pub struct RegistrationSettings {
     pub link_base: String,
 }
 
+/// Invitations that grant access (SPEC §1.5): a customer's acceptance of
+/// a reseller relationship, a reseller's acceptance of a partnership.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RelationshipSettings {
+    /// How long an invitation's one-time link works.
+    #[serde(with = "humantime_serde")]
+    pub invite_valid: Duration,
+    /// The page a customer admin opens to accept or decline a reseller
+    /// relationship; the link is this with the token appended.
+    pub link_base: String,
+    /// The page a reseller's admin opens to accept a partnership.
+    pub partnership_link_base: String,
+}
+
 /// What operators hear and see (issue 6).
 #[derive(Debug, Clone, Deserialize)]
 pub struct OpsSettings {
@@ -257,6 +272,10 @@ impl Settings {
         anyhow::ensure!(
             !self.trial.extension_step.is_zero() && !self.registration.link_valid.is_zero(),
             "trial.extension_step and registration.link_valid must be longer than zero"
+        );
+        anyhow::ensure!(
+            !self.relationships.invite_valid.is_zero(),
+            "relationships.invite_valid must be longer than zero"
         );
         anyhow::ensure!(
             self.ops.email.contains('@'),

@@ -31,7 +31,7 @@ impl Drop for RestartGuard {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_under_a_trickle_of_requests_loses_nothing() {
     let app = spawn_with(test_settings(), Components::everything()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let total = 60;
     let _guard = RestartGuard;
 

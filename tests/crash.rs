@@ -7,7 +7,6 @@ use std::process::Child;
 use std::time::Duration;
 
 use fulfil::app::Components;
-use fulfil::store::tokens::Role;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use support::{TestApp, new_order, spawn_process, spawn_with, test_settings, wait_for};
@@ -81,7 +80,7 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
     // Arrange: the API in this process, the worker a real child process.
     let settings = test_settings();
     let app = spawn_with(settings.clone(), Components::api_only()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let mut worker = spawn_process(&settings, &["worker"]);
     let orders = 300;
 
@@ -115,7 +114,7 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
 async fn sigterm_stops_taking_work_finishes_in_flight_jobs_and_exits_zero() {
     let settings = test_settings();
     let app = spawn_with(settings.clone(), Components::api_only()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let mut worker = spawn_process(&settings, &["worker"]);
     post_orders(&app, &token, 100, 1).await;
     assert!(
@@ -149,7 +148,7 @@ async fn accepted_requests_survive_a_crash_between_commit_and_publish() {
     let mut settings = test_settings();
     settings.outbox.relay = false;
     let mut api = spawn_with(settings.clone(), Components::api_only()).await;
-    let token = api.token(Role::Portal, Some("acme")).await;
+    let token = api.portal_with_customer("acme", "cust-1").await;
     post_orders(&api, &token, 20, 1).await;
     assert_eq!(
         api.count("select count(*) from outbox where published_at is null")

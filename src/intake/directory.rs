@@ -2,9 +2,10 @@
 //! with idempotent `PUT`s (201 when created, 200 when updated) and read it
 //! back with `GET`. A portal writes only within its own partner's scope —
 //! its partner, the customers it is reseller of record for, their users,
-//! the subscriptions it sells, roles on those, and its own reseller
-//! relationships; anything outside answers 404 (or 403 when the body
-//! itself names another partner). Operators may write everything.
+//! the subscriptions it sells, and roles on those; anything outside answers
+//! 404 (or 403 when the body itself names another partner). Operators may
+//! write everything. Reseller relationships are granted, not upserted:
+//! see `relationships`.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -84,12 +85,26 @@ async fn visible_customer(
     caller: &Caller,
     id: &str,
 ) -> Result<Customer, ApiError> {
-    let customer = directory::find_customer(&state.pool, id)
+    let mut conn = state.pool.acquire().await?;
+    customer_acted_for(&mut conn, caller, id).await
+}
+
+/// The customer, if the caller's partner may act for it: its partner of
+/// record, or a partner with an active reseller relationship (operators act
+/// for all). Anything else answers 404, exactly as an unknown customer
+/// does (SPEC §1.5), so a portal cannot even tell that it exists.
+pub async fn customer_acted_for(
+    conn: &mut sqlx::PgConnection,
+    caller: &Caller,
+    id: &str,
+) -> Result<Customer, ApiError> {
+    let customer = directory::find_customer(&mut *conn, id)
         .await?
         .ok_or_else(|| not_found("customer", id))?;
     match caller.partner_scope() {
         None => Ok(customer),
-        Some(own) if directory::customer_visible_to(&state.pool, id, own).await? => Ok(customer),
+        Some(own) if own == customer.partner_id => Ok(customer),
+        Some(own) if directory::customer_visible_to(&mut *conn, id, own).await? => Ok(customer),
         Some(_) => Err(not_found("customer", id)),
     }
 }
@@ -503,70 +518,4 @@ pub async fn get_role(
         return Err(not_found("role assignment", &id));
     }
     Ok(Json(role))
-}
-
-// Reseller relationships
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Relationship {
-    pub partner_id: String,
-    pub customer_id: String,
-}
-
-#[utoipa::path(put, path = "/v1/reseller-relationships/{partner_id}/{customer_id}", tag = "directory",
-    params(("partner_id" = String, Path), ("customer_id" = String, Path)),
-    responses((status = 200, body = Relationship), (status = 201, body = Relationship), (status = 400, body = super::problem::Problem),
-              (status = 403, body = super::problem::Problem), (status = 404, body = super::problem::Problem)),
-    security(("bearer" = [])))]
-pub async fn put_relationship(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((partner_id, customer_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let partner_id = acting_partner(&caller, Some(&partner_id))?;
-    let mut tx = state.pool.begin().await?;
-    if directory::find_partner(&mut *tx, &partner_id)
-        .await?
-        .is_none()
-    {
-        return Err(not_found("partner", &partner_id));
-    }
-    if directory::find_customer(&mut *tx, &customer_id)
-        .await?
-        .is_none()
-    {
-        return Err(not_found("customer", &customer_id));
-    }
-    let created = directory::insert_relationship(&mut tx, &partner_id, &customer_id).await?;
-    tx.commit().await?;
-    Ok(upserted(
-        created,
-        &Relationship {
-            partner_id,
-            customer_id,
-        },
-    ))
-}
-
-#[utoipa::path(get, path = "/v1/reseller-relationships/{partner_id}/{customer_id}", tag = "directory",
-    params(("partner_id" = String, Path), ("customer_id" = String, Path)),
-    responses((status = 200, body = Relationship), (status = 400, body = super::problem::Problem),
-              (status = 403, body = super::problem::Problem), (status = 404, body = super::problem::Problem)),
-    security(("bearer" = [])))]
-pub async fn get_relationship(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((partner_id, customer_id)): Path<(String, String)>,
-) -> Result<Json<Relationship>, ApiError> {
-    caller.require(&[Role::Portal, Role::Operator])?;
-    let mine = caller.partner_scope().is_none_or(|own| own == partner_id);
-    if !mine || !directory::relationship_exists(&state.pool, &partner_id, &customer_id).await? {
-        return Err(ApiError::NotFound(format!(
-            "no reseller relationship {partner_id}/{customer_id}"
-        )));
-    }
-    Ok(Json(Relationship {
-        partner_id,
-        customer_id,
-    }))
 }

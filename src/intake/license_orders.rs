@@ -298,7 +298,8 @@ fn change_in_progress() -> ApiError {
     request_body = NewOrderRequest,
     params(("Idempotency-Key" = String, Header, description = "unique per request")),
     responses((status = 202, body = Accepted), (status = 400, body = super::problem::Problem),
-              (status = 401, body = super::problem::Problem), (status = 403, body = super::problem::Problem)),
+              (status = 401, body = super::problem::Problem), (status = 403, body = super::problem::Problem),
+              (status = 404, body = super::problem::Problem, description = "no customer the partner holds or acts for")),
     security(("bearer" = [])))]
 pub async fn create_order(
     State(state): State<AppState>,
@@ -322,6 +323,9 @@ pub async fn create_order(
             Begun::Replay(response) => return Ok(response),
             Begun::Fresh(fresh) => fresh,
         };
+    // An order names a customer the partner holds or acts for; any other
+    // (unknown included) answers 404 and queues nothing.
+    super::directory::customer_acted_for(&mut fresh.tx, &caller, &request.customer_id).await?;
     let now = state.clock.now();
     let order_id = Uuid::now_v7();
     let order = licenses::insert_order(

@@ -11,8 +11,10 @@ pub mod jobs;
 pub mod license_orders;
 pub mod openapi;
 pub mod ops;
+pub mod partnerships;
 pub mod problem;
 pub mod registrations;
+pub mod relationships;
 pub mod sweeps;
 pub mod transfers;
 pub mod trials;
@@ -131,7 +133,35 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/reseller-relationships/{partner_id}/{customer_id}",
-            get(directory::get_relationship).put(directory::put_relationship),
+            get(relationships::get_relationship)
+                .put(relationships::put_relationship)
+                .delete(relationships::end_relationship),
+        )
+        .route("/v1/relationship-requests", post(relationships::request))
+        .route(
+            "/v1/relationship-requests/{id}",
+            get(relationships::get_request),
+        )
+        .route(
+            "/v1/relationship-requests/{token}/acceptance",
+            post(relationships::accept),
+        )
+        .route(
+            "/v1/relationship-requests/{token}/decline",
+            post(relationships::decline),
+        )
+        .route("/v1/partnerships", post(partnerships::invite))
+        .route(
+            "/v1/partnerships/{id}",
+            get(partnerships::get).delete(partnerships::end),
+        )
+        .route(
+            "/v1/partnerships/{token}/acceptance",
+            post(partnerships::accept),
+        )
+        .route(
+            "/v1/partnerships/{token}/decline",
+            post(partnerships::decline),
         )
         .merge(crate::dashboard::routes())
         .fallback(|| async { problem::ApiError::NotFound("no such route".into()) })

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "fulfil intake API", description = "Requests from resale portals become jobs: license orders and their lifecycle; the directory portals keep in sync; transfers; trials and their sweeps; registrations."),
+    info(title = "fulfil intake API", description = "Requests from resale portals become jobs: license orders and their lifecycle; the directory portals keep in sync; relationships granted by invitation; transfers; trials and their sweeps; registrations."),
     paths(
         super::license_orders::create_order,
         super::license_orders::add_licenses,
@@ -34,8 +34,18 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         super::directory::get_subscription,
         super::directory::put_role,
         super::directory::get_role,
-        super::directory::put_relationship,
-        super::directory::get_relationship,
+        super::relationships::put_relationship,
+        super::relationships::get_relationship,
+        super::relationships::end_relationship,
+        super::relationships::request,
+        super::relationships::get_request,
+        super::relationships::accept,
+        super::relationships::decline,
+        super::partnerships::invite,
+        super::partnerships::get,
+        super::partnerships::accept,
+        super::partnerships::decline,
+        super::partnerships::end,
         super::jobs::get_job,
         super::trials::create,
         super::trials::get,

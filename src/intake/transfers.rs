@@ -96,7 +96,9 @@ fn validate(request: &TransferRequest, destination: &str) -> Result<(), ApiError
 #[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = TransferRequest,
     params(("Idempotency-Key" = String, Header, description = "unique per request")),
     responses((status = 202, description = "accepted: transfer_id, job_id, status_url"), (status = 400, body = super::problem::Problem),
-              (status = 403, body = super::problem::Problem), (status = 422, body = super::problem::Problem)),
+              (status = 403, body = super::problem::Problem),
+              (status = 404, body = super::problem::Problem, description = "a customer the destination does not act for"),
+              (status = 422, body = super::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn submit(
     State(state): State<AppState>,
@@ -129,6 +131,11 @@ pub async fn submit(
             Begun::Replay(response) => return Ok(response),
             Begun::Fresh(fresh) => fresh,
         };
+    // A destination portal reaches only customers it acts for: any other,
+    // unknown included, answers 404 and mails no one (SPEC §1.5).
+    if caller.partner_scope().is_some() {
+        super::directory::customer_acted_for(&mut fresh.tx, &caller, &request.customer_id).await?;
+    }
     // Unknown names are refused now; ownership is the worker's precondition
     // check, whose rejection is mailed to everyone.
     let mut unknown = Vec::new();

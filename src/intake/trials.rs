@@ -148,10 +148,8 @@ pub async fn create(
             Begun::Replay(response) => return Ok(response),
             Begun::Fresh(fresh) => fresh,
         };
-    let customer = directory::find_customer(&mut *fresh.tx, &request.customer_id)
-        .await?
-        .filter(|c| caller.can_see(Some(&c.partner_id)))
-        .ok_or_else(|| ApiError::NotFound(format!("no customer {}", request.customer_id)))?;
+    let customer =
+        super::directory::customer_acted_for(&mut fresh.tx, &caller, &request.customer_id).await?;
     let partner_id = match (caller.partner_scope(), &request.partner_id) {
         (Some(own), Some(named)) if named != own => {
             return Err(ApiError::Forbidden(

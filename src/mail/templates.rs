@@ -121,6 +121,10 @@ const TEMPLATES: &[TemplateFile] = &[
     template_file!("registration_completed", "en", Locale::En),
     template_file!("service_started", "ja", Locale::Ja),
     template_file!("service_started", "en", Locale::En),
+    template_file!("relationship_invitation", "ja", Locale::Ja),
+    template_file!("relationship_invitation", "en", Locale::En),
+    template_file!("partnership_invitation", "ja", Locale::Ja),
+    template_file!("partnership_invitation", "en", Locale::En),
     template_file!("sla_alert", "ja", Locale::Ja),
     template_file!("sla_alert", "en", Locale::En),
 ];
@@ -470,6 +474,46 @@ mod tests {
         })
     }
 
+    fn relationship_invitation_context(provider: Option<&str>) -> serde_json::Value {
+        json!({
+            "partner_name": "Globex Resale", "customer_name": "株式会社サンプル",
+            "provider_name": provider, "link": LINK, "expires_at": EXPIRES_AT, "valid_days": 7
+        })
+    }
+
+    fn partnership_invitation_context() -> serde_json::Value {
+        json!({
+            "provider_name": "Initech Distribution", "reseller_name": "Globex Resale",
+            "link": LINK, "expires_at": EXPIRES_AT, "valid_days": 7
+        })
+    }
+
+    #[test]
+    fn a_two_tier_invitation_names_the_provider_and_a_direct_one_does_not() {
+        for locale in Locale::ALL {
+            let direct = render_with(
+                "relationship_invitation",
+                locale,
+                &relationship_invitation_context(None),
+            );
+            let two_tier = render_with(
+                "relationship_invitation",
+                locale,
+                &relationship_invitation_context(Some("Initech Distribution")),
+            );
+            assert_well_formed(&direct, "direct");
+            assert_well_formed(&two_tier, "two-tier");
+            assert!(
+                !direct.body.contains("Initech"),
+                "{locale}: {}",
+                direct.body
+            );
+            assert!(two_tier.body.contains("Initech Distribution"), "{locale}");
+            assert!(direct.body.contains(TOKEN), "{locale}: the link");
+            assert!(!direct.subject.contains(TOKEN), "{locale}");
+        }
+    }
+
     fn service_started_context() -> serde_json::Value {
         json!({ "email": EMAIL, "services": ["C-Chorus Chat", "C-Chorus Phone"] })
     }
@@ -535,6 +579,8 @@ mod tests {
             "registration" => registration_context(),
             "registration_completed" => json!({ "email": EMAIL }),
             "service_started" => service_started_context(),
+            "relationship_invitation" => relationship_invitation_context(None),
+            "partnership_invitation" => partnership_invitation_context(),
             "sla_alert" => sla_alert_context("breached", true),
             _ => license_context(true),
         }
@@ -561,6 +607,8 @@ mod tests {
                 "registration",
                 "registration_completed",
                 "service_started",
+                "relationship_invitation",
+                "partnership_invitation",
                 "sla_alert"
             ]
         );
@@ -608,6 +656,11 @@ mod tests {
                         "{kind}.{locale}"
                     );
                     assert!(!mail.subject.contains(TOKEN), "{kind}.{locale}");
+                } else if kind.ends_with("_invitation") {
+                    // The one-time link is in the body, never the subject.
+                    assert!(mail.body.contains(TOKEN), "{kind}.{locale}");
+                    assert!(!mail.subject.contains(TOKEN), "{kind}.{locale}");
+                    assert!(mail.body.contains("Globex Resale"), "{kind}.{locale}");
                 } else if kind == "sla_alert" {
                     // For operators: what is late and where to look.
                     assert!(mail.body.contains("r-1"), "{kind}.{locale}");

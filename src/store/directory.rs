@@ -1,6 +1,6 @@
 //! The directory: partners, customers, users, subscriptions, role
-//! assignments and reseller relationships. Every write is an upsert that
-//! reports whether it created the row.
+//! assignments. Every write is an upsert that reports whether it created
+//! the row. Reseller relationships have their own module, `relationships`.
 
 use sqlx::{FromRow, PgExecutor};
 
@@ -106,7 +106,7 @@ pub async fn upsert_customer(tx: &mut Tx<'_>, customer: &Customer) -> sqlx::Resu
 }
 
 /// Whether `partner_id` may act for the customer: its reseller of record,
-/// or a partner with a reseller relationship.
+/// or a partner with an active reseller relationship (SPEC §1.5).
 pub async fn customer_visible_to<'e>(
     db: impl PgExecutor<'e>,
     customer_id: &str,
@@ -114,7 +114,8 @@ pub async fn customer_visible_to<'e>(
 ) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "select exists (select 1 from customers where id = $1 and partner_id = $2)
-             or exists (select 1 from reseller_relationships where customer_id = $1 and partner_id = $2)",
+             or exists (select 1 from reseller_relationships
+                       where customer_id = $1 and partner_id = $2 and status = 'active')",
     )
     .bind(customer_id)
     .bind(partner_id)
@@ -226,36 +227,6 @@ pub async fn upsert_role(tx: &mut Tx<'_>, role: &RoleAssignment) -> sqlx::Result
     .bind(&role.status)
     .fetch_one(&mut **tx)
     .await
-}
-
-pub async fn relationship_exists<'e>(
-    db: impl PgExecutor<'e>,
-    partner_id: &str,
-    customer_id: &str,
-) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "select exists (select 1 from reseller_relationships where partner_id = $1 and customer_id = $2)",
-    )
-    .bind(partner_id)
-    .bind(customer_id)
-    .fetch_one(db)
-    .await
-}
-
-pub async fn insert_relationship(
-    tx: &mut Tx<'_>,
-    partner_id: &str,
-    customer_id: &str,
-) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
-        "insert into reseller_relationships (partner_id, customer_id) values ($1, $2)
-         on conflict do nothing",
-    )
-    .bind(partner_id)
-    .bind(customer_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(inserted.rows_affected() == 1)
 }
 
 /// The customer's users among `ids` (unknown ids and other customers'

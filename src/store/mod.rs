@@ -13,6 +13,7 @@ pub mod mails;
 pub mod ops_sessions;
 pub mod outbox;
 pub mod registrations;
+pub mod relationships;
 pub mod sla;
 pub mod sweeps;
 pub mod tokens;

@@ -125,21 +125,23 @@ pub async fn set_status(
 }
 
 /// Why the transfer cannot be carried out, if it cannot: the destination
-/// needs a reseller relationship with the customer, and every subscription
+/// needs an active reseller relationship with the customer, and every subscription
 /// must be the customer's and held by the source. Locks the subscriptions.
 pub async fn precondition_failure(
     tx: &mut Tx<'_>,
     transfer: &TransferRow,
     subscription_ids: &[String],
 ) -> sqlx::Result<Option<String>> {
-    let related: bool = sqlx::query_scalar(
-        "select exists (select 1 from reseller_relationships where partner_id = $1 and customer_id = $2)",
+    // Shared lock: the relationship cannot end while the switch commits.
+    let related: Option<i32> = sqlx::query_scalar(
+        "select 1 from reseller_relationships
+         where partner_id = $1 and customer_id = $2 and status = 'active' for share",
     )
     .bind(&transfer.destination_partner_id)
     .bind(&transfer.customer_id)
-    .fetch_one(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    if !related {
+    if related.is_none() {
         return Ok(Some(format!(
             "partner {} has no reseller relationship with customer {}",
             transfer.destination_partner_id, transfer.customer_id

@@ -62,7 +62,7 @@ async fn tokens_of_the_wrong_role_are_403() {
 #[tokio::test]
 async fn a_portal_cannot_see_or_change_another_partners_order() {
     let app = spawn_app().await;
-    let acme = app.portal_token("acme").await;
+    let acme = app.portal_with_customer("acme", "cust-1").await;
     let globex = app.portal_token("globex").await;
     let operator = app.token(Role::Operator, None).await;
     let accepted = app.order(&acme, &new_order("hypervisor", 1)).await;
@@ -120,7 +120,7 @@ async fn a_token_past_its_rate_limit_gets_429_and_others_are_unaffected() {
     settings.http.rate_limit_per_second = 1;
     settings.http.rate_limit_burst = 3;
     let app = spawn_with(settings, Components::api_only()).await;
-    let noisy = app.portal_token("acme").await;
+    let noisy = app.portal_with_customer("acme", "cust-1").await;
     let quiet = app.portal_token("globex").await;
 
     let mut statuses = Vec::new();

@@ -60,7 +60,7 @@ async fn cancel_all(app: &TestApp, token: &str, order_id: &str) -> Value {
 #[tokio::test]
 async fn cancelling_some_keys_revokes_them_at_once_and_mails_the_contact() {
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let order_id = app.active_order(&token, &new_order("virtual", 3)).await;
     let first = app.order_view(&token, &order_id).await["licenses"][0]["id"].clone();
 
@@ -111,7 +111,7 @@ async fn the_order_view_is_one_snapshot_while_a_cancellation_commits() {
         .workers
         .retain(|kind| *kind != JobKind::LicenseRevoke);
     let app = spawn_with(test_settings(), components).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let order_id = app.active_order(&token, &new_order("virtual", 2)).await;
     let license: Uuid = app.order_view(&token, &order_id).await["licenses"][0]["id"]
         .as_str()
@@ -197,7 +197,7 @@ async fn the_order_view_is_one_snapshot_while_a_cancellation_commits() {
 #[tokio::test]
 async fn cancelling_the_last_key_revokes_the_vendor_order_and_mails_contact_and_partner() {
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     sqlx::query(
         "update partners set admin_email = 'admin@acme.example', locale = 'en' where id = 'acme'",
     )
@@ -267,7 +267,7 @@ async fn cancelling_the_last_key_revokes_the_vendor_order_and_mails_contact_and_
 #[tokio::test]
 async fn keys_can_be_named_and_unknown_or_revoked_keys_are_422_naming_them() {
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let order_id = app.active_order(&token, &new_order("virtual", 2)).await;
     let order = app.order_view(&token, &order_id).await;
     let key = order["licenses"][0]["key"].as_str().unwrap().to_owned();
@@ -342,7 +342,7 @@ async fn keys_can_be_named_and_unknown_or_revoked_keys_are_422_naming_them() {
 #[tokio::test]
 async fn a_revoked_order_accepts_nothing_more() {
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let order_id = app.active_order(&token, &new_order("hypervisor", 1)).await;
     cancel_all(&app, &token, &order_id).await;
 
@@ -383,7 +383,7 @@ async fn a_revoked_order_accepts_nothing_more() {
 #[tokio::test]
 async fn cancellations_are_refused_while_preparing_and_cannot_carry_a_date() {
     let app = spawn_with(test_settings(), Components::api_only()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let order_id = app.order(&token, &new_order("virtual", 1)).await["order_id"]
         .as_str()
         .unwrap()
@@ -431,7 +431,7 @@ async fn cancellations_are_refused_while_preparing_and_cannot_carry_a_date() {
 #[tokio::test]
 async fn operators_query_the_audit_trail_and_portals_cannot() {
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let operator = app.token(Role::Operator, None).await;
     let order_id = app.active_order(&token, &new_order("virtual", 1)).await;
 
@@ -481,7 +481,7 @@ async fn assert_revoked_once(app: &TestApp, order_id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_cancellations_of_the_same_keys_revoke_the_order_once() {
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     for round in 0..10 {
         let order_id = app.active_order(&token, &new_order("virtual", 2)).await;
         let path = cancellations(&order_id);
@@ -523,7 +523,7 @@ async fn concurrent_cancellations_of_the_same_keys_revoke_the_order_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancellation_racing_an_addition_ends_consistent() {
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     for round in 0..10 {
         let order_id = app.active_order(&token, &new_order("virtual", 1)).await;
 
@@ -603,7 +603,7 @@ async fn a_cancellation_racing_an_addition_ends_consistent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_revocation_jobs_change_nothing_more() {
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let order_id = app.active_order(&token, &new_order("virtual", 2)).await;
     cancel_all(&app, &token, &order_id).await;
     let mails_before = app.count("select count(*) from mails").await;

@@ -11,7 +11,7 @@ async fn redelivered_jobs_issue_no_second_key_and_no_second_mail() {
     // hand before any worker runs, so the worker sees three copies.
     let settings = test_settings();
     let mut api = spawn_with(settings.clone(), Components::api_only()).await;
-    let token = api.portal_token("acme").await;
+    let token = api.portal_with_customer("acme", "cust-1").await;
     let accepted = api.order(&token, &new_order("virtual", 3)).await;
     let job_id = accepted["job_id"].as_str().unwrap().to_owned();
     assert!(
@@ -78,7 +78,7 @@ async fn redelivered_jobs_issue_no_second_key_and_no_second_mail() {
 #[tokio::test]
 async fn poison_messages_are_dead_lettered_with_the_reason_while_good_jobs_flow() {
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let queue = format!("{}license.new", app.settings.amqp.prefix);
     let unknown_version = json!({
         "job_id": uuid::Uuid::now_v7(), "kind": "license.new", "version": 99,
@@ -138,7 +138,7 @@ async fn a_job_failing_every_attempt_is_dead_lettered_with_its_last_error() {
     settings.mail.smtp_url = secrecy::SecretString::from("smtp://127.0.0.1:1".to_owned());
     settings.jobs.max_attempts = 3;
     let app = spawn_with(settings, Components::everything()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
 
     // Act
     let accepted = app.order(&token, &new_order("virtual", 1)).await;

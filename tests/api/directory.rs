@@ -64,16 +64,17 @@ async fn a_portal_upserts_its_directory_idempotently() {
         &json!({ "name": "Cust One Renamed" }),
     )
     .await;
+    // The partner of record grants another partner a relationship directly.
     let relationship = put(
         &app,
-        "/v1/reseller-relationships/acme/cust-1",
+        "/v1/reseller-relationships/globex/cust-1",
         &acme,
         &json!({}),
     )
     .await;
     let relationship_again = put(
         &app,
-        "/v1/reseller-relationships/acme/cust-1",
+        "/v1/reseller-relationships/globex/cust-1",
         &acme,
         &json!({}),
     )
@@ -219,7 +220,7 @@ async fn a_portal_cannot_write_or_read_outside_its_partners_scope() {
     assert_eq!(app.count("select count(*) from users").await, 1);
     assert_eq!(app.count("select count(*) from role_assignments").await, 1);
 
-    // A reseller relationship lets globex see the customer, not rewrite it.
+    // globex cannot grant itself access; the customer can.
     assert_eq!(
         put(
             &app,
@@ -229,8 +230,11 @@ async fn a_portal_cannot_write_or_read_outside_its_partners_scope() {
         )
         .await
         .status(),
-        201
+        403
     );
+    assert_eq!(app.get("/v1/customers/cust-1", &globex).await.status(), 404);
+    app.grant_relationship(&globex, &acme, "cust-1").await;
+    // A reseller relationship lets globex see the customer, not rewrite it.
     assert_eq!(app.get("/v1/customers/cust-1", &globex).await.status(), 200);
     assert_eq!(
         put(

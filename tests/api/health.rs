@@ -86,7 +86,7 @@ async fn a_worker_process_serves_its_own_counts_at_the_metrics_addr() {
         &[("FULFIL__HTTP__METRICS_ADDR", metrics_addr.as_str())],
         std::process::Stdio::null(),
     );
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     app.active_order(&token, &new_order("virtual", 1)).await;
 
     let url = format!("http://{metrics_addr}/metrics");

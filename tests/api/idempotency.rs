@@ -6,7 +6,7 @@ use crate::support::{new_order, spawn_with, test_settings};
 #[tokio::test]
 async fn same_key_and_body_returns_the_first_response_and_one_order() {
     let app = spawn_with(test_settings(), Components::api_only()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let body = new_order("virtual", 2);
 
     let first = app.post("/v1/license-orders", &token, "key-1", &body).await;
@@ -27,7 +27,7 @@ async fn same_key_and_body_returns_the_first_response_and_one_order() {
 #[tokio::test]
 async fn same_key_with_another_body_is_422() {
     let app = spawn_with(test_settings(), Components::api_only()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
 
     app.post(
         "/v1/license-orders",
@@ -55,8 +55,10 @@ async fn same_key_with_another_body_is_422() {
 #[tokio::test]
 async fn keys_are_scoped_to_the_calling_token() {
     let app = spawn_with(test_settings(), Components::api_only()).await;
-    let acme = app.portal_token("acme").await;
-    let globex = app.portal_token("globex").await;
+    let acme = app.portal_with_customer("acme", "cust-1").await;
+    let globex = app.portal_with_customer("globex", "cust-2").await;
+    let mut globex_order = new_order("virtual", 1);
+    globex_order["customer_id"] = "cust-2".into();
 
     let a = app
         .post(
@@ -67,12 +69,7 @@ async fn keys_are_scoped_to_the_calling_token() {
         )
         .await;
     let b = app
-        .post(
-            "/v1/license-orders",
-            &globex,
-            "shared-key",
-            &new_order("virtual", 1),
-        )
+        .post("/v1/license-orders", &globex, "shared-key", &globex_order)
         .await;
 
     assert_eq!(a.status(), 202);
@@ -84,7 +81,7 @@ async fn keys_are_scoped_to_the_calling_token() {
 #[tokio::test]
 async fn concurrent_requests_with_one_key_make_one_order() {
     let app = spawn_with(test_settings(), Components::api_only()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let body = new_order("virtual", 1);
 
     for round in 0..10 {

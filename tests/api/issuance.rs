@@ -8,7 +8,7 @@ use crate::support::{new_order, spawn_app, wait_for};
 async fn new_order_issues_signed_keys_and_mails_the_contact() {
     // Arrange
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
 
     // Act
     let accepted = app.order(&token, &new_order("hypervisor", 3)).await;
@@ -82,7 +82,7 @@ async fn new_order_issues_signed_keys_and_mails_the_contact() {
 #[tokio::test]
 async fn japanese_contact_gets_the_japanese_mail() {
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let mut body = new_order("virtual", 1);
     body["contact"] = json!({ "name": "山田 太郎", "email": "taro@example.jp", "locale": "ja" });
 

@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod bola;
 mod cancellations;
 mod delivery;
 mod directory;
@@ -14,6 +15,7 @@ mod issuance;
 mod operations;
 mod order_changes;
 mod registrations;
+mod relationships;
 mod sla;
 mod transfers;
 mod trials;

@@ -7,7 +7,7 @@ use crate::support::{new_order, spawn_app, spawn_with, test_settings};
 #[tokio::test]
 async fn addition_issues_more_keys_on_an_active_order() {
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let order_id = app.active_order(&token, &new_order("virtual", 1)).await;
 
     let response = app
@@ -43,7 +43,7 @@ async fn addition_issues_more_keys_on_an_active_order() {
 #[tokio::test]
 async fn vm_count_increase_raises_the_count_and_resigns_the_certificate() {
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let order_id = app.active_order(&token, &new_order("hypervisor", 1)).await;
 
     let lower = app
@@ -80,7 +80,7 @@ async fn vm_count_increase_raises_the_count_and_resigns_the_certificate() {
 #[tokio::test]
 async fn vm_count_on_a_non_hypervisor_order_is_refused() {
     let app = spawn_app().await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let order_id = app.active_order(&token, &new_order("bare_metal", 1)).await;
 
     let response = app
@@ -102,7 +102,7 @@ async fn vm_count_on_a_non_hypervisor_order_is_refused() {
 async fn changes_are_refused_while_the_order_is_preparing_or_another_change_runs() {
     // No workers: the order stays `preparing` and changes stay in progress.
     let app = spawn_with(test_settings(), Components::api_only()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let order_id = app.order(&token, &new_order("virtual", 1)).await["order_id"]
         .as_str()
         .unwrap()

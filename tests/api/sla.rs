@@ -42,7 +42,7 @@ async fn a_stuck_request_is_announced_at_risk_then_breached_once_each() {
     settings.license.sla.new = std::time::Duration::from_secs(3600);
     settings.ops.email = "ops@fulfil.example".into();
     let mut on_time = spawn_with(settings.clone(), Components::everything()).await;
-    let portal = on_time.portal_token("acme").await;
+    let portal = on_time.portal_with_customer("acme", "cust-1").await;
     let operator = on_time.token(Role::Operator, None).await;
     on_time
         .active_order(&portal, &new_order("virtual", 1))

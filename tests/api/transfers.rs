@@ -13,7 +13,7 @@ struct World {
 
 /// acme sells cust-1 three subscriptions and holds roles on two of them
 /// and on the customer; a user holds a role too. globex has a reseller
-/// relationship with cust-1.
+/// relationship with cust-1, which the customer accepted.
 async fn world(app: &TestApp) -> World {
     let acme = app.portal_token("acme").await;
     let globex = app.portal_token("globex").await;
@@ -59,12 +59,8 @@ async fn world(app: &TestApp) -> World {
         &role("user", "user-1", "subscription", "sub-1"),
     )
     .await;
-    app.put_ok(
-        "/v1/reseller-relationships/globex/cust-1",
-        &globex,
-        &json!({}),
-    )
-    .await;
+    // cust-1 accepts globex's request through acme's portal, which hosts its page.
+    app.grant_relationship(&globex, &acme, "cust-1").await;
     World { acme, globex }
 }
 
@@ -240,20 +236,30 @@ async fn a_subscription_not_held_by_the_source_rejects_the_whole_ticket() {
 }
 
 #[tokio::test]
-async fn without_a_reseller_relationship_the_ticket_is_rejected() {
-    let app = spawn_app().await;
-    world(&app).await;
-    let initech = app.portal_token("initech").await;
+async fn a_ticket_whose_relationship_ended_before_it_ran_is_rejected() {
+    // Arrange: globex submits while it still has the relationship.
+    let settings = test_settings();
+    let mut api = spawn_with(settings.clone(), Components::api_only()).await;
+    let w = world(&api).await;
+    let id = submit(&api, &w.globex, &transfer(&["sub-1"])).await["transfer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
-    let accepted = submit(&app, &initech, &transfer(&["sub-1"])).await;
+    // Act: the partner of record ends it before any worker runs the ticket.
+    let ended = api
+        .client
+        .delete(api.url("/v1/reseller-relationships/globex/cust-1"))
+        .bearer_auth(&w.acme)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 200);
+    api.stop().await;
+    let app = spawn_with(settings, Components::everything()).await;
 
-    let view = until_status(
-        &app,
-        &initech,
-        accepted["transfer_id"].as_str().unwrap(),
-        "rejected",
-    )
-    .await;
+    // Assert: the worker re-checks under lock and rejects the whole ticket.
+    let view = until_status(&app, &w.globex, &id, "rejected").await;
     assert!(
         view["reason"]
             .as_str()
@@ -358,8 +364,10 @@ async fn role_cleanup_run_twice_and_concurrently_removes_once_and_fails_nothing(
         2
     );
     assert_eq!(
-        app.count("select count(*) from jobs where status <> 'succeeded'")
-            .await,
+        app.count(
+            "select count(*) from jobs where kind = 'role.cleanup' and status <> 'succeeded'"
+        )
+        .await,
         0
     );
     app.cleanup().await;
@@ -450,8 +458,20 @@ async fn bad_or_foreign_transfer_requests_are_refused_and_store_nothing() {
             .status(),
         422
     );
+    let initech = app.portal_token("initech").await;
+    assert_eq!(
+        app.post("/v1/transfers", &initech, "n", &transfer(&["sub-1"]))
+            .await
+            .status(),
+        404,
+        "a destination without a relationship does not see the customer"
+    );
     assert_eq!(app.count("select count(*) from transfers").await, 0);
-    assert_eq!(app.count("select count(*) from jobs").await, 0);
+    assert_eq!(
+        app.count("select count(*) from jobs where kind <> 'mail.send'")
+            .await,
+        0
+    );
     app.cleanup().await;
 }
 

@@ -23,7 +23,7 @@ async fn assert_nothing_stored(app: &crate::support::TestApp) {
 #[tokio::test]
 async fn bad_input_is_a_400_problem_naming_each_field_and_stores_nothing() {
     let app = spawn_with(test_settings(), Components::api_only()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let mut invalid = new_order("hypervisor", 0);
     invalid["vm_count"] = Value::Null;
     invalid["contact"]["email"] = json!("not-an-address");
@@ -54,7 +54,7 @@ async fn bad_input_is_a_400_problem_naming_each_field_and_stores_nothing() {
 #[tokio::test]
 async fn malformed_json_missing_and_unknown_fields_are_refused() {
     let app = spawn_with(test_settings(), Components::api_only()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
 
     let garbage = app
         .client
@@ -98,7 +98,7 @@ async fn malformed_json_missing_and_unknown_fields_are_refused() {
 #[tokio::test]
 async fn start_or_cancellation_dates_cannot_be_requested() {
     let app = spawn_with(test_settings(), Components::api_only()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let mut dated = new_order("virtual", 1);
     dated["start_date"] = json!("2027-01-01");
 
@@ -114,7 +114,7 @@ async fn start_or_cancellation_dates_cannot_be_requested() {
 #[tokio::test]
 async fn a_post_without_idempotency_key_is_refused() {
     let app = spawn_with(test_settings(), Components::api_only()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
 
     let response = app
         .client
@@ -139,7 +139,7 @@ async fn an_oversized_body_is_a_413_problem() {
     let mut settings = test_settings();
     settings.http.body_limit_bytes = 1024;
     let app = spawn_with(settings, Components::api_only()).await;
-    let token = app.portal_token("acme").await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
     let mut huge = new_order("virtual", 1);
     huge["contact"]["name"] = json!("x".repeat(4096));
 

@@ -261,11 +261,76 @@ impl TestApp {
         );
     }
 
+    /// The one-time token in the newest mail whose link starts with
+    /// `prefix` (`rel_`, `pship_`, `reg_`), read from the mail row itself,
+    /// so it works whether or not a mail worker runs.
+    pub async fn link_token(&self, prefix: &str) -> String {
+        let bodies: Vec<String> =
+            sqlx::query_scalar("select body from mails order by created_at desc, id desc")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap();
+        bodies
+            .iter()
+            .find_map(|body| token_in(body, prefix))
+            .unwrap_or_else(|| panic!("no mail carries a {prefix} link"))
+    }
+
+    /// `requester` asks `customer` for a reseller relationship, and the
+    /// customer accepts through `host`, the portal that hosts its page (a
+    /// partner that already acts for it): the way access is granted.
+    pub async fn grant_relationship(&self, requester: &str, host: &str, customer: &str) {
+        let asked = self
+            .post(
+                "/v1/relationship-requests",
+                requester,
+                &Uuid::new_v4().to_string(),
+                &json!({ "customer_id": customer, "customer_admin_email": "admin@cust.example" }),
+            )
+            .await;
+        assert_eq!(asked.status(), 202, "relationship requested");
+        let token = self.link_token("rel_").await;
+        let accepted = self
+            .post(
+                &format!("/v1/relationship-requests/{token}/acceptance"),
+                host,
+                &Uuid::new_v4().to_string(),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(accepted.status(), 200, "relationship accepted");
+    }
+
+    /// A portal token whose partner holds `customer` in the directory, as
+    /// an order needs (its customer must be one the partner acts for).
+    pub async fn portal_with_customer(&self, partner: &str, customer: &str) -> String {
+        let token = self.portal_token(partner).await;
+        sqlx::query(
+            "insert into customers (id, partner_id) values ($1, $2) on conflict (id) do nothing",
+        )
+        .bind(customer)
+        .bind(partner)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        token
+    }
+
     /// Stops the app and removes its database and queues.
     pub async fn cleanup(mut self) {
         self.stop().await;
         cleanup(&self.settings).await;
     }
+}
+
+/// The token of the first link in `body` whose token starts with `prefix`.
+pub fn token_in(body: &str, prefix: &str) -> Option<String> {
+    let start = body.find(&format!("token={prefix}"))? + "token=".len();
+    let token: String = body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    Some(token)
 }
 
 pub fn mail_files(settings: &Settings) -> Vec<String> {
