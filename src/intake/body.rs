@@ -19,7 +19,8 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             .extensions()
             .get::<BodyLimit>()
             .map_or(usize::MAX, |l| l.0);
-        Bytes::from_request(request, state)
+        let json = is_json(request.headers());
+        let body = Bytes::from_request(request, state)
             .await
             .map(RawBody)
             .map_err(|rejection| {
@@ -31,8 +32,30 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
                         detail: rejection.body_text(),
                     }
                 }
-            })
+            })?;
+        // An empty body is no body (actions that take none); any other
+        // must say it is JSON, or it is refused before anyone parses it.
+        if !body.0.is_empty() && !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        Ok(body)
     }
+}
+
+/// `application/json`, or any `+json` type, with any parameters.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
 }
 
 /// The configured body limit, carried to [`RawBody`] for its error message.
@@ -46,6 +69,22 @@ pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
             detail: "this route needs a JSON body".into(),
         });
     }
+    // Every body is an object: serde would read a struct from an array by
+    // position, which no caller means.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Err(inner) => ApiError::BadRequest {
+                    slug: "malformed-json",
+                    detail: format!("the body is not valid JSON: {inner}"),
+                },
+                Ok(_) => ApiError::BadRequest {
+                    slug: "body-not-object",
+                    detail: "the body must be a JSON object".into(),
+                },
+            },
+        );
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -56,12 +95,61 @@ pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
                 detail: format!("the body is not valid JSON: {inner}"),
             };
         }
-        let field = if path == "." { String::new() } else { path };
-        ApiError::Validation(vec![FieldError {
-            field,
-            message: inner.to_string(),
-        }])
+        let message = inner.to_string();
+        let at = |name: &str| {
+            if path == "." {
+                name.to_owned()
+            } else {
+                format!("{path}.{name}")
+            }
+        };
+        if let Some(missing) = backticked_after(&message, "missing field `") {
+            return ApiError::field(&at(missing), "is required");
+        }
+        if let Some(unknown) = backticked_after(&message, "unknown field `") {
+            return ApiError::field(&at(unknown), "is not a field of this request");
+        }
+        if path == "." {
+            return ApiError::BadRequest {
+                slug: "body-not-object",
+                detail: format!("the body must be a JSON object, {}", in_words(&message)),
+            };
+        }
+        ApiError::field(&path, in_words(&message))
     })
+}
+
+/// The name in `…prefix`name`…`, as serde words missing and unknown fields.
+fn backticked_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = &message[message.find(prefix)? + prefix.len()..];
+    rest.split('`').next()
+}
+
+/// serde's message with Rust's type names said in words: "expected a
+/// whole number" instead of "expected i32".
+fn in_words(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    let (found, expected) = match message.split_once(", expected ") {
+        Some((found, expected)) => (found, expected),
+        None => return message.to_owned(),
+    };
+    let expected = match expected.trim() {
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".to_owned(),
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        "a boolean" => "true or false".to_owned(),
+        other if other.starts_with("struct ") || other == "a map" => "an object".to_owned(),
+        other if other.starts_with("a sequence") => "a list".to_owned(),
+        other if other.starts_with("a tuple") => "a list".to_owned(),
+        other if other.contains("UUID") || other.contains("Uuid") => "a UUID".to_owned(),
+        other => other.to_owned(),
+    };
+    let found = found
+        .replace("invalid type: ", "")
+        .replace("invalid value: ", "")
+        .replace("sequence", "a list")
+        .replace("map", "an object");
+    format!("expected {expected}, got {found}")
 }
 
 /// Collects field errors so the caller hears about all of them at once.
@@ -97,4 +185,82 @@ pub fn is_identifier(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Order {
+        quantity: i32,
+        contact: Contact,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Contact {
+        email: String,
+    }
+
+    fn fields(body: &str) -> Vec<(String, String)> {
+        match parse_json::<Order>(&Bytes::from(body.to_owned())) {
+            Err(ApiError::Validation(errors)) => {
+                errors.into_iter().map(|e| (e.field, e.message)).collect()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_path() {
+        assert_eq!(
+            fields(r#"{"quantity": 1, "contact": {}}"#),
+            [("contact.email".to_owned(), "is required".to_owned())]
+        );
+        assert_eq!(
+            fields(r#"{"contact": {"email": "a@b.c"}}"#),
+            [("quantity".to_owned(), "is required".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_is_said_in_words() {
+        let errors = fields(r#"{"quantity": "two", "contact": {"email": "a@b.c"}}"#);
+        assert_eq!(errors[0].0, "quantity");
+        assert_eq!(errors[0].1, "expected a whole number, got string \"two\"");
+    }
+
+    #[test]
+    fn an_array_body_is_not_an_object() {
+        let error = parse_json::<Order>(&Bytes::from_static(b"[1]")).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ApiError::BadRequest {
+                    slug: "body-not-object",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        let with = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert("content-type", value.parse().unwrap());
+            is_json(&headers)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/jsonp"));
+        assert!(!is_json(&axum::http::HeaderMap::new()));
+    }
 }

@@ -165,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(crate::dashboard::routes())
         .fallback(|| async { problem::ApiError::NotFound("no such route".into()) })
+        .layer(axum::middleware::from_fn(problem::bare_errors_as_problems))
         .layer(axum::middleware::from_fn(health::count_requests))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(body::BodyLimit(body_limit)))

@@ -43,6 +43,8 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the body must be JSON, sent with Content-Type: application/json")]
+    UnsupportedMediaType,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -70,6 +72,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large")
             }
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -96,6 +101,52 @@ pub struct Problem {
 
 pub fn problem_type(slug: &str) -> String {
     format!("urn:fulfil:problem:{slug}")
+}
+
+/// Gives an error answered without a body by the framework itself (405,
+/// say) the problem+json body every error has, keeping its headers
+/// (`Allow`).
+pub async fn bare_errors_as_problems(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let detail = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("this route does not take this method; it takes {allowed}")
+        }
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let slug = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+        _ => "http-error",
+    };
+    let problem = Problem {
+        problem_type: problem_type(slug),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail,
+        errors: None,
+    };
+    let body = serde_json::to_vec(&problem).expect("a problem serialises");
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 impl IntoResponse for ApiError {
