@@ -123,6 +123,17 @@ pub enum TokenCommand {
     ///
     /// Example: fulfil token create --role portal --partner acme --name "ACME portal"
     Create(TokenCreate),
+    /// List tokens, newest first: id, name, role, partner, created, revoked (never a secret).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id: it answers 401 from now on, and its dashboard sessions end.
+    Revoke {
+        /// The token's id, as `fulfil token list` shows it.
+        id: uuid::Uuid,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -148,14 +159,25 @@ pub struct TokenCreate {
 pub enum LicenseCommand {
     /// Check a license key (its check character, offline; its status when the
     /// database is reachable) or a license certificate (its Ed25519 signature, offline).
+    ///
+    /// A revoked key is not valid: the command exits 1. Verify never creates a signing key;
+    /// elsewhere than where fulfil runs, pass --public-key (from `fulfil license public-key`).
     Verify(LicenseVerify),
+    /// Print the public key that verifies license certificates (base64), for
+    /// `fulfil license verify CERT --public-key KEY` on another machine.
+    PublicKey {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct LicenseVerify {
     /// A license key (XXXXX-XXXXX-XXXXX-XXXXX-XXXXX) or a certificate (fulfil-cert-v1.…).
     pub input: String,
-    /// The signer's public key (base64); default: derived from the configured signing key.
+    /// The signer's public key (base64, from `fulfil license public-key`); default: derived
+    /// from the configured signing key, which must exist.
     #[arg(long)]
     pub public_key: Option<String>,
     /// Print JSON instead of text.

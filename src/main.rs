@@ -39,8 +39,17 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Token(TokenCommand::Create(args)) => {
             commands::token::create(settings, args).await?
         }
+        Command::Token(TokenCommand::List { json }) => {
+            commands::token::list(settings, json).await?
+        }
+        Command::Token(TokenCommand::Revoke { id }) => {
+            commands::token::revoke(settings, id).await?
+        }
         Command::License(LicenseCommand::Verify(args)) => {
             return commands::license::verify(settings, args).await;
+        }
+        Command::License(LicenseCommand::PublicKey { json }) => {
+            commands::license::public_key(&settings, json)?
         }
     }
     Ok(true)

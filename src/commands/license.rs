@@ -1,4 +1,4 @@
-//! `fulfil license verify KEY|CERT`.
+//! `fulfil license verify KEY|CERT` and `fulfil license public-key`.
 
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ pub async fn verify(settings: Settings, args: LicenseVerify) -> anyhow::Result<b
 fn verify_certificate(settings: &Settings, args: &LicenseVerify) -> anyhow::Result<bool> {
     let public_key = match &args.public_key {
         Some(encoded) => PublicKey::from_base64(encoded)?,
-        None => crate::licensing::load_signer(&settings.license)?.public_key(),
+        None => crate::licensing::existing_public_key(&settings.license)?,
     };
     match certificate::verify(&args.input, &public_key) {
         Ok(claims) => {
@@ -57,18 +57,21 @@ async fn verify_key(settings: &Settings, args: &LicenseVerify) -> anyhow::Result
             return Ok(false);
         }
     };
-    // The status is a bonus: the check character alone is the offline answer.
+    // The status is a bonus when the database is away: the check character
+    // alone is the offline answer. A database that answers but is not
+    // fulfil's (a mistyped URL) is an error, not "unknown".
     let status = match tokio::time::timeout(
         Duration::from_secs(3),
-        crate::store::connect(&settings.database),
+        crate::store::open_existing(&settings.database),
     )
     .await
     {
-        Ok(Ok(pool)) => crate::store::licenses::status_of_key(&pool, key.as_str())
-            .await
-            .ok(),
-        _ => None,
+        Ok(Ok(pool)) => Some(crate::store::licenses::status_of_key(&pool, key.as_str()).await?),
+        Ok(Err(error)) if unreachable(&error) => None,
+        Ok(Err(error)) => return Err(error),
+        Err(_) => None,
     };
+    let revoked = matches!(&status, Some(Some((status, _))) if status == "revoked");
     if args.json {
         let (status, order) = match &status {
             Some(Some((status, order))) => (json!(status), json!(order)),
@@ -77,17 +80,48 @@ async fn verify_key(settings: &Settings, args: &LicenseVerify) -> anyhow::Result
         };
         println!(
             "{}",
-            json!({ "valid": true, "kind": "key", "status": status, "order_id": order })
+            json!({ "valid": !revoked, "kind": "key", "status": status, "order_id": order })
         );
     } else {
         println!("the key is well-formed (check character matches)");
         match status {
+            Some(Some((status, order))) if revoked => {
+                println!("status: {status} (order {order}): this key is no longer valid")
+            }
             Some(Some((status, order))) => println!("status: {status} (order {order})"),
             Some(None) => println!("status: not issued by this system"),
             None => println!("status: unknown (the database is not reachable)"),
         }
     }
-    Ok(true)
+    Ok(!revoked)
+}
+
+/// Whether the database server itself could not be reached (as opposed to
+/// answering that the database or schema is missing).
+fn unreachable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(|e| matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut))
+    })
+}
+
+pub fn public_key(settings: &Settings, json: bool) -> anyhow::Result<()> {
+    let key = crate::licensing::existing_public_key(&settings.license)?;
+    if json {
+        println!(
+            "{}",
+            json!({ "public_key": key.to_base64(), "key_id": key.key_id() })
+        );
+    } else {
+        println!("{}", key.to_base64());
+        eprintln!(
+            "key id {}; verify elsewhere with: fulfil license verify CERT --public-key {}",
+            key.key_id(),
+            key.to_base64()
+        );
+    }
+    Ok(())
 }
 
 fn report_invalid(json: bool, kind: &str, reason: &str) {

@@ -14,7 +14,7 @@ use crate::settings::Settings;
 use crate::store::dead_letters::{self, DeadLetterFilter, Replayed};
 
 pub async fn queues(settings: Settings, args: QueuesArgs) -> anyhow::Result<()> {
-    let pool = crate::store::prepare(&settings.database).await?;
+    let pool = crate::store::open_existing(&settings.database).await?;
     loop {
         let report = queues::stats(&pool, &settings).await?;
         let mut out = std::io::stdout().lock();
@@ -93,7 +93,7 @@ fn check_kind(kind: &Option<String>) -> anyhow::Result<()> {
 }
 
 pub async fn dead_letters(settings: Settings, command: DeadLettersCommand) -> anyhow::Result<()> {
-    let pool = crate::store::prepare(&settings.database).await?;
+    let pool = crate::store::open_existing(&settings.database).await?;
     let mut out = std::io::stdout().lock();
     match command {
         DeadLettersCommand::List {

@@ -14,7 +14,7 @@ use crate::settings::Settings;
 use crate::sweeps::{SweepReport, SweepRequest, Sweeper, Trigger};
 
 pub async fn run(settings: Settings, args: SweepArgs) -> anyhow::Result<()> {
-    let pool = crate::store::prepare(&settings.database).await?;
+    let pool = crate::store::open_existing(&settings.database).await?;
     let clock = Clock::from_settings(&settings.clock);
     let settings = Arc::new(settings);
     let mailer = Mailer::new(settings.clone());

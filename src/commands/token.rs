@@ -1,4 +1,4 @@
-//! `fulfil token create`.
+//! `fulfil token create|list|revoke`.
 
 use crate::cli::TokenCreate;
 use crate::settings::Settings;
@@ -28,7 +28,7 @@ pub async fn create(settings: Settings, args: TokenCreate) -> anyhow::Result<()>
         .map(|r| i32::try_from(r).ok().filter(|r| *r > 0))
         .map(|r| r.ok_or_else(|| anyhow::anyhow!("--rate-limit must be a positive number")))
         .transpose()?;
-    let pool = crate::store::prepare(&settings.database).await?;
+    let pool = crate::store::open_existing(&settings.database).await?;
     let (id, secret) =
         tokens::create_token(&pool, &args.name, role, args.partner.as_deref(), rate).await?;
     if args.json {
@@ -47,4 +47,53 @@ pub async fn create(settings: Settings, args: TokenCreate) -> anyhow::Result<()>
         );
     }
     Ok(())
+}
+
+pub async fn list(settings: Settings, json: bool) -> anyhow::Result<()> {
+    let pool = crate::store::open_existing(&settings.database).await?;
+    let listed = tokens::list_tokens(&pool).await?;
+    if json {
+        println!("{}", serde_json::to_string(&listed)?);
+        return Ok(());
+    }
+    if listed.is_empty() {
+        println!("no tokens; create one with `fulfil token create --role …`");
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<9}  {:<16}  {:<20}  {:<20}  NAME",
+        "ID", "ROLE", "PARTNER", "CREATED", "REVOKED"
+    );
+    let at = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    for token in listed {
+        println!(
+            "{:<36}  {:<9}  {:<16}  {:<20}  {:<20}  {}",
+            token.id,
+            token.role,
+            token.partner_id.as_deref().unwrap_or("-"),
+            at(token.created_at),
+            token.revoked_at.map(at).unwrap_or_else(|| "-".into()),
+            token.name
+        );
+    }
+    Ok(())
+}
+
+pub async fn revoke(settings: Settings, id: uuid::Uuid) -> anyhow::Result<()> {
+    let pool = crate::store::open_existing(&settings.database).await?;
+    match tokens::revoke_token(&pool, id).await? {
+        Some(token) => {
+            println!(
+                "revoked {} token {}{}; it answers 401 from now on",
+                token.role,
+                token.id,
+                token
+                    .partner_id
+                    .map(|p| format!(" for partner {p}"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        None => anyhow::bail!("no token {id}: see `fulfil token list`"),
+    }
 }

@@ -54,6 +54,48 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
         .with_context(|| format!("connecting to PostgreSQL database {database:?}"))
 }
 
+/// A pool on the configured database, which must exist and carry this
+/// build's schema: what every command but `serve`/`migrate` (and the other
+/// long-running processes) opens, so that a mistyped URL is an error, not a
+/// new, empty database and an empty answer.
+pub async fn open_existing(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    let options = connect_options(settings)?;
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let pool = match PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+    {
+        Ok(pool) => pool,
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {
+            anyhow::bail!(
+                "database {name:?} does not exist: check database.url (FULFIL__DATABASE__URL), \
+                 or create it with `fulfil migrate`"
+            )
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("connecting to PostgreSQL database {name:?}"));
+        }
+    };
+    let applied: Result<Option<i64>, sqlx::Error> =
+        sqlx::query_scalar("select max(version) from _sqlx_migrations where success")
+            .fetch_one(&pool)
+            .await;
+    let needed = MIGRATOR.iter().map(|m| m.version).max();
+    match applied {
+        Ok(version) if version >= needed => Ok(pool),
+        Ok(_) => anyhow::bail!(
+            "database {name:?} has an older fulfil schema than this build: run `fulfil migrate`"
+        ),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => anyhow::bail!(
+            "database {name:?} has no fulfil schema: check database.url (FULFIL__DATABASE__URL), \
+             or run `fulfil migrate`"
+        ),
+        Err(e) => Err(e).context("reading the schema version"),
+    }
+}
+
 /// Creates the configured database when it does not exist yet.
 pub async fn ensure_database(settings: &DatabaseSettings) -> anyhow::Result<()> {
     let options = connect_options(settings)?;

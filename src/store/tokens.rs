@@ -128,3 +128,42 @@ pub async fn find_by_secret(pool: &PgPool, secret: &str) -> sqlx::Result<Option<
     .await?;
     Ok(row.and_then(TokenRow::identity))
 }
+
+/// A token as operators see it: never its secret or hash.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct TokenListing {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub partner_id: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub async fn list_tokens(pool: &PgPool) -> sqlx::Result<Vec<TokenListing>> {
+    sqlx::query_as(
+        "select id, name, role, partner_id, created_at, revoked_at from api_tokens
+         order by created_at desc, id desc",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Revokes the token and ends its dashboard sessions, in one transaction.
+/// `None` when there is no such token; a revoked one keeps its first time.
+pub async fn revoke_token(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<TokenListing>> {
+    let mut tx = pool.begin().await?;
+    let revoked: Option<TokenListing> = sqlx::query_as(
+        "update api_tokens set revoked_at = coalesce(revoked_at, now()) where id = $1
+         returning id, name, role, partner_id, created_at, revoked_at",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    sqlx::query("delete from ops_sessions where token_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(revoked)
+}

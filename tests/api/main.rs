@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod bola;
 mod cancellations;
+mod cli;
 mod delivery;
 mod directory;
 mod health;
