@@ -166,3 +166,57 @@ async fn accepted_requests_survive_a_crash_between_commit_and_publish() {
     drop(worker);
     api.cleanup().await;
 }
+
+/// The lines of a child's log that report an error.
+fn error_lines(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains("ERROR"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_started_at_once_both_consume_and_a_clean_shutdown_logs_no_error() {
+    // Arrange: the database exists; the broker has no queues of this prefix
+    // yet, so both workers declare them at the same moment.
+    let settings = test_settings();
+    let pool = fulfil::store::prepare(&settings.database).await.unwrap();
+    let logs: Vec<_> = (0..2)
+        .map(|i| std::env::temp_dir().join(format!("{}worker-{i}.log", settings.amqp.prefix)))
+        .collect();
+    let spawn = |log: &std::path::Path| {
+        let file = std::fs::File::create(log).unwrap();
+        support::spawn_process_with(&settings, &["worker"], &[], file)
+    };
+
+    // Act
+    let mut workers = [spawn(&logs[0]), spawn(&logs[1])];
+    let both_consume = wait_for(Duration::from_secs(60), || async {
+        fulfil::ops::queues::stats(&pool, &settings)
+            .await
+            .is_ok_and(|report| report.queues.iter().all(|q| q.consumers == Some(2)))
+    })
+    .await;
+    for worker in &workers {
+        kill(Pid::from_raw(worker.0.id() as i32), Signal::SIGTERM).unwrap();
+    }
+    let mut statuses = Vec::new();
+    for worker in &mut workers {
+        statuses.push(wait_exit(&mut worker.0, Duration::from_secs(30)).await);
+    }
+
+    // Assert
+    assert!(both_consume, "every queue has both workers as consumers");
+    for status in statuses {
+        assert!(status.expect("exits after SIGTERM").success());
+    }
+    for log in &logs {
+        let errors = error_lines(log);
+        assert!(errors.is_empty(), "{}: {errors:#?}", log.display());
+        std::fs::remove_file(log).ok();
+    }
+    pool.close().await;
+    support::cleanup(&settings).await;
+}
