@@ -58,7 +58,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         super::sweeps::run,
     ),
     components(schemas(super::problem::Problem, super::problem::FieldError)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &ProblemResponses)
 )]
 pub struct ApiDoc;
 
@@ -72,6 +72,97 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
+}
+
+/// What every operation can answer besides its own statuses, documented
+/// once here so that no route is missing one: problems are
+/// `application/problem+json`, every response has a description.
+struct ProblemResponses;
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+fn problem_response(description: &str) -> utoipa::openapi::Response {
+    utoipa::openapi::ResponseBuilder::new()
+        .description(description)
+        .content(
+            PROBLEM_JSON,
+            utoipa::openapi::Content::new(Some(utoipa::openapi::Ref::from_schema_name("Problem"))),
+        )
+        .build()
+}
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let has_path_params = path.contains('{');
+            for (method, operation) in [
+                ("get", item.get.as_mut()),
+                ("put", item.put.as_mut()),
+                ("post", item.post.as_mut()),
+                ("delete", item.delete.as_mut()),
+            ] {
+                let Some(operation) = operation else { continue };
+                let secured = operation.security.is_some();
+                let takes_body = matches!(method, "put" | "post");
+                let mut common = vec![
+                    ("500", "internal error; the cause is logged, never shown"),
+                    (
+                        "503",
+                        "the database or broker cannot be reached now; retry after Retry-After",
+                    ),
+                ];
+                if secured {
+                    common.push(("401", "no valid bearer token"));
+                    common.push(("403", "this token's role may not use this route"));
+                    common.push((
+                        "429",
+                        "this token's rate limit is spent; retry after Retry-After",
+                    ));
+                }
+                if takes_body {
+                    common.push((
+                        "400",
+                        "the body or a field is invalid; `errors` names each field",
+                    ));
+                    common.push(("413", "the body is larger than http.body_limit_bytes"));
+                    common.push(("415", "the body is not sent as application/json"));
+                }
+                if has_path_params {
+                    common.push(("404", "no such resource for this token"));
+                }
+                let responses = &mut operation.responses.responses;
+                for (status, description) in common {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::T(problem_response(description)));
+                }
+                for (status, response) in responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    let is_error = status.starts_with('4') || status.starts_with('5');
+                    if is_error
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        response.content.insert(PROBLEM_JSON.to_owned(), content);
+                    }
+                    if response.description.trim().is_empty() {
+                        response.description = status_reason(status).to_owned();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn status_reason(status: &str) -> &'static str {
+    status
+        .parse::<u16>()
+        .ok()
+        .and_then(|code| axum::http::StatusCode::from_u16(code).ok())
+        .and_then(|code| code.canonical_reason())
+        .unwrap_or("response")
 }
 
 pub async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {

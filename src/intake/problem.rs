@@ -45,9 +45,37 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("the body must be JSON, sent with Content-Type: application/json")]
     UnsupportedMediaType,
+    /// 503: the database (or broker) cannot be reached right now; the
+    /// request changed nothing and may be sent again.
+    #[error(
+        "the service is briefly unavailable (its database cannot be reached); retry after {retry_after_secs} s"
+    )]
+    Unavailable { retry_after_secs: u64 },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
+
+/// Whether a database error means "cannot reach PostgreSQL now" (down,
+/// restarting, refusing connections) rather than a bug or bad data.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // 57P01..03: admin/crash shutdown, cannot connect now; 08: connection
+        // exceptions; 55000 with this message: connections switched off.
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("57P0")
+                || code.starts_with("08")
+                || (code == "55000" && e.message().contains("not currently accepting connections"))
+        }),
+        _ => false,
+    }
+}
+
+const RETRY_AFTER_UNAVAILABLE: u64 = 2;
 
 impl ApiError {
     pub fn field(field: &str, message: impl Into<String>) -> ApiError {
@@ -75,6 +103,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
             }
+            ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -82,6 +111,12 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> ApiError {
+        if is_unavailable(&error) {
+            tracing::warn!(%error, "the database is unreachable; answering 503");
+            return ApiError::Unavailable {
+                retry_after_secs: RETRY_AFTER_UNAVAILABLE,
+            };
+        }
         ApiError::Internal(error.into())
     }
 }
@@ -151,6 +186,20 @@ pub async fn bare_errors_as_problems(
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // A lost database found deep inside a unit of work is still a 503.
+        let unreachable = match &self {
+            ApiError::Internal(error) => error
+                .chain()
+                .any(|c| c.downcast_ref::<sqlx::Error>().is_some_and(is_unavailable)),
+            _ => false,
+        };
+        if unreachable {
+            tracing::warn!("the database is unreachable; answering 503");
+            return ApiError::Unavailable {
+                retry_after_secs: RETRY_AFTER_UNAVAILABLE,
+            }
+            .into_response();
+        }
         let (status, slug) = self.status_and_slug();
         if let ApiError::Internal(error) = &self {
             tracing::error!(error = format!("{error:#}"), "request failed");
@@ -177,7 +226,8 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::RateLimited { retry_after_secs } => {
+            ApiError::RateLimited { retry_after_secs }
+            | ApiError::Unavailable { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}

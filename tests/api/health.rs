@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use fulfil::app::Components;
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use crate::support::{new_order, spawn_process_with, spawn_with, test_settings, wait_for};
@@ -120,5 +121,122 @@ async fn a_worker_process_serves_its_own_counts_at_the_metrics_addr() {
         Some(0.0),
         "and the database's figures"
     );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn while_the_database_is_unreachable_intake_answers_503_with_retry_after() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
+    assert_eq!(app.get("/v1/customers/cust-1", &token).await.status(), 200);
+    let database = app
+        .settings
+        .database
+        .url
+        .expose_secret()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let admin = sqlx::PgPool::connect(crate::support::ADMIN_DATABASE_URL)
+        .await
+        .unwrap();
+    let switch =
+        |allow: bool| format!("alter database \"{database}\" with allow_connections {allow}");
+
+    // Act: the database refuses connections and drops the open ones.
+    sqlx::query(&switch(false)).execute(&admin).await.unwrap();
+    sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
+        .bind(&database)
+        .execute(&admin)
+        .await
+        .unwrap();
+    let down = app
+        .post(
+            "/v1/license-orders",
+            &token,
+            "while-down",
+            &new_order("virtual", 1),
+        )
+        .await;
+    let read = app.get("/v1/customers/cust-1", &token).await;
+    sqlx::query(&switch(true)).execute(&admin).await.unwrap();
+
+    // Assert: a retryable 503, not a 500; once it is back, all is well.
+    for response in [down, read] {
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().contains_key("retry-after"));
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+    let again = app
+        .post(
+            "/v1/license-orders",
+            &token,
+            "while-down",
+            &new_order("virtual", 1),
+        )
+        .await;
+    assert_eq!(
+        again.status(),
+        202,
+        "the same request succeeds once the database is back"
+    );
+    admin.close().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_declares_every_error_status_as_problem_json() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let document: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let mut gaps = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            let mut needed = vec!["500", "503"];
+            if operation.get("security").is_some() {
+                needed.extend(["401", "403", "429"]);
+            }
+            if method == "post" || method == "put" {
+                needed.extend(["400", "413", "415"]);
+            }
+            for status in needed {
+                if !responses.contains_key(status) {
+                    gaps.push(format!("{method} {path}: no {status}"));
+                }
+            }
+            for (status, response) in responses {
+                if response["description"]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim()
+                    .is_empty()
+                {
+                    gaps.push(format!("{method} {path} {status}: no description"));
+                }
+                let error = status.starts_with('4') || status.starts_with('5');
+                if error
+                    && response["content"]
+                        .get("application/problem+json")
+                        .is_none()
+                {
+                    gaps.push(format!("{method} {path} {status}: not problem+json"));
+                }
+            }
+        }
+    }
+    assert!(gaps.is_empty(), "{}", gaps.join("\n"));
     app.cleanup().await;
 }
