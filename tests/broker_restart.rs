@@ -1,7 +1,9 @@
 //! RabbitMQ restarts under a trickle of requests: nothing accepted is
-//! lost, and the workers come back on their own. This binary runs alone
-//! (cargo runs test binaries one after another) because it stops the
-//! machine's broker for everyone.
+//! lost, and the workers come back on their own. It stops the machine's
+//! broker for everyone, so it first owns the broker (`own_the_broker`):
+//! cargo runs this run's binaries one after another, but other `cargo
+//! test` runs on the machine (other worktrees) would otherwise have their
+//! jobs held back mid-test by the outage.
 
 mod support;
 
@@ -9,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use fulfil::app::Components;
-use support::{new_order, spawn_with, test_settings, wait_for};
+use support::{new_order, own_the_broker, spawn_with, test_settings, wait_for};
 
 fn rabbitmqctl(action: &str) {
     let status = Command::new("rabbitmqctl")
@@ -30,6 +32,9 @@ impl Drop for RestartGuard {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_under_a_trickle_of_requests_loses_nothing() {
+    // Blocks a runtime thread until the other test processes are done;
+    // nothing of this test runs yet.
+    own_the_broker();
     let app = spawn_with(test_settings(), Components::everything()).await;
     let token = app.portal_with_customer("acme", "cust-1").await;
     let total = 60;

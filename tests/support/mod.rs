@@ -3,14 +3,17 @@
 //! polling helpers with deadlines instead of sleeps.
 #![allow(dead_code)]
 
+use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use fulfil::app::{Application, Components};
 use fulfil::licensing::certificate::Signer;
 use fulfil::settings::Settings;
 use fulfil::store::tokens::{self, Role};
+use nix::fcntl::{Flock, FlockArg};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -18,9 +21,55 @@ use uuid::Uuid;
 
 pub const ADMIN_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// The machine's one RabbitMQ broker is shared by every test process on
+/// it -- this worktree's and any other's, each `cargo test` -- and
+/// tests/broker_restart.rs stops it for all of them. Cargo running test
+/// binaries one after another keeps that binary from overlapping the other
+/// binaries of the same run, not from overlapping another run: a restart in
+/// the middle of, say, `role_cleanup_run_twice_…` holds its jobs back for
+/// the whole outage plus the reconnect backoff, past the test's wait.
+///
+/// So every test process holds a shared lock on one well-known file for
+/// its lifetime, taken before it first touches the broker, and the broker
+/// restart converts its own to exclusive ([`own_the_broker`]) before
+/// stopping it: the restart waits until no other test process is running,
+/// and test processes that start meanwhile wait until it is over.
+static BROKER_LOCK: OnceLock<Flock<File>> = OnceLock::new();
+
+fn broker_lock() -> &'static Flock<File> {
+    BROKER_LOCK.get_or_init(|| {
+        let path = std::env::temp_dir().join("fulfil-test-broker.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+        Flock::lock(file, FlockArg::LockShared)
+            .unwrap_or_else(|(_, errno)| panic!("shared lock on {}: {errno}", path.display()))
+    })
+}
+
+/// Takes this process's shared hold on the broker (once; it lasts until
+/// the process exits). Blocks while another process restarts the broker.
+pub fn share_the_broker() {
+    broker_lock();
+}
+
+/// Makes this process the broker's only user: blocks until every other
+/// test process has exited, and keeps new ones waiting until this one
+/// exits. For tests that stop the broker.
+pub fn own_the_broker() {
+    broker_lock()
+        .relock(FlockArg::LockExclusive)
+        .expect("exclusive lock on the broker lock file");
+}
+
 /// Settings for one isolated test: its own database, AMQP prefix and mail
-/// directory, fast retries, any free port.
+/// directory, fast retries, any free port. Holds the broker for the
+/// process (see [`share_the_broker`]).
 pub fn test_settings() -> Settings {
+    share_the_broker();
     let config_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut settings = Settings::load_from(&config_dir).expect("test settings load");
     let id = Uuid::new_v4().simple().to_string();
