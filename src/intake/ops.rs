@@ -13,7 +13,9 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::Caller;
 use super::problem::ApiError;
-use crate::store::audit::{self, AuditRow};
+use axum::response::{IntoResponse, Response};
+
+use crate::store::audit;
 use crate::store::dead_letters::{self, DeadLetterFilter, Replayed};
 use crate::store::tokens::{Role, TokenIdentity};
 
@@ -33,24 +35,62 @@ pub struct AuditQuery {
     pub entity_id: Option<Uuid>,
     /// Only events at or after this instant (RFC 3339).
     pub since: Option<DateTime<Utc>>,
+    /// Only events older than this one (an event `id`): the cursor the
+    /// `Link: <…>; rel="next"` header of a full page carries.
+    #[param(minimum = 1)]
+    pub before: Option<i64>,
     /// At most this many events (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/v1/ops/audit", tag = "operators", params(AuditQuery),
-    responses((status = 200, description = "audit events, oldest first"), (status = 403, body = super::problem::Problem)),
+    responses((status = 200, description = "audit events, newest first; a full page has a Link header to the next (older) one"),
+              (status = 400, body = super::problem::Problem), (status = 403, body = super::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn audit(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Json<Vec<AuditRow>>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Operator])?;
     let query = parsed(query)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(
-        audit::list(&state.pool, query.entity_id, query.since, limit).await?,
-    ))
+    let events = audit::newest_first(
+        &state.pool,
+        query.entity_id,
+        query.since,
+        query.before,
+        limit,
+    )
+    .await?;
+    let next = match events.last() {
+        Some(oldest) if events.len() as i64 == limit => {
+            let mut link = format!("/v1/ops/audit?before={}&limit={limit}", oldest.id);
+            if let Some(entity) = query.entity_id {
+                link.push_str(&format!("&entity_id={entity}"));
+            }
+            if let Some(since) = query.since {
+                let since = since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+                link.push_str(&format!("&since={}", since.replace('+', "%2B")));
+            }
+            Some(link)
+        }
+        _ => None,
+    };
+    Ok(with_next(Json(events).into_response(), next))
+}
+
+/// A list page with its cursor: `Link: <next>; rel="next"` (RFC 8288).
+pub(super) fn with_next(mut response: Response, next: Option<String>) -> Response {
+    if let Some(next) = next
+        && let Ok(value) = axum::http::HeaderValue::from_str(&format!("<{next}>; rel=\"next\""))
+    {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LINK, value);
+    }
+    response
 }
 
 #[utoipa::path(get, path = "/v1/ops/queues", tag = "operators",

@@ -53,7 +53,8 @@ pub struct AuditRow {
     pub detail: serde_json::Value,
 }
 
-/// The trail, newest last, optionally for one entity and from an instant.
+/// The trail, oldest first (an entity's history), optionally for one
+/// entity and from an instant.
 pub async fn list<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     entity_id: Option<Uuid>,
@@ -69,6 +70,31 @@ pub async fn list<'e>(
     )
     .bind(entity_id)
     .bind(since)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// One page of the trail for operators, newest first: events before the
+/// cursor `before` (an event id), so the latest is always on the first page.
+pub async fn newest_first<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    entity_id: Option<Uuid>,
+    since: Option<DateTime<Utc>>,
+    before: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<AuditRow>> {
+    sqlx::query_as(
+        "select id, at, entity_type, entity_id, action, from_state, to_state, token_id, job_id, detail
+         from audit_events
+         where ($1::uuid is null or entity_id = $1) and ($2::timestamptz is null or at >= $2)
+           and ($3::bigint is null or id < $3)
+         order by id desc
+         limit $4",
+    )
+    .bind(entity_id)
+    .bind(since)
+    .bind(before)
     .bind(limit)
     .fetch_all(executor)
     .await

@@ -451,7 +451,8 @@ async fn operators_query_the_audit_trail_and_portals_cannot() {
         .collect();
     assert_eq!(
         actions,
-        ["order.created", "change.accepted", "order.activated"]
+        ["order.activated", "change.accepted", "order.created"],
+        "newest first"
     );
     assert_eq!(forbidden.status(), 403);
     app.cleanup().await;

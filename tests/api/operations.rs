@@ -5,11 +5,12 @@
 
 use fulfil::app::Components;
 use fulfil::settings::MailTransportKind;
+use fulfil::store::tokens::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::{
-    DeadMail, TestApp, a_dead_registration_mail, settings_env, spawn_with, wait_for,
+    DeadMail, TestApp, a_dead_registration_mail, settings_env, spawn_with, test_settings, wait_for,
 };
 
 fn command(app: &TestApp, args: &[&str]) -> Value {
@@ -132,4 +133,56 @@ async fn a_dead_mail_is_listed_counted_and_replayed_once_after_the_fix() {
         .await;
     assert_eq!(audited, 1);
     fixed.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_audit_trail_is_newest_first_and_pages_with_a_cursor() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let operator = app.token(Role::Operator, None).await;
+    for n in 0..5 {
+        sqlx::query(
+            "insert into audit_events (at, entity_type, entity_id, action, detail)
+             values (now(), 'test', $1, $2, '{}')",
+        )
+        .bind(Uuid::now_v7())
+        .bind(format!("step.{n}"))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+
+    let mut pages = Vec::new();
+    let mut next = Some("/v1/ops/audit?limit=2".to_owned());
+    while let Some(path) = next.take() {
+        let response = app.get(&path, &operator).await;
+        assert_eq!(response.status(), 200);
+        next = response
+            .headers()
+            .get("link")
+            .map(|link| link.to_str().unwrap().to_owned())
+            .map(|link| {
+                link.trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            });
+        let page: Vec<Value> = response.json().await.unwrap();
+        pages.push(
+            page.iter()
+                .map(|e| e["action"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>(),
+        );
+        assert!(pages.len() <= 4, "the cursor ends");
+    }
+
+    assert_eq!(
+        pages,
+        [
+            vec!["step.4", "step.3"],
+            vec!["step.2", "step.1"],
+            vec!["step.0"]
+        ]
+    );
+    app.cleanup().await;
 }
