@@ -130,6 +130,33 @@ pub async fn dead_letters(settings: Settings, command: DeadLettersCommand) -> an
                     d.job_id.map_or("-".to_owned(), |j| j.to_string()),
                 )?;
                 writeln!(out, "    {}", d.reason)?;
+                if d.job_id.is_none() {
+                    // Never a job: what it claims to be and what arrived.
+                    if let Some(envelope) = &d.envelope {
+                        let field = |v: &Option<serde_json::Value>| {
+                            v.as_ref().map_or("-".to_owned(), |v| v.to_string())
+                        };
+                        writeln!(
+                            out,
+                            "    envelope: job_id {}  kind {}  version {}",
+                            field(&envelope.job_id),
+                            field(&envelope.kind),
+                            field(&envelope.version)
+                        )?;
+                    }
+                    let shown: String = d.body.chars().take(200).collect();
+                    writeln!(
+                        out,
+                        "    body ({} bytes{}): {}",
+                        d.body_bytes,
+                        if shown.len() < d.body_bytes as usize {
+                            ", cut"
+                        } else {
+                            ""
+                        },
+                        shown.escape_debug()
+                    )?;
+                }
             }
         }
         DeadLettersCommand::Replay {

@@ -67,6 +67,34 @@ pub struct DeadLetterRow {
     pub job_status: Option<String>,
     pub resource_type: Option<String>,
     pub resource_id: Option<Uuid>,
+    /// The message as it arrived, cut at [`BODY_EXCERPT_CHARS`].
+    pub body: String,
+    /// The whole body's size, however much of it `body` shows.
+    pub body_bytes: i32,
+    /// What the body says it is, when it parses as an envelope far enough
+    /// to tell (a message that names no job is found by these).
+    #[sqlx(skip)]
+    pub envelope: Option<EnvelopeFields>,
+}
+
+/// The fields of a job envelope that a dead letter's body carried.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct EnvelopeFields {
+    pub job_id: Option<serde_json::Value>,
+    pub kind: Option<serde_json::Value>,
+    pub version: Option<serde_json::Value>,
+}
+
+/// How much of a dead letter's body a listing shows.
+pub const BODY_EXCERPT_CHARS: i32 = 2000;
+
+impl DeadLetterRow {
+    fn with_envelope(mut self) -> DeadLetterRow {
+        self.envelope = serde_json::from_str::<EnvelopeFields>(&self.body)
+            .ok()
+            .filter(|e| e.job_id.is_some() || e.kind.is_some());
+        self
+    }
 }
 
 /// Which dead letters by replay: still open, replayed, or both.
@@ -103,7 +131,8 @@ pub async fn list<'e>(
 ) -> sqlx::Result<Vec<DeadLetterRow>> {
     sqlx::query_as(
         "select d.id, d.job_id, coalesce(d.kind, j.kind) as kind, d.queue, d.reason, d.attempts,
-                d.created_at, d.replayed_at, j.status as job_status, j.resource_type, j.resource_id
+                d.created_at, d.replayed_at, j.status as job_status, j.resource_type, j.resource_id,
+                left(d.body, $6) as body, octet_length(d.body) as body_bytes
          from dead_letters d left join jobs j on j.id = d.job_id
          where ($1::text is null or coalesce(d.kind, j.kind) = $1)
            and ($2::timestamptz is null or d.created_at >= $2)
@@ -117,8 +146,10 @@ pub async fn list<'e>(
     .bind(filter.ids)
     .bind(filter.replayed.as_str())
     .bind(filter.limit)
+    .bind(BODY_EXCERPT_CHARS)
     .fetch_all(executor)
     .await
+    .map(|rows: Vec<DeadLetterRow>| rows.into_iter().map(DeadLetterRow::with_envelope).collect())
 }
 
 /// Open dead letters per job kind.

@@ -127,6 +127,28 @@ async fn poison_messages_are_dead_lettered_with_the_reason_while_good_jobs_flow(
         reasons.iter().any(|r| r.contains("license.bogus")),
         "{reasons:?}"
     );
+
+    // Operators find a message that was never a job by what it carried.
+    let operator = app.token(fulfil::store::tokens::Role::Operator, None).await;
+    let listed: Vec<serde_json::Value> = app
+        .get("/v1/ops/dead-letters", &operator)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let bogus = listed
+        .iter()
+        .find(|d| d["envelope"]["kind"] == "license.bogus")
+        .unwrap_or_else(|| panic!("the bogus envelope is listed by its kind: {listed:?}"));
+    assert_eq!(bogus["envelope"]["job_id"], wrong_kind["job_id"]);
+    assert!(bogus["job_id"].is_null());
+    let garbage = listed
+        .iter()
+        .find(|d| d["body"].as_str().unwrap().contains("this is not json"))
+        .expect("the raw body is shown");
+    // 16 ASCII bytes; the NUL and 0xFF are stored as U+FFFD, 3 bytes each.
+    assert_eq!(garbage["body_bytes"], 22);
+    assert!(garbage["envelope"].is_null());
     app.cleanup().await;
 }
 
