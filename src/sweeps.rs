@@ -314,7 +314,9 @@ impl Sweeper {
         for item in batch.iter_mut() {
             let job = jobs::NewJob {
                 kind,
-                payload: json!({ "trial_id": item.entity_id }),
+                // The sweep's instant travels with the job: a worker on
+                // another clock acts at it (SPEC §3.10).
+                payload: json!({ "trial_id": item.entity_id, "as_of": now }),
                 partner_id: None,
                 token_id: request.token_id,
                 resource_type: "trial",

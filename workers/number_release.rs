@@ -25,9 +25,8 @@ impl JobHandler for NumberRelease {
         job: &JobRow,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let trial = lock_job_trial(tx, job).await?;
+        let (trial, now) = lock_job_trial(ctx, tx, job).await?;
         let trial_id = trial.id;
-        let now = ctx.clock.now();
         let released = trials::release_numbers(tx, trial_id, now).await?;
         if released.is_empty() {
             return Ok(()); // released by an earlier delivery, or not yet due

@@ -4,6 +4,7 @@
 //! second sweep finds it recorded and sends nothing.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::job::{JobError, JobKind};
@@ -17,19 +18,32 @@ use crate::trials::{
 
 pub struct TrialNotices;
 
-/// The payload of every trial job: the trial it is for.
+/// The payload of every trial job: the trial it is for, and the business
+/// instant of the sweep that found it due (SPEC §3.10).
 #[derive(Debug, serde::Deserialize, serde::Serialize)]
 pub struct TrialPayload {
     pub trial_id: uuid::Uuid,
+    /// A sweep run at a moved clock (`clock.now`) queues work due at that
+    /// instant; a worker on another clock must still do it, so it acts at
+    /// the later of its own clock and this.
+    #[serde(default)]
+    pub as_of: Option<DateTime<Utc>>,
 }
 
-/// The trial a trial job is for, locked for the job's transaction; a trial
-/// that does not exist is a fatal error (the job can never succeed).
-pub(super) async fn lock_job_trial(tx: &mut Tx<'_>, job: &JobRow) -> Result<TrialRow, JobError> {
-    let TrialPayload { trial_id } = payload(job)?;
-    trials::lock_trial(tx, trial_id)
+/// The trial a trial job is for, locked for the job's transaction, and the
+/// instant the job acts at; a trial that does not exist is a fatal error
+/// (the job can never succeed).
+pub(super) async fn lock_job_trial(
+    ctx: &JobContext,
+    tx: &mut Tx<'_>,
+    job: &JobRow,
+) -> Result<(TrialRow, DateTime<Utc>), JobError> {
+    let TrialPayload { trial_id, as_of } = payload(job)?;
+    let trial = trials::lock_trial(tx, trial_id)
         .await?
-        .ok_or_else(|| JobError::fatal(format!("trial {trial_id} does not exist")))
+        .ok_or_else(|| JobError::fatal(format!("trial {trial_id} does not exist")))?;
+    let now = ctx.clock.now();
+    Ok((trial, as_of.map_or(now, |as_of| as_of.max(now))))
 }
 
 #[async_trait]
@@ -44,9 +58,8 @@ impl JobHandler for TrialNotices {
         job: &JobRow,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let trial = lock_job_trial(tx, job).await?;
+        let (trial, now) = lock_job_trial(ctx, tx, job).await?;
         let trial_id = trial.id;
-        let now = ctx.clock.now();
         let timeline = Timeline::from_settings(&ctx.settings.trial);
         let recorded = trials::notices(&mut **tx, trial_id).await?;
         let is_recorded = |kind: &str| {

@@ -29,9 +29,8 @@ impl JobHandler for TrialPurge {
         job: &JobRow,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let trial = lock_job_trial(tx, job).await?;
+        let (trial, now) = lock_job_trial(ctx, tx, job).await?;
         let trial_id = trial.id;
-        let now = ctx.clock.now();
         let timeline = Timeline::from_settings(&ctx.settings.trial);
         if !timeline.purge_due(&trial.status, trial.ends_at, now) {
             tracing::info!(%trial_id, status = %trial.status, ends_at = %trial.ends_at,

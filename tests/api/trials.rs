@@ -488,3 +488,43 @@ async fn bad_trials_are_refused_with_every_field_named_and_nothing_stored() {
     assert_eq!(app.count("select count(*) from trial_numbers").await, 0);
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_at_a_moved_clock_is_carried_out_at_that_instant_by_a_worker_on_another() {
+    // Arrange: the workers' clock is at t0; the trial ends at day 30.
+    let app = spawn_with(at_t0(), Components::everything()).await;
+    let w = world(&app).await;
+    create_ok(&app, &w.portal, &new_trial(&[], &[])).await;
+
+    // Act: an operator sweeps from a shell whose clock says day 24, when
+    // the "ends in 7 days" notice is due (the drill SPEC §3.10 describes).
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        .args(["sweep", "trial-notices"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .envs(crate::support::settings_env(&app.settings))
+        .env("FULFIL__CLOCK__NOW", day(24).to_rfc3339())
+        .output()
+        .expect("fulfil sweep runs");
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("1 job queued"),
+        "{output:?}"
+    );
+    settled(&app).await;
+
+    // Assert: the job did what the sweep said, at the sweep's instant.
+    assert_eq!(
+        app.count(
+            "select count(*) from trial_notices where kind = 'expiring' and outcome = 'sent'"
+        )
+        .await,
+        1,
+        "the notice the sweep found due was sent, not skipped as not due yet"
+    );
+    assert_eq!(
+        mails(&app, "trial_expiring").await,
+        2,
+        "customer and partner admin"
+    );
+    app.cleanup().await;
+}
