@@ -34,6 +34,10 @@ pub struct Settings {
 pub struct DatabaseSettings {
     pub url: SecretString,
     pub max_connections: u32,
+    /// How long a starting process waits for PostgreSQL (down, restarting)
+    /// before it gives up, retrying with backoff meanwhile.
+    #[serde(with = "humantime_serde")]
+    pub startup_wait: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

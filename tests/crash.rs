@@ -220,3 +220,65 @@ async fn two_workers_started_at_once_both_consume_and_a_clean_shutdown_logs_no_e
     pool.close().await;
     support::cleanup(&settings).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_started_while_the_database_refuses_connections_waits_for_it() {
+    // Arrange: the database exists but takes no connections (as while
+    // PostgreSQL restarts).
+    let settings = test_settings();
+    fulfil::store::prepare(&settings.database)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let database = secrecy::ExposeSecret::expose_secret(&settings.database.url)
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let admin = sqlx::PgPool::connect(support::ADMIN_DATABASE_URL)
+        .await
+        .unwrap();
+    let allow = |yes: bool| format!("alter database \"{database}\" with allow_connections {yes}");
+    sqlx::query(&allow(false)).execute(&admin).await.unwrap();
+    let log = std::env::temp_dir().join(format!("{}waiting-worker.log", settings.amqp.prefix));
+    let file = std::fs::File::create(&log).unwrap();
+
+    // Act
+    let mut worker = support::spawn_process_with(&settings, &["worker"], &[], file);
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let waited = wait_for(Duration::from_secs(30), || async {
+        read_log().contains("PostgreSQL is not reachable yet")
+    })
+    .await;
+    let alive_while_down = worker.0.try_wait().unwrap().is_none();
+    sqlx::query(&allow(true)).execute(&admin).await.unwrap();
+    let pool = sqlx::PgPool::connect(secrecy::ExposeSecret::expose_secret(&settings.database.url))
+        .await
+        .unwrap();
+    let consuming = wait_for(Duration::from_secs(30), || async {
+        fulfil::ops::queues::stats(&pool, &settings)
+            .await
+            .is_ok_and(|report| report.queues.iter().all(|q| q.consumers == Some(1)))
+    })
+    .await;
+    pool.close().await;
+    kill(Pid::from_raw(worker.0.id() as i32), Signal::SIGTERM).unwrap();
+    let status = wait_exit(&mut worker.0, Duration::from_secs(30)).await;
+
+    // Assert
+    assert!(waited, "the worker says it waits: {}", read_log());
+    assert!(
+        alive_while_down,
+        "it did not exit while the database was away"
+    );
+    assert!(
+        consuming,
+        "it started once the database came back: {}",
+        read_log()
+    );
+    assert!(status.expect("exits after SIGTERM").success());
+    std::fs::remove_file(&log).ok();
+    admin.close().await;
+    support::cleanup(&settings).await;
+}

@@ -55,25 +55,7 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-/// Whether a database error means "cannot reach PostgreSQL now" (down,
-/// restarting, refusing connections) rather than a bug or bad data.
-pub fn is_unavailable(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        // 57P01..03: admin/crash shutdown, cannot connect now; 08: connection
-        // exceptions; 55000 with this message: connections switched off.
-        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
-            code.starts_with("57P0")
-                || code.starts_with("08")
-                || (code == "55000" && e.message().contains("not currently accepting connections"))
-        }),
-        _ => false,
-    }
-}
+pub use crate::store::is_unavailable;
 
 const RETRY_AFTER_UNAVAILABLE: u64 = 2;
 

@@ -145,11 +145,64 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .context("running database migrations")
 }
 
-/// Creates the database if needed, connects and migrates: what every
-/// command that touches the database does first.
+/// Whether a database error means "cannot reach PostgreSQL now" (down,
+/// restarting, refusing connections) rather than a bug or bad data.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // 57P01..03: admin/crash shutdown, cannot connect now; 08: connection
+        // exceptions; 55000 with this message: connections switched off.
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("57P0")
+                || code.starts_with("08")
+                || (code == "55000" && e.message().contains("not currently accepting connections"))
+        }),
+        _ => false,
+    }
+}
+
+fn unavailable_in(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(is_unavailable)
+    })
+}
+
+/// Creates the database if needed, connects and migrates: what the
+/// long-running processes and `migrate` do first. PostgreSQL down or
+/// restarting is waited for, with backoff and a WARN per retry, for
+/// `database.startup_wait`; any other error ends it at once.
 pub async fn prepare(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
-    ensure_database(settings).await?;
-    let pool = connect(settings).await?;
-    migrate(&pool).await?;
-    Ok(pool)
+    let deadline = tokio::time::Instant::now() + settings.startup_wait;
+    let mut backoff =
+        crate::retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    loop {
+        let attempt = async {
+            ensure_database(settings).await?;
+            let pool = connect(settings).await?;
+            migrate(&pool).await?;
+            anyhow::Ok(pool)
+        };
+        match attempt.await {
+            Ok(pool) => return Ok(pool),
+            Err(error) if unavailable_in(&error) && tokio::time::Instant::now() < deadline => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = format!("{error:#}"), retry_in = ?delay,
+                    "PostgreSQL is not reachable yet; waiting for it");
+                tokio::time::sleep(delay).await;
+            }
+            Err(error) if unavailable_in(&error) => {
+                return Err(error.context(format!(
+                    "PostgreSQL was still unreachable after database.startup_wait ({})",
+                    humantime::format_duration(settings.startup_wait)
+                )));
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
