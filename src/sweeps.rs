@@ -265,14 +265,15 @@ impl Sweeper {
             Sweep::TrialPurges => {
                 for c in sweeps::purge_candidates(&self.pool, now - timeline.grace).await? {
                     let held = trials::holdings(&self.pool, c.id).await?;
+                    let n = |count: i64, singular: &str| counted(count as usize, singular);
                     let actions = vec![format!(
-                        "purge: delete {} licenses, {} admin roles and {} settings; \
-                         move {} users to the free organisation; hold {} numbers until {}",
-                        held.licenses,
-                        held.admin_roles,
-                        held.settings,
-                        held.users,
-                        held.numbers,
+                        "purge: delete {}, {} and {}; move {} to the free organisation; \
+                         hold {} until {}",
+                        n(held.licenses, "license"),
+                        n(held.admin_roles, "admin role"),
+                        n(held.settings, "setting"),
+                        n(held.users, "user"),
+                        n(held.numbers, "number"),
                         crate::trials::mail_time(now + timeline.number_hold)
                     )];
                     let item = trial_item(c.id, &c.customer_id, &c.status, c.ends_at, actions);
@@ -457,5 +458,21 @@ mod tests {
         assert_eq!(late_by(TimeDelta::minutes(125)), "2h 5m");
         assert_eq!(late_by(TimeDelta::hours(73)), "3d 1h");
         assert_eq!(late_by(TimeDelta::seconds(-5)), "0s");
+    }
+}
+
+/// "1 trial", "2 trials": a count with its noun in agreement.
+pub fn counted(n: usize, singular: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{n} {singular}{s}")
+}
+
+#[cfg(test)]
+mod counted_tests {
+    #[test]
+    fn one_is_singular_and_the_rest_plural() {
+        assert_eq!(super::counted(1, "setting"), "1 setting");
+        assert_eq!(super::counted(0, "number"), "0 numbers");
+        assert_eq!(super::counted(2, "admin role"), "2 admin roles");
     }
 }

@@ -11,7 +11,7 @@ use crate::cli::SweepArgs;
 use crate::clock::Clock;
 use crate::mail::queue::Mailer;
 use crate::settings::Settings;
-use crate::sweeps::{SweepReport, SweepRequest, Sweeper, Trigger};
+use crate::sweeps::{SweepReport, SweepRequest, Sweeper, Trigger, counted};
 
 pub async fn run(settings: Settings, args: SweepArgs) -> anyhow::Result<()> {
     let pool = crate::store::open_existing(&settings.database).await?;
@@ -80,12 +80,6 @@ fn print_report(out: &mut impl Write, report: &SweepReport) -> std::io::Result<(
             report.already_queued
         )
     }
-}
-
-/// "1 trial", "2 trials".
-fn counted(n: usize, singular: &str) -> String {
-    let s = if n == 1 { "" } else { "s" };
-    format!("{n} {singular}{s}")
 }
 
 #[cfg(test)]

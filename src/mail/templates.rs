@@ -625,6 +625,22 @@ mod tests {
     }
 
     #[test]
+    fn no_subject_repeats_the_service_name_after_its_prefix() {
+        let r = Renderer::new("C-Chorus");
+        for kind in kinds().filter(|k| !k.starts_with("registration")) {
+            for locale in Locale::ALL {
+                let subject = r.render(kind, locale, &context_for(kind)).unwrap().subject;
+                let after_prefix = subject.trim_start_matches("[C-Chorus] ");
+                assert!(
+                    !after_prefix.starts_with("C-Chorus")
+                        && !after_prefix.starts_with("Your C-Chorus"),
+                    "{kind}.{locale}: {subject}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn every_template_renders_with_prefixed_one_line_subject() {
         let r = Renderer::new("C-Chorus");
         for kind in kinds() {
@@ -688,10 +704,7 @@ mod tests {
         let mail = r
             .render("license_issued", Locale::Ja, &license_context(true))
             .unwrap();
-        assert_eq!(
-            mail.subject,
-            "[C-Chorus] C-Chorusライセンスキー発行のお知らせ"
-        );
+        assert_eq!(mail.subject, "[C-Chorus] ライセンスキー発行のお知らせ");
         assert!(mail.body.starts_with("山田 太郎 様\n"));
         assert!(mail.body.contains("AAAA-BBBB-CCCC-0001"));
         assert!(mail.body.contains("AAAA-BBBB-CCCC-0002"));
@@ -712,7 +725,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             mail.subject,
-            "[C-Chorus] Your C-Chorus license keys have been issued"
+            "[C-Chorus] Your license keys have been issued"
         );
         assert!(mail.body.starts_with("Dear 山田 太郎,\n"));
         assert!(mail.body.contains("VMs covered: 25"));
@@ -739,10 +752,7 @@ mod tests {
         let ja = r
             .render("license_added", Locale::Ja, &license_context(true))
             .unwrap();
-        assert_eq!(
-            ja.subject,
-            "[C-Chorus] C-Chorus追加ライセンスキー発行のお知らせ"
-        );
+        assert_eq!(ja.subject, "[C-Chorus] 追加ライセンスキー発行のお知らせ");
         assert!(ja.body.contains("追加"));
         assert!(ja.body.contains("AAAA-BBBB-CCCC-0002"));
         let en = r
@@ -750,7 +760,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             en.subject,
-            "[C-Chorus] Additional C-Chorus license keys have been issued"
+            "[C-Chorus] Additional license keys have been issued"
         );
         assert!(en.body.contains("additional"));
     }
@@ -761,7 +771,7 @@ mod tests {
         let ja = r
             .render("vm_count_changed", Locale::Ja, &vm_count_context())
             .unwrap();
-        assert_eq!(ja.subject, "[C-Chorus] C-Chorus対象VM数変更完了のお知らせ");
+        assert_eq!(ja.subject, "[C-Chorus] 対象VM数変更完了のお知らせ");
         assert!(ja.body.contains("25台"));
         assert!(ja.body.contains("40台"));
         assert!(ja.body.contains("添付"));
@@ -779,10 +789,7 @@ mod tests {
         let mail = r
             .render("keys_cancelled", Locale::Ja, &keys_cancelled_context(false))
             .unwrap();
-        assert_eq!(
-            mail.subject,
-            "[C-Chorus] C-Chorusライセンスキー解約完了のお知らせ"
-        );
+        assert_eq!(mail.subject, "[C-Chorus] ライセンスキー解約完了のお知らせ");
         assert!(mail.body.starts_with("山田 太郎 様\n"));
         assert!(mail.body.contains("1. AAAA-BBBB-CCCC-0001\n"));
         assert!(!mail.body.contains("AAAA-BBBB-CCCC-0002"));
@@ -820,7 +827,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             mail.subject,
-            "[C-Chorus] Your C-Chorus license key has been cancelled"
+            "[C-Chorus] Your license key has been cancelled"
         );
         assert!(mail.body.starts_with("Dear 山田 太郎,\n"));
         assert!(mail.body.contains("cancelled the license key listed below"));
@@ -840,7 +847,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             mail.subject,
-            "[C-Chorus] Your C-Chorus license keys have been cancelled"
+            "[C-Chorus] Your license keys have been cancelled"
         );
         assert!(
             mail.body
@@ -860,7 +867,7 @@ mod tests {
         let ja = r
             .render("order_revoked", Locale::Ja, &order_revoked_context(false))
             .unwrap();
-        assert_eq!(ja.subject, "[C-Chorus] C-Chorusご注文終了のお知らせ");
+        assert_eq!(ja.subject, "[C-Chorus] ご注文終了のお知らせ");
         assert!(ja.body.starts_with("山田 太郎 様\n"));
         assert!(ja.body.contains("ご利用いただき"));
         assert!(
@@ -874,7 +881,7 @@ mod tests {
         let en = r
             .render("order_revoked", Locale::En, &order_revoked_context(false))
             .unwrap();
-        assert_eq!(en.subject, "[C-Chorus] Your C-Chorus order has been closed");
+        assert_eq!(en.subject, "[C-Chorus] Your order has been closed");
         assert!(en.body.starts_with("Dear 山田 太郎,\n"));
         assert!(
             en.body
@@ -897,7 +904,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             ja.subject,
-            "[C-Chorus] C-Chorusご注文終了のお知らせ（お客様ID：CUST-0042）"
+            "[C-Chorus] ご注文終了のお知らせ（お客様ID：CUST-0042）"
         );
         assert!(ja.body.starts_with("佐藤 花子 様\n"));
         assert!(ja.body.contains("お取り扱いいただき"));
@@ -914,7 +921,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             en.subject,
-            "[C-Chorus] Your customer's C-Chorus order has been closed (customer ID CUST-0042)"
+            "[C-Chorus] Your customer's order has been closed (customer ID CUST-0042)"
         );
         assert!(en.body.starts_with("Dear 佐藤 花子,\n"));
         assert!(en.body.contains("your customer's order"));
@@ -999,7 +1006,7 @@ mod tests {
         let ja = render_transfer(kind, Locale::Ja, "customer");
         assert_eq!(
             ja.subject,
-            "[C-Chorus] C-Chorusサブスクリプション移管受付のお知らせ"
+            "[C-Chorus] サブスクリプション移管受付のお知らせ"
         );
         assert!(ja.body.contains("ご利用いただき"));
         assert!(ja.body.contains("移管するご依頼を\n受け付けましたので"));
@@ -1014,7 +1021,7 @@ mod tests {
         let ja = render_transfer(kind, Locale::Ja, "source");
         assert_eq!(
             ja.subject,
-            "[C-Chorus] C-Chorusサブスクリプション移管受付のお知らせ（お客様ID：CUST-0042）"
+            "[C-Chorus] サブスクリプション移管受付のお知らせ（お客様ID：CUST-0042）"
         );
         assert!(ja.body.contains("お取り扱いいただき"));
         assert!(ja.body.contains("貴社のお客様（お客様ID：CUST-0042）"));
@@ -1034,7 +1041,7 @@ mod tests {
         let en = render_transfer(kind, Locale::En, "customer");
         assert_eq!(
             en.subject,
-            "[C-Chorus] Your C-Chorus subscription transfer request has been received"
+            "[C-Chorus] Your subscription transfer request has been received"
         );
         assert!(en.body.contains("Thank you for choosing C-Chorus."));
         assert!(en.body.contains("transfer your subscriptions listed below"));
@@ -1076,7 +1083,7 @@ mod tests {
         let ja = render_transfer(kind, Locale::Ja, "customer");
         assert_eq!(
             ja.subject,
-            "[C-Chorus] C-Chorusサブスクリプション移管完了のお知らせ"
+            "[C-Chorus] サブスクリプション移管完了のお知らせ"
         );
         assert!(ja.body.contains("移管が完了いたしました"));
         assert!(
@@ -1095,7 +1102,7 @@ mod tests {
         let ja = render_transfer(kind, Locale::Ja, "source");
         assert_eq!(
             ja.subject,
-            "[C-Chorus] C-Chorusサブスクリプション移管完了のお知らせ（お客様ID：CUST-0042）"
+            "[C-Chorus] サブスクリプション移管完了のお知らせ（お客様ID：CUST-0042）"
         );
         assert!(
             ja.body
@@ -1112,7 +1119,7 @@ mod tests {
         let en = render_transfer(kind, Locale::En, "customer");
         assert_eq!(
             en.subject,
-            "[C-Chorus] Your C-Chorus subscription transfer is complete"
+            "[C-Chorus] Your subscription transfer is complete"
         );
         assert!(en.body.contains(
             "will be served by partner PARTNER-0019\n\
@@ -1146,7 +1153,7 @@ mod tests {
             let ja = render_transfer(kind, Locale::Ja, role);
             assert!(
                 ja.subject
-                    .starts_with("[C-Chorus] C-Chorusサブスクリプション移管不成立のお知らせ"),
+                    .starts_with("[C-Chorus] サブスクリプション移管不成立のお知らせ"),
                 "{role}"
             );
             assert!(
@@ -1182,7 +1189,7 @@ mod tests {
         let ja = render_transfer(kind, Locale::Ja, "customer");
         assert_eq!(
             ja.subject,
-            "[C-Chorus] C-Chorusサブスクリプション移管不成立のお知らせ"
+            "[C-Chorus] サブスクリプション移管不成立のお知らせ"
         );
         assert!(!ja.body.contains("貴社"));
         let ja = render_transfer(kind, Locale::Ja, "destination");
@@ -1208,7 +1215,7 @@ mod tests {
             let ja = render_transfer(kind, Locale::Ja, role);
             assert!(
                 ja.subject
-                    .starts_with("[C-Chorus] C-Chorusサブスクリプション移管処理エラーのお知らせ"),
+                    .starts_with("[C-Chorus] サブスクリプション移管処理エラーのお知らせ"),
                 "{role}"
             );
             assert!(
@@ -1242,7 +1249,7 @@ mod tests {
         let ja = render_transfer(kind, Locale::Ja, "customer");
         assert_eq!(
             ja.subject,
-            "[C-Chorus] C-Chorusサブスクリプション移管処理エラーのお知らせ"
+            "[C-Chorus] サブスクリプション移管処理エラーのお知らせ"
         );
         assert!(
             ja.body
@@ -1363,10 +1370,7 @@ mod tests {
     fn trial_expiring_ja() {
         let kind = "trial_expiring";
         let ja = render_with(kind, Locale::Ja, &trial_context(kind, "customer_admin"));
-        assert_eq!(
-            ja.subject,
-            "[C-Chorus] C-Chorusトライアル期間終了予定のお知らせ"
-        );
+        assert_eq!(ja.subject, "[C-Chorus] トライアル期間終了予定のお知らせ");
         assert!(
             ja.body
                 .starts_with("株式会社サンプル ご担当者様\n\n平素より")
@@ -1402,7 +1406,7 @@ mod tests {
         let ja = render_with(kind, Locale::Ja, &trial_context(kind, "partner_admin"));
         assert_eq!(
             ja.subject,
-            "[C-Chorus] C-Chorusトライアル期間終了予定のお知らせ（お客様ID：CUST-0042）"
+            "[C-Chorus] トライアル期間終了予定のお知らせ（お客様ID：CUST-0042）"
         );
         assert!(ja.body.starts_with("ご担当者様\n\n"));
         assert!(ja.body.contains("お取り扱いいただき"));
@@ -1448,7 +1452,7 @@ mod tests {
     fn trial_expiring_en() {
         let kind = "trial_expiring";
         let en = render_with(kind, Locale::En, &trial_context(kind, "customer_admin"));
-        assert_eq!(en.subject, "[C-Chorus] Your C-Chorus trial ends soon");
+        assert_eq!(en.subject, "[C-Chorus] Your trial ends soon");
         assert!(
             en.body
                 .starts_with("Dear administrator of 株式会社サンプル,\n\n")
@@ -1479,7 +1483,7 @@ mod tests {
         let en = render_with(kind, Locale::En, &trial_context(kind, "partner_admin"));
         assert_eq!(
             en.subject,
-            "[C-Chorus] Your customer's C-Chorus trial ends soon (customer ID CUST-0042)"
+            "[C-Chorus] Your customer's trial ends soon (customer ID CUST-0042)"
         );
         assert!(en.body.starts_with("Dear partner administrator,\n\n"));
         assert!(
@@ -1522,10 +1526,7 @@ mod tests {
     fn trial_expired_both_locales() {
         let kind = "trial_expired";
         let ja = render_with(kind, Locale::Ja, &trial_context(kind, "customer_admin"));
-        assert_eq!(
-            ja.subject,
-            "[C-Chorus] C-Chorusトライアル期間終了のお知らせ"
-        );
+        assert_eq!(ja.subject, "[C-Chorus] トライアル期間終了のお知らせ");
         assert!(
             ja.body
                 .contains("2026-12-24 00:00 UTCをもってトライアル期間が終了いたしました")
@@ -1551,13 +1552,13 @@ mod tests {
         let ja = render_with(kind, Locale::Ja, &trial_context(kind, "partner_admin"));
         assert_eq!(
             ja.subject,
-            "[C-Chorus] C-Chorusトライアル期間終了のお知らせ（お客様ID：CUST-0042）"
+            "[C-Chorus] トライアル期間終了のお知らせ（お客様ID：CUST-0042）"
         );
         assert!(ja.body.contains("貴社のお客様（お客様ID：CUST-0042）"));
         assert!(ja.body.contains("別途お送りしております"));
 
         let en = render_with(kind, Locale::En, &trial_context(kind, "customer_admin"));
-        assert_eq!(en.subject, "[C-Chorus] Your C-Chorus trial has ended");
+        assert_eq!(en.subject, "[C-Chorus] Your trial has ended");
         assert!(en.body.contains(
             "Your C-Chorus trial ended at 2026-12-24 00:00 UTC, and the services listed\n\
              below have been suspended.\n"
@@ -1586,7 +1587,7 @@ mod tests {
         let en = render_with(kind, Locale::En, &trial_context(kind, "partner_admin"));
         assert_eq!(
             en.subject,
-            "[C-Chorus] Your customer's C-Chorus trial has ended (customer ID CUST-0042)"
+            "[C-Chorus] Your customer's trial has ended (customer ID CUST-0042)"
         );
         assert!(en.body.contains(
             "The C-Chorus trial of your customer CUST-0042 ended at\n2026-12-24 00:00 UTC"
@@ -1618,7 +1619,7 @@ mod tests {
         let ja = render_with(kind, Locale::Ja, &trial_purged_context());
         assert_eq!(
             ja.subject,
-            "[C-Chorus] C-Chorusトライアルサービス提供終了のお知らせ"
+            "[C-Chorus] トライアルサービス提供終了のお知らせ"
         );
         assert!(ja.body.starts_with("山田 太郎 様\n\n平素より"));
         assert!(
@@ -1643,7 +1644,7 @@ mod tests {
         let en = render_with(kind, Locale::En, &trial_purged_context());
         assert_eq!(
             en.subject,
-            "[C-Chorus] Your C-Chorus trial services are no longer available"
+            "[C-Chorus] Your trial services are no longer available"
         );
         assert!(en.body.starts_with("Dear 山田 太郎,\n\n"));
         assert!(en.body.contains(
@@ -1767,7 +1768,7 @@ mod tests {
     fn service_started_both_locales() {
         let kind = "service_started";
         let ja = render_with(kind, Locale::Ja, &service_started_context());
-        assert_eq!(ja.subject, "[C-Chorus] C-Chorusサービス提供開始のお知らせ");
+        assert_eq!(ja.subject, "[C-Chorus] サービス提供開始のお知らせ");
         assert!(ja.body.starts_with(&format!("{EMAIL} 様\n\n")));
         assert!(ja.body.contains("C-Chorusのサービス提供を開始いたしました"));
         assert!(
@@ -1779,10 +1780,7 @@ mod tests {
                 .contains("■ご利用いただけるサービス\n1. C-Chorus Chat\n2. C-Chorus Phone\n")
         );
         let en = render_with(kind, Locale::En, &service_started_context());
-        assert_eq!(
-            en.subject,
-            "[C-Chorus] Your C-Chorus service is now available"
-        );
+        assert_eq!(en.subject, "[C-Chorus] Your service is now available");
         assert!(en.body.starts_with("Dear customer,\n\n"));
         assert!(en.body.contains("has started and is now available to you"));
         assert!(

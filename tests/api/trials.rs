@@ -183,7 +183,7 @@ async fn a_trial_lives_through_notices_expiry_grace_purge_and_number_release() {
     assert_eq!(dry["published"], 0);
     let plan = dry["items"][0]["actions"][0].as_str().unwrap();
     assert!(
-        plan.contains("delete 4 licenses, 2 admin roles and 1 settings")
+        plan.contains("delete 4 licenses, 2 admin roles and 1 setting;")
             && plan.contains("move 2 users"),
         "{plan}"
     );
