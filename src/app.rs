@@ -97,12 +97,9 @@ impl Application {
             let listener = bind(settings.http.addr, "the HTTP listener").await?;
             let addr = listener.local_addr()?;
             tracing::info!(%addr, "intake API listening");
-            let router = intake::router(AppState::new(
-                pool.clone(),
-                settings.clone(),
-                clock,
-                mailer.clone(),
-            ));
+            let state = AppState::new(pool.clone(), settings.clone(), clock, mailer.clone());
+            tasks.spawn(state.tokens.clone().watch(pool.clone(), shutdown.clone()));
+            let router = intake::router(state);
             tasks.spawn(serve(listener, router, shutdown.clone()));
             Some(addr)
         } else {

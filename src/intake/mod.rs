@@ -14,6 +14,7 @@ pub mod ops;
 pub mod problem;
 pub mod registrations;
 pub mod sweeps;
+pub mod token_cache;
 pub mod transfers;
 pub mod trials;
 
@@ -33,6 +34,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub clock: Clock,
     pub rate_limits: Arc<auth::RateLimits>,
+    /// Token lookups; [`token_cache::TokenCache::watch`] keeps it fresh.
+    pub tokens: Arc<token_cache::TokenCache>,
     pub mailer: crate::mail::queue::Mailer,
     /// Runs `POST /v1/sweeps/…`; shares the mailer's compiled templates.
     pub sweeper: crate::sweeps::Sweeper,
@@ -56,6 +59,7 @@ impl AppState {
             settings,
             clock,
             rate_limits,
+            tokens: Arc::default(),
             mailer,
             sweeper,
         }
