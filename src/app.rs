@@ -138,6 +138,9 @@ impl Application {
                 vendor: Arc::new(LocalVendor),
                 mailer,
                 mail_transport: crate::mail::transport_from_settings(&settings.mail)?,
+                attempts: Arc::new(tokio::sync::Semaphore::new(attempt_slots(
+                    settings.database.max_connections,
+                ))),
             };
             let mut processors: Vec<Arc<dyn DeliveryProcessor>> = components
                 .workers
@@ -196,6 +199,13 @@ impl Application {
         self.shutdown.cancel();
         self.wait().await;
     }
+}
+
+/// Attempts that may run at once: the pool minus a quarter (at least two
+/// connections) kept for the API, the relay and failure bookkeeping.
+fn attempt_slots(max_connections: u32) -> usize {
+    let reserve = (max_connections / 4).max(2);
+    max_connections.saturating_sub(reserve).max(1) as usize
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
