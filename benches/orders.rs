@@ -30,9 +30,10 @@
 //! (orders of the counting run, default 1,000), `BENCH_CONCURRENCY`
 //! (POSTs in flight in the closed-loop phases, default 32).
 
+use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fulfil::app::{Application, Components};
@@ -72,20 +73,18 @@ fn env_usize(name: &str, default: usize) -> usize {
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 static TX_CONTROL: AtomicU64 = AtomicU64::new(0);
+/// Statements by sqlx's summary of them (their first words).
+static BY_SUMMARY: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
 
 struct StatementCounter;
 
-struct Summary(bool);
+#[derive(Default)]
+struct Summary(String);
 
 impl tracing::field::Visit for Summary {
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
         if field.name() == "summary" {
-            let head = value.trim_start().to_ascii_uppercase();
-            self.0 = head.starts_with("BEGIN")
-                || head.starts_with("COMMIT")
-                || head.starts_with("ROLLBACK")
-                || head.starts_with("SAVEPOINT")
-                || head.starts_with("RELEASE");
+            self.0 = value.trim().to_owned();
         }
     }
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
@@ -97,12 +96,17 @@ impl tracing::field::Visit for Summary {
 
 impl<S: tracing::Subscriber> Layer<S> for StatementCounter {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        let mut summary = Summary(false);
+        let mut summary = Summary::default();
         event.record(&mut summary);
         STATEMENTS.fetch_add(1, Ordering::Relaxed);
-        if summary.0 {
+        let head = summary.0.to_ascii_uppercase();
+        if ["BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"]
+            .iter()
+            .any(|word| head.starts_with(word))
+        {
             TX_CONTROL.fetch_add(1, Ordering::Relaxed);
         }
+        *BY_SUMMARY.lock().unwrap().entry(summary.0).or_default() += 1;
     }
 }
 
@@ -649,28 +653,36 @@ async fn xact_commit(database: &str) -> i64 {
 async fn count_per_order(n: usize, concurrency: usize) -> Counts {
     let settings = bench_settings();
     let database = database_name(&settings);
-    // Arrange the directory with one process and stop it: its backends
-    // exit and report their counts, so the baseline below is complete.
+    // Arrange the directory with one process, then count in another.
     let setup = Application::build(settings.clone(), Components::api_only())
         .await
         .unwrap();
     let client = reqwest::Client::new();
     let token = portal(&setup, &client).await;
     setup.stop().await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before = xact_commit(&database).await;
 
     let app = Application::build(settings.clone(), Components::everything())
         .await
         .unwrap();
     let url = format!("http://{}/v1/license-orders", app.addr().unwrap());
     let quiet = quiet_pool(&settings).await;
+    // Warm up first: every pool connection prepares each statement once
+    // (a transaction of its own), a cost of a fresh process, not of an
+    // order. Then wait until every backend reported its counts (an idle
+    // backend reports within 10 s), and count from there.
+    let warm = (n / 5).clamp(1, 500);
+    post_orders(&client, &url, &token, warm, concurrency).await;
+    until(&quiet, SENT, warm as i64, LIMIT).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let before = xact_commit(&database).await;
     STATEMENTS.store(0, Ordering::Relaxed);
     TX_CONTROL.store(0, Ordering::Relaxed);
+    BY_SUMMARY.lock().unwrap().clear();
     COUNTING.store(true, Ordering::Relaxed);
     post_orders(&client, &url, &token, n, concurrency).await;
-    let mut polls = until(&quiet, ACTIVE, n as i64, LIMIT).await;
-    polls += until(&quiet, SENT, n as i64, LIMIT).await;
+    let total = (warm + n) as i64;
+    let mut polls = until(&quiet, ACTIVE, total, LIMIT).await;
+    polls += until(&quiet, SENT, total, LIMIT).await;
     COUNTING.store(false, Ordering::Relaxed);
     let statements = STATEMENTS.load(Ordering::Relaxed);
     let tx_control = TX_CONTROL.load(Ordering::Relaxed);
@@ -775,6 +787,10 @@ async fn main() {
         counts.orders, counts.statements, counts.tx_control, counts.commits
     );
     println!("worker   peak RSS of `fulfil worker` while draining: {rss_mb:.0} MB (target 150)");
+    println!("statements per order, by sqlx's summary (counting run):");
+    for (summary, count) in BY_SUMMARY.lock().unwrap().iter() {
+        println!("  {:>6.2}  {summary}", *count as f64 / counts.orders as f64);
+    }
 
     if let Some(growth) = growth {
         let largest: usize = growth.parse().unwrap_or(10_000);
