@@ -1,16 +1,43 @@
-//! End-to-end throughput: N license orders posted to an in-process
-//! `fulfil serve` (API, relay, workers, mail to files), timed until every
-//! order is active and every mail sent, against a baseline measured in the
-//! same run on the same broker: N persistent messages published with
-//! confirms into a quorum queue and consumed with manual acks — the floor
-//! any RabbitMQ job system pays.
+//! The throughput suite (SPEC §5): every figure is measured in one run on
+//! one machine, and compared with the broker floor measured in that run.
 //!
-//!     cargo bench --bench orders            # 1000 orders
-//!     BENCH_ORDERS=5000 cargo bench --bench orders
+//! Each run prints machine-readable `name=value` lines first, then
+//! readable ones:
+//!
+//! - `broker_floor_msgs_per_s`: N persistent messages published with
+//!   confirms into a quorum queue and consumed with manual acks.
+//! - `intake_orders_per_s`: new orders answered 202 with the workers off
+//!   (API and relay only); these orders are the drain's backlog.
+//! - `drain_jobs_per_s`: that backlog of `license.new` jobs, all published
+//!   before a `fulfil worker` process starts, drained by it.
+//! - `worker_rss_mb`: that worker process's peak resident set.
+//! - `e2e_orders_per_s`: a full `fulfil serve` in process, HTTP 202 → keys
+//!   issued → mail written.
+//! - `p99_http_202_ms`, `p99_accept_to_issued_ms`: new orders offered at a
+//!   fixed rate of half the e2e peak, open loop.
+//! - `statements_per_order` (every statement fulfil sends, BEGIN and
+//!   COMMIT included, counted from sqlx's statement log) and
+//!   `commits_per_order` (PostgreSQL's `xact_commit` of the database).
+//!
+//! ```text
+//! cargo bench --bench orders
+//! BENCH_ORDERS=1000 BENCH_DRAIN=2000 BENCH_LATENCY_SECS=5 cargo bench --bench orders
+//! BENCH_GROWTH=1 cargo bench --bench orders        # e2e at 1,000 and 10,000
+//! BENCH_GROWTH=100000 cargo bench --bench orders   # … and at 100,000
+//! ```
+//!
+//! Other knobs: `BENCH_FLOOR` (messages, default 5,000), `BENCH_COUNT`
+//! (orders of the counting run, default 1,000), `BENCH_CONCURRENCY`
+//! (POSTs in flight in the closed-loop phases, default 32).
 
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fulfil::app::{Application, Components};
+use fulfil::broker::topology::Topology;
 use fulfil::licensing::certificate::Signer;
 use fulfil::settings::Settings;
 use fulfil::store::tokens::{self, Role};
@@ -19,10 +46,86 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, Queu
 use lapin::types::{AMQPValue, FieldTable};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use sqlx::ConnectOptions;
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 use uuid::Uuid;
 
-const CONCURRENCY: usize = 32;
+const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const PARTNER: &str = "bench";
+const CUSTOMER: &str = "bench-customer";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+// ---------------------------------------------------------------------
+// Counting the statements fulfil sends: sqlx logs each one (target
+// `sqlx::query`, at debug); this layer counts those events while COUNTING
+// is on. Off, the filter says no and sqlx does not even format the log.
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+static TX_CONTROL: AtomicU64 = AtomicU64::new(0);
+/// Statements by sqlx's summary of them (their first words).
+static BY_SUMMARY: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+
+struct StatementCounter;
+
+#[derive(Default)]
+struct Summary(String);
+
+impl tracing::field::Visit for Summary {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "summary" {
+            self.0 = value.trim().to_owned();
+        }
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "summary" {
+            self.record_str(field, &format!("{value:?}").replace('"', ""));
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for StatementCounter {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let mut summary = Summary::default();
+        event.record(&mut summary);
+        STATEMENTS.fetch_add(1, Ordering::Relaxed);
+        let head = summary.0.to_ascii_uppercase();
+        if ["BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"]
+            .iter()
+            .any(|word| head.starts_with(word))
+        {
+            TX_CONTROL.fetch_add(1, Ordering::Relaxed);
+        }
+        *BY_SUMMARY.lock().unwrap().entry(summary.0).or_default() += 1;
+    }
+}
+
+fn init_tracing() {
+    let counter =
+        StatementCounter.with_filter(tracing_subscriber::filter::dynamic_filter_fn(|meta, _| {
+            COUNTING.load(Ordering::Relaxed) && meta.target() == "sqlx::query"
+        }));
+    let log = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")));
+    tracing_subscriber::registry()
+        .with(log)
+        .with(counter)
+        .init();
+}
+
+// ---------------------------------------------------------------------
+// Settings, setup, cleanup.
 
 fn bench_settings() -> Settings {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
@@ -32,39 +135,178 @@ fn bench_settings() -> Settings {
         "postgres://postgres@127.0.0.1:5432/fulfil_bench_{id}"
     ));
     settings.amqp.prefix = format!("bench-{}.", &id[..12]);
-    settings.amqp.queue_expires = Some(Duration::from_secs(300));
+    settings.amqp.queue_expires = Some(Duration::from_secs(1800));
     settings.http.addr = "127.0.0.1:0".parse().unwrap();
     settings.http.rate_limit_per_second = 1_000_000;
     settings.http.rate_limit_burst = 1_000_000;
     settings.mail.dir = std::env::temp_dir().join(format!("fulfil-bench-mail-{id}"));
     settings.license.signing_key = Some(SecretString::from(Signer::generate().seed_base64()));
-    settings.outbox.poll_interval = Duration::from_millis(200);
+    settings.scheduler.enabled = false;
     settings
+}
+
+/// A pool on the bench database that does not log its statements, so the
+/// bench's own polling is never counted as fulfil's.
+async fn quiet_pool(settings: &Settings) -> PgPool {
+    let options: PgConnectOptions = settings.database.url.expose_secret().parse().unwrap();
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options.disable_statement_logging())
+        .await
+        .unwrap()
+}
+
+fn database_name(settings: &Settings) -> String {
+    settings
+        .database
+        .url
+        .expose_secret()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn cleanup(settings: &Settings) {
+    if let Ok(connection) = fulfil::broker::connect(&settings.amqp, "bench-cleanup").await {
+        if let Ok(channel) = connection.create_channel().await {
+            let topology = Topology::new(&settings.amqp);
+            for queue in topology.queues() {
+                let _ = channel.queue_delete(queue.into(), Default::default()).await;
+            }
+            let _ = channel
+                .exchange_delete(topology.exchange().into(), Default::default())
+                .await;
+            let _ = channel
+                .exchange_delete(topology.dead_letter_exchange().into(), Default::default())
+                .await;
+        }
+        let _ = connection.close(200, "done".into()).await;
+    }
+    let name = database_name(settings);
+    if let Ok(admin) = PgPool::connect(ADMIN_URL).await {
+        let _ = sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
+            .execute(&admin)
+            .await;
+    }
+    let _ = std::fs::remove_dir_all(&settings.mail.dir);
+}
+
+/// A portal token for the bench partner, whose partner and customer exist
+/// in the directory (an order naming an unknown customer answers 404).
+async fn portal(app: &Application, client: &reqwest::Client) -> String {
+    let (_, token) = tokens::create_token(app.pool(), "bench", Role::Portal, Some(PARTNER), None)
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.addr().unwrap());
+    for (path, body) in [
+        (
+            format!("/v1/partners/{PARTNER}"),
+            json!({ "name": "Bench", "admin_email": "admin@bench.example", "locale": "en" }),
+        ),
+        (
+            format!("/v1/customers/{CUSTOMER}"),
+            json!({ "name": "Bench Customer" }),
+        ),
+    ] {
+        let answer = client
+            .put(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status().is_success(),
+            "PUT {path}: {}",
+            answer.status()
+        );
+    }
+    token
+}
+
+fn order_body() -> serde_json::Value {
+    json!({
+        "customer_id": CUSTOMER, "usage": "virtual", "quantity": 1,
+        "contact": { "name": "Bench", "email": "bench@example.com", "locale": "en" }
+    })
+}
+
+async fn post_order(client: &reqwest::Client, url: &str, token: &str) -> u16 {
+    client
+        .post(url)
+        .bearer_auth(token)
+        .header("Idempotency-Key", Uuid::new_v4().to_string())
+        .json(&order_body())
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Posts `n` orders, `concurrency` at a time; returns how long until the
+/// last was answered. Every one must be answered 202.
+async fn post_orders(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    n: usize,
+    concurrency: usize,
+) -> Duration {
+    let start = Instant::now();
+    let statuses: Vec<u16> = futures::stream::iter(0..n)
+        .map(|_| post_order(client, url, token))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let took = start.elapsed();
+    let refused = statuses.iter().filter(|s| **s != 202).count();
+    assert_eq!(
+        refused,
+        0,
+        "every order answered 202 (first: {:?})",
+        statuses.iter().find(|s| **s != 202)
+    );
+    took
 }
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
-async fn until(pool: &PgPool, sql: &str, target: i64, limit: Duration) -> Duration {
+/// Polls until `sql` counts `target`; returns the number of polls.
+async fn until(pool: &PgPool, sql: &str, target: i64, limit: Duration) -> u64 {
     let start = Instant::now();
+    let mut polls = 1;
     while count(pool, sql).await < target {
         assert!(start.elapsed() < limit, "gave up waiting for: {sql}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+        polls += 1;
     }
-    start.elapsed()
+    polls
 }
 
-/// The broker floor: publish N persistent messages with confirms into a
-/// quorum queue, consume them with manual acks, time until the last ack.
-async fn baseline(settings: &Settings, n: usize) -> Duration {
-    let connection = fulfil::broker::connect(&settings.amqp, "bench-baseline")
+const ACTIVE: &str = "select count(*) from license_orders where status = 'active'";
+const SENT: &str = "select count(*) from mails where status = 'sent'";
+const LIMIT: Duration = Duration::from_secs(3600);
+
+fn rate(n: usize, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64()
+}
+
+// ---------------------------------------------------------------------
+// The broker floor.
+
+/// Publish N persistent messages with confirms into a quorum queue,
+/// consume them with manual acks, time until the last ack.
+async fn broker_floor(settings: &Settings, n: usize) -> Duration {
+    let connection = fulfil::broker::connect(&settings.amqp, "bench-floor")
         .await
         .unwrap();
     let publish = connection.create_channel().await.unwrap();
     let consume = connection.create_channel().await.unwrap();
     publish.confirm_select(Default::default()).await.unwrap();
-    let queue = format!("{}baseline", settings.amqp.prefix);
+    let queue = format!("{}floor", settings.amqp.prefix);
     let mut args = FieldTable::default();
     args.insert(
         "x-queue-type".into(),
@@ -85,7 +327,7 @@ async fn baseline(settings: &Settings, n: usize) -> Duration {
     let mut consumer = consume
         .basic_consume(
             queue.clone().into(),
-            "baseline".into(),
+            "floor".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
@@ -131,85 +373,334 @@ async fn baseline(settings: &Settings, n: usize) -> Duration {
     elapsed
 }
 
-async fn fulfil_end_to_end(
-    settings: Settings,
-    n: usize,
-) -> (Duration, Duration, Duration, i64, i64, usize) {
+// ---------------------------------------------------------------------
+// Intake with workers off, then the drain of its backlog.
+
+struct Drain {
+    intake: Duration,
+    drain: Duration,
+    mails: Duration,
+    rss_peak_kb: u64,
+}
+
+fn settings_env(settings: &Settings) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "FULFIL__DATABASE__URL",
+            settings.database.url.expose_secret().to_owned(),
+        ),
+        (
+            "FULFIL__AMQP__URL",
+            settings.amqp.url.expose_secret().to_owned(),
+        ),
+        ("FULFIL__AMQP__PREFIX", settings.amqp.prefix.clone()),
+        ("FULFIL__AMQP__QUEUE_EXPIRES", "30m".into()),
+        ("FULFIL__HTTP__ADDR", "127.0.0.1:0".into()),
+        ("FULFIL__MAIL__DIR", settings.mail.dir.display().to_string()),
+        (
+            "FULFIL__LICENSE__SIGNING_KEY",
+            settings
+                .license
+                .signing_key
+                .as_ref()
+                .unwrap()
+                .expose_secret()
+                .to_owned(),
+        ),
+        ("FULFIL__SCHEDULER__ENABLED", "false".into()),
+        ("RUST_LOG", "warn".into()),
+    ]
+}
+
+/// Kills the child when dropped, so a failed bench leaves no process.
+struct ChildProcess(Child);
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_fulfil(settings: &Settings, args: &[&str]) -> ChildProcess {
+    let child = Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .envs(settings_env(settings))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("fulfil starts");
+    ChildProcess(child)
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Stops a child with SIGTERM (graceful, as in production) and waits.
+fn terminate(mut child: ChildProcess) {
+    let pid = nix::unistd::Pid::from_raw(child.0.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let _ = child.0.wait();
+}
+
+async fn intake_then_drain(n: usize, concurrency: usize) -> Drain {
+    let settings = bench_settings();
+    let app = Application::build(settings.clone(), Components::api_only())
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let token = portal(&app, &client).await;
+    let url = format!("http://{}/v1/license-orders", app.addr().unwrap());
+    let intake = post_orders(&client, &url, &token, n, concurrency).await;
+    let quiet = quiet_pool(&settings).await;
+    // The backlog is complete once the relay published every job.
+    until(
+        &quiet,
+        "select count(*) from outbox where published_at is not null",
+        n as i64,
+        LIMIT,
+    )
+    .await;
+    app.stop().await;
+
+    let worker = spawn_fulfil(&settings, &["worker"]);
+    let pid = worker.0.id();
+    let start = Instant::now();
+    let mut rss_peak_kb = 0;
+    let target = n as i64;
+    let jobs_done = "select count(*) from jobs where kind = 'license.new' and status = 'succeeded'";
+    while count(&quiet, jobs_done).await < target {
+        rss_peak_kb = rss_peak_kb.max(rss_kb(pid));
+        assert!(start.elapsed() < LIMIT, "the drain did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drain = start.elapsed();
+    while count(&quiet, SENT).await < target {
+        rss_peak_kb = rss_peak_kb.max(rss_kb(pid));
+        assert!(start.elapsed() < LIMIT, "the mails were not all sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mails = start.elapsed();
+    rss_peak_kb = rss_peak_kb.max(rss_kb(pid));
+    terminate(worker);
+    quiet.close().await;
+    cleanup(&settings).await;
+    Drain {
+        intake,
+        drain,
+        mails,
+        rss_peak_kb,
+    }
+}
+
+// ---------------------------------------------------------------------
+// End to end, closed loop.
+
+struct EndToEnd {
+    accepted: Duration,
+    active: Duration,
+    mailed: Duration,
+    keys: i64,
+    files: usize,
+}
+
+async fn end_to_end(n: usize, concurrency: usize) -> EndToEnd {
+    let settings = bench_settings();
     let app = Application::build(settings.clone(), Components::everything())
         .await
         .unwrap();
-    let pool = app.pool().clone();
-    let (_, token) = tokens::create_token(&pool, "bench", Role::Portal, Some("bench"), None)
-        .await
-        .unwrap();
-    let url = format!("http://{}/v1/license-orders", app.addr().unwrap());
     let client = reqwest::Client::new();
-    let body = json!({
-        "customer_id": "bench-customer", "usage": "virtual", "quantity": 1,
-        "contact": { "name": "Bench", "email": "bench@example.com", "locale": "en" }
-    });
-
+    let token = portal(&app, &client).await;
+    let url = format!("http://{}/v1/license-orders", app.addr().unwrap());
+    let quiet = quiet_pool(&settings).await;
     let start = Instant::now();
-    let posts = futures::stream::iter(0..n)
-        .map(|_| {
-            client
-                .post(&url)
-                .bearer_auth(&token)
-                .header("Idempotency-Key", Uuid::new_v4().to_string())
-                .json(&body)
-                .send()
-        })
-        .buffer_unordered(CONCURRENCY);
-    let statuses: Vec<u16> = posts.map(|r| r.unwrap().status().as_u16()).collect().await;
+    post_orders(&client, &url, &token, n, concurrency).await;
     let accepted = start.elapsed();
-    assert!(statuses.iter().all(|s| *s == 202), "every order accepted");
-    let n = n as i64;
-    let limit = Duration::from_secs(600);
-    until(
-        &pool,
-        "select count(*) from license_orders where status = 'active'",
-        n,
-        limit,
-    )
-    .await;
+    until(&quiet, ACTIVE, n as i64, LIMIT).await;
     let active = start.elapsed();
-    until(
-        &pool,
-        "select count(*) from mails where status = 'sent'",
-        n,
-        limit,
-    )
-    .await;
+    until(&quiet, SENT, n as i64, LIMIT).await;
     let mailed = start.elapsed();
     let keys = count(
-        &pool,
+        &quiet,
         "select count(distinct key) from licenses where status = 'issued'",
     )
     .await;
-    let mails = count(&pool, "select count(*) from mails where status = 'sent'").await;
     let files = std::fs::read_dir(&settings.mail.dir)
-        .map(|d| d.count())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .count()
+        })
         .unwrap_or(0);
     app.stop().await;
-    (accepted, active, mailed, keys, mails, files)
+    quiet.close().await;
+    cleanup(&settings).await;
+    EndToEnd {
+        accepted,
+        active,
+        mailed,
+        keys,
+        files,
+    }
 }
 
-async fn cleanup(settings: &Settings) {
-    let name = settings
-        .database
-        .url
-        .expose_secret()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    if let Ok(admin) = PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await {
-        let _ = sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
-            .execute(&admin)
-            .await;
-    }
-    let _ = std::fs::remove_dir_all(&settings.mail.dir);
+// ---------------------------------------------------------------------
+// Latency at a fixed offered rate (open loop).
+
+struct Latency {
+    offered_per_s: f64,
+    orders: usize,
+    p50_http_ms: f64,
+    p99_http_ms: f64,
+    p50_issued_ms: f64,
+    p99_issued_ms: f64,
 }
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+async fn latency_at(rate_per_s: f64, seconds: u64) -> Latency {
+    let settings = bench_settings();
+    let app = Application::build(settings.clone(), Components::everything())
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let token = Arc::new(portal(&app, &client).await);
+    let url = Arc::new(format!("http://{}/v1/license-orders", app.addr().unwrap()));
+    let quiet = quiet_pool(&settings).await;
+    let n = ((rate_per_s * seconds as f64) as usize).max(1);
+    let period = Duration::from_secs_f64(1.0 / rate_per_s.max(0.001));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut posts = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        ticker.tick().await;
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        posts.spawn(async move {
+            let sent = Instant::now();
+            let status = post_order(&client, &url, &token).await;
+            (status, sent.elapsed().as_secs_f64() * 1000.0)
+        });
+    }
+    let mut http = Vec::with_capacity(n);
+    while let Some(joined) = posts.join_next().await {
+        let (status, ms) = joined.unwrap();
+        assert_eq!(status, 202, "every order answered 202");
+        http.push(ms);
+    }
+    until(&quiet, ACTIVE, n as i64, LIMIT).await;
+    // Accepted (the request row, written by intake) to issued (the request
+    // completed, in the worker's transaction that issued the keys).
+    let mut issued: Vec<f64> = sqlx::query_scalar(
+        "select extract(epoch from completed_at - accepted_at)::float8 * 1000
+         from license_requests where completed_at is not null",
+    )
+    .fetch_all(&quiet)
+    .await
+    .unwrap();
+    app.stop().await;
+    quiet.close().await;
+    cleanup(&settings).await;
+    http.sort_by(f64::total_cmp);
+    issued.sort_by(f64::total_cmp);
+    Latency {
+        offered_per_s: rate_per_s,
+        orders: n,
+        p50_http_ms: percentile(&http, 0.50),
+        p99_http_ms: percentile(&http, 0.99),
+        p50_issued_ms: percentile(&issued, 0.50),
+        p99_issued_ms: percentile(&issued, 0.99),
+    }
+}
+
+// ---------------------------------------------------------------------
+// Statements and commits per order.
+
+struct Counts {
+    orders: usize,
+    statements: u64,
+    tx_control: u64,
+    commits: i64,
+}
+
+async fn xact_commit(database: &str) -> i64 {
+    let admin = PgPool::connect(ADMIN_URL).await.unwrap();
+    let commits = sqlx::query_scalar("select xact_commit from pg_stat_database where datname = $1")
+        .bind(database)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    commits
+}
+
+async fn count_per_order(n: usize, concurrency: usize) -> Counts {
+    let settings = bench_settings();
+    let database = database_name(&settings);
+    // Arrange the directory with one process, then count in another.
+    let setup = Application::build(settings.clone(), Components::api_only())
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let token = portal(&setup, &client).await;
+    setup.stop().await;
+
+    let app = Application::build(settings.clone(), Components::everything())
+        .await
+        .unwrap();
+    let url = format!("http://{}/v1/license-orders", app.addr().unwrap());
+    let quiet = quiet_pool(&settings).await;
+    // Warm up first: every pool connection prepares each statement once
+    // (a transaction of its own), a cost of a fresh process, not of an
+    // order. Then wait until every backend reported its counts (an idle
+    // backend reports within 10 s), and count from there.
+    let warm = (n / 5).clamp(1, 500);
+    post_orders(&client, &url, &token, warm, concurrency).await;
+    until(&quiet, SENT, warm as i64, LIMIT).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let before = xact_commit(&database).await;
+    STATEMENTS.store(0, Ordering::Relaxed);
+    TX_CONTROL.store(0, Ordering::Relaxed);
+    BY_SUMMARY.lock().unwrap().clear();
+    COUNTING.store(true, Ordering::Relaxed);
+    post_orders(&client, &url, &token, n, concurrency).await;
+    let total = (warm + n) as i64;
+    let mut polls = until(&quiet, ACTIVE, total, LIMIT).await;
+    polls += until(&quiet, SENT, total, LIMIT).await;
+    COUNTING.store(false, Ordering::Relaxed);
+    let statements = STATEMENTS.load(Ordering::Relaxed);
+    let tx_control = TX_CONTROL.load(Ordering::Relaxed);
+    app.stop().await;
+    quiet.close().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = xact_commit(&database).await;
+    cleanup(&settings).await;
+    Counts {
+        orders: n,
+        statements,
+        tx_control,
+        // The bench's own polls commit too; they are not fulfil's.
+        commits: after - before - polls as i64,
+    }
+}
+
+// ---------------------------------------------------------------------
 
 #[tokio::main]
 async fn main() {
@@ -217,43 +708,104 @@ async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let n: usize = std::env::var("BENCH_ORDERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let settings = bench_settings();
-    println!(
-        "fulfil end-to-end benchmark: {n} new orders (1 key each), {CONCURRENCY} concurrent POSTs, {} cores",
-        std::thread::available_parallelism().map_or(0, |p| p.get())
-    );
+    init_tracing();
+    let floor_n = env_usize("BENCH_FLOOR", 5_000);
+    let orders_n = env_usize("BENCH_ORDERS", 5_000);
+    let drain_n = env_usize("BENCH_DRAIN", 20_000);
+    let count_n = env_usize("BENCH_COUNT", 1_000);
+    let latency_secs = env_usize("BENCH_LATENCY_SECS", 20) as u64;
+    let concurrency = env_usize("BENCH_CONCURRENCY", 32);
+    let growth = std::env::var("BENCH_GROWTH").ok();
+    let cores = std::thread::available_parallelism().map_or(0, |p| p.get());
 
-    let floor = baseline(&settings, n).await;
-    let (accepted, active, mailed, keys, mails, files) =
-        fulfil_end_to_end(settings.clone(), n).await;
-    cleanup(&settings).await;
+    let floor = broker_floor(&bench_settings(), floor_n).await;
+    let floor_rate = rate(floor_n, floor);
+    let drained = intake_then_drain(drain_n, concurrency).await;
+    let intake_rate = rate(drain_n, drained.intake);
+    let drain_rate = rate(drain_n, drained.drain);
+    let e2e = end_to_end(orders_n, concurrency).await;
+    let e2e_rate = rate(orders_n, e2e.mailed);
+    let latency = latency_at(e2e_rate / 2.0, latency_secs).await;
+    let counts = count_per_order(count_n, concurrency).await;
+    let rss_mb = drained.rss_peak_kb as f64 / 1024.0;
 
-    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!("broker_floor_msgs_per_s={floor_rate:.0}");
+    println!("intake_orders_per_s={intake_rate:.0}");
+    println!("e2e_orders_per_s={e2e_rate:.0}");
+    println!("drain_jobs_per_s={drain_rate:.0}");
+    println!("p99_accept_to_issued_ms={:.1}", latency.p99_issued_ms);
+    println!("p99_http_202_ms={:.1}", latency.p99_http_ms);
     println!(
-        "baseline  broker floor (publish+confirm+consume+ack): {:>8.2?}  {:>7.0}/s",
-        floor,
-        rate(floor)
+        "statements_per_order={:.1}",
+        counts.statements as f64 / counts.orders as f64
     );
     println!(
-        "fulfil    all {n} POSTs answered 202:                 {:>8.2?}  {:>7.0}/s",
-        accepted,
-        rate(accepted)
+        "commits_per_order={:.2}",
+        counts.commits as f64 / counts.orders as f64
+    );
+    println!("worker_rss_mb={rss_mb:.0}");
+
+    let ratio = |x: f64| x / floor_rate;
+    println!();
+    println!("{cores} cores; every ratio is against the floor measured in this run");
+    println!(
+        "floor    {floor_n} msgs, publish+confirm+consume+ack: {floor:>8.2?}  {floor_rate:>7.0}/s"
     );
     println!(
-        "fulfil    all orders active (keys issued):           {:>8.2?}  {:>7.0}/s  = {:.1}x baseline",
-        active,
-        rate(active),
-        active.as_secs_f64() / floor.as_secs_f64()
+        "intake   {drain_n} orders answered 202, workers off: {:>8.2?}  {intake_rate:>7.0}/s  = {:.2} x floor (target 0.5)",
+        drained.intake,
+        ratio(intake_rate)
     );
     println!(
-        "fulfil    all mails sent:                            {:>8.2?}  {:>7.0}/s  = {:.1}x baseline",
-        mailed,
-        rate(mailed),
-        mailed.as_secs_f64() / floor.as_secs_f64()
+        "drain    {drain_n} license.new jobs by `fulfil worker`: {:>8.2?}  {drain_rate:>7.0}/s  = {:.2} x floor (target 0.5); all mails sent after {:.2?}",
+        drained.drain,
+        ratio(drain_rate),
+        drained.mails
     );
-    println!("produced: {keys} distinct keys, {mails} mails sent, {files} .eml files");
+    println!(
+        "e2e      {orders_n} orders: all 202 after {:.2?}, all active after {:.2?}, all mailed after {:.2?}: {e2e_rate:.0}/s = {:.2} x floor (target 0.25)",
+        e2e.accepted,
+        e2e.active,
+        e2e.mailed,
+        ratio(e2e_rate)
+    );
+    println!(
+        "         produced {} distinct keys, {} .eml files",
+        e2e.keys, e2e.files
+    );
+    println!(
+        "latency  {} orders offered at {:.0}/s (half the e2e peak): http 202 p50 {:.1} ms, p99 {:.1} ms (target 20); accepted→issued p50 {:.1} ms, p99 {:.1} ms (target 100)",
+        latency.orders,
+        latency.offered_per_s,
+        latency.p50_http_ms,
+        latency.p99_http_ms,
+        latency.p50_issued_ms,
+        latency.p99_issued_ms
+    );
+    println!(
+        "counts   {} orders: {} statements ({} of them BEGIN/COMMIT/ROLLBACK/SAVEPOINT), {} commits",
+        counts.orders, counts.statements, counts.tx_control, counts.commits
+    );
+    println!("worker   peak RSS of `fulfil worker` while draining: {rss_mb:.0} MB (target 150)");
+    println!("statements per order, by sqlx's summary (counting run):");
+    for (summary, count) in BY_SUMMARY.lock().unwrap().iter() {
+        println!("  {:>6.2}  {summary}", *count as f64 / counts.orders as f64);
+    }
+
+    if let Some(growth) = growth {
+        let largest: usize = growth.parse().unwrap_or(10_000);
+        println!();
+        println!("growth: e2e throughput as the tables grow (fresh database per run)");
+        for n in [1_000, 10_000, 100_000]
+            .into_iter()
+            .filter(|n| *n <= largest.max(10_000))
+        {
+            let run = end_to_end(n, concurrency).await;
+            let r = rate(n, run.mailed);
+            println!(
+                "growth_e2e_orders_per_s{{n={n}}}={r:.0}  ({:.2} x floor)",
+                ratio(r)
+            );
+        }
+    }
 }

@@ -97,12 +97,9 @@ impl Application {
             let listener = bind(settings.http.addr, "the HTTP listener").await?;
             let addr = listener.local_addr()?;
             tracing::info!(%addr, "intake API listening");
-            let router = intake::router(AppState::new(
-                pool.clone(),
-                settings.clone(),
-                clock,
-                mailer.clone(),
-            ));
+            let state = AppState::new(pool.clone(), settings.clone(), clock, mailer.clone());
+            tasks.spawn(state.tokens.clone().watch(pool.clone(), shutdown.clone()));
+            let router = intake::router(state);
             tasks.spawn(serve(listener, router, shutdown.clone()));
             Some(addr)
         } else {
@@ -141,6 +138,9 @@ impl Application {
                 vendor: Arc::new(LocalVendor),
                 mailer,
                 mail_transport: crate::mail::transport_from_settings(&settings.mail)?,
+                attempts: Arc::new(tokio::sync::Semaphore::new(attempt_slots(
+                    settings.database.max_connections,
+                ))),
             };
             let mut processors: Vec<Arc<dyn DeliveryProcessor>> = components
                 .workers
@@ -199,6 +199,13 @@ impl Application {
         self.shutdown.cancel();
         self.wait().await;
     }
+}
+
+/// Attempts that may run at once: the pool minus a quarter (at least two
+/// connections) kept for the API, the relay and failure bookkeeping.
+fn attempt_slots(max_connections: u32) -> usize {
+    let reserve = (max_connections / 4).max(2);
+    max_connections.saturating_sub(reserve).max(1) as usize
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {

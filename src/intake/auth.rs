@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::problem::ApiError;
-use crate::store::tokens::{self, Role, TokenIdentity};
+use crate::store::tokens::{Role, TokenIdentity};
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
@@ -72,7 +72,9 @@ impl FromRequestParts<AppState> for Caller {
             .map(|(_, secret)| secret.trim())
             .filter(|s| !s.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let identity = tokens::find_by_secret(&state.pool, secret)
+        let identity = state
+            .tokens
+            .find(&state.pool, secret)
             .await?
             .ok_or(ApiError::Unauthorized)?;
         state.rate_limits.check(&identity)?;

@@ -16,6 +16,7 @@ pub mod problem;
 pub mod registrations;
 pub mod relationships;
 pub mod sweeps;
+pub mod token_cache;
 pub mod transfers;
 pub mod trials;
 
@@ -35,6 +36,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub clock: Clock,
     pub rate_limits: Arc<auth::RateLimits>,
+    /// Token lookups; [`token_cache::TokenCache::watch`] keeps it fresh.
+    pub tokens: Arc<token_cache::TokenCache>,
     pub mailer: crate::mail::queue::Mailer,
     /// Runs `POST /v1/sweeps/…`; shares the mailer's compiled templates.
     pub sweeper: crate::sweeps::Sweeper,
@@ -58,6 +61,7 @@ impl AppState {
             settings,
             clock,
             rate_limits,
+            tokens: Arc::default(),
             mailer,
             sweeper,
         }

@@ -44,8 +44,11 @@ pub async fn issue_pending_keys(
     request_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Vec<LicenseRow>, JobError> {
-    let rows = licenses::licenses_of_request(tx, request_id).await?;
-    for license in rows.iter().filter(|l| l.status == "pending") {
+    let mut rows = licenses::licenses_of_request(tx, request_id).await?;
+    // The order's lock keeps the rows as read; should a row not be pending
+    // after all, read them again rather than guess.
+    let mut reread = false;
+    for license in rows.iter_mut().filter(|l| l.status == "pending") {
         let key = ctx.vendor.issue_key(order.id, license.id).await?;
         let certificate = certificate_for(
             ctx,
@@ -56,9 +59,19 @@ pub async fn issue_pending_keys(
             license.vm_count,
             now,
         );
-        licenses::issue_license(tx, license.id, key.as_str(), &certificate, now).await?;
+        if licenses::issue_license(tx, license.id, key.as_str(), &certificate, now).await? {
+            license.status = "issued".into();
+            license.key = Some(key.as_str().to_owned());
+            license.certificate = Some(certificate);
+            license.issued_at = Some(now);
+        } else {
+            reread = true;
+        }
     }
-    Ok(licenses::licenses_of_request(tx, request_id).await?)
+    if reread {
+        rows = licenses::licenses_of_request(tx, request_id).await?;
+    }
+    Ok(rows)
 }
 
 /// The certificates of `licenses`, one attachment for the lot.

@@ -95,7 +95,11 @@ async fn consume(
                     let processor = processor.clone();
                     let queue = queue.to_owned();
                     in_flight.spawn(async move {
-                        let disposition = processor.process(&ctx, &queue, &delivery).await;
+                        let disposition = {
+                            // Closed only if the process is going away.
+                            let _slot = ctx.attempts.acquire().await;
+                            processor.process(&ctx, &queue, &delivery).await
+                        };
                         let settled = match disposition {
                             Disposition::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
                             Disposition::Requeue => {

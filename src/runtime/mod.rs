@@ -34,6 +34,11 @@ pub struct JobContext {
     pub vendor: Arc<dyn VendorAdapter>,
     pub mailer: Mailer,
     pub mail_transport: Arc<dyn MailTransport>,
+    /// Attempts running at once in this process, across every job kind.
+    /// Each holds a database connection, so this stays below the pool size
+    /// and leaves connections to the API and the relay; deliveries beyond
+    /// it wait in memory (they are prefetched, not lost).
+    pub attempts: Arc<tokio::sync::Semaphore>,
 }
 
 /// One job kind's work. `handle` runs inside the attempt's transaction,

@@ -69,14 +69,20 @@ async fn insert(
     max_attempts: i32,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<Uuid>> {
+    // One round trip: the outbox row is written from the job insert's
+    // RETURNING, so a job held back by its unique key gets none.
     let id: Option<Uuid> = sqlx::query_scalar(
-        "insert into jobs (id, kind, version, payload, max_attempts, partner_id, token_id,
-                           resource_type, resource_id, sla_deadline, enqueued_at, unique_key)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         on conflict (unique_key) where unique_key is not null
-                                    and status in ('queued', 'running', 'retrying')
-         do nothing
-         returning id",
+        "with job as (
+             insert into jobs (id, kind, version, payload, max_attempts, partner_id, token_id,
+                               resource_type, resource_id, sla_deadline, enqueued_at, unique_key)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             on conflict (unique_key) where unique_key is not null
+                                        and status in ('queued', 'running', 'retrying')
+             do nothing
+             returning id
+         )
+         insert into outbox (job_id, attempt) select id, 1 from job
+         returning job_id",
     )
     .bind(id)
     .bind(job.kind.as_str())
@@ -92,12 +98,6 @@ async fn insert(
     .bind(unique_key)
     .fetch_optional(&mut **tx)
     .await?;
-    if let Some(id) = id {
-        sqlx::query("insert into outbox (job_id, attempt) values ($1, 1)")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-    }
     Ok(id)
 }
 
@@ -155,17 +155,24 @@ pub async fn mark_succeeded(
     started_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
+    // One round trip for both rows: this runs on every job.
     sqlx::query(
-        "update jobs set status = 'succeeded', attempts = $2, finished_at = $3,
-                         next_attempt_at = null
-         where id = $1",
+        "with done as (
+             update jobs set status = 'succeeded', attempts = $2, finished_at = $3,
+                             next_attempt_at = null
+             where id = $1
+         )
+         insert into job_attempts (job_id, attempt, started_at, finished_at, outcome)
+         values ($1, $2, $4, $3, 'succeeded')
+         on conflict (job_id, attempt) do nothing",
     )
     .bind(id)
     .bind(attempt)
     .bind(now)
+    .bind(started_at)
     .execute(&mut **tx)
     .await?;
-    insert_attempt(tx, id, attempt, started_at, now, "succeeded", None).await
+    Ok(())
 }
 
 async fn insert_attempt(

@@ -64,15 +64,18 @@ pub async fn mark_published(tx: &mut Tx<'_>, outbox_ids: &[i64]) -> sqlx::Result
     Ok(())
 }
 
-/// How long until the next unpublished row falls due (zero if one is due).
+/// How long until the next unpublished row falls due (zero if one is due),
+/// or `None` when no row waits at all.
 pub async fn next_due_in(pool: &PgPool) -> sqlx::Result<Option<Duration>> {
+    // No `greatest(…, 0)` in SQL: `greatest` ignores NULLs, so "no row"
+    // would come back as "due now" and the relay would spin.
     let seconds: Option<f64> = sqlx::query_scalar(
-        "select greatest(extract(epoch from min(available_at) - now()), 0)::float8
+        "select extract(epoch from min(available_at) - now())::float8
          from outbox where published_at is null",
     )
     .fetch_one(pool)
     .await?;
-    Ok(seconds.map(Duration::from_secs_f64))
+    Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
 }
 
 /// Rows due for publishing but not yet published, and the age of the

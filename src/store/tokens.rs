@@ -119,11 +119,16 @@ impl TokenRow {
 }
 
 pub async fn find_by_secret(pool: &PgPool, secret: &str) -> sqlx::Result<Option<TokenIdentity>> {
+    find_by_hash(pool, &hash_secret(secret)).await
+}
+
+/// The unrevoked token whose secret hashes to `hash`.
+pub async fn find_by_hash(pool: &PgPool, hash: &[u8]) -> sqlx::Result<Option<TokenIdentity>> {
     let row: Option<TokenRow> = sqlx::query_as(
         "select id, name, role, partner_id, rate_limit_per_second from api_tokens
          where token_hash = $1 and revoked_at is null",
     )
-    .bind(hash_secret(secret))
+    .bind(hash)
     .fetch_optional(pool)
     .await?;
     Ok(row.and_then(TokenRow::identity))

@@ -150,3 +150,27 @@ async fn a_token_past_its_rate_limit_gets_429_and_others_are_unaffected() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_although_its_lookup_was_cached() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let operator = app.token(Role::Operator, None).await;
+    // Two requests: the second one is answered from the process's cache.
+    for _ in 0..2 {
+        assert_eq!(app.get("/v1/ops/audit", &operator).await.status(), 200);
+    }
+
+    sqlx::query("update api_tokens set revoked_at = now() where role = 'operator'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    // The cache hears of the revocation through NOTIFY, a moment after
+    // the commit: poll for it with a deadline.
+    let refused = crate::support::wait_for(std::time::Duration::from_secs(5), || async {
+        app.get("/v1/ops/audit", &operator).await.status() == 401
+    })
+    .await;
+    assert!(refused, "the revoked token is refused");
+    app.cleanup().await;
+}

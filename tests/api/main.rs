@@ -12,6 +12,7 @@ mod delivery;
 mod directory;
 mod health;
 mod idempotency;
+mod idle;
 mod issuance;
 mod operations;
 mod order_changes;

@@ -1,0 +1,48 @@
+//! An idle process stays idle: with nothing to publish the outbox relay
+//! waits for a notification or its poll interval, it does not query the
+//! database in a loop.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::support::{ADMIN_DATABASE_URL, spawn_app};
+
+/// Transactions committed in `database` so far, as PostgreSQL counts them
+/// (each backend reports its counts at most about once a second).
+async fn commits(admin: &PgPool, database: &str) -> i64 {
+    sqlx::query_scalar("select xact_commit from pg_stat_database where datname = $1")
+        .bind(database)
+        .fetch_one(admin)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_idle_process_does_not_keep_querying_the_database() {
+    let app = spawn_app().await;
+    let database = app
+        .pool
+        .connect_options()
+        .get_database()
+        .unwrap()
+        .to_owned();
+    let admin = PgPool::connect(ADMIN_DATABASE_URL).await.unwrap();
+    // Let every part start (relay, workers, listener) before counting.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let before = commits(&admin, &database).await;
+    let window = Duration::from_secs(4);
+    tokio::time::sleep(window).await;
+    let after = commits(&admin, &database).await;
+
+    // The relay polls every 200 ms in tests: two short transactions a poll,
+    // about 40 in the window. A relay that never sleeps commits thousands.
+    let committed = after - before;
+    assert!(
+        committed <= 120,
+        "an idle process committed {committed} transactions in {window:?}"
+    );
+    admin.close().await;
+    app.cleanup().await;
+}
