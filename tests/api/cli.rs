@@ -184,7 +184,13 @@ async fn tokens_are_listed_without_secrets_and_a_revoked_one_answers_401_at_once
     let revoked = fulfil(&env, dir, &["token", "revoke", id]);
     assert!(revoked.status.success(), "{revoked:?}");
 
-    assert_eq!(app.get("/v1/partners/acme", &secret).await.status(), 401);
+    // The API's token cache hears of it through NOTIFY, a moment after the
+    // commit: poll for it with a deadline.
+    let refused = crate::support::wait_for(std::time::Duration::from_secs(5), || async {
+        app.get("/v1/partners/acme", &secret).await.status() == 401
+    })
+    .await;
+    assert!(refused, "the revoked token answers 401");
     let listed: Vec<Value> =
         serde_json::from_slice(&fulfil(&env, dir, &["token", "list", "--json"]).stdout).unwrap();
     let portal = listed.iter().find(|t| t["id"] == id).unwrap();
