@@ -21,7 +21,8 @@ use super::body::{Checks, RawBody, is_identifier, parse_json};
 use super::idempotency::{self, Begun};
 use super::problem::ApiError;
 use super::relationships::{
-    Found, Invitation, audit_event, invite_valid, not_found, refuse_unanswerable,
+    Found, Invitation, audit_event, audit_status, invite_valid, not_found, refuse_unanswerable,
+    shown_name,
 };
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, queue_mail};
@@ -32,7 +33,6 @@ use crate::store::tokens::{Role, hash_secret, random_secret};
 use crate::trials::mail_time;
 
 const LINK_TOKEN_PREFIX: &str = "pship_";
-const STATUS: &str = "partnership.status";
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -61,11 +61,7 @@ fn view(partnership: &PartnershipRow, now: DateTime<Utc>) -> serde_json::Value {
 }
 
 fn display_name(partner: &Partner) -> String {
-    if partner.name.trim().is_empty() {
-        partner.id.clone()
-    } else {
-        partner.name.clone()
-    }
+    shown_name(&partner.name, &partner.id)
 }
 
 #[utoipa::path(post, path = "/v1/partnerships", tag = "relationships",
@@ -127,10 +123,9 @@ pub async fn invite(
         relationships::expire_open_partnership(tx, &provider_id, &reseller.id, now).await?
     {
         let states = (Some("invited"), Some("expired"));
-        audit_event(
+        audit_status(
             tx,
-            ("partnership", stale.id),
-            STATUS,
+            (Invitation::Partnership, stale.id),
             states,
             &caller,
             json!({}),
@@ -159,10 +154,9 @@ pub async fn invite(
         })?;
     let detail = json!({ "provider_id": provider_id, "reseller_id": reseller.id });
     let states = (None, Some("invited"));
-    audit_event(
+    audit_status(
         tx,
-        ("partnership", partnership.id),
-        STATUS,
+        (Invitation::Partnership, partnership.id),
         states,
         &caller,
         detail,
@@ -301,10 +295,9 @@ async fn answer(
     let tx = &mut fresh.tx;
     let decided = relationships::set_partnership_status(tx, partnership.id, to, now).await?;
     let states = (Some("invited"), Some(to));
-    audit_event(
+    audit_status(
         tx,
-        ("partnership", decided.id),
-        STATUS,
+        (Invitation::Partnership, decided.id),
         states,
         &caller,
         json!({}),
@@ -353,10 +346,9 @@ async fn end_with_grants(
 ) -> Result<serde_json::Value, ApiError> {
     let ended = relationships::set_partnership_status(tx, partnership.id, "ended", now).await?;
     let states = (Some(partnership.status.as_str()), Some("ended"));
-    audit_event(
+    audit_status(
         tx,
-        ("partnership", ended.id),
-        STATUS,
+        (Invitation::Partnership, ended.id),
         states,
         caller,
         json!({}),

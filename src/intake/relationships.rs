@@ -72,6 +72,37 @@ pub(super) async fn audit_event(
     audit::record(tx, event).await
 }
 
+/// Audits an invitation's change of state (`invited` → `active`, …).
+pub(super) async fn audit_status(
+    tx: &mut Tx<'_>,
+    (kind, id): (Invitation, Uuid),
+    states: (Option<&str>, Option<&str>),
+    caller: &Caller,
+    detail: serde_json::Value,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let entity = (kind.entity_type(), id);
+    audit_event(
+        tx,
+        entity,
+        kind.status_action(),
+        states,
+        caller,
+        detail,
+        now,
+    )
+    .await
+}
+
+/// What a mail calls a partner or customer: its name, else its id.
+pub(super) fn shown_name(name: &str, id: &str) -> String {
+    if name.trim().is_empty() {
+        id.to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
 async fn audit_relationship(
     tx: &mut Tx<'_>,
     relationship: &Relationship,
@@ -388,18 +419,9 @@ pub async fn request(
     let now = state.clock.now();
     let stale = relationships::expire_open_request(tx, &own, &customer.id, now).await?;
     if let Some(stale) = &stale {
-        let entity = ("relationship_request", stale.id);
         let states = (Some("invited"), Some("expired"));
-        audit_event(
-            tx,
-            entity,
-            "relationship_request.status",
-            states,
-            &caller,
-            json!({}),
-            now,
-        )
-        .await?;
+        let invitation = (Invitation::RelationshipRequest, stale.id);
+        audit_status(tx, invitation, states, &caller, json!({}), now).await?;
     }
     let link_token = random_secret(LINK_TOKEN_PREFIX);
     let locale = recipient_locale(&state, tx, &customer.id, &request).await?;
@@ -424,15 +446,13 @@ pub async fn request(
                 customer.id
             ),
         })?;
-    let entity = ("relationship_request", invitation.id);
     let detail =
         json!({ "partner_id": own, "customer_id": customer.id, "with_provider": provider_id });
-    let states = (None, Some("invited"));
-    audit_event(
+    let invitation_id = (Invitation::RelationshipRequest, invitation.id);
+    audit_status(
         tx,
-        entity,
-        "relationship_request.status",
-        states,
+        invitation_id,
+        (None, Some("invited")),
         &caller,
         detail,
         now,
@@ -471,9 +491,7 @@ async fn recipient_locale(
 async fn partner_name(tx: &mut Tx<'_>, id: &str) -> sqlx::Result<String> {
     Ok(directory::find_partner(&mut **tx, id)
         .await?
-        .map(|p| p.name)
-        .filter(|name| !name.trim().is_empty())
-        .unwrap_or_else(|| id.to_owned()))
+        .map_or_else(|| id.to_owned(), |p| shown_name(&p.name, id)))
 }
 
 async fn queue_invitation(
@@ -488,11 +506,7 @@ async fn queue_invitation(
         Some(provider) => Some(partner_name(tx, provider).await?),
         None => None,
     };
-    let customer_name = if customer.name.trim().is_empty() {
-        customer.id.clone()
-    } else {
-        customer.name.clone()
-    };
+    let customer_name = shown_name(&customer.name, &customer.id);
     let context = json!({
         "partner_name": partner_name(tx, &invitation.partner_id).await?,
         "customer_name": customer_name,
@@ -671,13 +685,10 @@ pub(super) async fn refuse_unanswerable(
                         .await?;
                 }
             }
-            let entity = (kind.entity_type(), found.id);
             let states = (Some("invited"), Some("expired"));
-            let action = kind.status_action();
-            audit_event(
+            audit_status(
                 &mut fresh.tx,
-                entity,
-                action,
+                (kind, found.id),
                 states,
                 caller,
                 json!({}),
@@ -737,18 +748,9 @@ async fn answer(
         }
     };
     relationships::decide_request(tx, request.id, to, now).await?;
-    let entity = ("relationship_request", request.id);
     let states = (Some("invited"), Some(to));
-    audit_event(
-        tx,
-        entity,
-        "relationship_request.status",
-        states,
-        &caller,
-        json!({}),
-        now,
-    )
-    .await?;
+    let invitation = (Invitation::RelationshipRequest, request.id);
+    audit_status(tx, invitation, states, &caller, json!({}), now).await?;
     let decided = RequestRow {
         status: to.to_owned(),
         decided_at: Some(now),
