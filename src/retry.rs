@@ -32,7 +32,21 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.attempt = 0;
     }
+
+    /// The delay before reconnecting after a session that lasted `lasted`.
+    /// A session that held up for [`HEALTHY_SESSION`] was no part of a
+    /// failing streak: the delays start small again, so a loss a week after
+    /// the last one does not wait the capped delay.
+    pub fn after_session(&mut self, lasted: Duration) -> Duration {
+        if lasted >= HEALTHY_SESSION {
+            self.reset();
+        }
+        self.next_delay()
+    }
 }
+
+/// How long a connection must have held up to count as healthy again.
+pub const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 
 /// Delay before retry number `attempt` (0-based): uniformly random in
 /// [cap/2, cap] where cap = min(max, base * 2^attempt). Half is kept so that
@@ -48,6 +62,19 @@ pub fn delay_for_attempt(base: Duration, max: Duration, attempt: u32) -> Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_healthy_session_starts_the_delays_small_again() {
+        let base = Duration::from_millis(100);
+        let mut backoff = Backoff::new(base, Duration::from_secs(10));
+        for _ in 0..8 {
+            backoff.after_session(Duration::ZERO);
+        }
+        let in_a_streak = backoff.after_session(Duration::from_secs(1));
+        let after_a_week = backoff.after_session(Duration::from_secs(7 * 24 * 3600));
+        assert!(in_a_streak >= Duration::from_secs(5), "{in_a_streak:?}");
+        assert!(after_a_week <= base, "{after_a_week:?}");
+    }
 
     #[test]
     fn delays_grow_exponentially_within_jitter_and_stop_at_the_cap() {

@@ -43,12 +43,13 @@ impl Relay {
             else {
                 return;
             };
+            let started = std::time::Instant::now();
             let result = self.publish_until_shutdown(&connection, &shutdown).await;
             let _ = connection.close(200, "relay stopping".into()).await;
             match result {
                 Ok(()) => return,
                 Err(error) => {
-                    let delay = backoff.next_delay();
+                    let delay = backoff.after_session(started.elapsed());
                     tracing::warn!(error = format!("{error:#}"), retry_in = ?delay, "outbox relay lost its connection");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}

@@ -37,6 +37,7 @@ pub async fn run(
         else {
             return;
         };
+        let started = std::time::Instant::now();
         let result = consume(&ctx, &processor, &topology, &queue, &connection, &shutdown).await;
         let _ = connection.close(200, "worker stopping".into()).await;
         match result {
@@ -45,7 +46,7 @@ pub async fn run(
                 return;
             }
             Err(error) => {
-                let delay = backoff.next_delay();
+                let delay = backoff.after_session(started.elapsed());
                 tracing::warn!(%queue, error = format!("{error:#}"), retry_in = ?delay, "worker lost the broker; reconnecting");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
