@@ -274,3 +274,53 @@ async fn the_dashboard_refuses_other_tokens_and_foreign_posts() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailed_sign_up_link_completes_the_registration_in_a_browser() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "the browser test needs Debian's Chromium: apt-get install chromium"
+    );
+    ensure_playwright();
+    let app = spawn_with(test_settings(), Components::everything()).await;
+    let portal = app.portal_token("acme").await;
+    let accepted = app
+        .post(
+            "/v1/registrations",
+            &portal,
+            "reg-browser",
+            &serde_json::json!({ "email": "browser@cust.example" }),
+        )
+        .await;
+    assert_eq!(accepted.status(), 202);
+    // The mailed link, pointed at this test's server instead of :8080.
+    let token = app.link_token("reg_").await;
+    let link = app.url(&format!("/register?token={token}"));
+    let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/signup.png");
+    std::fs::create_dir_all(screenshot.parent().unwrap()).unwrap();
+
+    let output = tokio::process::Command::new("node")
+        .arg(browser_dir().join("signup.mjs"))
+        .env("LINK", &link)
+        .env("SCREENSHOT", &screenshot)
+        .env("CHROMIUM", CHROMIUM)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output)
+        .await
+        .expect("the browser run ends within 2 minutes")
+        .expect("node runs");
+
+    assert!(
+        output.status.success(),
+        "the browser run failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        app.count("select count(*) from registrations where status = 'completed'")
+            .await,
+        1
+    );
+    app.cleanup().await;
+}

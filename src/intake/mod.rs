@@ -15,6 +15,7 @@ pub mod partnerships;
 pub mod problem;
 pub mod registrations;
 pub mod relationships;
+pub mod signup;
 pub mod sweeps;
 pub mod token_cache;
 pub mod transfers;
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/trials/{id}", get(trials::get))
         .route("/v1/trials/{id}/extensions", post(trials::extend))
         .route("/v1/trials/{id}/conversions", post(trials::convert))
+        .route("/register", get(signup::show).post(signup::complete))
         .route("/v1/registrations", post(registrations::create))
         .route("/v1/registrations/{id}", get(registrations::get))
         .route(

@@ -49,7 +49,7 @@ async fn audit_registration(
     registration: &RegistrationRow,
     (from, to): (Option<&str>, Option<&str>),
     action: &'static str,
-    token_id: uuid::Uuid,
+    token_id: Option<uuid::Uuid>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     let event = audit::AuditEvent {
@@ -59,7 +59,7 @@ async fn audit_registration(
         action,
         from_state: from,
         to_state: to,
-        token_id: Some(token_id),
+        token_id,
         job_id: None,
         detail: json!({}),
     };
@@ -175,7 +175,7 @@ pub async fn create(
         &registration,
         (None, Some("pending")),
         "registration.status",
-        caller_id,
+        Some(caller_id),
         now,
     )
     .await?;
@@ -211,11 +211,41 @@ pub async fn complete(
         Begun::Replay(response) => return Ok(response),
         Begun::Fresh(fresh) => fresh,
     };
+    match complete_link(&state, &mut fresh.tx, &token_hash, Some(&caller)).await? {
+        LinkOutcome::Completed(completed) => fresh.finish(StatusCode::OK, view(&completed)).await,
+        LinkOutcome::Expired(registration) => {
+            // The expiry is recorded even though the answer is an error.
+            fresh.tx.commit().await?;
+            Err(link_expired(&registration))
+        }
+    }
+}
+
+/// What opening a registration link came to.
+pub enum LinkOutcome {
+    Completed(RegistrationRow),
+    /// Past its time: recorded as expired in the transaction, which the
+    /// caller commits before answering 410.
+    Expired(RegistrationRow),
+}
+
+/// Completes the registration a link token names, in `tx`: for a portal
+/// posting it (`caller`), or for the person at the sign-up page (no
+/// caller: the one-time token from their mailbox is the proof). A used
+/// link answers 409, an unknown one (or another partner's, for a portal)
+/// 404.
+pub async fn complete_link(
+    state: &AppState,
+    tx: &mut Tx<'_>,
+    token_hash: &[u8],
+    caller: Option<&Caller>,
+) -> Result<LinkOutcome, ApiError> {
     let not_found = || ApiError::NotFound("no registration has this link token".into());
-    let registration = registrations::lock_by_token_hash(&mut fresh.tx, &token_hash)
+    let registration = registrations::lock_by_token_hash(tx, token_hash)
         .await?
-        .filter(|r| caller.can_see(r.partner_id.as_deref()))
+        .filter(|r| caller.is_none_or(|c| c.can_see(r.partner_id.as_deref())))
         .ok_or_else(not_found)?;
+    let token_id = caller.map(|c| c.0.id);
     let now = state.clock.now();
     match registration.status.as_str() {
         "completed" => {
@@ -230,49 +260,49 @@ pub async fn complete(
         }
         "expired" => return Err(link_expired(&registration)),
         _ if now > registration.expires_at => {
-            registrations::set_status(&mut fresh.tx, registration.id, "expired", now).await?;
+            registrations::set_status(tx, registration.id, "expired", now).await?;
+            let states = (Some("pending"), Some("expired"));
             audit_registration(
-                &mut fresh.tx,
+                tx,
                 &registration,
-                (Some("pending"), Some("expired")),
+                states,
                 "registration.status",
-                caller.0.id,
+                token_id,
                 now,
             )
             .await?;
-            // The expiry is recorded even though the answer is an error.
-            fresh.tx.commit().await?;
-            return Err(link_expired(&registration));
+            return Ok(LinkOutcome::Expired(registration));
         }
         _ => {}
     }
-    registrations::set_status(&mut fresh.tx, registration.id, "completed", now).await?;
+    registrations::set_status(tx, registration.id, "completed", now).await?;
+    let states = (Some("pending"), Some("completed"));
     audit_registration(
-        &mut fresh.tx,
+        tx,
         &registration,
-        (Some("pending"), Some("completed")),
+        states,
         "registration.status",
-        caller.0.id,
+        token_id,
         now,
     )
     .await?;
     let context = json!({ "email": registration.email });
     queue(
-        &state,
-        &mut fresh.tx,
+        state,
+        tx,
         &registration,
         "registration_completed",
         context,
         now,
     )
     .await?;
-    let completed = registrations::lock(&mut fresh.tx, registration.id)
+    let completed = registrations::lock(tx, registration.id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("registration vanished")))?;
-    fresh.finish(StatusCode::OK, view(&completed)).await
+    Ok(LinkOutcome::Completed(completed))
 }
 
-fn link_expired(registration: &RegistrationRow) -> ApiError {
+pub fn link_expired(registration: &RegistrationRow) -> ApiError {
     ApiError::Gone {
         slug: "registration-link-expired",
         detail: format!(
@@ -331,7 +361,7 @@ pub async fn service_start(
         &registration,
         (None, None),
         "registration.service_started",
-        caller.0.id,
+        Some(caller.0.id),
         now,
     )
     .await?;

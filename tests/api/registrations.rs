@@ -140,3 +140,59 @@ async fn an_expired_link_answers_410_and_completes_nothing() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailed_link_opens_a_sign_up_page_that_completes_the_registration_once() {
+    let app = spawn_with(test_settings(), Components::everything()).await;
+    let portal = app.portal_token("acme").await;
+    let registration = register(&app, &portal, "page@cust.example").await;
+
+    // The link as mailed, with the default link_base, opens a page here.
+    let link_token = link_token_mailed_to(&app, "page@cust.example").await;
+    let link_base = &app.settings.registration.link_base;
+    assert_eq!(link_base, "http://127.0.0.1:8080/register?token=");
+    let path = format!("/register?token={link_token}");
+    let page = app.client.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<form method=\"post\" action=\"/register\""),
+        "{html}"
+    );
+
+    // The button completes it, once.
+    let press = || {
+        app.client
+            .post(app.url("/register"))
+            .form(&[("token", link_token.as_str())])
+            .send()
+    };
+    let first = press().await.unwrap();
+    let second = press().await.unwrap();
+
+    assert_eq!(first.status(), 200);
+    assert!(
+        first
+            .text()
+            .await
+            .unwrap()
+            .contains("Registration complete")
+    );
+    assert_eq!(second.status(), 409);
+    let id = registration["registration_id"].as_str().unwrap();
+    let view: Value = app
+        .get(&format!("/v1/registrations/{id}"), &portal)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["status"], "completed");
+    assert!(
+        wait_for(std::time::Duration::from_secs(20), || async {
+            sent(&app, "registration_completed").await == 1
+        })
+        .await
+    );
+    app.cleanup().await;
+}
