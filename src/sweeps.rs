@@ -355,6 +355,7 @@ impl Sweeper {
                 template: "sla_alert",
                 locale: Some(Locale::En),
                 to: &self.settings.ops.email,
+                to_name: None,
                 context: sla_mail_context(&alert, now),
                 attachments: Vec::new(),
                 partner_id: None,

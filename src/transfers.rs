@@ -56,6 +56,7 @@ pub async fn queue_mails(
             template,
             locale: contact.locale.as_deref().and_then(Locale::parse),
             to: &contact.email,
+            to_name: Some(&contact.name),
             context: json!({
                 "transfer_id": transfer.id,
                 "customer_id": transfer.customer_id,

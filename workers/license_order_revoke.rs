@@ -78,6 +78,7 @@ impl JobHandler for LicenseOrderRevoke {
                 template: "order_revoked",
                 locale,
                 to: &to,
+                to_name: (!for_partner).then_some(name.as_str()),
                 context: json!({
                     "order_id": order.id,
                     "vendor_order_id": vendor_order_id,

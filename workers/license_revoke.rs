@@ -79,6 +79,7 @@ impl JobHandler for LicenseRevoke {
             template: "keys_cancelled",
             locale: Locale::parse(&order.contact_locale),
             to: &order.contact_email,
+            to_name: Some(&order.contact_name),
             context: json!({
                 "order_id": order.id,
                 "vendor_order_id": order.vendor_order_id,

@@ -77,6 +77,7 @@ impl JobHandler for LicenseVmCount {
                 template: "vm_count_changed",
                 locale: Locale::parse(&order.contact_locale),
                 to: &order.contact_email,
+                to_name: Some(&order.contact_name),
                 context: json!({
                     "order_id": order.id,
                     "vendor_order_id": vendor_order_id,

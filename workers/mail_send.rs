@@ -45,7 +45,7 @@ impl JobHandler for MailSend {
         let outgoing = OutgoingMail {
             message_id: mail.message_id,
             from: ctx.settings.mail.from.clone(),
-            to: mail.recipient,
+            to: crate::mail::message::recipient(&mail.recipient, mail.recipient_name.as_deref()),
             subject: mail.subject,
             body: mail.body,
             attachments,

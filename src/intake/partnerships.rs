@@ -175,6 +175,7 @@ pub async fn invite(
         template: "partnership_invitation",
         locale: Locale::parse(&reseller.locale),
         to: &admin_email,
+        to_name: None,
         context,
         attachments: Vec::new(),
         partner_id: Some(&reseller.id),

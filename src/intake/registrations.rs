@@ -79,6 +79,7 @@ async fn queue(
         template,
         locale: Locale::parse(&registration.locale),
         to: &registration.email,
+        to_name: None,
         context,
         attachments: Vec::new(),
         partner_id: registration.partner_id.as_deref(),

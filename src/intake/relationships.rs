@@ -520,6 +520,7 @@ async fn queue_invitation(
         template: "relationship_invitation",
         locale: Locale::parse(&invitation.locale),
         to: &invitation.admin_email,
+        to_name: None,
         context,
         attachments: Vec::new(),
         partner_id: Some(&invitation.partner_id),

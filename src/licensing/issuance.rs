@@ -132,6 +132,7 @@ pub async fn queue_issued_mail(
             template,
             locale: Locale::parse(&order.contact_locale),
             to: &order.contact_email,
+            to_name: Some(&order.contact_name),
             context,
             attachments: vec![certificates_attachment(keys)],
             partner_id: Some(&order.partner_id),

@@ -101,6 +101,15 @@ pub fn message_id_for(cause: &str, domain: &str) -> String {
     format!("<{}@{}>", &digest[..32], domain)
 }
 
+/// The To: value for an address and the name fulfil knows for it:
+/// `Hanako Sato <hanako@example.com>`, quoted or encoded as the name needs.
+pub fn recipient(address: &str, name: Option<&str>) -> String {
+    match (name, address.parse::<lettre::Address>()) {
+        (Some(name), Ok(address)) => Mailbox::new(Some(name.to_owned()), address).to_string(),
+        _ => address.to_owned(),
+    }
+}
+
 /// Builds the MIME message: Message-ID exactly as `mail.message_id`, Date
 /// (now), From, To, Subject (RFC 2047-encoded when not ASCII), a
 /// `text/plain; charset=utf-8` body, and `multipart/mixed` with the

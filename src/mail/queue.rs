@@ -38,6 +38,8 @@ pub struct MailRequest<'a> {
     /// The recipient's locale; `None` falls back to the configured default.
     pub locale: Option<Locale>,
     pub to: &'a str,
+    /// The recipient's name, for the To: header's display name.
+    pub to_name: Option<&'a str>,
     pub context: serde_json::Value,
     pub attachments: Vec<Attachment>,
     pub partner_id: Option<&'a str>,
@@ -73,6 +75,7 @@ pub async fn queue_mail(
             template: request.template,
             locale: locale.as_str(),
             recipient: request.to,
+            recipient_name: request.to_name,
             subject: &rendered.subject,
             body: &rendered.body,
             attachments,

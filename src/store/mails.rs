@@ -14,6 +14,7 @@ pub struct NewMail<'a> {
     pub template: &'a str,
     pub locale: &'a str,
     pub recipient: &'a str,
+    pub recipient_name: Option<&'a str>,
     pub subject: &'a str,
     pub body: &'a str,
     pub attachments: serde_json::Value,
@@ -25,8 +26,8 @@ pub struct NewMail<'a> {
 pub async fn insert_mail(tx: &mut Tx<'_>, mail: &NewMail<'_>) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
         "insert into mails (id, cause, message_id, template, locale, recipient, subject, body,
-                            attachments, job_id, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                            attachments, job_id, created_at, recipient_name)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          on conflict (cause) do nothing",
     )
     .bind(mail.id)
@@ -40,6 +41,7 @@ pub async fn insert_mail(tx: &mut Tx<'_>, mail: &NewMail<'_>) -> sqlx::Result<bo
     .bind(&mail.attachments)
     .bind(mail.job_id)
     .bind(mail.now)
+    .bind(mail.recipient_name.filter(|name| !name.trim().is_empty()))
     .execute(&mut **tx)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -50,6 +52,7 @@ pub struct MailRow {
     pub id: Uuid,
     pub message_id: String,
     pub recipient: String,
+    pub recipient_name: Option<String>,
     pub subject: String,
     pub body: String,
     pub attachments: serde_json::Value,
@@ -58,7 +61,7 @@ pub struct MailRow {
 
 pub async fn lock_mail(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<MailRow>> {
     sqlx::query_as(
-        "select id, message_id, recipient, subject, body, attachments, status from mails
+        "select id, message_id, recipient, recipient_name, subject, body, attachments, status from mails
          where id = $1 for update",
     )
     .bind(id)

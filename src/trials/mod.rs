@@ -46,6 +46,7 @@ pub async fn queue_admin_notices(
             template,
             locale: admin.locale.as_deref().and_then(Locale::parse),
             to: &admin.email,
+            to_name: None,
             context: json!({
                 "recipient_role": role,
                 "customer_id": trial.customer_id,
@@ -81,6 +82,7 @@ pub async fn queue_purge_mails(
             template: "trial_purged",
             locale: Locale::parse(&user.locale),
             to: &user.email,
+            to_name: Some(&user.name),
             context: json!({
                 "user_name": user.name,
                 "customer_id": trial.customer_id,

@@ -96,8 +96,16 @@ async fn japanese_contact_gets_the_japanese_mail() {
         })
         .await
     );
-    let text = decoded_text(&app.mail_files()[0]);
+    let raw = &app.mail_files()[0];
+    let text = decoded_text(raw);
     assert!(text.contains("山田 太郎"), "{text}");
+    // The To: header carries the name fulfil knows, encoded for the wire.
+    let mail = mailparse::parse_mail(raw.as_bytes()).unwrap();
+    let to = mailparse::MailHeaderMap::get_first_value(&mail.headers[..], "To").unwrap();
+    assert!(
+        to.contains("山田 太郎") && to.contains("<taro@example.jp>"),
+        "{to}"
+    );
     assert!(text.contains("ライセンス"), "{text}");
     app.cleanup().await;
 }
