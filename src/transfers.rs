@@ -14,9 +14,12 @@ use crate::store::{Tx, audit};
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// `ja` or `en`; the default locale when absent.
+    #[schema(pattern = "^(ja|en)$")]
     pub locale: Option<String>,
 }
 

@@ -115,9 +115,12 @@ pub async fn customer_acted_for(
 #[serde(deny_unknown_fields)]
 pub struct PartnerBody {
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub name: String,
+    #[schema(format = Email, max_length = 254)]
     pub admin_email: Option<String>,
     /// `ja` or `en`.
+    #[schema(pattern = "^(ja|en)$")]
     pub locale: Option<String>,
 }
 
@@ -189,8 +192,10 @@ pub async fn get_partner(
 #[serde(deny_unknown_fields)]
 pub struct CustomerBody {
     /// The reseller of record; a portal's own partner when left out.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub partner_id: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub name: String,
 }
 
@@ -255,8 +260,11 @@ pub async fn get_customer(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserBody {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub customer_id: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    #[schema(pattern = "^(ja|en)$")]
     pub locale: Option<String>,
     #[serde(default)]
     pub name: String,
@@ -336,9 +344,12 @@ pub async fn get_user(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionBody {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub customer_id: String,
     /// The selling partner; a portal's own partner when left out.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub partner_id: Option<String>,
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub product: String,
 }
 
@@ -412,13 +423,19 @@ pub async fn get_subscription(
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
     /// `partner` or `user`.
+    #[schema(pattern = "^(partner|user)$")]
     pub principal_type: String,
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub principal_id: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub role: String,
     /// `customer` or `subscription`.
+    #[schema(pattern = "^(customer|subscription)$")]
     pub scope_type: String,
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub scope_id: String,
     /// `present` (default) or `removed`.
+    #[schema(pattern = "^(present|removed)$")]
     pub status: Option<String>,
 }
 

@@ -42,21 +42,28 @@ const DATE_FIELDS: [&str; 8] = [
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// `ja` or `en`; the default locale when absent.
+    #[schema(pattern = "^(ja|en)$")]
     pub locale: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrderRequest {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub customer_id: String,
     /// `virtual`, `bare_metal` or `hypervisor`.
+    #[schema(pattern = "^(virtual|bare_metal|hypervisor)$")]
     pub usage: String,
     /// Number of license keys, 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i32,
     /// VM count of each key; required for (and only for) hypervisor usage.
+    #[schema(minimum = 1, maximum = 100000)]
     pub vm_count: Option<i32>,
     pub contact: Contact,
 }
@@ -65,9 +72,11 @@ pub struct NewOrderRequest {
 #[serde(deny_unknown_fields)]
 pub struct AdditionRequest {
     /// Number of keys to add, 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i32,
     /// VM count of each new key, for hypervisor orders; defaults to the
     /// order's first key's count.
+    #[schema(minimum = 1, maximum = 100000)]
     pub vm_count: Option<i32>,
 }
 

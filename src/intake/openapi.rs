@@ -120,6 +120,16 @@ impl Modify for ProblemResponses {
                         "this token's rate limit is spent; retry after Retry-After",
                     ));
                 }
+                if method == "post" {
+                    common.push((
+                        "409",
+                        "a request with this Idempotency-Key is still in flight, or the resource's state refuses it",
+                    ));
+                    common.push((
+                        "422",
+                        "this Idempotency-Key was used with a different request",
+                    ));
+                }
                 if takes_body {
                     common.push((
                         "400",
@@ -130,6 +140,12 @@ impl Modify for ProblemResponses {
                 }
                 if has_path_params {
                     common.push(("404", "no such resource for this token"));
+                }
+                if takes_body && method == "post" {
+                    require_idempotency_key(operation);
+                }
+                if is_directory_path(path) {
+                    constrain_id_params(operation);
                 }
                 let responses = &mut operation.responses.responses;
                 for (status, description) in common {
@@ -152,6 +168,60 @@ impl Modify for ProblemResponses {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Every POST takes an `Idempotency-Key` (SPEC §2.1): declared required,
+/// 1 to 255 characters, whether or not the handler's annotation named it.
+fn require_idempotency_key(operation: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Required, Type};
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    parameters.retain(|p| !p.name.eq_ignore_ascii_case("idempotency-key"));
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(255))
+        .pattern(Some(r"^\S(.*\S)?$"))
+        .build();
+    parameters.push(
+        ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::True)
+            .description(Some(
+                "unique per request: the same key and body answer the first response again",
+            ))
+            .schema(Some(schema))
+            .build(),
+    );
+}
+
+/// Directory ids are 1 to 64 letters, digits, '.', '_' or '-'.
+fn is_directory_path(path: &str) -> bool {
+    [
+        "/v1/partners/",
+        "/v1/customers/",
+        "/v1/users/",
+        "/v1/subscriptions/",
+        "/v1/role-assignments/",
+        "/v1/reseller-relationships/",
+    ]
+    .iter()
+    .any(|prefix| path.starts_with(prefix))
+}
+
+fn constrain_id_params(operation: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ObjectBuilder, Type};
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if matches!(parameter.parameter_in, ParameterIn::Path) {
+            let schema = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[A-Za-z0-9._-]{1,64}$"))
+                .build();
+            parameter.schema = Some(schema.into());
         }
     }
 }

@@ -38,6 +38,7 @@ const LINK_TOKEN_PREFIX: &str = "pship_";
 #[serde(deny_unknown_fields)]
 pub struct PartnershipBody {
     /// The indirect reseller invited; its admin is mailed the link.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub reseller_id: String,
 }
 

@@ -29,8 +29,10 @@ use crate::trials::mail_time;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// `ja` or `en`; the default locale when absent.
+    #[schema(pattern = "^(ja|en)$")]
     pub locale: Option<String>,
 }
 

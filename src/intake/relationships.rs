@@ -289,15 +289,18 @@ pub async fn end_relationship(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RelationshipRequestBody {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub customer_id: String,
     /// Where the one-time link goes: the customer's administrator.
-    #[schema(format = "email")]
+    #[schema(format = Email, max_length = 254)]
     pub customer_admin_email: String,
     /// The mail's language when the directory does not know the address:
     /// `ja` or `en`.
+    #[schema(pattern = "^(ja|en)$")]
     pub locale: Option<String>,
     /// Two-tier: the indirect provider (with an active partnership with
     /// the requester) that the customer's acceptance grants access too.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub with_provider: Option<String>,
 }
 

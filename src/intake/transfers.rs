@@ -27,10 +27,14 @@ use crate::workers::role_cleanup::CleanupPayload;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub customer_id: String,
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub source_partner_id: String,
     /// The destination; a portal's own partner when left out.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub destination_partner_id: Option<String>,
+    #[schema(min_items = 1, max_items = 100)]
     pub subscription_ids: Vec<String>,
     pub customer_contact: Contact,
     pub source_contact: Contact,
@@ -438,9 +442,12 @@ pub async fn retry(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleCleanupRequest {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub customer_id: String,
     /// The partner whose roles go.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub partner_id: String,
+    #[schema(max_items = 100)]
     pub subscription_ids: Vec<String>,
 }
 

@@ -26,10 +26,13 @@ use crate::trials::{Timeline, TrialChange, audit_change};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrialRequest {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub customer_id: String,
     /// The partner running the trial; a portal's own partner when left out.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub partner_id: Option<String>,
     /// The services on trial, e.g. `["chat", "meetings"]`.
+    #[schema(min_items = 1, max_items = 20)]
     pub services: Vec<String>,
     /// When the trial ends (RFC 3339, in the future).
     pub ends_at: DateTime<Utc>,
@@ -38,6 +41,7 @@ pub struct TrialRequest {
     pub partner_admin: Option<Admin>,
     /// Directory users of the customer who are members of the trial.
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub user_ids: Vec<String>,
     /// Calling numbers reserved for the trial (E.164 digits, optional `+`).
     #[serde(default)]
