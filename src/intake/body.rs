@@ -152,6 +152,35 @@ fn in_words(message: &str) -> String {
     format!("expected {expected}, got {found}")
 }
 
+/// Whole numbers as JSON Schema counts them: `13` and `13.0` alike (a
+/// client or fuzzer may send either for an `integer`); `13.5` is refused.
+pub mod whole_number {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    fn whole(value: &serde_json::Value) -> Result<i32, String> {
+        let number = value.as_i64().or_else(|| {
+            value
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= 1e15)
+                .map(|f| f as i64)
+        });
+        number
+            .and_then(|n| i32::try_from(n).ok())
+            .ok_or_else(|| format!("expected a whole number, got {value}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i32, D::Error> {
+        whole(&serde_json::Value::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
+
+    pub fn option<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i32>, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Null => Ok(None),
+            value => whole(&value).map(Some).map_err(D::Error::custom),
+        }
+    }
+}
+
 /// Collects field errors so the caller hears about all of them at once.
 #[derive(Default)]
 pub struct Checks(Vec<FieldError>);
@@ -232,6 +261,20 @@ mod tests {
         let errors = fields(r#"{"quantity": "two", "contact": {"email": "a@b.c"}}"#);
         assert_eq!(errors[0].0, "quantity");
         assert_eq!(errors[0].1, "expected a whole number, got string \"two\"");
+    }
+
+    #[test]
+    fn a_whole_number_may_come_as_13_or_13_0_but_not_13_5() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Count {
+            #[serde(deserialize_with = "whole_number::deserialize")]
+            n: i32,
+        }
+        let n = |body: &str| serde_json::from_str::<Count>(body).map(|c| c.n);
+        assert_eq!(n(r#"{"n": 13}"#).unwrap(), 13);
+        assert_eq!(n(r#"{"n": 13.0}"#).unwrap(), 13);
+        assert!(n(r#"{"n": 13.5}"#).is_err());
+        assert!(n(r#"{"n": 1e12}"#).is_err());
     }
 
     #[test]

@@ -61,9 +61,11 @@ pub struct NewOrderRequest {
     pub usage: String,
     /// Number of license keys, 1 to 1000.
     #[schema(minimum = 1, maximum = 1000)]
+    #[serde(deserialize_with = "super::body::whole_number::deserialize")]
     pub quantity: i32,
     /// VM count of each key; required for (and only for) hypervisor usage.
     #[schema(minimum = 1, maximum = 100000)]
+    #[serde(default, deserialize_with = "super::body::whole_number::option")]
     pub vm_count: Option<i32>,
     pub contact: Contact,
 }
@@ -73,10 +75,12 @@ pub struct NewOrderRequest {
 pub struct AdditionRequest {
     /// Number of keys to add, 1 to 1000.
     #[schema(minimum = 1, maximum = 1000)]
+    #[serde(deserialize_with = "super::body::whole_number::deserialize")]
     pub quantity: i32,
     /// VM count of each new key, for hypervisor orders; defaults to the
     /// order's first key's count.
     #[schema(minimum = 1, maximum = 100000)]
+    #[serde(default, deserialize_with = "super::body::whole_number::option")]
     pub vm_count: Option<i32>,
 }
 
@@ -84,6 +88,8 @@ pub struct AdditionRequest {
 #[serde(deny_unknown_fields)]
 pub struct VmCountRequest {
     /// The new VM count; must be higher than the current one.
+    #[schema(minimum = 1, maximum = 100000)]
+    #[serde(deserialize_with = "super::body::whole_number::deserialize")]
     pub vm_count: i32,
     /// Which hypervisor key; may be left out when the order has one.
     pub license_id: Option<Uuid>,

@@ -67,7 +67,10 @@ async fn new_order_issues_signed_keys_and_mails_the_contact() {
         .await
     );
     let mail = &app.mail_files()[0];
-    assert!(mail.contains("To: hanako@example.com"), "{mail}");
+    assert!(
+        mail.contains("To: \"Hanako Sato\" <hanako@example.com>"),
+        "the contact's name and address: {mail}"
+    );
     assert!(mail.contains("license-certificates.txt"));
     let body = decoded_text(mail);
     for license in licenses {
