@@ -269,6 +269,11 @@ async fn a_worker_started_while_the_database_refuses_connections_waits_for_it() 
     // Assert
     assert!(waited, "the worker says it waits: {}", read_log());
     assert!(
+        !read_log().contains('\x1b'),
+        "a log written to a file has no colour codes: {:?}",
+        read_log()
+    );
+    assert!(
         alive_while_down,
         "it did not exit while the database was away"
     );

@@ -203,3 +203,37 @@ async fn tokens_are_listed_without_secrets_and_a_revoked_one_answers_401_at_once
     assert!(!unknown.status.success());
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn queues_watch_into_a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        .args(["queues", "--watch", "1"])
+        .envs(settings_env(&app.settings))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // `fulfil queues --watch | head -1`: read a line, then hang up.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let exited = crate::support::wait_for(std::time::Duration::from_secs(15), || {
+        std::future::ready(child.try_wait().unwrap().is_some())
+    })
+    .await;
+
+    assert!(first.starts_with("queues at "), "{first}");
+    assert!(exited, "the watch ends once its reader is gone");
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        !text(&output.stderr).contains("Broken pipe"),
+        "{}",
+        text(&output.stderr)
+    );
+    app.cleanup().await;
+}
