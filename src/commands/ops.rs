@@ -109,6 +109,7 @@ pub async fn dead_letters(settings: Settings, command: DeadLettersCommand) -> an
                 ids: &[],
                 replayed: Replayed::No,
                 limit: limit.clamp(1, 10_000),
+                before: None,
             };
             let letters = dead_letters::list(&pool, &filter).await?;
             if json {

@@ -72,6 +72,7 @@ async fn render_dashboard(
         ids: &[],
         replayed: Replayed::No,
         limit: 50,
+        before: None,
     };
     let dead = dead_letters::list(pool, &open).await?;
     let recent = DeadLetterFilter {

@@ -116,21 +116,26 @@ pub struct DeadLetterQuery {
     /// Include dead letters already replayed.
     #[serde(default)]
     pub include_replayed: bool,
+    /// Only those older than this dead letter (its `id`): the cursor the
+    /// `Link: <…>; rel="next"` header of a full page carries.
+    pub before: Option<Uuid>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/v1/ops/dead-letters", tag = "operators", params(DeadLetterQuery),
-    responses((status = 200, description = "dead letters, newest first, with reason, attempts and job state"),
-              (status = 403, body = super::problem::Problem)),
+    responses((status = 200, description = "dead letters, newest first, with reason, attempts and job state; a full page has a Link header to the next (older) one"),
+              (status = 400, body = super::problem::Problem), (status = 403, body = super::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<DeadLetterQuery>, QueryRejection>,
-) -> Result<Json<Vec<crate::store::dead_letters::DeadLetterRow>>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Operator])?;
     let query = parsed(query)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let filter = DeadLetterFilter {
         kind: query.kind.as_deref(),
         since: query.since,
@@ -140,9 +145,28 @@ pub async fn dead_letters(
         } else {
             Replayed::No
         },
-        limit: query.limit.unwrap_or(100).clamp(1, 1000),
+        limit,
+        before: query.before,
     };
-    Ok(Json(dead_letters::list(&state.pool, &filter).await?))
+    let letters = dead_letters::list(&state.pool, &filter).await?;
+    let next = match letters.last() {
+        Some(oldest) if letters.len() as i64 == limit => {
+            let mut link = format!("/v1/ops/dead-letters?before={}&limit={limit}", oldest.id);
+            if let Some(kind) = &query.kind {
+                link.push_str(&format!("&kind={kind}"));
+            }
+            if query.include_replayed {
+                link.push_str("&include_replayed=true");
+            }
+            if let Some(since) = query.since {
+                let since = since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+                link.push_str(&format!("&since={}", since.replace('+', "%2B")));
+            }
+            Some(link)
+        }
+        _ => None,
+    };
+    Ok(with_next(Json(letters).into_response(), next))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

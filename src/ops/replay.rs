@@ -60,6 +60,7 @@ pub async fn replay(
         ids: request.ids,
         replayed: Replayed::No,
         limit: MAX_PER_REPLAY,
+        before: None,
     };
     let mut letters = dead_letters::list(pool, &filter).await?;
     letters.reverse(); // oldest first

@@ -122,6 +122,8 @@ pub struct DeadLetterFilter<'a> {
     pub ids: &'a [Uuid],
     pub replayed: Replayed,
     pub limit: i64,
+    /// Only those older than this dead letter: the cursor of the next page.
+    pub before: Option<Uuid>,
 }
 
 /// Dead letters, newest first; replayed ones alone come latest replay first.
@@ -138,6 +140,8 @@ pub async fn list<'e>(
            and ($2::timestamptz is null or d.created_at >= $2)
            and (cardinality($3::uuid[]) = 0 or d.id = any($3) or d.job_id = any($3))
            and ($4 = 'either' or ($4 = 'yes') = (d.replayed_at is not null))
+           and ($7::uuid is null
+                or (d.created_at, d.id) < (select c.created_at, c.id from dead_letters c where c.id = $7))
          order by case when $4 = 'yes' then d.replayed_at end desc, d.created_at desc, d.id desc
          limit $5",
     )
@@ -147,6 +151,7 @@ pub async fn list<'e>(
     .bind(filter.replayed.as_str())
     .bind(filter.limit)
     .bind(BODY_EXCERPT_CHARS)
+    .bind(filter.before)
     .fetch_all(executor)
     .await
     .map(|rows: Vec<DeadLetterRow>| rows.into_iter().map(DeadLetterRow::with_envelope).collect())

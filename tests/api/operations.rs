@@ -186,3 +186,54 @@ async fn the_audit_trail_is_newest_first_and_pages_with_a_cursor() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn dead_letters_are_newest_first_and_page_with_a_cursor() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let operator = app.token(Role::Operator, None).await;
+    for n in 0..5 {
+        fulfil::store::dead_letters::insert_unattached(
+            &app.pool,
+            "test.queue",
+            &format!("garbage {n}"),
+            "not json",
+        )
+        .await
+        .unwrap();
+    }
+
+    let mut pages = Vec::new();
+    let mut next = Some("/v1/ops/dead-letters?limit=2".to_owned());
+    while let Some(path) = next.take() {
+        let response = app.get(&path, &operator).await;
+        assert_eq!(response.status(), 200);
+        next = response
+            .headers()
+            .get("link")
+            .map(|link| link.to_str().unwrap().to_owned())
+            .map(|link| {
+                link.trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            });
+        let page: Vec<Value> = response.json().await.unwrap();
+        pages.push(
+            page.iter()
+                .map(|d| d["reason"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>(),
+        );
+        assert!(pages.len() <= 4, "the cursor ends");
+    }
+
+    assert_eq!(
+        pages,
+        [
+            vec!["garbage 4", "garbage 3"],
+            vec!["garbage 2", "garbage 1"],
+            vec!["garbage 0"]
+        ]
+    );
+    app.cleanup().await;
+}
