@@ -30,7 +30,7 @@ fn upserted<T: Serialize>(created: bool, resource: &T) -> Response {
     (status, Json(resource)).into_response()
 }
 
-fn not_found(what: &str, id: &str) -> ApiError {
+pub(super) fn not_found(what: &str, id: &str) -> ApiError {
     ApiError::NotFound(format!("no {what} {id}"))
 }
 
@@ -65,8 +65,9 @@ fn acting_partner(caller: &Caller, named: Option<&str>) -> Result<String, ApiErr
     }
 }
 
-/// Whether the caller may write the customer's data (its reseller of record).
-fn owns(caller: &Caller, customer: &Customer) -> bool {
+/// Whether the caller may write the customer's data (its reseller of
+/// record; operators may write everything).
+pub(super) fn owns(caller: &Caller, customer: &Customer) -> bool {
     caller
         .partner_scope()
         .is_none_or(|own| own == customer.partner_id)

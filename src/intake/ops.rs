@@ -64,31 +64,51 @@ pub async fn audit(
         limit,
     )
     .await?;
-    let next = match events.last() {
-        Some(oldest) if events.len() as i64 == limit => {
-            let mut link = format!("/v1/ops/audit?before={}&limit={limit}", oldest.id);
-            if let Some(entity) = query.entity_id {
-                link.push_str(&format!("&entity_id={entity}"));
-            }
-            if let Some(since) = query.since {
-                let since = since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-                link.push_str(&format!("&since={}", since.replace('+', "%2B")));
-            }
-            Some(link)
-        }
-        _ => None,
-    };
-    Ok(with_next(Json(events).into_response(), next))
+    let filters = [
+        ("entity_id", query.entity_id.map(|id| id.to_string())),
+        ("since", query.since.map(rfc3339)),
+    ];
+    Ok(page(
+        "/v1/ops/audit",
+        events,
+        limit,
+        |e| e.id.to_string(),
+        &filters,
+    ))
 }
 
-/// A list page with its cursor: `Link: <next>; rel="next"` (RFC 8288).
-pub(super) fn with_next(mut response: Response, next: Option<String>) -> Response {
-    if let Some(next) = next
-        && let Ok(value) = axum::http::HeaderValue::from_str(&format!("<{next}>; rel=\"next\""))
-    {
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// A list page, newest first; a full one carries `Link: <…>; rel="next"`
+/// (RFC 8288) to the older rows after its last, with the same filters.
+fn page<T: serde::Serialize>(
+    path: &str,
+    rows: Vec<T>,
+    limit: i64,
+    cursor: impl Fn(&T) -> String,
+    filters: &[(&str, Option<String>)],
+) -> Response {
+    let next = rows
+        .last()
+        .filter(|_| rows.len() as i64 == limit)
+        .map(|oldest| {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("before", &cursor(oldest));
+            query.append_pair("limit", &limit.to_string());
+            for (name, value) in filters {
+                if let Some(value) = value {
+                    query.append_pair(name, value);
+                }
+            }
+            format!("<{path}?{}>; rel=\"next\"", query.finish())
+        });
+    let mut response = Json(rows).into_response();
+    if let Some(link) = next.and_then(|link| axum::http::HeaderValue::from_str(&link).ok()) {
         response
             .headers_mut()
-            .insert(axum::http::header::LINK, value);
+            .insert(axum::http::header::LINK, link);
     }
     response
 }
@@ -149,24 +169,21 @@ pub async fn dead_letters(
         before: query.before,
     };
     let letters = dead_letters::list(&state.pool, &filter).await?;
-    let next = match letters.last() {
-        Some(oldest) if letters.len() as i64 == limit => {
-            let mut link = format!("/v1/ops/dead-letters?before={}&limit={limit}", oldest.id);
-            if let Some(kind) = &query.kind {
-                link.push_str(&format!("&kind={kind}"));
-            }
-            if query.include_replayed {
-                link.push_str("&include_replayed=true");
-            }
-            if let Some(since) = query.since {
-                let since = since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-                link.push_str(&format!("&since={}", since.replace('+', "%2B")));
-            }
-            Some(link)
-        }
-        _ => None,
-    };
-    Ok(with_next(Json(letters).into_response(), next))
+    let filters = [
+        ("kind", query.kind.clone()),
+        (
+            "include_replayed",
+            query.include_replayed.then(|| "true".to_owned()),
+        ),
+        ("since", query.since.map(rfc3339)),
+    ];
+    Ok(page(
+        "/v1/ops/dead-letters",
+        letters,
+        limit,
+        |d| d.id.to_string(),
+        &filters,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -21,8 +21,8 @@ use super::body::{Checks, RawBody, is_identifier, parse_json};
 use super::idempotency::{self, Begun};
 use super::problem::ApiError;
 use super::relationships::{
-    Found, Invitation, audit_event, audit_status, invite_valid, not_found, refuse_unanswerable,
-    shown_name,
+    Found, Invitation, audit_relationship, audit_status, invite_valid, not_found,
+    refuse_unanswerable, shown_name,
 };
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, queue_mail};
@@ -359,23 +359,8 @@ async fn end_with_grants(
     .await?;
     let dropped = relationships::end_granted_through(tx, partnership.id, now).await?;
     for relationship in &dropped {
-        let detail = json!({
-            "partner_id": relationship.partner_id,
-            "customer_id": relationship.customer_id,
-            "partnership_id": partnership.id,
-        });
-        let entity = ("reseller_relationship", relationship.id);
-        let states = (Some("active"), Some("ended"));
-        audit_event(
-            tx,
-            entity,
-            "relationship.ended",
-            states,
-            caller,
-            detail,
-            now,
-        )
-        .await?;
+        let states = (Some("active"), "ended");
+        audit_relationship(tx, relationship, "relationship.ended", states, caller, now).await?;
     }
     let mut body = view(&ended, now);
     body["relationships_ended"] = json!(

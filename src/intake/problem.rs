@@ -170,9 +170,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // A lost database found deep inside a unit of work is still a 503.
         let unreachable = match &self {
-            ApiError::Internal(error) => error
-                .chain()
-                .any(|c| c.downcast_ref::<sqlx::Error>().is_some_and(is_unavailable)),
+            ApiError::Internal(error) => crate::store::unavailable_in(error),
             _ => false,
         };
         if unreachable {

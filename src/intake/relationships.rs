@@ -27,6 +27,8 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
+pub(super) use super::directory::not_found;
+use super::directory::owns;
 use super::idempotency::{self, Begun, Fresh};
 use super::problem::ApiError;
 use crate::mail::Locale;
@@ -39,17 +41,13 @@ use crate::trials::mail_time;
 
 const LINK_TOKEN_PREFIX: &str = "rel_";
 
-pub(super) fn not_found(what: &str, id: &str) -> ApiError {
-    ApiError::NotFound(format!("no {what} {id}"))
-}
-
 /// The invitation's life, as configured, in whole days for the mail.
 pub(super) fn invite_valid(state: &AppState) -> chrono::Duration {
     chrono::Duration::from_std(state.settings.relationships.invite_valid)
         .unwrap_or(chrono::Duration::MAX)
 }
 
-pub(super) async fn audit_event(
+async fn audit_event(
     tx: &mut Tx<'_>,
     (entity_type, entity_id): (&'static str, Uuid),
     action: &'static str,
@@ -103,7 +101,7 @@ pub(super) fn shown_name(name: &str, id: &str) -> String {
     }
 }
 
-async fn audit_relationship(
+pub(super) async fn audit_relationship(
     tx: &mut Tx<'_>,
     relationship: &Relationship,
     action: &'static str,
@@ -120,14 +118,6 @@ async fn audit_relationship(
     });
     let entity = ("reseller_relationship", relationship.id);
     audit_event(tx, entity, action, (from, Some(to)), caller, detail, now).await
-}
-
-/// Whether the caller's partner is the customer's partner of record
-/// (operators count as one: they may do what it may).
-fn is_partner_of_record(caller: &Caller, customer: &Customer) -> bool {
-    caller
-        .partner_scope()
-        .is_none_or(|own| own == customer.partner_id)
 }
 
 // The relationship itself
@@ -155,7 +145,7 @@ pub async fn put_relationship(
     };
     let mut tx = state.pool.begin().await?;
     let customer = match directory::lock_customer(&mut tx, &customer_id).await? {
-        Some(customer) if is_partner_of_record(&caller, &customer) => customer,
+        Some(customer) if owns(&caller, &customer) => customer,
         // A portal learns nothing of customers it does not hold.
         _ if caller.partner_scope().is_some() => return Err(refused()),
         _ => return Err(not_found("customer", &customer_id)),

@@ -165,7 +165,8 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
-fn unavailable_in(error: &anyhow::Error) -> bool {
+/// Whether an error, through its causes, is a [`is_unavailable`] one.
+pub fn unavailable_in(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause
             .downcast_ref::<sqlx::Error>()

@@ -135,6 +135,36 @@ async fn a_dead_mail_is_listed_counted_and_replayed_once_after_the_fix() {
     fixed.cleanup().await;
 }
 
+/// Follows a list's `Link: <…>; rel="next"` from `first` to its end; each
+/// page as the `field` of its rows.
+async fn follow_pages(app: &TestApp, token: &str, first: &str, field: &str) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut next = Some(first.to_owned());
+    while let Some(path) = next.take() {
+        let response = app.get(&path, token).await;
+        assert_eq!(response.status(), 200);
+        next = response
+            .headers()
+            .get("link")
+            .map(|link| link.to_str().unwrap().to_owned())
+            .map(|link| {
+                link.trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            });
+        let page: Vec<Value> = response.json().await.unwrap();
+        pages.push(
+            page.iter()
+                .map(|row| row[field].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>(),
+        );
+        assert!(pages.len() <= 4, "the cursor ends");
+    }
+    pages
+}
+
 #[tokio::test]
 async fn the_audit_trail_is_newest_first_and_pages_with_a_cursor() {
     let app = spawn_with(test_settings(), Components::api_only()).await;
@@ -151,30 +181,7 @@ async fn the_audit_trail_is_newest_first_and_pages_with_a_cursor() {
         .unwrap();
     }
 
-    let mut pages = Vec::new();
-    let mut next = Some("/v1/ops/audit?limit=2".to_owned());
-    while let Some(path) = next.take() {
-        let response = app.get(&path, &operator).await;
-        assert_eq!(response.status(), 200);
-        next = response
-            .headers()
-            .get("link")
-            .map(|link| link.to_str().unwrap().to_owned())
-            .map(|link| {
-                link.trim_start_matches('<')
-                    .split('>')
-                    .next()
-                    .unwrap()
-                    .to_owned()
-            });
-        let page: Vec<Value> = response.json().await.unwrap();
-        pages.push(
-            page.iter()
-                .map(|e| e["action"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>(),
-        );
-        assert!(pages.len() <= 4, "the cursor ends");
-    }
+    let pages = follow_pages(&app, &operator, "/v1/ops/audit?limit=2", "action").await;
 
     assert_eq!(
         pages,
@@ -202,30 +209,7 @@ async fn dead_letters_are_newest_first_and_page_with_a_cursor() {
         .unwrap();
     }
 
-    let mut pages = Vec::new();
-    let mut next = Some("/v1/ops/dead-letters?limit=2".to_owned());
-    while let Some(path) = next.take() {
-        let response = app.get(&path, &operator).await;
-        assert_eq!(response.status(), 200);
-        next = response
-            .headers()
-            .get("link")
-            .map(|link| link.to_str().unwrap().to_owned())
-            .map(|link| {
-                link.trim_start_matches('<')
-                    .split('>')
-                    .next()
-                    .unwrap()
-                    .to_owned()
-            });
-        let page: Vec<Value> = response.json().await.unwrap();
-        pages.push(
-            page.iter()
-                .map(|d| d["reason"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>(),
-        );
-        assert!(pages.len() <= 4, "the cursor ends");
-    }
+    let pages = follow_pages(&app, &operator, "/v1/ops/dead-letters?limit=2", "reason").await;
 
     assert_eq!(
         pages,
