@@ -74,6 +74,8 @@ pub struct JobSettings {
     pub timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Deliveries of one kind that may share a transaction.
+    pub batch_size: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -18,6 +18,10 @@ impl JobHandler for LicenseAdditional {
         JobKind::LicenseAdditional
     }
 
+    fn batches(&self) -> bool {
+        true
+    }
+
     async fn handle(
         &self,
         ctx: &JobContext,

@@ -19,6 +19,10 @@ impl JobHandler for LicenseNew {
         JobKind::LicenseNew
     }
 
+    fn batches(&self) -> bool {
+        true
+    }
+
     async fn handle(
         &self,
         ctx: &JobContext,

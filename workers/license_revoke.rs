@@ -21,6 +21,10 @@ impl JobHandler for LicenseRevoke {
         JobKind::LicenseRevoke
     }
 
+    fn batches(&self) -> bool {
+        true
+    }
+
     async fn handle(
         &self,
         ctx: &JobContext,

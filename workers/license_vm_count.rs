@@ -21,6 +21,10 @@ impl JobHandler for LicenseVmCount {
         JobKind::LicenseVmCount
     }
 
+    fn batches(&self) -> bool {
+        true
+    }
+
     async fn handle(
         &self,
         ctx: &JobContext,

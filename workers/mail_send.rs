@@ -25,6 +25,10 @@ impl JobHandler for MailSend {
         JobKind::MailSend
     }
 
+    fn batches(&self) -> bool {
+        true
+    }
+
     async fn handle(
         &self,
         ctx: &JobContext,

@@ -122,13 +122,17 @@ pub fn transport_from_url(url: &str) -> Result<Arc<dyn MailTransport>, SendError
 #[derive(Clone, Debug)]
 pub struct FileTransport {
     dir: PathBuf,
+    dir_sync: Arc<DirSync>,
 }
 
 impl FileTransport {
     /// The directory is created on the first send, not here, so building the
     /// transport at startup has no side effects.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        FileTransport { dir: dir.into() }
+        FileTransport {
+            dir: dir.into(),
+            dir_sync: Arc::default(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -179,7 +183,7 @@ impl MailTransport for FileTransport {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), SendError> {
         let bytes = build_message(mail)?.formatted();
         let path = self.path_for(&mail.message_id);
-        write_atomically(&self.dir, &path, &bytes)
+        write_atomically(&self.dir, &path, &bytes, &self.dir_sync)
             .await
             .map_err(|source| SendError::Io {
                 path: path.clone(),
@@ -190,7 +194,12 @@ impl MailTransport for FileTransport {
     }
 }
 
-async fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+async fn write_atomically(
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    dir_sync: &DirSync,
+) -> io::Result<()> {
     tokio::fs::create_dir_all(dir).await?;
     let name = path
         .file_name()
@@ -221,9 +230,35 @@ async fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<(
         return Err(e);
     }
     // Make the rename itself durable.
-    #[cfg(unix)]
-    tokio::fs::File::open(dir).await?.sync_all().await?;
-    Ok(())
+    dir_sync.after_rename(dir).await
+}
+
+/// Group commit for the directory: one `fsync` of the directory makes
+/// every rename finished before it durable, so concurrent sends share
+/// one instead of queueing one each behind the disk.
+#[derive(Debug, Default)]
+struct DirSync {
+    /// Renames finished so far, counted as they finish.
+    renamed: std::sync::atomic::AtomicU64,
+    /// How many of them the last completed directory sync covers.
+    synced: tokio::sync::Mutex<u64>,
+}
+
+impl DirSync {
+    async fn after_rename(&self, dir: &Path) -> io::Result<()> {
+        use std::sync::atomic::Ordering;
+        let mine = self.renamed.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut synced = self.synced.lock().await;
+        if *synced >= mine {
+            return Ok(());
+        }
+        // Every rename counted by now has finished: this sync covers it.
+        let covered = self.renamed.load(Ordering::Acquire);
+        #[cfg(unix)]
+        tokio::fs::File::open(dir).await?.sync_all().await?;
+        *synced = covered;
+        Ok(())
+    }
 }
 
 /// SMTP through lettre's `AsyncSmtpTransport<Tokio1Executor>`, from a URL

@@ -1,15 +1,24 @@
-//! One delivery, one attempt: parse the envelope, lock the job, run the
-//! handler in a transaction, commit, and say whether to ack.
+//! Deliveries become attempts: parse each envelope, lock the jobs, run the
+//! handler of each in one transaction, commit, and say how to settle each
+//! delivery.
+//!
+//! Several deliveries of one kind share a transaction when the handler
+//! allows it ([`JobHandler::batches`]): one commit for the lot instead of
+//! three per job. Each job runs inside its own savepoint, so a failing
+//! job rolls back only its own writes; the others commit. A batch whose
+//! transaction breaks (a timed-out handler, a lost connection, a failed
+//! commit) committed nothing, and its jobs run again one by one.
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use super::{JobContext, JobHandler};
 use crate::job::{Envelope, JobError};
 use crate::retry::delay_for_attempt;
-use crate::store::dead_letters;
-use crate::store::jobs::{self, FailureOutcome};
+use crate::store::jobs::{self, FailureOutcome, JobRow, Succeeded};
+use crate::store::{Tx, dead_letters};
 
 /// What to tell the broker about the delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,40 +29,67 @@ pub enum Disposition {
     Requeue,
 }
 
+/// A delivery whose envelope names a job this worker runs.
+struct Runnable<'a> {
+    /// Index of the delivery in the caller's slice.
+    slot: usize,
+    data: &'a [u8],
+    envelope: Envelope,
+}
+
+/// Runs a handler's deliveries, together where it allows; one disposition
+/// per delivery, in order.
 pub async fn process(
     ctx: &JobContext,
     handler: &dyn JobHandler,
     queue: &str,
-    data: &[u8],
-) -> Disposition {
-    let envelope: Envelope = match serde_json::from_slice(data) {
-        Ok(envelope) => envelope,
-        Err(error) => {
-            let reason = format!("message is not a job envelope: {error}");
-            return dead_letter_raw(ctx, queue, data, &reason).await;
+    deliveries: &[&[u8]],
+) -> Vec<Disposition> {
+    let mut dispositions = vec![Disposition::Ack; deliveries.len()];
+    let mut runnable = Vec::with_capacity(deliveries.len());
+    for (slot, &data) in (0..).zip(deliveries) {
+        match admit(ctx, handler, queue, data).await {
+            Ok(envelope) => runnable.push(Runnable {
+                slot,
+                data,
+                envelope,
+            }),
+            Err(settled) => dispositions[slot] = settled,
         }
-    };
-    let span = tracing::info_span!("job", job_id = %envelope.job_id, kind = %envelope.kind, attempt = envelope.attempt);
-    run(ctx, handler, queue, data, envelope)
-        .instrument(span)
-        .await
+    }
+    if runnable.len() > 1 && handler.batches() {
+        run_together(ctx, handler, queue, runnable, &mut dispositions).await;
+    } else {
+        for job in runnable {
+            let slot = job.slot;
+            dispositions[slot] = run_alone(ctx, handler, queue, job).await;
+        }
+    }
+    dispositions
 }
 
-async fn run(
+/// Checks that a delivery is a job of this handler's kind and version;
+/// anything else is dead-lettered here and settled.
+async fn admit(
     ctx: &JobContext,
     handler: &dyn JobHandler,
     queue: &str,
     data: &[u8],
-    envelope: Envelope,
-) -> Disposition {
+) -> Result<Envelope, Disposition> {
+    let envelope: Envelope = match serde_json::from_slice(data) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            let reason = format!("message is not a job envelope: {error}");
+            return Err(dead_letter_raw(ctx, queue, data, &reason).await);
+        }
+    };
     let kind = handler.kind();
-    let body = String::from_utf8_lossy(data);
     if envelope.kind != kind.as_str() {
         let reason = format!(
             "job kind {:?} does not belong on queue {queue}",
             envelope.kind
         );
-        return dead_letter_raw(ctx, queue, data, &reason).await;
+        return Err(dead_letter_raw(ctx, queue, data, &reason).await);
     }
     if envelope.version != kind.version() {
         let reason = format!(
@@ -62,99 +98,270 @@ async fn run(
             kind,
             kind.version()
         );
-        tracing::warn!(%reason, "dead-lettering");
-        return settle(
-            jobs::dead_letter_unrunnable(
-                &ctx.pool,
-                envelope.job_id,
-                &reason,
-                queue,
-                &body,
-                ctx.clock.now(),
-            )
-            .await,
-        );
+        tracing::warn!(job_id = %envelope.job_id, %reason, "dead-lettering");
+        let body = String::from_utf8_lossy(data);
+        let stored = jobs::dead_letter_unrunnable(
+            &ctx.pool,
+            envelope.job_id,
+            &reason,
+            queue,
+            &body,
+            ctx.clock.now(),
+        )
+        .await;
+        return Err(settle(stored));
     }
+    Ok(envelope)
+}
 
-    let started_at = ctx.clock.now();
-    if let Err(error) = jobs::mark_running(&ctx.pool, envelope.job_id, started_at).await {
-        tracing::warn!(%error, "cannot reach the database; handing the job back");
-        return Disposition::Requeue;
-    }
-    let mut tx = match ctx.pool.begin().await {
-        Ok(tx) => tx,
-        Err(error) => {
-            tracing::warn!(%error, "cannot reach the database; handing the job back");
-            return Disposition::Requeue;
-        }
-    };
-    let job = match jobs::lock(&mut tx, envelope.job_id).await {
-        Ok(Some(job)) => job,
-        Ok(None) => {
-            drop(tx);
-            let reason = format!("no job {} exists", envelope.job_id);
-            return dead_letter_raw(ctx, queue, data, &reason).await;
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot lock the job; handing it back");
-            return Disposition::Requeue;
-        }
-    };
-    if job.status == "succeeded" || job.status == "dead" {
-        tracing::debug!(status = %job.status, "duplicate delivery of a finished job");
-        return Disposition::Ack;
-    }
-    if envelope.attempt <= job.attempts {
-        // This attempt already failed and its successor is scheduled.
-        tracing::debug!("stale delivery of an attempt already recorded");
-        return Disposition::Ack;
-    }
+/// How an attempt at a batch ended.
+enum Tried {
+    /// The transaction committed (or was never needed); each job has its
+    /// outcome.
+    Done(Vec<Outcome>),
+    /// The transaction broke and nothing committed. `timed_out` names the
+    /// job whose handler overran its time, if that was the cause.
+    Broken {
+        timed_out: Option<usize>,
+        error: JobError,
+    },
+}
 
-    let timeout = ctx.settings.jobs.timeout;
-    let handled = tokio::time::timeout(timeout, handler.handle(ctx, &job, &mut tx)).await;
-    let outcome = match handled {
-        Ok(Ok(())) => commit_success(ctx, tx, &envelope, started_at).await,
-        failed => {
-            // Roll back first: the failure is recorded under the same job
-            // lock that this transaction still holds.
-            let _ = tx.rollback().await;
-            Err(match failed {
-                Ok(Err(error)) => error,
-                _ => JobError::Retryable(anyhow::anyhow!(
-                    "attempt timed out after {timeout:?} and was abandoned"
-                )),
-            })
+/// What became of one job of a committed batch.
+enum Outcome {
+    Succeeded {
+        took: Duration,
+    },
+    /// Finished before, or a stale attempt: nothing to do.
+    Skipped,
+    /// No job row has the envelope's id.
+    Unknown,
+    Failed {
+        error: JobError,
+        started_at: DateTime<Utc>,
+    },
+}
+
+async fn run_together(
+    ctx: &JobContext,
+    handler: &dyn JobHandler,
+    queue: &str,
+    mut batch: Vec<Runnable<'_>>,
+    dispositions: &mut [Disposition],
+) {
+    // Locks are taken in one order by every batch, so two batches touching
+    // the same rows wait for each other rather than deadlock.
+    // Copies of one job come out highest attempt first: that copy is the
+    // one that may run, the others are stale.
+    batch.sort_by_key(|job| (job.envelope.job_id, std::cmp::Reverse(job.envelope.attempt)));
+    match attempt(ctx, handler, &batch).await {
+        Tried::Done(outcomes) => {
+            for (job, outcome) in batch.into_iter().zip(outcomes) {
+                dispositions[job.slot] = conclude(ctx, handler, queue, &job, outcome).await;
+            }
         }
-    };
-    match outcome {
-        Ok(()) => {
-            let took = elapsed_since(ctx, started_at);
-            crate::meters::job_finished(kind.as_str(), "succeeded", took);
-            tracing::info!(elapsed_ms = took.as_millis() as u64, "job succeeded");
-            Disposition::Ack
-        }
-        Err(error) => {
-            record_failure(ctx, handler, &envelope, started_at, queue, &body, error).await
+        Tried::Broken { timed_out, error } => {
+            tracing::warn!(jobs = batch.len(), error = %error, "a batch broke; running its jobs one by one");
+            for (index, job) in (0..).zip(batch) {
+                let slot = job.slot;
+                dispositions[slot] = if timed_out == Some(index) {
+                    // Running it again would only wait as long again.
+                    let failed = Outcome::Failed {
+                        error: timed_out_error(ctx),
+                        started_at: ctx.clock.now(),
+                    };
+                    conclude(ctx, handler, queue, &job, failed).await
+                } else {
+                    run_alone(ctx, handler, queue, job).await
+                };
+            }
         }
     }
 }
 
-async fn commit_success(
+async fn run_alone(
     ctx: &JobContext,
-    mut tx: crate::store::Tx<'_>,
-    envelope: &Envelope,
-    started_at: chrono::DateTime<chrono::Utc>,
-) -> Result<(), JobError> {
-    jobs::mark_succeeded(
-        &mut tx,
-        envelope.job_id,
-        envelope.attempt,
-        started_at,
-        ctx.clock.now(),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    handler: &dyn JobHandler,
+    queue: &str,
+    job: Runnable<'_>,
+) -> Disposition {
+    let batch = std::slice::from_ref(&job);
+    let outcome = match attempt(ctx, handler, batch).await {
+        Tried::Done(mut outcomes) => outcomes.pop().expect("one outcome per job"),
+        Tried::Broken {
+            error: JobError::Retryable(error),
+            timed_out: None,
+        } if is_unreachable(&error) => {
+            tracing::warn!(job_id = %job.envelope.job_id, error = format!("{error:#}"), "cannot reach the database; handing the job back");
+            return Disposition::Requeue;
+        }
+        Tried::Broken { error, .. } => Outcome::Failed {
+            error,
+            started_at: ctx.clock.now(),
+        },
+    };
+    conclude(ctx, handler, queue, &job, outcome).await
+}
+
+/// One transaction for the batch: mark the jobs running, lock them, run
+/// each handler (in a savepoint when there are several), record the
+/// successes and commit.
+async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'_>]) -> Tried {
+    let broken = |error: sqlx::Error| Tried::Broken {
+        timed_out: None,
+        error: JobError::Retryable(error.into()),
+    };
+    let ids: Vec<uuid::Uuid> = batch.iter().map(|job| job.envelope.job_id).collect();
+    if let Err(error) = jobs::mark_running(&ctx.pool, &ids, ctx.clock.now()).await {
+        return broken(error);
+    }
+    let mut tx = match ctx.pool.begin().await {
+        Ok(tx) => tx,
+        Err(error) => return broken(error),
+    };
+    let rows = match jobs::lock_many(&mut tx, &ids).await {
+        Ok(rows) => rows,
+        Err(error) => return broken(error),
+    };
+    let together = batch.len() > 1;
+    let timeout = ctx.settings.jobs.timeout;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut succeeded = Vec::new();
+    let mut in_savepoint = false;
+    for index in 0..batch.len() {
+        let envelope = &batch[index].envelope;
+        let Some(job) = rows.iter().find(|row| row.id == envelope.job_id) else {
+            outcomes.push(Outcome::Unknown);
+            continue;
+        };
+        if index > 0 && batch[index - 1].envelope.job_id == envelope.job_id {
+            // A second copy in the same batch: the first one speaks for it.
+            outcomes.push(Outcome::Skipped);
+            continue;
+        }
+        if let Some(skipped) = already_settled(job, envelope) {
+            outcomes.push(skipped);
+            continue;
+        }
+        if together {
+            // One round trip closes the previous job's savepoint and opens
+            // this one's.
+            let sql = if in_savepoint {
+                "release savepoint job; savepoint job"
+            } else {
+                "savepoint job"
+            };
+            if let Err(error) = savepoint(&mut tx, sql).await {
+                return broken(error);
+            }
+            in_savepoint = true;
+        }
+        let started_at = ctx.clock.now();
+        let span = tracing::info_span!("job", job_id = %envelope.job_id, kind = %envelope.kind, attempt = envelope.attempt);
+        let handled = tokio::time::timeout(timeout, handler.handle(ctx, job, &mut tx))
+            .instrument(span)
+            .await;
+        match handled {
+            Ok(Ok(())) => {
+                succeeded.push(Succeeded {
+                    id: job.id,
+                    attempt: envelope.attempt,
+                    started_at,
+                });
+                outcomes.push(Outcome::Succeeded {
+                    took: elapsed_since(ctx, started_at),
+                });
+            }
+            Ok(Err(error)) if together => {
+                // Only this job's writes go; the savepoint also clears an
+                // aborted transaction, so the batch carries on.
+                if let Err(rollback) = savepoint(&mut tx, "rollback to savepoint job").await {
+                    return broken(rollback);
+                }
+                outcomes.push(Outcome::Failed { error, started_at });
+            }
+            Ok(Err(error)) => {
+                // Alone: roll back first, the failure is recorded under the
+                // same job lock that this transaction still holds.
+                let _ = tx.rollback().await;
+                return Tried::Done(vec![Outcome::Failed { error, started_at }]);
+            }
+            Err(_elapsed) => {
+                // The handler was dropped mid-statement: the connection's
+                // state is unknown, so the whole transaction goes.
+                let _ = tx.rollback().await;
+                return Tried::Broken {
+                    timed_out: Some(index),
+                    error: timed_out_error(ctx),
+                };
+            }
+        }
+    }
+    match complete(tx, &succeeded, ctx.clock.now()).await {
+        Ok(()) => Tried::Done(outcomes),
+        Err(error) => Tried::Broken {
+            timed_out: None,
+            error: error.into(),
+        },
+    }
+}
+
+/// Opens, closes or rolls back to a job's savepoint.
+async fn savepoint(tx: &mut Tx<'_>, sql: &'static str) -> sqlx::Result<()> {
+    // A plain string goes by the simple protocol, which takes two
+    // statements in one message.
+    sqlx::Executor::execute(&mut **tx, sql).await.map(drop)
+}
+
+/// Records the batch's successes and commits them with the work.
+async fn complete(mut tx: Tx<'_>, succeeded: &[Succeeded], now: DateTime<Utc>) -> sqlx::Result<()> {
+    jobs::mark_succeeded(&mut tx, succeeded, now).await?;
+    tx.commit().await
+}
+
+/// A delivery of a job that needs no attempt: finished already, or an
+/// attempt whose failure is already recorded (its successor is scheduled).
+fn already_settled(job: &JobRow, envelope: &Envelope) -> Option<Outcome> {
+    if job.status == "succeeded" || job.status == "dead" {
+        tracing::debug!(job_id = %job.id, status = %job.status, "duplicate delivery of a finished job");
+        return Some(Outcome::Skipped);
+    }
+    if envelope.attempt <= job.attempts {
+        tracing::debug!(job_id = %job.id, "stale delivery of an attempt already recorded");
+        return Some(Outcome::Skipped);
+    }
+    None
+}
+
+/// Settles one job of a committed batch: logs a success, records a
+/// failure, dead-letters a delivery that names no job.
+async fn conclude(
+    ctx: &JobContext,
+    handler: &dyn JobHandler,
+    queue: &str,
+    job: &Runnable<'_>,
+    outcome: Outcome,
+) -> Disposition {
+    let envelope = &job.envelope;
+    match outcome {
+        Outcome::Succeeded { took } => {
+            crate::meters::job_finished(handler.kind().as_str(), "succeeded", took);
+            tracing::info!(job_id = %envelope.job_id, kind = %envelope.kind, attempt = envelope.attempt,
+                elapsed_ms = took.as_millis() as u64, "job succeeded");
+            Disposition::Ack
+        }
+        Outcome::Skipped => Disposition::Ack,
+        Outcome::Unknown => {
+            let reason = format!("no job {} exists", envelope.job_id);
+            dead_letter_raw(ctx, queue, job.data, &reason).await
+        }
+        Outcome::Failed { error, started_at } => {
+            let span = tracing::info_span!("job", job_id = %envelope.job_id, kind = %envelope.kind, attempt = envelope.attempt);
+            record_failure(ctx, handler, envelope, queue, job.data, error, started_at)
+                .instrument(span)
+                .await
+        }
+    }
 }
 
 async fn run_on_dead(
@@ -176,16 +383,19 @@ async fn record_failure(
     ctx: &JobContext,
     handler: &dyn JobHandler,
     envelope: &Envelope,
-    started_at: chrono::DateTime<chrono::Utc>,
     queue: &str,
-    body: &str,
+    data: &[u8],
     error: JobError,
+    started_at: DateTime<Utc>,
 ) -> Disposition {
     let retry_in = match &error {
         JobError::Retryable(_) => Some(retry_delay(ctx, envelope.attempt)),
         JobError::Fatal(_) => None,
     };
     let message = error.to_string();
+    let body = String::from_utf8_lossy(data);
+    let now = ctx.clock.now();
+    let took = elapsed_since(ctx, started_at);
     let failure = jobs::Failure {
         id: envelope.job_id,
         attempt: envelope.attempt,
@@ -193,10 +403,9 @@ async fn record_failure(
         error: &message,
         retry_in,
         queue,
-        body,
+        body: &body,
     };
-    let took = elapsed_since(ctx, started_at);
-    match jobs::record_failure(&ctx.pool, failure, ctx.clock.now()).await {
+    match jobs::record_failure(&ctx.pool, failure, now).await {
         Ok(FailureOutcome::RetryIn(delay)) => {
             crate::meters::job_finished(&envelope.kind, "retried", took);
             tracing::warn!(error = %message, retry_in = ?delay, "job failed; will retry");
@@ -218,9 +427,24 @@ async fn record_failure(
     }
 }
 
+fn timed_out_error(ctx: &JobContext) -> JobError {
+    let timeout = ctx.settings.jobs.timeout;
+    JobError::Retryable(anyhow::anyhow!(
+        "attempt timed out after {timeout:?} and was abandoned"
+    ))
+}
+
+/// A database that cannot be reached: the delivery goes back to the
+/// broker rather than spending an attempt.
+fn is_unreachable(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<sqlx::Error>()
+        .is_some_and(crate::store::is_unavailable)
+}
+
 /// Wall time since the attempt started. The business clock may be moved
 /// (`clock.now`) but runs at wall speed, so the difference is real.
-fn elapsed_since(ctx: &JobContext, started_at: chrono::DateTime<chrono::Utc>) -> Duration {
+fn elapsed_since(ctx: &JobContext, started_at: DateTime<Utc>) -> Duration {
     (ctx.clock.now() - started_at).to_std().unwrap_or_default()
 }
 

@@ -4,15 +4,21 @@
 //! consuming, lets in-flight attempts finish within the grace period, and
 //! hands back (by closing the channel) whatever did not.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::future::OptionFuture;
 use lapin::Connection;
+use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::FieldTable;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -81,44 +87,40 @@ async fn consume(
         .await?;
     tracing::info!(%queue, prefetch = ctx.settings.amqp.prefetch, "worker consuming");
 
+    // Deliveries wait here for an attempt slot; whoever gets a slot takes
+    // as many as the processor runs together, so under load one
+    // transaction carries several jobs and at low load none waits for
+    // company.
+    let limit = processor.batch_limit(&ctx.settings);
+    let mut waiting: VecDeque<Delivery> = VecDeque::new();
+    let mut slot: Option<Pin<Box<SlotWait>>> = None;
     let mut in_flight = JoinSet::new();
     let failure = loop {
+        if slot.is_none() && !waiting.is_empty() {
+            slot = Some(Box::pin(ctx.attempts.clone().acquire_owned()));
+        }
         tokio::select! {
+            // Deliveries already received are taken in before a slot is
+            // handed out, so a batch holds everything that is waiting.
+            biased;
             _ = shutdown.cancelled() => break None,
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 if let Err(error) = joined {
-                    tracing::error!(%error, "a job task panicked; its delivery goes back to the queue");
+                    tracing::error!(%error, "a job task panicked; its deliveries go back to the queue");
                 }
             }
             delivery = consumer.next() => match delivery {
-                Some(Ok(delivery)) => {
-                    let ctx = ctx.clone();
-                    let processor = processor.clone();
-                    let queue = queue.to_owned();
-                    in_flight.spawn(async move {
-                        let disposition = {
-                            // Closed only if the process is going away.
-                            let _slot = ctx.attempts.acquire().await;
-                            processor.process(&ctx, &queue, &delivery).await
-                        };
-                        let settled = match disposition {
-                            Disposition::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
-                            Disposition::Requeue => {
-                                // Give the database a moment before the
-                                // broker hands the delivery out again.
-                                tokio::time::sleep(Duration::from_secs(1)).await;
-                                delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
-                            }
-                        };
-                        if let Err(error) = settled {
-                            // The broker redelivers it; the job row knows it is done.
-                            tracing::warn!(%error, "could not settle a delivery");
-                        }
-                    });
-                }
+                Some(Ok(delivery)) => waiting.push_back(delivery),
                 Some(Err(error)) => break Some(anyhow::Error::from(error)),
                 None => break Some(anyhow::anyhow!("the broker cancelled the consumer")),
             },
+            Some(permit) = OptionFuture::from(slot.as_mut()), if slot.is_some() => {
+                slot = None;
+                // Closed only if the process is going away.
+                let Ok(permit) = permit else { continue };
+                let batch: Vec<Delivery> = waiting.drain(..waiting.len().min(limit)).collect();
+                in_flight.spawn(run_batch(ctx.clone(), processor.clone(), queue.to_owned(), batch, permit));
+            }
         }
     };
 
@@ -133,6 +135,20 @@ async fn consume(
         .await;
     let grace = ctx.settings.jobs.shutdown_grace;
     let drained = tokio::time::timeout(grace, async {
+        // Prefetched deliveries are in-flight work too: finish them.
+        while !waiting.is_empty() {
+            let Ok(permit) = ctx.attempts.clone().acquire_owned().await else {
+                break;
+            };
+            let batch: Vec<Delivery> = waiting.drain(..waiting.len().min(limit)).collect();
+            in_flight.spawn(run_batch(
+                ctx.clone(),
+                processor.clone(),
+                queue.to_owned(),
+                batch,
+                permit,
+            ));
+        }
         while in_flight.join_next().await.is_some() {}
     })
     .await;
@@ -146,4 +162,53 @@ async fn consume(
     }
     let _ = channel.close(200, "worker stopping".into()).await;
     Ok(())
+}
+
+type SlotWait = dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send;
+
+/// Runs one batch in its attempt slot and settles each delivery.
+async fn run_batch(
+    ctx: JobContext,
+    processor: Arc<dyn DeliveryProcessor>,
+    queue: String,
+    batch: Vec<Delivery>,
+    permit: OwnedSemaphorePermit,
+) {
+    let dispositions = processor.process(&ctx, &queue, &batch).await;
+    drop(permit);
+    let mut requeue = Vec::new();
+    for (delivery, disposition) in batch.into_iter().zip(dispositions) {
+        let settled = match disposition {
+            Disposition::Ack => delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map(drop),
+            Disposition::Requeue => {
+                requeue.push(delivery);
+                Ok(())
+            }
+        };
+        if let Err(error) = settled {
+            // The broker redelivers it; the job row knows it is done.
+            tracing::warn!(%error, "could not settle a delivery");
+        }
+    }
+    if requeue.is_empty() {
+        return;
+    }
+    // Give the database a moment before the broker hands them out again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for delivery in requeue {
+        let handed_back = delivery
+            .acker
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await;
+        if let Err(error) = handed_back {
+            tracing::warn!(%error, "could not hand a delivery back");
+        }
+    }
 }

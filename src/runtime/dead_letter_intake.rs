@@ -24,36 +24,49 @@ impl DeliveryProcessor for DeadLetterIntake {
         topology.dead_letter_queue()
     }
 
-    async fn process(&self, ctx: &JobContext, _queue: &str, delivery: &Delivery) -> Disposition {
-        let (queue, reason) = death_of(delivery);
-        let body = String::from_utf8_lossy(&delivery.data);
-        let reason = format!("the broker dead-lettered it from {queue}: {reason}");
-        let stored = match serde_json::from_slice::<Envelope>(&delivery.data) {
-            Ok(envelope) => {
-                jobs::dead_letter_unrunnable(
-                    &ctx.pool,
-                    envelope.job_id,
-                    &reason,
-                    &queue,
-                    &body,
-                    ctx.clock.now(),
-                )
-                .await
-            }
-            Err(_) => {
-                crate::store::dead_letters::insert_unattached(&ctx.pool, &queue, &reason, &body)
-                    .await
-            }
-        };
-        match stored {
-            Ok(()) => {
-                tracing::error!(%queue, %reason, "message dead-lettered by the broker");
-                Disposition::Ack
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot store a broker dead letter yet");
-                Disposition::Requeue
-            }
+    async fn process(
+        &self,
+        ctx: &JobContext,
+        _queue: &str,
+        deliveries: &[Delivery],
+    ) -> Vec<Disposition> {
+        let mut settled = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            settled.push(file(ctx, delivery).await);
+        }
+        settled
+    }
+}
+
+/// Files one broker dead letter, with the job it names when it parses.
+async fn file(ctx: &JobContext, delivery: &Delivery) -> Disposition {
+    let (queue, reason) = death_of(delivery);
+    let body = String::from_utf8_lossy(&delivery.data);
+    let reason = format!("the broker dead-lettered it from {queue}: {reason}");
+    let stored = match serde_json::from_slice::<Envelope>(&delivery.data) {
+        Ok(envelope) => {
+            jobs::dead_letter_unrunnable(
+                &ctx.pool,
+                envelope.job_id,
+                &reason,
+                &queue,
+                &body,
+                ctx.clock.now(),
+            )
+            .await
+        }
+        Err(_) => {
+            crate::store::dead_letters::insert_unattached(&ctx.pool, &queue, &reason, &body).await
+        }
+    };
+    match stored {
+        Ok(()) => {
+            tracing::error!(%queue, %reason, "message dead-lettered by the broker");
+            Disposition::Ack
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot store a broker dead letter yet");
+            Disposition::Requeue
         }
     }
 }

@@ -51,6 +51,14 @@ pub trait JobHandler: Send + Sync + 'static {
     async fn handle(&self, ctx: &JobContext, job: &JobRow, tx: &mut Tx<'_>)
     -> Result<(), JobError>;
 
+    /// Whether several of this kind's jobs may share one transaction, each
+    /// in its own savepoint. Only for handlers that lock one entity of
+    /// their own per job (an order, a mail): a handler that locks several
+    /// could deadlock with another batch, and would gain little.
+    fn batches(&self) -> bool {
+        false
+    }
+
     /// Runs once when the job is dead-lettered, in a transaction of its
     /// own, so that the entity it worked on can record the failure (a
     /// transfer becomes `failed`).
@@ -65,14 +73,23 @@ pub trait JobHandler: Send + Sync + 'static {
     }
 }
 
-/// Turns one delivery into a disposition; the consumer loop acks or
-/// requeues accordingly.
+/// Turns deliveries into dispositions, one each, in order; the consumer
+/// loop acks or requeues accordingly.
 #[async_trait]
 pub trait DeliveryProcessor: Send + Sync + 'static {
     /// Names the worker in connection names and consumer tags.
     fn name(&self) -> String;
     fn queue(&self, topology: &Topology) -> String;
-    async fn process(&self, ctx: &JobContext, queue: &str, delivery: &Delivery) -> Disposition;
+    /// How many deliveries one call of `process` may take.
+    fn batch_limit(&self, _settings: &Settings) -> usize {
+        1
+    }
+    async fn process(
+        &self,
+        ctx: &JobContext,
+        queue: &str,
+        deliveries: &[Delivery],
+    ) -> Vec<Disposition>;
 }
 
 /// Runs a job handler's attempts.
@@ -88,8 +105,22 @@ impl DeliveryProcessor for JobProcessor {
         topology.queue(self.0.kind())
     }
 
-    async fn process(&self, ctx: &JobContext, queue: &str, delivery: &Delivery) -> Disposition {
-        attempt::process(ctx, self.0.as_ref(), queue, &delivery.data).await
+    fn batch_limit(&self, settings: &Settings) -> usize {
+        if self.0.batches() {
+            settings.jobs.batch_size.max(1)
+        } else {
+            1
+        }
+    }
+
+    async fn process(
+        &self,
+        ctx: &JobContext,
+        queue: &str,
+        deliveries: &[Delivery],
+    ) -> Vec<Disposition> {
+        let data: Vec<&[u8]> = deliveries.iter().map(|d| d.data.as_slice()).collect();
+        attempt::process(ctx, self.0.as_ref(), queue, &data).await
     }
 }
 

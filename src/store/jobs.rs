@@ -132,44 +132,74 @@ pub async fn lock(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<JobRow>> {
     .await
 }
 
-/// Counts the delivery and, unless the job is finished, marks it running.
-pub async fn mark_running(pool: &PgPool, id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
+/// Locks every job of a batch for the rest of the transaction, in id
+/// order: two batches that share a job (a redelivery) wait for each other
+/// instead of deadlocking. Jobs that do not exist are simply missing.
+pub async fn lock_many(tx: &mut Tx<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<JobRow>> {
+    sqlx::query_as(&format!(
+        "select {JOB_COLUMNS} from jobs where id = any($1) order by id for update"
+    ))
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Counts the deliveries of each job (an id may come twice) and, unless
+/// it is finished, marks it running. Its own commit, so that ops see the
+/// attempt while it runs.
+pub async fn mark_running(pool: &PgPool, ids: &[Uuid], now: DateTime<Utc>) -> sqlx::Result<()> {
     sqlx::query(
-        "update jobs set deliveries = deliveries + 1,
+        "update jobs set deliveries = deliveries + d.copies,
                 status = case when status in ('queued', 'retrying') then 'running' else status end,
                 started_at = case when status in ('queued', 'retrying')
                                   then coalesce(started_at, $2) else started_at end
-         where id = $1",
+         from (select id, count(*)::int4 as copies from unnest($1::uuid[]) as id group by id) d
+         where jobs.id = d.id",
     )
-    .bind(id)
+    .bind(ids)
     .bind(now)
     .execute(pool)
     .await?;
     Ok(())
 }
 
+/// One attempt that succeeded, as the batch completer records it.
+pub struct Succeeded {
+    pub id: Uuid,
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Marks every job of a batch succeeded and files their attempts: one
+/// statement however many there are (River's batch completer).
 pub async fn mark_succeeded(
     tx: &mut Tx<'_>,
-    id: Uuid,
-    attempt: i32,
-    started_at: DateTime<Utc>,
+    done: &[Succeeded],
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    // One round trip for both rows: this runs on every job.
+    if done.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = done.iter().map(|d| d.id).collect();
+    let attempts: Vec<i32> = done.iter().map(|d| d.attempt).collect();
+    let started: Vec<DateTime<Utc>> = done.iter().map(|d| d.started_at).collect();
     sqlx::query(
-        "with done as (
-             update jobs set status = 'succeeded', attempts = $2, finished_at = $3,
+        "with finished as (
+             select * from unnest($1::uuid[], $2::int4[], $3::timestamptz[])
+                 as f(id, attempt, started_at)
+         ), done as (
+             update jobs set status = 'succeeded', attempts = f.attempt, finished_at = $4,
                              next_attempt_at = null
-             where id = $1
+             from finished f where jobs.id = f.id
          )
          insert into job_attempts (job_id, attempt, started_at, finished_at, outcome)
-         values ($1, $2, $4, $3, 'succeeded')
+         select id, attempt, started_at, $4, 'succeeded' from finished
          on conflict (job_id, attempt) do nothing",
     )
-    .bind(id)
-    .bind(attempt)
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&started)
     .bind(now)
-    .bind(started_at)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod batches;
 mod bola;
 mod cancellations;
 mod cli;
