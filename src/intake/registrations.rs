@@ -216,14 +216,13 @@ pub async fn create(
         .await
 }
 
-/// What `POST /v1/registrations` answers.
+/// What `POST /v1/registrations` answers (for the OpenAPI document).
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct RegistrationAccepted {
     /// Absent when refused: nothing was created.
     registration_id: Option<Uuid>,
-    #[schema(pattern = "^(pending|refused)$")]
-    status: String,
+    status: AcceptedStatus,
     /// Why no link was issued, when refused.
     reason: Option<refusal::Refusal>,
     /// Names the refusal and its mail, when refused.
@@ -233,11 +232,66 @@ pub struct RegistrationAccepted {
     expires_at: Option<DateTime<Utc>>,
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+enum AcceptedStatus {
+    /// The link is mailed.
+    Pending,
+    /// No link: the "application not completed" mail says why.
+    Refused,
+}
+
+/// A registration as the API shows it (for the OpenAPI document; built by
+/// [`view`]).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RegistrationView {
+    registration_id: Uuid,
+    status: RegistrationStatus,
+    #[schema(format = Email)]
+    email: String,
+    /// When the link stops working.
+    expires_at: DateTime<Utc>,
+    /// When the link was completed with the application.
+    completed_at: Option<DateTime<Utc>>,
+    /// Absent until the link is completed.
+    application: Option<Application>,
+    review: Review,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+enum RegistrationStatus {
+    Pending,
+    Applied,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Review {
+    reviewed_at: Option<DateTime<Utc>>,
+    /// Mailed to the applicant, when rejected.
+    rejection_reason: Option<String>,
+    /// When the service started: the approval.
+    started_at: Option<DateTime<Utc>>,
+    /// The customer the approval put in the directory.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    customer_id: Option<String>,
+    /// Its contractor: a new user, or the address's existing one.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    user_id: Option<String>,
+}
+
 #[utoipa::path(post, path = "/v1/registrations/{token}/completion", tag = "registrations",
     request_body = super::application::Application,
     params(("token" = String, Path, description = "the one-time token from the registration mail's link"),
            ("Idempotency-Key" = String, Header, description = "unique per request")),
-    responses((status = 200, description = "`applied`: the application awaits review; the completion mail is on its way"),
+    responses((status = 200, body = RegistrationView, description = "`applied`: the application awaits review; the completion mail is on its way"),
               (status = 400, body = super::problem::Problem,
                description = "the application breaks a rule; `errors` names each field; the link is still usable"),
               (status = 404, body = super::problem::Problem),
@@ -353,7 +407,7 @@ pub fn link_expired(registration: &RegistrationRow) -> ApiError {
 }
 
 #[utoipa::path(get, path = "/v1/registrations/{id}", tag = "registrations", params(("id" = Uuid, Path)),
-    responses((status = 200, description = "the registration: `status` (pending, applied, approved, rejected, expired), the `application` once applied, and its `review`"), (status = 404, body = super::problem::Problem)),
+    responses((status = 200, body = RegistrationView, description = "the registration, the `application` once applied, and its `review`"), (status = 404, body = super::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,

@@ -1765,7 +1765,10 @@ mod tests {
             ja.body
                 .contains("サービス提供開始のご案内をあらためてメールにてお送りいたします")
         );
-        assert!(ja.body.contains("お申し込みサービス：AWS、Google Cloud\n\n■今後の流れ"));
+        assert!(
+            ja.body
+                .contains("お申し込みサービス：AWS、Google Cloud\n\n■今後の流れ")
+        );
         assert!(ja.body.contains("お申し込み団体名：Cust KK\n"));
         let en = render_with(kind, Locale::En, &ctx);
         assert_eq!(
@@ -1776,7 +1779,10 @@ mod tests {
         assert!(en.body.contains("Your registration is complete."));
         assert!(en.body.contains(&format!("  Email address: {EMAIL}\n")));
         assert!(en.body.contains("we will send you a further email"));
-        assert!(en.body.contains("  Services:      AWS, Google Cloud\n\nWhat happens next"));
+        assert!(
+            en.body
+                .contains("  Services:      AWS, Google Cloud\n\nWhat happens next")
+        );
     }
 
     fn registration_completed_context() -> serde_json::Value {

@@ -113,7 +113,7 @@ async fn mail_to(app: &TestApp, email: &str, needle: &str) -> (String, String) {
                 .map(|h| h.get_value())
                 .unwrap_or_default();
             let text = decoded_text(&raw);
-            (to.contains(email) && text.contains(needle)).then(|| (raw, text))
+            (to.contains(email) && text.contains(needle)).then_some((raw, text))
         });
         std::future::ready(found.is_some())
     })
@@ -701,5 +701,60 @@ async fn an_operator_reviews_the_queue_from_the_dashboard() {
         .await
         .unwrap();
     assert!(page.contains("No applications awaiting review."));
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_the_application_and_its_review() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let document: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &document["components"]["schemas"];
+    let enumerated = |name: &str| schemas[name]["enum"].clone();
+    assert_eq!(enumerated("AwsAccount"), json!(["new", "transfer"]));
+    assert_eq!(
+        enumerated("AwsPlan"),
+        json!(["standard", "fixed_ticket", "direct_contract"])
+    );
+    assert_eq!(
+        enumerated("RegistrationStatus"),
+        json!(["pending", "applied", "approved", "rejected", "expired"])
+    );
+    assert_eq!(
+        enumerated("Refusal"),
+        json!(["in_progress", "domain_refused"])
+    );
+    assert_eq!(
+        schemas["GoogleCloud"]["properties"]["admin_email"]["format"],
+        "email"
+    );
+    for (path, statuses) in [
+        (
+            "/v1/registrations/{token}/completion",
+            ["200", "400", "404", "409", "410"],
+        ),
+        (
+            "/v1/registrations/{id}/approval",
+            ["200", "400", "403", "404", "409"],
+        ),
+        (
+            "/v1/registrations/{id}/rejection",
+            ["200", "400", "403", "404", "409"],
+        ),
+    ] {
+        let responses = &document["paths"][path]["post"]["responses"];
+        for status in statuses {
+            assert!(responses.get(status).is_some(), "{path} declares {status}");
+        }
+        let body = &document["paths"][path]["post"]["requestBody"];
+        assert!(body.is_object(), "{path} declares its body");
+    }
     app.cleanup().await;
 }
