@@ -117,11 +117,11 @@ pub(super) fn view(registration: &RegistrationRow) -> serde_json::Value {
         "email": registration.email,
         "expires_at": registration.expires_at,
         "completed_at": registration.completed_at,
+        "started_at": registration.started_at,
         "application": registration.application,
         "review": {
             "reviewed_at": registration.reviewed_at,
             "rejection_reason": registration.rejection_reason,
-            "started_at": registration.started_at,
             "customer_id": registration.customer_id,
             "user_id": registration.user_id,
         },
@@ -255,6 +255,8 @@ pub struct RegistrationView {
     expires_at: DateTime<Utc>,
     /// When the link was completed with the application.
     completed_at: Option<DateTime<Utc>>,
+    /// When the service started: the approval.
+    started_at: Option<DateTime<Utc>>,
     /// Absent until the link is completed.
     application: Option<Application>,
     review: Review,
@@ -277,8 +279,6 @@ struct Review {
     reviewed_at: Option<DateTime<Utc>>,
     /// Mailed to the applicant, when rejected.
     rejection_reason: Option<String>,
-    /// When the service started: the approval.
-    started_at: Option<DateTime<Utc>>,
     /// The customer the approval put in the directory.
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     customer_id: Option<String>,

@@ -191,7 +191,7 @@ async fn an_application_awaits_review_and_its_approval_starts_the_service_once()
     let shown = view(&app, &portal, id).await;
     let customer = shown["review"]["customer_id"].as_str().unwrap().to_owned();
     let user = shown["review"]["user_id"].as_str().unwrap().to_owned();
-    let started = shown["review"]["started_at"].as_str().unwrap();
+    let started = shown["started_at"].as_str().unwrap();
     assert!(
         started.starts_with("2030-03-01T09:0"),
         "on the business clock: {started}"
@@ -756,5 +756,39 @@ async fn the_openapi_document_describes_the_application_and_its_review() {
         let body = &document["paths"][path]["post"]["requestBody"];
         assert!(body.is_object(), "{path} declares its body");
     }
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_own_sign_up_is_approved_under_the_partner_it_names() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let operator = app.token(Role::Operator, None).await;
+    app.portal_token("acme").await;
+    let id = applied(&app, &operator, "direct@cust.example", &application()).await;
+    let path = format!("/v1/registrations/{id}/approval");
+
+    for (key, body) in [
+        ("a-1", json!({})),
+        ("a-2", json!({ "partner_id": "nobody" })),
+    ] {
+        let refused = app.post(&path, &operator, key, &body).await;
+        assert_eq!(refused.status(), 400, "{body}");
+        let problem: Value = refused.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "partner_id");
+    }
+    assert_eq!(view(&app, &operator, &id).await["status"], "applied");
+    let approved = app
+        .post(&path, &operator, "a-3", &json!({ "partner_id": "acme" }))
+        .await;
+    assert_eq!(approved.status(), 200);
+    let approved: Value = approved.json().await.unwrap();
+    let customer = approved["review"]["customer_id"].as_str().unwrap();
+    assert_eq!(
+        app.count(&format!(
+            "select count(*) from customers where id = '{customer}' and partner_id = 'acme'"
+        ))
+        .await,
+        1
+    );
     app.cleanup().await;
 }
