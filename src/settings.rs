@@ -156,6 +156,9 @@ pub struct RegistrationSettings {
     pub link_valid: Duration,
     /// The portal's sign-up page; the link is this with the token appended.
     pub link_base: String,
+    /// Mail domains that get no link, only the "application not completed" mail.
+    #[serde(default)]
+    pub refused_domains: Vec<String>,
 }
 
 /// Invitations that grant access (SPEC §1.5): a customer's acceptance of
@@ -234,7 +237,10 @@ impl Settings {
                 config::Environment::with_prefix("FULFIL")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    // FULFIL__REGISTRATION__REFUSED_DOMAINS=a.example,b.example
+                    .list_separator(",")
+                    .with_list_parse_key("registration.refused_domains"),
             )
             .build()
             .context("reading configuration")?

@@ -276,7 +276,7 @@ async fn the_dashboard_refuses_other_tokens_and_foreign_posts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mailed_sign_up_link_completes_the_registration_in_a_browser() {
+async fn the_mailed_sign_up_link_takes_the_application_in_a_browser() {
     assert!(
         Path::new(CHROMIUM).exists(),
         "the browser test needs Debian's Chromium: apt-get install chromium"
@@ -318,9 +318,14 @@ async fn the_mailed_sign_up_link_completes_the_registration_in_a_browser() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(
-        app.count("select count(*) from registrations where status = 'completed'")
-            .await,
-        1
+        app.count(
+            "select count(*) from registrations where status = 'applied'
+               and application->'organisation'->>'name' = 'Browser KK'
+               and application->'services'->'aws'->>'plan' = 'direct_contract'"
+        )
+        .await,
+        1,
+        "the application the browser filled in awaits review"
     );
     app.cleanup().await;
 }

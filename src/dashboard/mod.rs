@@ -3,9 +3,11 @@
 //! letters with a replay button, and recent failures. It refreshes itself
 //! and needs nothing but a browser. A replay from here is the same replay
 //! as `POST /v1/ops/dead-letters/replay`: re-checked, rate-limited and
-//! audited with the signed-in operator's token.
+//! audited with the signed-in operator's token. The sign-up review queue
+//! (`review`) approves and rejects applications the same way.
 
 mod page;
+mod review;
 mod session;
 
 use axum::Router;
@@ -30,6 +32,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ops/login", post(login))
         .route("/ops/logout", post(logout))
         .route("/ops/dead-letters/{id}/replay", post(replay))
+        .route("/ops/registrations/{id}/approval", post(review::approve))
+        .route("/ops/registrations/{id}/rejection", post(review::reject))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -39,6 +43,8 @@ struct DashboardQuery {
     /// What the last replay did, shown once after its redirect.
     replayed: Option<u32>,
     skipped: Option<u32>,
+    /// What the last review did (`approved`, `rejected`, `refused`).
+    reviewed: Option<String>,
 }
 
 async fn dashboard(
@@ -81,6 +87,7 @@ async fn render_dashboard(
         ..open
     };
     let replayed = dead_letters::list(pool, &recent).await?;
+    let reviews = review::queue(pool).await?;
     let notice = query.replayed.map(|replayed| {
         let skipped = query.skipped.unwrap_or(0);
         match (replayed, skipped) {
@@ -90,6 +97,7 @@ async fn render_dashboard(
             (n, s) => format!("Replayed {n}, skipped {s}."),
         }
     });
+    let notice = notice.or_else(|| query.reviewed.as_deref().map(review::notice));
     let stamp = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%S").to_string();
     page::render(
         "ops.html",
@@ -98,7 +106,8 @@ async fn render_dashboard(
             "at": stamp(now),
             "refresh": query.refresh.unwrap_or(10).clamp(5, 300),
             "notice": notice,
-            "notice_failed": query.replayed == Some(0),
+            "notice_failed": query.replayed == Some(0) || query.reviewed.as_deref() == Some("refused"),
+            "reviews": reviews,
             "queues": queues,
             "activity": activity,
             "sla": sla,

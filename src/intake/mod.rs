@@ -1,6 +1,7 @@
 //! The HTTP intake API (axum): authentication, idempotency, validation,
 //! and the routes that turn portal requests into jobs.
 
+pub mod application;
 pub mod auth;
 pub mod body;
 pub mod cancellations;
@@ -13,8 +14,10 @@ pub mod openapi;
 pub mod ops;
 pub mod partnerships;
 pub mod problem;
+pub mod registration_refusal;
 pub mod registrations;
 pub mod relationships;
+pub mod review;
 pub mod signup;
 pub mod sweeps;
 pub mod token_cache;
@@ -112,10 +115,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/registrations/{token}/completion",
             post(registrations::complete),
         )
-        .route(
-            "/v1/registrations/{id}/service-start",
-            post(registrations::service_start),
-        )
+        .route("/v1/registrations/{id}/approval", post(review::approve))
+        .route("/v1/registrations/{id}/rejection", post(review::reject))
         .route("/v1/sweeps/{sweep}", post(sweeps::run))
         .route(
             "/v1/partners/{id}",

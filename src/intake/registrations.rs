@@ -1,8 +1,9 @@
 //! Provisional sign-ups (SPEC §1.4): `POST /v1/registrations` mails a
-//! one-time link valid `registration.link_valid`; the portal's sign-up
-//! page posts its token to `POST /v1/registrations/{token}/completion`,
-//! which mails the completion; `POST /v1/registrations/{id}/service-start`
-//! (the "service started" event) mails the start. The link token is a
+//! one-time link valid `registration.link_valid` (or, when no link can be
+//! issued, the "application not completed" mail: see `refusal`); the
+//! sign-up page posts its token with the application to
+//! `POST /v1/registrations/{token}/completion`, which mails the completion
+//! and leaves it `applied` for review (`review`). The link token is a
 //! secret: only its hash is stored, and it appears in no log or error.
 
 use axum::Json;
@@ -15,10 +16,12 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::AppState;
+use super::application::Application;
 use super::auth::Caller;
 use super::body::{Checks, RawBody, is_plausible_email, parse_json};
 use super::idempotency::{self, Begun};
 use super::problem::ApiError;
+use super::registration_refusal as refusal;
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, queue_mail};
 use crate::store::registrations::{self, NewRegistration, RegistrationRow};
@@ -36,55 +39,68 @@ pub struct RegistrationRequest {
     pub locale: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceStart {
-    /// The services now available, named in the start mail.
-    #[serde(default)]
-    pub services: Vec<String>,
-}
-
 const LINK_TOKEN_PREFIX: &str = "reg_";
 
-async fn audit_registration(
+pub(super) async fn audit_registration(
     tx: &mut Tx<'_>,
     registration: &RegistrationRow,
     (from, to): (Option<&str>, Option<&str>),
-    action: &'static str,
     token_id: Option<uuid::Uuid>,
+    detail: serde_json::Value,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     let event = audit::AuditEvent {
         at: now,
         entity_type: "registration",
         entity_id: registration.id,
-        action,
+        action: "registration.status",
         from_state: from,
         to_state: to,
         token_id,
         job_id: None,
-        detail: json!({}),
+        detail,
     };
     audit::record(tx, event).await
 }
 
-async fn queue(
+/// Who a sign-up mail goes to, and the id its cause names.
+pub(super) struct Addressee<'a> {
+    pub cause_id: Uuid,
+    pub email: &'a str,
+    pub locale: &'a str,
+    pub partner_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a RegistrationRow> for Addressee<'a> {
+    fn from(registration: &'a RegistrationRow) -> Addressee<'a> {
+        Addressee {
+            cause_id: registration.id,
+            email: &registration.email,
+            locale: &registration.locale,
+            partner_id: registration.partner_id.as_deref(),
+        }
+    }
+}
+
+/// Queues one sign-up mail; its cause is the template and the id, so a
+/// registration gets each kind of mail once.
+pub(super) async fn queue(
     state: &AppState,
     tx: &mut Tx<'_>,
-    registration: &RegistrationRow,
+    to: Addressee<'_>,
     template: &str,
     context: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let request = MailRequest {
-        cause: format!("{template}:{}", registration.id),
+        cause: format!("{template}:{}", to.cause_id),
         template,
-        locale: Locale::parse(&registration.locale),
-        to: &registration.email,
+        locale: Locale::parse(to.locale),
+        to: to.email,
         to_name: None,
         context,
         attachments: Vec::new(),
-        partner_id: registration.partner_id.as_deref(),
+        partner_id: to.partner_id,
     };
     queue_mail(&state.mailer, tx, request, now)
         .await
@@ -92,7 +108,9 @@ async fn queue(
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))
 }
 
-fn view(registration: &RegistrationRow) -> serde_json::Value {
+/// The registration as `GET /v1/registrations/{id}` shows it: the
+/// application once the link was completed, and its review.
+pub(super) fn view(registration: &RegistrationRow) -> serde_json::Value {
     json!({
         "registration_id": registration.id,
         "status": registration.status,
@@ -100,13 +118,20 @@ fn view(registration: &RegistrationRow) -> serde_json::Value {
         "expires_at": registration.expires_at,
         "completed_at": registration.completed_at,
         "started_at": registration.started_at,
+        "application": registration.application,
+        "review": {
+            "reviewed_at": registration.reviewed_at,
+            "rejection_reason": registration.rejection_reason,
+            "customer_id": registration.customer_id,
+            "user_id": registration.user_id,
+        },
     })
 }
 
 #[utoipa::path(post, path = "/v1/registrations", tag = "registrations", request_body = RegistrationRequest,
     params(("Idempotency-Key" = String, Header, description = "unique per request")),
-    responses((status = 202, description = "accepted: registration_id, expires_at; the mail is on its way"),
-              (status = 400, body = super::problem::Problem)),
+    responses((status = 202, body = RegistrationAccepted,
+               description = "`pending`: the link is mailed; or `refused` (an application in progress for the address, or its domain refused): only the \"application not completed\" mail goes out, saying why")),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -138,17 +163,25 @@ pub async fn create(
         };
     let now = state.clock.now();
     let settings = &state.settings.registration;
-    let valid = chrono::Duration::from_std(settings.link_valid).unwrap_or(chrono::Duration::MAX);
-    let link_token = random_secret(LINK_TOKEN_PREFIX);
     let locale = request
         .locale
         .as_deref()
         .and_then(Locale::parse)
         .or_else(|| Locale::parse(&state.settings.mail.default_locale))
         .unwrap_or(Locale::Ja);
+    let partner_id = caller.partner_scope();
+    if let Some(refusal) =
+        refusal::why_no_link(&state, &mut fresh.tx, &request.email, Some(&caller)).await?
+    {
+        let to = (request.email.as_str(), locale, partner_id);
+        let body = refusal::refuse(&state, &mut fresh.tx, to, refusal, caller.0.id, now).await?;
+        return fresh.finish(StatusCode::ACCEPTED, body).await;
+    }
+    let valid = chrono::Duration::from_std(settings.link_valid).unwrap_or(chrono::Duration::MAX);
+    let link_token = random_secret(LINK_TOKEN_PREFIX);
     let new = NewRegistration {
         id: Uuid::now_v7(),
-        partner_id: caller.partner_scope(),
+        partner_id,
         token_hash: &hash_secret(&link_token),
         email: &request.email,
         locale: locale.as_str(),
@@ -163,22 +196,16 @@ pub async fn create(
         "expires_at": mail_time(registration.expires_at),
         "valid_hours": valid.num_hours(),
     });
-    queue(
-        &state,
-        &mut fresh.tx,
-        &registration,
-        "registration",
-        context,
-        now,
-    )
-    .await?;
-    let caller_id = caller.0.id;
+    let to = Addressee::from(&registration);
+    queue(&state, &mut fresh.tx, to, "registration", context, now).await?;
+    let states = (None, Some("pending"));
+    let token_id = Some(caller.0.id);
     audit_registration(
         &mut fresh.tx,
         &registration,
-        (None, Some("pending")),
-        "registration.status",
-        Some(caller_id),
+        states,
+        token_id,
+        json!({}),
         now,
     )
     .await?;
@@ -189,12 +216,87 @@ pub async fn create(
         .await
 }
 
+/// What `POST /v1/registrations` answers (for the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RegistrationAccepted {
+    /// Absent when refused: nothing was created.
+    registration_id: Option<Uuid>,
+    status: AcceptedStatus,
+    /// Why no link was issued, when refused.
+    reason: Option<refusal::Refusal>,
+    /// Names the refusal and its mail, when refused.
+    refusal_id: Option<Uuid>,
+    #[schema(format = Email)]
+    email: String,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+enum AcceptedStatus {
+    /// The link is mailed.
+    Pending,
+    /// No link: the "application not completed" mail says why.
+    Refused,
+}
+
+/// A registration as the API shows it (for the OpenAPI document; built by
+/// [`view`]).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RegistrationView {
+    registration_id: Uuid,
+    status: RegistrationStatus,
+    #[schema(format = Email)]
+    email: String,
+    /// When the link stops working.
+    expires_at: DateTime<Utc>,
+    /// When the link was completed with the application.
+    completed_at: Option<DateTime<Utc>>,
+    /// When the service started: the approval.
+    started_at: Option<DateTime<Utc>>,
+    /// Absent until the link is completed.
+    application: Option<Application>,
+    review: Review,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+enum RegistrationStatus {
+    Pending,
+    Applied,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Review {
+    reviewed_at: Option<DateTime<Utc>>,
+    /// Mailed to the applicant, when rejected.
+    rejection_reason: Option<String>,
+    /// The customer the approval put in the directory.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    customer_id: Option<String>,
+    /// Its contractor: a new user, or the address's existing one.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    user_id: Option<String>,
+}
+
 #[utoipa::path(post, path = "/v1/registrations/{token}/completion", tag = "registrations",
+    request_body = super::application::Application,
     params(("token" = String, Path, description = "the one-time token from the registration mail's link"),
            ("Idempotency-Key" = String, Header, description = "unique per request")),
-    responses((status = 200, description = "completed; the completion mail is on its way"),
-              (status = 404, body = super::problem::Problem), (status = 409, body = super::problem::Problem),
-              (status = 410, body = super::problem::Problem)),
+    responses((status = 200, body = RegistrationView, description = "`applied`: the application awaits review; the completion mail is on its way"),
+              (status = 400, body = super::problem::Problem,
+               description = "the application breaks a rule; `errors` names each field; the link is still usable"),
+              (status = 404, body = super::problem::Problem),
+              (status = 409, body = super::problem::Problem, description = "the link was used already (`registration-link-used`)"),
+              (status = 410, body = super::problem::Problem, description = "the link expired (`registration-link-expired`)")),
     security(("bearer" = [])))]
 pub async fn complete(
     State(state): State<AppState>,
@@ -214,8 +316,8 @@ pub async fn complete(
         Begun::Replay(response) => return Ok(response),
         Begun::Fresh(fresh) => fresh,
     };
-    match complete_link(&state, &mut fresh.tx, &token_hash, Some(&caller)).await? {
-        LinkOutcome::Completed(completed) => fresh.finish(StatusCode::OK, view(&completed)).await,
+    match complete_link(&state, &mut fresh.tx, &token_hash, Some(&caller), &body).await? {
+        LinkOutcome::Applied(applied) => fresh.finish(StatusCode::OK, view(&applied)).await,
         LinkOutcome::Expired(registration) => {
             // The expiry is recorded even though the answer is an error.
             fresh.tx.commit().await?;
@@ -226,22 +328,26 @@ pub async fn complete(
 
 /// What opening a registration link came to.
 pub enum LinkOutcome {
-    Completed(RegistrationRow),
+    /// The application was taken: it awaits review.
+    Applied(RegistrationRow),
     /// Past its time: recorded as expired in the transaction, which the
     /// caller commits before answering 410.
     Expired(RegistrationRow),
 }
 
-/// Completes the registration a link token names, in `tx`: for a portal
-/// posting it (`caller`), or for the person at the sign-up page (no
-/// caller: the one-time token from their mailbox is the proof). A used
-/// link answers 409, an unknown one (or another partner's, for a portal)
-/// 404.
+/// Completes the registration a link token names with the application in
+/// `body`, in `tx`: for a portal posting it (`caller`), or for the person
+/// at the sign-up page (no caller: the one-time token from their mailbox
+/// is the proof). A used link answers 409, an unknown one (or another
+/// partner's, for a portal) 404, an application that breaks a rule 400
+/// and changes nothing. The link is found before the body is read, so a
+/// stranger's guess learns nothing from the answer.
 pub async fn complete_link(
     state: &AppState,
     tx: &mut Tx<'_>,
     token_hash: &[u8],
     caller: Option<&Caller>,
+    body: &axum::body::Bytes,
 ) -> Result<LinkOutcome, ApiError> {
     let not_found = || ApiError::NotFound("no registration has this link token".into());
     let registration = registrations::lock_by_token_hash(tx, token_hash)
@@ -251,58 +357,43 @@ pub async fn complete_link(
     let token_id = caller.map(|c| c.0.id);
     let now = state.clock.now();
     match registration.status.as_str() {
-        "completed" => {
+        "pending" if now > registration.expires_at => {
+            registrations::expire(tx, registration.id).await?;
+            let states = (Some("pending"), Some("expired"));
+            audit_registration(tx, &registration, states, token_id, json!({}), now).await?;
+            return Ok(LinkOutcome::Expired(registration));
+        }
+        "pending" => {}
+        "expired" => return Err(link_expired(&registration)),
+        _ => {
             return Err(ApiError::Conflict {
                 slug: "registration-link-used",
                 detail: format!(
-                    "this link was already used: registration {} was completed at {}",
+                    "this link was already used: registration {} was applied for at {}",
                     registration.id,
                     registration.completed_at.map(mail_time).unwrap_or_default()
                 ),
             });
         }
-        "expired" => return Err(link_expired(&registration)),
-        _ if now > registration.expires_at => {
-            registrations::set_status(tx, registration.id, "expired", now).await?;
-            let states = (Some("pending"), Some("expired"));
-            audit_registration(
-                tx,
-                &registration,
-                states,
-                "registration.status",
-                token_id,
-                now,
-            )
-            .await?;
-            return Ok(LinkOutcome::Expired(registration));
-        }
-        _ => {}
     }
-    registrations::set_status(tx, registration.id, "completed", now).await?;
-    let states = (Some("pending"), Some("completed"));
-    audit_registration(
-        tx,
-        &registration,
-        states,
-        "registration.status",
-        token_id,
-        now,
-    )
-    .await?;
-    let context = json!({ "email": registration.email });
-    queue(
-        state,
-        tx,
-        &registration,
-        "registration_completed",
-        context,
-        now,
-    )
-    .await?;
-    let completed = registrations::lock(tx, registration.id)
+    let application: Application = parse_json(body)?;
+    application.check()?;
+    let stored = serde_json::to_value(&application).map_err(anyhow::Error::from)?;
+    registrations::apply(tx, registration.id, &stored, now).await?;
+    let detail = json!({ "services": application.service_names() });
+    let states = (Some("pending"), Some("applied"));
+    audit_registration(tx, &registration, states, token_id, detail, now).await?;
+    let context = json!({
+        "email": registration.email,
+        "organisation": application.organisation.name,
+        "services": application.service_names(),
+    });
+    let to = Addressee::from(&registration);
+    queue(state, tx, to, "registration_completed", context, now).await?;
+    let applied = registrations::lock(tx, registration.id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("registration vanished")))?;
-    Ok(LinkOutcome::Completed(completed))
+    Ok(LinkOutcome::Applied(applied))
 }
 
 pub fn link_expired(registration: &RegistrationRow) -> ApiError {
@@ -315,77 +406,8 @@ pub fn link_expired(registration: &RegistrationRow) -> ApiError {
     }
 }
 
-#[utoipa::path(post, path = "/v1/registrations/{id}/service-start", tag = "registrations",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "unique per request")),
-    request_body = ServiceStart,
-    responses((status = 200, description = "recorded; the start mail is on its way"),
-              (status = 404, body = super::problem::Problem), (status = 409, body = super::problem::Problem)),
-    security(("bearer" = [])))]
-pub async fn service_start(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Result<Response, ApiError> {
-    caller.require(&[Role::Portal, Role::Operator])?;
-    let start: ServiceStart = if body.is_empty() {
-        ServiceStart::default()
-    } else {
-        parse_json(&body)?
-    };
-    let route = format!("POST /v1/registrations/{id}/service-start");
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
-    let not_found = || ApiError::NotFound(format!("no registration {id}"));
-    let uuid: Uuid = id.parse().map_err(|_| not_found())?;
-    let registration = registrations::lock(&mut fresh.tx, uuid)
-        .await?
-        .filter(|r| caller.can_see(r.partner_id.as_deref()))
-        .ok_or_else(not_found)?;
-    if registration.status != "completed" || registration.started_at.is_some() {
-        return Err(ApiError::Conflict {
-            slug: "registration-not-startable",
-            detail: match registration.started_at {
-                Some(at) => format!("the service already started at {}", mail_time(at)),
-                None => format!(
-                    "a {} registration cannot start a service",
-                    registration.status
-                ),
-            },
-        });
-    }
-    let now = state.clock.now();
-    registrations::mark_started(&mut fresh.tx, uuid, now).await?;
-    audit_registration(
-        &mut fresh.tx,
-        &registration,
-        (None, None),
-        "registration.service_started",
-        Some(caller.0.id),
-        now,
-    )
-    .await?;
-    let context = json!({ "email": registration.email, "services": start.services });
-    queue(
-        &state,
-        &mut fresh.tx,
-        &registration,
-        "service_started",
-        context,
-        now,
-    )
-    .await?;
-    let started = registrations::lock(&mut fresh.tx, uuid)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("registration vanished")))?;
-    fresh.finish(StatusCode::OK, view(&started)).await
-}
-
 #[utoipa::path(get, path = "/v1/registrations/{id}", tag = "registrations", params(("id" = Uuid, Path)),
-    responses((status = 200, description = "the registration"), (status = 404, body = super::problem::Problem)),
+    responses((status = 200, body = RegistrationView, description = "the registration, the `application` once applied, and its `review`"), (status = 404, body = super::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,

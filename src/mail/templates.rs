@@ -121,6 +121,10 @@ const TEMPLATES: &[TemplateFile] = &[
     template_file!("registration_completed", "en", Locale::En),
     template_file!("service_started", "ja", Locale::Ja),
     template_file!("service_started", "en", Locale::En),
+    template_file!("registration_refused", "ja", Locale::Ja),
+    template_file!("registration_refused", "en", Locale::En),
+    template_file!("registration_rejected", "ja", Locale::Ja),
+    template_file!("registration_rejected", "en", Locale::En),
     template_file!("relationship_invitation", "ja", Locale::Ja),
     template_file!("relationship_invitation", "en", Locale::En),
     template_file!("partnership_invitation", "ja", Locale::Ja),
@@ -577,8 +581,10 @@ mod tests {
             "trial_expiring" | "trial_expired" => trial_context(kind, "customer_admin"),
             "trial_purged" => trial_purged_context(),
             "registration" => registration_context(),
-            "registration_completed" => json!({ "email": EMAIL }),
+            "registration_completed" => registration_completed_context(),
             "service_started" => service_started_context(),
+            "registration_refused" => json!({ "email": EMAIL, "reason": "in_progress" }),
+            "registration_rejected" => json!({ "email": EMAIL, "reason": "credit check" }),
             "relationship_invitation" => relationship_invitation_context(None),
             "partnership_invitation" => partnership_invitation_context(),
             "sla_alert" => sla_alert_context("breached", true),
@@ -607,6 +613,8 @@ mod tests {
                 "registration",
                 "registration_completed",
                 "service_started",
+                "registration_refused",
+                "registration_rejected",
                 "relationship_invitation",
                 "partnership_invitation",
                 "sla_alert"
@@ -662,7 +670,11 @@ mod tests {
                     assert!(mail.body.contains("1. C-Chorus Chat\n"), "{kind}.{locale}");
                 } else if matches!(
                     kind,
-                    "registration" | "registration_completed" | "service_started"
+                    "registration"
+                        | "registration_completed"
+                        | "service_started"
+                        | "registration_refused"
+                        | "registration_rejected"
                 ) {
                     assert!(mail.body.contains(EMAIL), "{kind}.{locale}");
                     // Only the registration mail carries the one-time link.
@@ -1740,7 +1752,7 @@ mod tests {
     #[test]
     fn registration_completed_both_locales() {
         let kind = "registration_completed";
-        let ctx = json!({ "email": EMAIL });
+        let ctx = registration_completed_context();
         let ja = render_with(kind, Locale::Ja, &ctx);
         assert_eq!(ja.subject, "[C-Chorus] C-Chorus申し込み完了のお知らせ");
         assert!(ja.body.starts_with(&format!("{EMAIL} 様\n\n")));
@@ -1751,8 +1763,13 @@ mod tests {
         );
         assert!(
             ja.body
-                .contains("サービス提供開始のご案内を\nあらためてメールにてお送りいたします")
+                .contains("サービス提供開始のご案内をあらためてメールにてお送りいたします")
         );
+        assert!(
+            ja.body
+                .contains("お申し込みサービス：AWS、Google Cloud\n\n■今後の流れ")
+        );
+        assert!(ja.body.contains("お申し込み団体名：Cust KK\n"));
         let en = render_with(kind, Locale::En, &ctx);
         assert_eq!(
             en.subject,
@@ -1762,6 +1779,58 @@ mod tests {
         assert!(en.body.contains("Your registration is complete."));
         assert!(en.body.contains(&format!("  Email address: {EMAIL}\n")));
         assert!(en.body.contains("we will send you a further email"));
+        assert!(
+            en.body
+                .contains("  Services:      AWS, Google Cloud\n\nWhat happens next")
+        );
+    }
+
+    fn registration_completed_context() -> serde_json::Value {
+        json!({ "email": EMAIL, "organisation": "Cust KK", "services": ["AWS", "Google Cloud"] })
+    }
+
+    #[test]
+    fn registration_refused_says_why_in_both_locales() {
+        let kind = "registration_refused";
+        let ctx = |reason: &str| json!({ "email": EMAIL, "reason": reason });
+        let ja = render_with(kind, Locale::Ja, &ctx("in_progress"));
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] リセールサービス申し込み手続き未完了のご案内"
+        );
+        assert!(ja.body.contains("手続き中のお申し込みがすでにございます"));
+        let ja = render_with(kind, Locale::Ja, &ctx("domain_refused"));
+        assert!(
+            ja.body
+                .contains("ドメインでは、お申し込みをお受けできません")
+        );
+        let en = render_with(kind, Locale::En, &ctx("in_progress"));
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] Your resale service application could not be completed"
+        );
+        assert!(en.body.contains("already has an application in progress"));
+        let en = render_with(kind, Locale::En, &ctx("domain_refused"));
+        assert!(en.body.contains("from this email address's domain"));
+        for locale in Locale::ALL {
+            let unknown = Renderer::new("C-Chorus").render(kind, locale, &ctx("other"));
+            assert!(unknown.is_err(), "{locale}: an unknown reason fails");
+        }
+    }
+
+    #[test]
+    fn registration_rejected_carries_the_reason_in_both_locales() {
+        let kind = "registration_rejected";
+        let ctx = json!({ "email": EMAIL, "reason": "The credit check failed." });
+        let ja = render_with(kind, Locale::Ja, &ctx);
+        assert_eq!(ja.subject, "[C-Chorus] お申し込み審査結果のお知らせ");
+        assert!(ja.body.contains("■理由\nThe credit check failed.\n"));
+        let en = render_with(kind, Locale::En, &ctx);
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] The result of the review of your application"
+        );
+        assert!(en.body.contains("Reason\n  The credit check failed.\n"));
     }
 
     #[test]
@@ -1834,7 +1903,17 @@ mod tests {
         ctx["customer_name"] = json!("");
         cases.push(("trial_purged", ctx));
         cases.push(("registration", registration_context()));
-        cases.push(("registration_completed", json!({ "email": EMAIL })));
+        cases.push(("registration_completed", registration_completed_context()));
+        for reason in ["in_progress", "domain_refused"] {
+            cases.push((
+                "registration_refused",
+                json!({ "email": EMAIL, "reason": reason }),
+            ));
+        }
+        cases.push((
+            "registration_rejected",
+            json!({ "email": EMAIL, "reason": "credit check" }),
+        ));
         cases.push(("service_started", service_started_context()));
         cases.push(("service_started", json!({ "email": EMAIL, "services": [] })));
         for (kind, ctx) in cases {

@@ -245,3 +245,15 @@ pub async fn users_of_customer<'e>(
     .fetch_all(db)
     .await
 }
+
+/// The user an address is already registered under, if any (the oldest,
+/// when portals keep one address for several customers).
+pub async fn user_by_email<'e>(db: impl PgExecutor<'e>, email: &str) -> sqlx::Result<Option<User>> {
+    sqlx::query_as(
+        "select id, customer_id, email, locale, name, status from users
+         where lower(email) = lower($1) order by created_at, id limit 1",
+    )
+    .bind(email)
+    .fetch_optional(db)
+    .await
+}

@@ -1,5 +1,6 @@
 //! Provisional sign-ups: the registration, its one-time link token (only
-//! the hash is stored), completion and the service start.
+//! the hash is stored), the application the link's completion carries,
+//! and the operator's review (approval starts the service).
 
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgExecutor};
@@ -19,9 +20,15 @@ pub struct RegistrationRow {
     pub completed_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub token_id: Option<Uuid>,
+    pub application: Option<serde_json::Value>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+    pub rejection_reason: Option<String>,
+    pub customer_id: Option<String>,
+    pub user_id: Option<String>,
 }
 
-const COLUMNS: &str = "id, partner_id, email, locale, status, expires_at, created_at, completed_at, started_at, token_id";
+const COLUMNS: &str = "id, partner_id, email, locale, status, expires_at, created_at, completed_at, \
+                       started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id";
 
 pub struct NewRegistration<'a> {
     pub id: Uuid,
@@ -84,30 +91,112 @@ pub async fn find<'e>(db: impl PgExecutor<'e>, id: Uuid) -> sqlx::Result<Option<
     .await
 }
 
-pub async fn set_status(
+/// A pending registration whose link passed its time.
+pub async fn expire(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("update registrations set status = 'expired' where id = $1 and status = 'pending'")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The link was completed with a valid application: it awaits review.
+pub async fn apply(
     tx: &mut Tx<'_>,
     id: Uuid,
-    status: &str,
+    application: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "update registrations set status = $2,
-                completed_at = case when $2 = 'completed' then $3 else completed_at end
-         where id = $1",
+        "update registrations set status = 'applied', application = $2, completed_at = $3
+         where id = $1 and status = 'pending'",
     )
     .bind(id)
-    .bind(status)
+    .bind(application)
     .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-pub async fn mark_started(tx: &mut Tx<'_>, id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
-    sqlx::query("update registrations set started_at = $2 where id = $1")
-        .bind(id)
-        .bind(now)
+/// The operator's approval: the service starts now, for the customer and
+/// user the approval put in the directory.
+pub struct Approval<'a> {
+    pub customer_id: &'a str,
+    pub user_id: &'a str,
+    pub reviewed_by: Uuid,
+    pub now: DateTime<Utc>,
+}
+
+pub async fn approve(tx: &mut Tx<'_>, id: Uuid, approval: &Approval<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "update registrations set status = 'approved', reviewed_at = $2, started_at = $2,
+                reviewed_by = $3, customer_id = $4, user_id = $5
+         where id = $1 and status = 'applied'",
+    )
+    .bind(id)
+    .bind(approval.now)
+    .bind(approval.reviewed_by)
+    .bind(approval.customer_id)
+    .bind(approval.user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn reject(
+    tx: &mut Tx<'_>,
+    id: Uuid,
+    reason: &str,
+    reviewed_by: Uuid,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update registrations set status = 'rejected', reviewed_at = $2, reviewed_by = $3,
+                rejection_reason = $4
+         where id = $1 and status = 'applied'",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(reviewed_by)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Serialises sign-ups for one address until the transaction ends, so the
+/// check for an application in progress and the insert are one step.
+pub async fn lock_address(tx: &mut Tx<'_>, email: &str) -> sqlx::Result<()> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended('registration:' || lower($1), 0))")
+        .bind(email)
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The registrations of this address still in progress (pending or
+/// applied), locked; a pending one may have passed its time.
+pub async fn in_progress(tx: &mut Tx<'_>, email: &str) -> sqlx::Result<Vec<RegistrationRow>> {
+    sqlx::query_as(&format!(
+        "select {COLUMNS} from registrations
+         where lower(email) = lower($1) and status in ('pending', 'applied') for update"
+    ))
+    .bind(email)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// The review queue: applications awaiting an operator, oldest first.
+pub async fn awaiting_review<'e>(
+    db: impl PgExecutor<'e>,
+    limit: i64,
+) -> sqlx::Result<Vec<RegistrationRow>> {
+    sqlx::query_as(&format!(
+        "select {COLUMNS} from registrations where status = 'applied'
+         order by completed_at, id limit $1"
+    ))
+    .bind(limit)
+    .fetch_all(db)
+    .await
 }

@@ -483,8 +483,16 @@ fn cases(v: &Victim) -> BTreeMap<(&'static str, &'static str), Case> {
             ),
         ),
         (
-            ("post", "/v1/registrations/{id}/service-start"),
-            attack(format!("{registration}/service-start"), empty(), NOT_FOUND),
+            ("post", "/v1/registrations/{id}/approval"),
+            attack(format!("{registration}/approval"), empty(), FORBIDDEN),
+        ),
+        (
+            ("post", "/v1/registrations/{id}/rejection"),
+            attack(
+                format!("{registration}/rejection"),
+                Some(json!({ "reason": "taken" })),
+                FORBIDDEN,
+            ),
         ),
         (
             ("post", "/v1/sweeps/{sweep}"),

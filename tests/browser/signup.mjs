@@ -1,5 +1,6 @@
 // Opens the sign-up link from a registration mail in Debian's headless
-// Chromium and presses its one button, as the person who registered would.
+// Chromium, fills in the application and applies, as the person who
+// registered would.
 // tests/dashboard.rs mails the link, runs this, and checks the database.
 //
 // Environment: LINK (the mailed link, on this test's server), SCREENSHOT
@@ -23,9 +24,19 @@ try {
   page.setDefaultTimeout(15_000);
   const opened = await page.goto(link);
   if (opened.status() !== 200) throw new Error(`the link answered ${opened.status()}`);
+  await page.check("input[name=aws]");
+  await page.selectOption("select[name=aws_account]", "transfer");
+  await page.selectOption("select[name=aws_plan]", "direct_contract");
+  await page.fill("input[name=organisation_name]", "Browser KK");
+  await page.fill("input[name=organisation_address]", "1-1 Chiyoda, Tokyo");
+  await page.fill("input[name=organisation_phone]", "03-1234-5678");
+  await page.fill("input[name=contact_name]", "Hanako Sato");
+  await page.fill("input[name=contact_phone]", "090-1234-5678");
+  await page.check("input[name=consent_terms]");
+  await page.check("input[name=consent_privacy]");
   await page.click("button[type=submit]");
   const heading = await page.textContent("h1");
-  if (!/Registration complete/.test(heading)) throw new Error(`after the button: ${heading}`);
+  if (!/Application received/.test(heading)) throw new Error(`after the button: ${heading}`);
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log(JSON.stringify({ heading }));
 } finally {

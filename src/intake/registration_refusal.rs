@@ -1,0 +1,135 @@
+//! When no sign-up link can be issued (SPEC §1.4): the address already
+//! has an application in progress, or its domain is one of
+//! `registration.refused_domains`. Nothing is created but the "application
+//! not completed" mail saying why, and its audit entry.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::Caller;
+use super::problem::ApiError;
+use super::registrations::{Addressee, audit_registration, queue};
+use crate::mail::Locale;
+use crate::store::registrations;
+use crate::store::{Tx, audit};
+
+/// Why no link was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// The address has a registration pending or an application in review.
+    InProgress,
+    /// The address's domain is in `registration.refused_domains`.
+    DomainRefused,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::InProgress => "in_progress",
+            Refusal::DomainRefused => "domain_refused",
+        }
+    }
+}
+
+/// Whether `domain` is refused: the same, ignoring case and a leading `@`.
+pub fn domain_refused(refused: &[String], email: &str) -> bool {
+    let Some((_, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    refused.iter().any(|r| {
+        r.trim()
+            .trim_start_matches('@')
+            .eq_ignore_ascii_case(domain)
+    })
+}
+
+/// Why `email` gets no link, if it gets none. Takes the address's lock for
+/// the rest of `tx`, so two racing sign-ups cannot both pass; a pending
+/// registration past its time is let go (expired, audited) on the way.
+pub async fn why_no_link(
+    state: &AppState,
+    tx: &mut Tx<'_>,
+    email: &str,
+    caller: Option<&Caller>,
+) -> Result<Option<Refusal>, ApiError> {
+    if domain_refused(&state.settings.registration.refused_domains, email) {
+        return Ok(Some(Refusal::DomainRefused));
+    }
+    registrations::lock_address(tx, email).await?;
+    let now = state.clock.now();
+    let mut in_progress = false;
+    for registration in registrations::in_progress(tx, email).await? {
+        if registration.status == "pending" && now > registration.expires_at {
+            registrations::expire(tx, registration.id).await?;
+            let states = (Some("pending"), Some("expired"));
+            let token_id = caller.map(|c| c.0.id);
+            audit_registration(tx, &registration, states, token_id, json!({}), now).await?;
+        } else {
+            in_progress = true;
+        }
+    }
+    Ok(in_progress.then_some(Refusal::InProgress))
+}
+
+/// Mails the refusal and audits it; the answer says why. Each refusal is
+/// its own cause: a retry with the same Idempotency-Key replays the
+/// answer and mails nothing more.
+pub async fn refuse(
+    state: &AppState,
+    tx: &mut Tx<'_>,
+    (email, locale, partner_id): (&str, Locale, Option<&str>),
+    refusal: Refusal,
+    token_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, ApiError> {
+    let refusal_id = Uuid::now_v7();
+    let to = Addressee {
+        cause_id: refusal_id,
+        email,
+        locale: locale.as_str(),
+        partner_id,
+    };
+    let context = json!({ "email": email, "reason": refusal.as_str() });
+    queue(state, tx, to, "registration_refused", context, now).await?;
+    let event = audit::AuditEvent {
+        at: now,
+        entity_type: "registration_refusal",
+        entity_id: refusal_id,
+        action: "registration.refused",
+        from_state: None,
+        to_state: None,
+        token_id: Some(token_id),
+        job_id: None,
+        detail: json!({ "reason": refusal.as_str() }),
+    };
+    audit::record(tx, event).await?;
+    tracing::info!(
+        reason = refusal.as_str(),
+        "no registration link issued; the refusal is mailed"
+    );
+    Ok(json!({
+        "status": "refused",
+        "reason": refusal,
+        "refusal_id": refusal_id,
+        "email": email,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_domain_matches_whatever_its_case_and_only_itself() {
+        let refused = vec!["Free-Mail.example".to_owned(), "@spam.example".to_owned()];
+        assert!(domain_refused(&refused, "a@free-mail.example"));
+        assert!(domain_refused(&refused, "a@SPAM.example"));
+        assert!(!domain_refused(&refused, "a@sub.free-mail.example"));
+        assert!(!domain_refused(&refused, "a@cust.example"));
+        assert!(!domain_refused(&[], "a@cust.example"));
+    }
+}
