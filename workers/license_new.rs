@@ -41,7 +41,7 @@ impl JobHandler for LicenseNew {
         let issued =
             issuance::issue_pending_keys(ctx, tx, &order, &vendor_order_id, request_id, now)
                 .await?;
-        licenses::activate_order(tx, order.id, &vendor_order_id, now).await?;
+        licenses::activate_order(tx, order.id, request_id, &vendor_order_id, now).await?;
         let change = super::OrderChange {
             action: "order.activated",
             from: Some("preparing"),
@@ -49,7 +49,6 @@ impl JobHandler for LicenseNew {
             detail: serde_json::json!({ "request_id": request_id, "keys_issued": issued.len() }),
         };
         super::audit_order(tx, &order, job, change, now).await?;
-        licenses::complete_request(tx, request_id, now).await?;
         issuance::queue_issued_mail(
             ctx,
             tx,

@@ -170,9 +170,10 @@ pub async fn cancel_licenses(
         quantity: None,
         license: None,
         license_ids: Some(ids),
+        new_keys: None,
     };
     let (request_id, job_id, deadline) =
-        enqueue_request(&state, &mut fresh.tx, &caller, &order, change, now).await?;
+        enqueue_request(&state, &mut fresh.tx, &caller, &order, change, None, now).await?;
     fresh
         .finish(
             StatusCode::ACCEPTED,

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::auth::Caller;
 use super::problem::ApiError;
+use crate::store::idempotency::{KeyState, SavedResponse};
 use crate::store::{Tx, idempotency};
 
 pub const HEADER: &str = "idempotency-key";
@@ -57,28 +58,10 @@ pub async fn begin(
     let fingerprint = hasher.finalize().to_vec();
 
     let mut tx = state.pool.begin().await?;
-    if !idempotency::try_lock(&mut tx, caller.0.id, key).await? {
-        return Err(ApiError::Conflict {
-            slug: "idempotency-key-in-flight",
-            detail: "a request with this Idempotency-Key is still being processed; retry shortly"
-                .into(),
-        });
-    }
-    if let Some(saved) = idempotency::find(&mut tx, caller.0.id, key).await? {
-        if saved.request_fingerprint != fingerprint {
-            return Err(ApiError::Unprocessable {
-                slug: "idempotency-key-reused",
-                detail: "this Idempotency-Key was used with a different request; use a new key"
-                    .into(),
-            });
-        }
-        let status = StatusCode::from_u16(saved.response_status as u16).unwrap_or(StatusCode::OK);
-        let mut response = (status, axum::Json(saved.response_body)).into_response();
-        response.headers_mut().insert(
-            "idempotent-replayed",
-            axum::http::HeaderValue::from_static("true"),
-        );
-        return Ok(Begun::Replay(response));
+    match idempotency::begin(&mut tx, caller.0.id, key).await? {
+        KeyState::Busy => return Err(in_flight()),
+        KeyState::Saved(saved) => return replay(saved, &fingerprint).map(Begun::Replay),
+        KeyState::Fresh => {}
     }
     Ok(Begun::Fresh(Fresh {
         tx,
@@ -88,6 +71,31 @@ pub async fn begin(
     }))
 }
 
+fn in_flight() -> ApiError {
+    ApiError::Conflict {
+        slug: "idempotency-key-in-flight",
+        detail: "a request with this Idempotency-Key is still being processed; retry shortly"
+            .into(),
+    }
+}
+
+/// The saved response again, if the request is the same one.
+fn replay(saved: SavedResponse, fingerprint: &[u8]) -> Result<Response, ApiError> {
+    if saved.request_fingerprint != fingerprint {
+        return Err(ApiError::Unprocessable {
+            slug: "idempotency-key-reused",
+            detail: "this Idempotency-Key was used with a different request; use a new key".into(),
+        });
+    }
+    let status = StatusCode::from_u16(saved.response_status as u16).unwrap_or(StatusCode::OK);
+    let mut response = (status, axum::Json(saved.response_body)).into_response();
+    response.headers_mut().insert(
+        "idempotent-replayed",
+        axum::http::HeaderValue::from_static("true"),
+    );
+    Ok(response)
+}
+
 impl Fresh {
     /// Saves the response with the work and commits both.
     pub async fn finish(
@@ -95,7 +103,7 @@ impl Fresh {
         status: StatusCode,
         body: serde_json::Value,
     ) -> Result<Response, ApiError> {
-        idempotency::save(
+        let saved = idempotency::save(
             &mut self.tx,
             self.caller.0.id,
             &self.key,
@@ -103,7 +111,12 @@ impl Fresh {
             status.as_u16(),
             &body,
         )
-        .await?;
+        .await;
+        match saved {
+            // The twin committed first; this one's work rolls back with it.
+            Err(error) if idempotency::is_taken(&error) => return Err(in_flight()),
+            saved => saved?,
+        }
         self.tx.commit().await?;
         Ok((status, axum::Json(body)).into_response())
     }

@@ -19,7 +19,7 @@ use super::idempotency::{self, Begun};
 use super::problem::ApiError;
 use crate::job::JobKind;
 use crate::mail::Locale;
-use crate::store::licenses::{self, NewOrder, NewRequest, OrderRow, RequestKind};
+use crate::store::licenses::{self, NewKeys, NewOrder, NewRequest, OrderRow, RequestKind};
 use crate::store::tokens::Role;
 use crate::store::{self, Tx, audit, jobs};
 use crate::workers::LicenseJobPayload;
@@ -216,16 +216,20 @@ pub(super) struct Change {
     pub license: Option<(Uuid, i32)>,
     /// The keys a cancellation revokes.
     pub license_ids: Option<Vec<Uuid>>,
+    /// The pending keys a new order or an addition writes.
+    pub new_keys: Option<NewKeys>,
 }
 
 /// Stores the change request with its job; one transaction with the
-/// caller's other writes.
+/// caller's other writes. `earlier` is an audit event of the same change
+/// (the order's creation), written with the request's own.
 pub(super) async fn enqueue_request(
     state: &AppState,
     tx: &mut Tx<'_>,
     caller: &Caller,
     order: &OrderRow,
     change: Change,
+    earlier: Option<audit::AuditEvent<'_>>,
     now: DateTime<Utc>,
 ) -> Result<(Uuid, Uuid, DateTime<Utc>), ApiError> {
     let Change {
@@ -233,6 +237,7 @@ pub(super) async fn enqueue_request(
         quantity,
         license,
         license_ids,
+        new_keys,
     } = change;
     let request_id = Uuid::now_v7();
     let deadline = sla_deadline(state, kind, now);
@@ -275,6 +280,7 @@ pub(super) async fn enqueue_request(
             job_id,
             accepted_at: now,
             sla_deadline: deadline,
+            new_keys,
         },
     )
     .await;
@@ -292,7 +298,8 @@ pub(super) async fn enqueue_request(
                 detail: json!({ "request_id": request_id, "kind": kind.as_str(), "quantity": quantity,
                                 "license_ids": license_ids, "vm_count": license.map(|(_, c)| c) }),
             };
-            audit::record(tx, event).await?;
+            let events: Vec<_> = earlier.into_iter().chain([event]).collect();
+            audit::record_all(tx, &events).await?;
             Ok((request_id, job_id, deadline))
         }
         Err(sqlx::Error::Database(e)) if e.constraint() == Some("license_requests_one_pending") => {
@@ -368,7 +375,6 @@ pub async fn create_order(
         job_id: None,
         detail: json!({ "customer_id": request.customer_id, "usage": request.usage }),
     };
-    audit::record(&mut fresh.tx, created).await?;
     let (request_id, job_id, deadline) = enqueue_request(
         &state,
         &mut fresh.tx,
@@ -379,17 +385,14 @@ pub async fn create_order(
             quantity: Some(request.quantity),
             license: None,
             license_ids: None,
+            new_keys: Some(NewKeys {
+                usage: request.usage.clone(),
+                vm_count: request.vm_count,
+                count: request.quantity,
+            }),
         },
+        Some(created),
         now,
-    )
-    .await?;
-    licenses::insert_pending_licenses(
-        &mut fresh.tx,
-        order_id,
-        request_id,
-        &request.usage,
-        request.vm_count,
-        request.quantity,
     )
     .await?;
     fresh
@@ -519,17 +522,14 @@ pub async fn add_licenses(
             quantity: Some(request.quantity),
             license: None,
             license_ids: None,
+            new_keys: Some(NewKeys {
+                usage: order.usage.clone(),
+                vm_count,
+                count: request.quantity,
+            }),
         },
+        None,
         now,
-    )
-    .await?;
-    licenses::insert_pending_licenses(
-        &mut fresh.tx,
-        order.id,
-        request_id,
-        &order.usage,
-        vm_count,
-        request.quantity,
     )
     .await?;
     fresh
@@ -620,7 +620,9 @@ pub async fn raise_vm_count(
             quantity: None,
             license: Some((license.id, request.vm_count)),
             license_ids: None,
+            new_keys: None,
         },
+        None,
         now,
     )
     .await?;

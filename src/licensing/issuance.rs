@@ -45,10 +45,8 @@ pub async fn issue_pending_keys(
     now: DateTime<Utc>,
 ) -> Result<Vec<LicenseRow>, JobError> {
     let mut rows = licenses::licenses_of_request(tx, request_id).await?;
-    // The order's lock keeps the rows as read; should a row not be pending
-    // after all, read them again rather than guess.
-    let mut reread = false;
-    for license in rows.iter_mut().filter(|l| l.status == "pending") {
+    let mut keys = Vec::new();
+    for license in rows.iter().filter(|l| l.status == "pending") {
         let key = ctx.vendor.issue_key(order.id, license.id).await?;
         let certificate = certificate_for(
             ctx,
@@ -59,17 +57,26 @@ pub async fn issue_pending_keys(
             license.vm_count,
             now,
         );
-        if licenses::issue_license(tx, license.id, key.as_str(), &certificate, now).await? {
-            license.status = "issued".into();
-            license.key = Some(key.as_str().to_owned());
-            license.certificate = Some(certificate);
-            license.issued_at = Some(now);
-        } else {
-            reread = true;
-        }
+        keys.push(licenses::NewKey {
+            license_id: license.id,
+            key: key.as_str().to_owned(),
+            certificate,
+        });
     }
-    if reread {
-        rows = licenses::licenses_of_request(tx, request_id).await?;
+    if keys.is_empty() {
+        return Ok(rows);
+    }
+    let filled = licenses::issue_licenses(tx, &keys, now).await?;
+    if filled.len() < keys.len() {
+        // The order's lock keeps the rows as read; should a row not have
+        // been pending after all, read them again rather than guess.
+        return Ok(licenses::licenses_of_request(tx, request_id).await?);
+    }
+    for (license, new) in rows.iter_mut().filter(|l| l.status == "pending").zip(keys) {
+        license.status = "issued".into();
+        license.key = Some(new.key);
+        license.certificate = Some(new.certificate);
+        license.issued_at = Some(now);
     }
     Ok(rows)
 }

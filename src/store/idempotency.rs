@@ -12,28 +12,51 @@ pub struct SavedResponse {
     pub response_body: serde_json::Value,
 }
 
-/// Takes a transaction-scoped advisory lock on (token, key). `false` means
-/// another request with the same key is in flight right now.
-pub async fn try_lock(tx: &mut Tx<'_>, token_id: Uuid, key: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar("select pg_try_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("idempotency:{token_id}:{key}"))
-        .fetch_one(&mut **tx)
-        .await
+/// What a key holds when a request with it begins.
+pub enum KeyState {
+    /// Another request with the same key is in flight right now.
+    Busy,
+    Fresh,
+    Saved(SavedResponse),
 }
 
-pub async fn find(
-    tx: &mut Tx<'_>,
-    token_id: Uuid,
-    key: &str,
-) -> sqlx::Result<Option<SavedResponse>> {
-    sqlx::query_as(
-        "select request_fingerprint, response_status, response_body from idempotency_keys
-         where token_id = $1 and key = $2",
+/// Takes a transaction-scoped advisory lock on (token, key) and reads the
+/// saved response, in one round trip. The read's snapshot may predate the
+/// lock, so a request that commits in between goes unseen here; the
+/// primary key then refuses the second save, and [`save`] reports it.
+pub async fn begin(tx: &mut Tx<'_>, token_id: Uuid, key: &str) -> sqlx::Result<KeyState> {
+    #[derive(FromRow)]
+    struct Row {
+        locked: bool,
+        request_fingerprint: Option<Vec<u8>>,
+        response_status: Option<i16>,
+        response_body: Option<serde_json::Value>,
+    }
+    let row: Row = sqlx::query_as(
+        "select pg_try_advisory_xact_lock(hashtextextended($3, 0)) as locked,
+                k.request_fingerprint, k.response_status, k.response_body
+         from (select) as one
+         left join idempotency_keys k on k.token_id = $1 and k.key = $2",
     )
     .bind(token_id)
     .bind(key)
-    .fetch_optional(&mut **tx)
-    .await
+    .bind(format!("idempotency:{token_id}:{key}"))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(match row {
+        Row { locked: false, .. } => KeyState::Busy,
+        Row {
+            request_fingerprint: Some(request_fingerprint),
+            response_status: Some(response_status),
+            response_body: Some(response_body),
+            ..
+        } => KeyState::Saved(SavedResponse {
+            request_fingerprint,
+            response_status,
+            response_body,
+        }),
+        _ => KeyState::Fresh,
+    })
 }
 
 pub async fn save(
@@ -56,4 +79,9 @@ pub async fn save(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Whether `save` failed because a request with the same key saved first.
+pub fn is_taken(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
 }

@@ -69,15 +69,32 @@ pub struct NewRequest {
     pub job_id: Uuid,
     pub accepted_at: DateTime<Utc>,
     pub sla_deadline: DateTime<Utc>,
+    /// The pending keys a new order or an addition asks for.
+    pub new_keys: Option<NewKeys>,
 }
 
-/// Fails with a unique violation on `license_requests_one_pending` when the
-/// order already has a change in flight.
+/// Pending rows numbered 1..=count, written with their request.
+pub struct NewKeys {
+    pub usage: String,
+    pub vm_count: Option<i32>,
+    pub count: i32,
+}
+
+/// Writes the request and its pending keys in one statement. Fails with a
+/// unique violation on `license_requests_one_pending` when the order
+/// already has a change in flight.
 pub async fn insert_request(tx: &mut Tx<'_>, request: &NewRequest) -> sqlx::Result<()> {
+    let keys = request.new_keys.as_ref();
     sqlx::query(
-        "insert into license_requests (id, order_id, kind, quantity, license_id, vm_count,
-                                       license_ids, job_id, accepted_at, sla_deadline)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "with request as (
+             insert into license_requests (id, order_id, kind, quantity, license_id, vm_count,
+                                           license_ids, job_id, accepted_at, sla_deadline)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             returning id
+         )
+         insert into licenses (id, order_id, request_id, seq, usage, vm_count)
+         select gen_random_uuid(), $2, request.id, seq, $11, $12
+         from request, generate_series(1, $13) as seq",
     )
     .bind(request.id)
     .bind(request.order_id)
@@ -89,30 +106,9 @@ pub async fn insert_request(tx: &mut Tx<'_>, request: &NewRequest) -> sqlx::Resu
     .bind(request.job_id)
     .bind(request.accepted_at)
     .bind(request.sla_deadline)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// One pending row per requested license, numbered 1..=quantity.
-pub async fn insert_pending_licenses(
-    tx: &mut Tx<'_>,
-    order_id: Uuid,
-    request_id: Uuid,
-    usage: &str,
-    vm_count: Option<i32>,
-    quantity: i32,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into licenses (id, order_id, request_id, seq, usage, vm_count)
-         select gen_random_uuid(), $1, $2, seq, $3, $4
-         from generate_series(1, $5) as seq",
-    )
-    .bind(order_id)
-    .bind(request_id)
-    .bind(usage)
-    .bind(vm_count)
-    .bind(quantity)
+    .bind(keys.map(|k| k.usage.as_str()))
+    .bind(keys.and_then(|k| k.vm_count))
+    .bind(keys.map_or(0, |k| k.count))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -162,19 +158,27 @@ pub async fn find_order<'e>(
     .await
 }
 
+/// Moves a new order `preparing → active` and closes its first request:
+/// one round trip for both, as both happen on every new order.
 pub async fn activate_order(
     tx: &mut Tx<'_>,
     id: Uuid,
+    request_id: Uuid,
     vendor_order_id: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "update license_orders set status = 'active', vendor_order_id = $2, updated_at = $3
-         where id = $1 and status = 'preparing'",
+        "with activated as (
+             update license_orders set status = 'active', vendor_order_id = $2, updated_at = $3
+             where id = $1 and status = 'preparing'
+         )
+         update license_requests set status = 'done', completed_at = $3
+         where id = $4 and status = 'pending'",
     )
     .bind(id)
     .bind(vendor_order_id)
     .bind(now)
+    .bind(request_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -282,26 +286,37 @@ pub async fn find_license(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<Lice
     .await
 }
 
-/// Fills a pending row; an already issued row is left as it is, so issuing
-/// twice keeps the first key.
-pub async fn issue_license(
+/// A key and its certificate for one pending license.
+pub struct NewKey {
+    pub license_id: Uuid,
+    pub key: String,
+    pub certificate: String,
+}
+
+/// Fills the pending rows, all in one statement; a row already issued is
+/// left as it is, so issuing twice keeps the first key. Returns the ids
+/// of the rows it filled.
+pub async fn issue_licenses(
     tx: &mut Tx<'_>,
-    id: Uuid,
-    key: &str,
-    certificate: &str,
+    keys: &[NewKey],
     issued_at: DateTime<Utc>,
-) -> sqlx::Result<bool> {
-    let result = sqlx::query(
-        "update licenses set status = 'issued', key = $2, certificate = $3, issued_at = $4
-         where id = $1 and status = 'pending'",
+) -> sqlx::Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = keys.iter().map(|k| k.license_id).collect();
+    let values: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+    let certificates: Vec<&str> = keys.iter().map(|k| k.certificate.as_str()).collect();
+    sqlx::query_scalar(
+        "update licenses set status = 'issued', key = k.key, certificate = k.certificate,
+                             issued_at = $4
+         from unnest($1::uuid[], $2::text[], $3::text[]) as k(id, key, certificate)
+         where licenses.id = k.id and licenses.status = 'pending'
+         returning licenses.id",
     )
-    .bind(id)
-    .bind(key)
-    .bind(certificate)
+    .bind(&ids)
+    .bind(&values)
+    .bind(&certificates)
     .bind(issued_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    .fetch_all(&mut **tx)
+    .await
 }
 
 pub async fn set_vm_count(
