@@ -673,3 +673,57 @@ async fn bad_or_foreign_forms_are_refused_and_store_nothing() {
     assert_eq!(mails(&app, "transfer_form_returned").await, 0);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_form_routes_statuses_and_enums() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let document: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = &document["paths"];
+    for (path, statuses) in [
+        (
+            "/v1/transfer-forms",
+            &["202", "400", "403", "404", "422"][..],
+        ),
+        (
+            "/v1/transfer-forms/{token}/completion",
+            &["200", "403", "404", "409", "422"],
+        ),
+        (
+            "/v1/transfer-forms/{id}/submission",
+            &["202", "403", "404", "409", "422"],
+        ),
+        (
+            "/v1/transfer-forms/{id}/withdrawal",
+            &["200", "403", "404", "409"],
+        ),
+    ] {
+        let responses = &paths[path]["post"]["responses"];
+        for status in statuses {
+            assert!(responses.get(*status).is_some(), "POST {path}: no {status}");
+        }
+    }
+    assert!(paths["/v1/transfer-forms/{id}"]["get"]["responses"]["200"].is_object());
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(
+        schemas["FormStatus"]["enum"],
+        json!(["draft", "returned", "submitted", "withdrawn", "expired"])
+    );
+    assert_eq!(
+        schemas["TransferFormRequest"]["properties"]["customer_admin_email"]["format"],
+        "email"
+    );
+    assert_eq!(schemas["Contact"]["properties"]["email"]["format"], "email");
+    let required = schemas["TransferFormCompletion"]["required"]
+        .as_array()
+        .unwrap();
+    assert_eq!(required.len(), 3, "{required:?}");
+    app.cleanup().await;
+}
