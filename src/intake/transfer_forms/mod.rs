@@ -22,12 +22,15 @@
 //! `GET /v1/transfer-forms/{id}` shows the form to its source, to the
 //! destination once named, and to operators; anyone else gets 404.
 
+mod mails;
+mod view;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -36,149 +39,23 @@ use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
 use super::idempotency::{self, Begun, Fresh};
 use super::problem::{ApiError, FieldError};
-use super::relationships::{partner_name, recipient_locale, shown_name};
+use super::relationships::{recipient_locale, shown_name};
 use super::transfers::{Ticket, check_contact, open_ticket};
 use crate::mail::Locale;
-use crate::mail::queue::{MailRequest, queue_mail};
-use crate::store::directory::{self, Customer};
+use crate::store::directory;
 use crate::store::tokens::{Role, hash_secret, random_secret};
 use crate::store::transfer_forms::{self, Completion, FormRow, NewForm};
 use crate::store::{Tx, audit, relationships};
 use crate::transfers::{Contact, Form};
-use crate::trials::mail_time;
+use mails::{Returned, queue_link, queue_returned};
+pub use view::{FormEvent, FormStatus, TransferFormView};
+use view::{contact, view, view_json};
 
 const LINK_TOKEN_PREFIX: &str = "tform_";
 
 /// The form's life, as configured.
-fn form_valid(state: &AppState) -> chrono::Duration {
+pub(super) fn form_valid(state: &AppState) -> chrono::Duration {
     chrono::Duration::from_std(state.settings.transfers.form_valid).unwrap_or(chrono::Duration::MAX)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum FormStatus {
-    /// Opened by the source; waiting for the customer's part.
-    Draft,
-    /// Completed by the customer; waiting for the source's submission.
-    Returned,
-    /// Submitted: the transfer ticket runs.
-    Submitted,
-    /// Withdrawn by the source before submission.
-    Withdrawn,
-    /// Not completed and submitted within `transfers.form_valid`.
-    Expired,
-}
-
-impl FormStatus {
-    /// The state as the caller sees it at `now`: an open form past its
-    /// expiry is expired even before an act records it.
-    fn of(form: &FormRow, now: DateTime<Utc>) -> FormStatus {
-        match form.status.as_str() {
-            "draft" | "returned" if now > form.expires_at => FormStatus::Expired,
-            "draft" => FormStatus::Draft,
-            "returned" => FormStatus::Returned,
-            "submitted" => FormStatus::Submitted,
-            "withdrawn" => FormStatus::Withdrawn,
-            _ => FormStatus::Expired,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct FormEvent {
-    pub at: DateTime<Utc>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-}
-
-/// A transfer form as its parties see it. The link token is never part of it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TransferFormView {
-    pub form_id: Uuid,
-    pub status: FormStatus,
-    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub customer_id: String,
-    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub source_partner_id: String,
-    /// Named by the customer at completion.
-    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub destination_partner_id: Option<String>,
-    pub subscription_ids: Vec<String>,
-    pub source_contact: Contact,
-    pub customer_contact: Option<Contact>,
-    pub destination_contact: Option<Contact>,
-    /// Where the one-time link was mailed.
-    #[schema(format = Email)]
-    pub customer_admin_email: String,
-    /// Whether the destination has an active reseller relationship with the
-    /// customer now, as submission needs; `null` until one is named.
-    pub destination_related: Option<bool>,
-    /// The ticket the submission created.
-    pub transfer_id: Option<Uuid>,
-    pub transfer_url: Option<String>,
-    pub status_url: String,
-    pub expires_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub returned_at: Option<DateTime<Utc>>,
-    pub submitted_at: Option<DateTime<Utc>>,
-    pub withdrawn_at: Option<DateTime<Utc>>,
-    /// Every change of state, oldest first.
-    pub history: Vec<FormEvent>,
-}
-
-fn contact(value: &serde_json::Value) -> Result<Contact, ApiError> {
-    serde_json::from_value(value.clone()).map_err(|e| {
-        ApiError::Internal(anyhow::anyhow!("a stored form contact is unreadable: {e}"))
-    })
-}
-
-async fn view(
-    conn: &mut sqlx::PgConnection,
-    form: &FormRow,
-    now: DateTime<Utc>,
-) -> Result<TransferFormView, ApiError> {
-    let destination_related = match &form.destination_partner_id {
-        Some(destination) => {
-            Some(relationships::is_active(&mut *conn, destination, &form.customer_id).await?)
-        }
-        None => None,
-    };
-    let history = audit::list(&mut *conn, Some(form.id), None, 100).await?;
-    Ok(TransferFormView {
-        form_id: form.id,
-        status: FormStatus::of(form, now),
-        customer_id: form.customer_id.clone(),
-        source_partner_id: form.source_partner_id.clone(),
-        destination_partner_id: form.destination_partner_id.clone(),
-        subscription_ids: transfer_forms::subscription_ids(&mut *conn, form.id).await?,
-        source_contact: contact(&form.source_contact)?,
-        customer_contact: form.customer_contact.as_ref().map(contact).transpose()?,
-        destination_contact: form.destination_contact.as_ref().map(contact).transpose()?,
-        customer_admin_email: form.admin_email.clone(),
-        destination_related,
-        transfer_id: form.transfer_id,
-        transfer_url: form.transfer_id.map(|id| format!("/v1/transfers/{id}")),
-        status_url: format!("/v1/transfer-forms/{}", form.id),
-        expires_at: form.expires_at,
-        created_at: form.created_at,
-        updated_at: form.updated_at,
-        returned_at: form.returned_at,
-        submitted_at: form.submitted_at,
-        withdrawn_at: form.withdrawn_at,
-        history: history
-            .into_iter()
-            .map(|e| FormEvent {
-                at: e.at,
-                from: e.from_state,
-                to: e.to_state,
-            })
-            .collect(),
-    })
-}
-
-fn view_json(view: &TransferFormView) -> serde_json::Value {
-    serde_json::to_value(view).expect("serialisable")
 }
 
 async fn audit_status(
@@ -394,43 +271,6 @@ pub async fn open(
     fresh.finish(StatusCode::ACCEPTED, view_json(&view)).await
 }
 
-fn mail_error(e: crate::job::JobError) -> ApiError {
-    ApiError::Internal(anyhow::anyhow!("{e}"))
-}
-
-async fn queue_link(
-    state: &AppState,
-    tx: &mut Tx<'_>,
-    form: &FormRow,
-    customer: &Customer,
-    link_token: &str,
-) -> Result<(), ApiError> {
-    let subscription_ids = transfer_forms::subscription_ids(&mut **tx, form.id).await?;
-    let context = json!({
-        "form_id": form.id,
-        "customer_name": shown_name(&customer.name, &customer.id),
-        "source_partner_name": partner_name(tx, &form.source_partner_id).await?,
-        "subscription_ids": subscription_ids,
-        "link": format!("{}{link_token}", state.settings.transfers.form_link_base),
-        "expires_at": mail_time(form.expires_at),
-        "valid_days": form_valid(state).num_days(),
-    });
-    let request = MailRequest {
-        cause: format!("transfer_form_link:{}", form.id),
-        template: "transfer_form_link",
-        locale: Locale::parse(&form.locale),
-        to: &form.admin_email,
-        to_name: None,
-        context,
-        attachments: Vec::new(),
-        partner_id: Some(&form.source_partner_id),
-    };
-    queue_mail(&state.mailer, tx, request, form.created_at)
-        .await
-        .map(drop)
-        .map_err(mail_error)
-}
-
 #[utoipa::path(get, path = "/v1/transfer-forms/{id}", tag = "transfers", params(("id" = Uuid, Path)),
     responses((status = 200, body = TransferFormView),
               (status = 403, body = super::problem::Problem),
@@ -575,54 +415,6 @@ pub async fn complete(
     queue_returned(&state, &mut fresh.tx, &returned, now).await?;
     let view = view(&mut fresh.tx, &form, now).await?;
     fresh.finish(StatusCode::OK, view_json(&view)).await
-}
-
-/// What the source hears when the customer returns the form.
-struct Returned<'a> {
-    form: &'a FormRow,
-    customer_contact: &'a Contact,
-    destination_name: String,
-    destination_contact: &'a Contact,
-}
-
-async fn queue_returned(
-    state: &AppState,
-    tx: &mut Tx<'_>,
-    returned: &Returned<'_>,
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    let form = returned.form;
-    let source = contact(&form.source_contact)?;
-    let customer_name = match directory::find_customer(&mut **tx, &form.customer_id).await? {
-        Some(customer) => shown_name(&customer.name, &customer.id),
-        None => form.customer_id.clone(),
-    };
-    let context = json!({
-        "form_id": form.id,
-        "customer_id": form.customer_id,
-        "customer_name": customer_name,
-        "recipient_name": source.name,
-        "customer_contact_name": returned.customer_contact.name,
-        "destination_partner_id": form.destination_partner_id,
-        "destination_partner_name": returned.destination_name,
-        "destination_contact_name": returned.destination_contact.name,
-        "subscription_ids": transfer_forms::subscription_ids(&mut **tx, form.id).await?,
-        "expires_at": mail_time(form.expires_at),
-    });
-    let request = MailRequest {
-        cause: format!("transfer_form_returned:{}", form.id),
-        template: "transfer_form_returned",
-        locale: source.locale.as_deref().and_then(Locale::parse),
-        to: &source.email,
-        to_name: Some(&source.name),
-        context,
-        attachments: Vec::new(),
-        partner_id: Some(&form.source_partner_id),
-    };
-    queue_mail(&state.mailer, tx, request, now)
-        .await
-        .map(drop)
-        .map_err(mail_error)
 }
 
 // The source's acts: submission and withdrawal
