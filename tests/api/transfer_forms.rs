@@ -309,6 +309,19 @@ async fn the_link_is_stored_hashed_mailed_in_the_admins_language_and_works_once(
     let text = mail_file(&app, &format!("transfer_form_returned:{id}")).await;
     assert!(text.contains("Acme Desk 様"), "{text}");
     assert_eq!(mails(&app, "transfer_form_returned").await, 1);
+
+    // An opening sent twice with one key is one form and one mail.
+    let body = opening("en");
+    let once = || app.post("/v1/transfer-forms", &w.acme, "once", &body);
+    let first: Value = once().await.json().await.unwrap();
+    let replay = once().await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        replay.json::<Value>().await.unwrap()["form_id"],
+        first["form_id"]
+    );
+    assert_eq!(app.count("select count(*) from transfer_forms").await, 2);
+    assert_eq!(mails(&app, "transfer_form_link").await, 2);
     app.cleanup().await;
 }
 
