@@ -129,6 +129,13 @@ pub struct TransferSettings {
     /// A ticket not carried out within this long expires.
     #[serde(with = "humantime_serde")]
     pub expire_after: Duration,
+    /// A transfer form not completed and submitted within this long of its
+    /// opening expires; its one-time link works as long.
+    #[serde(with = "humantime_serde")]
+    pub form_valid: Duration,
+    /// The page the customer admin opens to complete a transfer form; the
+    /// link is this with the token appended.
+    pub form_link_base: String,
 }
 
 /// The trial lifecycle's offsets (SPEC §1.3).
@@ -286,8 +293,8 @@ impl Settings {
             "trial.extension_step and registration.link_valid must be longer than zero"
         );
         anyhow::ensure!(
-            !self.relationships.invite_valid.is_zero(),
-            "relationships.invite_valid must be longer than zero"
+            !self.relationships.invite_valid.is_zero() && !self.transfers.form_valid.is_zero(),
+            "relationships.invite_valid and transfers.form_valid must be longer than zero"
         );
         anyhow::ensure!(
             self.ops.email.contains('@'),

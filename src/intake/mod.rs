@@ -21,6 +21,7 @@ pub mod review;
 pub mod signup;
 pub mod sweeps;
 pub mod token_cache;
+pub mod transfer_forms;
 pub mod transfers;
 pub mod trials;
 
@@ -104,6 +105,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/transfers/{id}/cancellation", post(transfers::cancel))
         .route("/v1/transfers/{id}/retry", post(transfers::retry))
         .route("/v1/role-cleanups", post(transfers::role_cleanup))
+        .route("/v1/transfer-forms", post(transfer_forms::open))
+        .route("/v1/transfer-forms/{id}", get(transfer_forms::get))
+        .route(
+            "/v1/transfer-forms/{token}/completion",
+            post(transfer_forms::complete),
+        )
+        .route(
+            "/v1/transfer-forms/{id}/submission",
+            post(transfer_forms::submit),
+        )
+        .route(
+            "/v1/transfer-forms/{id}/withdrawal",
+            post(transfer_forms::withdraw),
+        )
         .route("/v1/trials", post(trials::create))
         .route("/v1/trials/{id}", get(trials::get))
         .route("/v1/trials/{id}/extensions", post(trials::extend))

@@ -417,7 +417,11 @@ pub async fn request(
         audit_status(tx, invitation, states, &caller, json!({}), now).await?;
     }
     let link_token = random_secret(LINK_TOKEN_PREFIX);
-    let locale = recipient_locale(&state, tx, &customer.id, &request).await?;
+    let asked = (
+        request.customer_admin_email.as_str(),
+        request.locale.as_deref(),
+    );
+    let locale = recipient_locale(&state, tx, &customer.id, asked).await?;
     let new = relationships::NewRequest {
         id: Uuid::now_v7(),
         partner_id: &own,
@@ -460,28 +464,28 @@ pub async fn request(
 
 /// The admin's own locale when the directory knows the address as one of
 /// the customer's users, else the one asked for, else the default.
-async fn recipient_locale(
+pub(super) async fn recipient_locale(
     state: &AppState,
     tx: &mut Tx<'_>,
     customer_id: &str,
-    request: &RelationshipRequestBody,
+    (email, asked): (&str, Option<&str>),
 ) -> sqlx::Result<Locale> {
     let known: Option<String> = sqlx::query_scalar(
         "select locale from users where customer_id = $1 and lower(email) = lower($2) limit 1",
     )
     .bind(customer_id)
-    .bind(&request.customer_admin_email)
+    .bind(email)
     .fetch_optional(&mut **tx)
     .await?;
     let default = Locale::parse(&state.settings.mail.default_locale).unwrap_or(Locale::Ja);
     Ok(known
         .as_deref()
         .and_then(Locale::parse)
-        .or_else(|| request.locale.as_deref().and_then(Locale::parse))
+        .or_else(|| asked.and_then(Locale::parse))
         .unwrap_or(default))
 }
 
-async fn partner_name(tx: &mut Tx<'_>, id: &str) -> sqlx::Result<String> {
+pub(super) async fn partner_name(tx: &mut Tx<'_>, id: &str) -> sqlx::Result<String> {
     Ok(directory::find_partner(&mut **tx, id)
         .await?
         .map_or_else(|| id.to_owned(), |p| shown_name(&p.name, id)))

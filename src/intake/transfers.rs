@@ -1,5 +1,5 @@
-//! Transfer tickets: `POST /v1/transfers` (the destination partner submits
-//! the form), `GET /v1/transfers/{id}`, `POST /v1/transfers/{id}/cancellation`
+//! Transfer tickets: `POST /v1/transfers` (an operator enters a complete
+//! paper form; portals use `transfer_forms`), `GET /v1/transfers/{id}`, `POST /v1/transfers/{id}/cancellation`
 //! (the destination, while `submitted`), and `POST /v1/role-cleanups` (a
 //! role cleanup on its own).
 
@@ -31,9 +31,8 @@ pub struct TransferRequest {
     pub customer_id: String,
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub source_partner_id: String,
-    /// The destination; a portal's own partner when left out.
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub destination_partner_id: Option<String>,
+    pub destination_partner_id: String,
     #[schema(min_items = 1, max_items = 100)]
     pub subscription_ids: Vec<String>,
     pub customer_contact: Contact,
@@ -41,7 +40,7 @@ pub struct TransferRequest {
     pub destination_contact: Contact,
 }
 
-fn check_contact(checks: &mut Checks, field: &str, contact: &Contact) {
+pub(super) fn check_contact(checks: &mut Checks, field: &str, contact: &Contact) {
     let name = contact.name.trim();
     checks.check(
         !name.is_empty() && name.len() <= 200,
@@ -68,6 +67,11 @@ fn validate(request: &TransferRequest, destination: &str) -> Result<(), ApiError
     checks.check(
         is_identifier(&request.source_partner_id),
         "source_partner_id",
+        "an id",
+    );
+    checks.check(
+        is_identifier(destination),
+        "destination_partner_id",
         "an id",
     );
     checks.check(
@@ -100,34 +104,21 @@ fn validate(request: &TransferRequest, destination: &str) -> Result<(), ApiError
 #[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = TransferRequest,
     params(("Idempotency-Key" = String, Header, description = "unique per request")),
     responses((status = 202, description = "accepted: transfer_id, job_id, status_url"), (status = 400, body = super::problem::Problem),
-              (status = 403, body = super::problem::Problem),
-              (status = 404, body = super::problem::Problem, description = "a customer the destination does not act for"),
-              (status = 422, body = super::problem::Problem)),
+              (status = 403, body = super::problem::Problem, description = "operators only: portals fill in a transfer form (POST /v1/transfer-forms)"),
+              (status = 422, body = super::problem::Problem, description = "an unknown customer, partner or subscription")),
     security(("bearer" = [])))]
+/// The one-shot ticket: an operator enters a paper form already complete.
+/// Portals go through the three-party form (`POST /v1/transfer-forms`), so
+/// that the customer fills in its own part.
 pub async fn submit(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Portal, Role::Operator])?;
+    caller.require(&[Role::Operator])?;
     let request: TransferRequest = parse_json(&body)?;
-    let destination = match (caller.partner_scope(), &request.destination_partner_id) {
-        (Some(own), None) => own.to_owned(),
-        (Some(own), Some(named)) if named == own => own.to_owned(),
-        (Some(_), Some(_)) => {
-            return Err(ApiError::Forbidden(
-                "a portal submits transfers to its own partner only".into(),
-            ));
-        }
-        (None, Some(named)) => named.clone(),
-        (None, None) => {
-            return Err(ApiError::field(
-                "destination_partner_id",
-                "operators name the destination",
-            ));
-        }
-    };
+    let destination = request.destination_partner_id.clone();
     validate(&request, &destination)?;
 
     let mut fresh =
@@ -135,11 +126,6 @@ pub async fn submit(
             Begun::Replay(response) => return Ok(response),
             Begun::Fresh(fresh) => fresh,
         };
-    // A destination portal reaches only customers it acts for: any other,
-    // unknown included, answers 404 and mails no one (SPEC §1.5).
-    if caller.partner_scope().is_some() {
-        super::directory::customer_acted_for(&mut fresh.tx, &caller, &request.customer_id).await?;
-    }
     // Unknown names are refused now; ownership is the worker's precondition
     // check, whose rejection is mailed to everyone.
     let mut unknown = Vec::new();
@@ -167,52 +153,99 @@ pub async fn submit(
         });
     }
 
+    let ticket = Ticket {
+        customer_id: &request.customer_id,
+        source_partner_id: &request.source_partner_id,
+        destination_partner_id: &destination,
+        subscription_ids: request.subscription_ids.clone(),
+        form: Form {
+            customer_contact: request.customer_contact,
+            source_contact: request.source_contact,
+            destination_contact: request.destination_contact,
+        },
+        form_id: None,
+    };
+    let opened = open_ticket(&state, &mut fresh.tx, &caller, ticket).await?;
+    fresh.finish(StatusCode::ACCEPTED, opened.body()).await
+}
+
+/// What a ticket is made of, however it was filled in: an operator's
+/// one-shot request or a three-party form's submission.
+pub(super) struct Ticket<'a> {
+    pub customer_id: &'a str,
+    pub source_partner_id: &'a str,
+    pub destination_partner_id: &'a str,
+    pub subscription_ids: Vec<String>,
+    pub form: Form,
+    /// The transfer form it was submitted from, if any.
+    pub form_id: Option<Uuid>,
+}
+
+/// A ticket just created and its job.
+pub(super) struct Opened {
+    pub transfer_id: Uuid,
+    pub job_id: Uuid,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Opened {
+    pub(super) fn body(&self) -> serde_json::Value {
+        json!({
+            "transfer_id": self.transfer_id,
+            "job_id": self.job_id,
+            "status": "submitted",
+            "status_url": format!("/v1/transfers/{}", self.transfer_id),
+            "job_url": format!("/v1/jobs/{}", self.job_id),
+            "expires_at": self.expires_at,
+        })
+    }
+}
+
+/// Creates a `submitted` ticket in `tx`: the row, its audit, the
+/// `transfer.process` job and the submission mails to the three contacts.
+pub(super) async fn open_ticket(
+    state: &AppState,
+    tx: &mut store::Tx<'_>,
+    caller: &Caller,
+    ticket: Ticket<'_>,
+) -> Result<Opened, ApiError> {
     let now = state.clock.now();
     let transfer_id = Uuid::now_v7();
-    let form = Form {
-        customer_contact: request.customer_contact,
-        source_contact: request.source_contact,
-        destination_contact: request.destination_contact,
-    };
     let expire_after = chrono::Duration::from_std(state.settings.transfers.expire_after)
         .unwrap_or(chrono::Duration::MAX);
-    let mut subscription_ids = request.subscription_ids.clone();
+    let mut subscription_ids = ticket.subscription_ids;
     subscription_ids.sort();
     subscription_ids.dedup();
     let new = NewTransfer {
         id: transfer_id,
-        customer_id: &request.customer_id,
-        source_partner_id: &request.source_partner_id,
-        destination_partner_id: &destination,
+        customer_id: ticket.customer_id,
+        source_partner_id: ticket.source_partner_id,
+        destination_partner_id: ticket.destination_partner_id,
         subscription_ids: &subscription_ids,
-        form: serde_json::to_value(&form).expect("serialisable"),
+        form: serde_json::to_value(&ticket.form).expect("serialisable"),
         token_id: Some(caller.0.id),
         now,
         expires_at: now + expire_after,
     };
-    let transfer = transfers::insert_transfer(&mut fresh.tx, &new).await?;
-    audit_transition(
-        &mut fresh.tx,
-        &transfer,
-        ("", "submitted"),
-        None,
-        json!({ "subscription_ids": subscription_ids }),
-        now,
-    )
-    .await?;
+    let transfer = transfers::insert_transfer(tx, &new).await?;
+    let mut detail = json!({ "subscription_ids": subscription_ids });
+    if let Some(form_id) = ticket.form_id {
+        detail["form_id"] = json!(form_id);
+    }
+    audit_transition(tx, &transfer, ("", "submitted"), None, detail, now).await?;
     let job = jobs::NewJob {
         kind: JobKind::TransferProcess,
         payload: json!({ "transfer_id": transfer_id }),
-        partner_id: Some(&destination),
+        partner_id: Some(ticket.destination_partner_id),
         token_id: Some(caller.0.id),
         resource_type: "transfer",
         resource_id: transfer_id,
         sla_deadline: None,
     };
-    let job_id = jobs::enqueue(&mut fresh.tx, job, state.settings.jobs.max_attempts, now).await?;
+    let job_id = jobs::enqueue(tx, job, state.settings.jobs.max_attempts, now).await?;
     queue_mails(
         &state.mailer,
-        &mut fresh.tx,
+        tx,
         &transfer,
         &subscription_ids,
         "transfer_submitted",
@@ -220,15 +253,11 @@ pub async fn submit(
     )
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
-    let body = json!({
-        "transfer_id": transfer_id,
-        "job_id": job_id,
-        "status": "submitted",
-        "status_url": format!("/v1/transfers/{transfer_id}"),
-        "job_url": format!("/v1/jobs/{job_id}"),
-        "expires_at": new.expires_at,
-    });
-    fresh.finish(StatusCode::ACCEPTED, body).await
+    Ok(Opened {
+        transfer_id,
+        job_id,
+        expires_at: new.expires_at,
+    })
 }
 
 fn may_see(caller: &Caller, transfer: &TransferRow) -> bool {

@@ -109,6 +109,10 @@ const TEMPLATES: &[TemplateFile] = &[
     template_file!("transfer_rejected", "en", Locale::En),
     template_file!("transfer_failed", "ja", Locale::Ja),
     template_file!("transfer_failed", "en", Locale::En),
+    template_file!("transfer_form_link", "ja", Locale::Ja),
+    template_file!("transfer_form_link", "en", Locale::En),
+    template_file!("transfer_form_returned", "ja", Locale::Ja),
+    template_file!("transfer_form_returned", "en", Locale::En),
     template_file!("trial_expiring", "ja", Locale::Ja),
     template_file!("trial_expiring", "en", Locale::En),
     template_file!("trial_expired", "ja", Locale::Ja),
@@ -420,6 +424,36 @@ mod tests {
         })
     }
 
+    /// Both transfer-form mails take the same context: the form is named by
+    /// its id (`TRANSFER_ID`) and lists its subscriptions.
+    fn transfer_form_context() -> serde_json::Value {
+        json!({
+            "form_id": TRANSFER_ID, "customer_id": "CUST-0042", "customer_name": "株式会社サンプル",
+            "source_partner_name": "Acme Resale", "subscription_ids": ["SUB-0001", "SUB-0002"],
+            "link": LINK, "expires_at": EXPIRES_AT, "valid_days": 14,
+            "recipient_name": "佐藤 花子", "customer_contact_name": "山田 太郎",
+            "destination_partner_id": "PARTNER-0019", "destination_partner_name": "Globex Resale",
+            "destination_contact_name": "鈴木 一郎",
+        })
+    }
+
+    #[test]
+    fn the_form_link_goes_in_the_body_and_the_returned_form_names_the_customers_part() {
+        for locale in Locale::ALL {
+            let link = render_with("transfer_form_link", locale, &transfer_form_context());
+            let returned = render_with("transfer_form_returned", locale, &transfer_form_context());
+            assert_well_formed(&link, "link");
+            assert_well_formed(&returned, "returned");
+            assert!(link.body.contains(TOKEN), "{locale}: {}", link.body);
+            assert!(!link.subject.contains(TOKEN), "{locale}");
+            assert!(link.body.contains("Acme Resale"), "{locale}");
+            assert!(!returned.body.contains(TOKEN), "{locale}");
+            for part in ["山田 太郎", "Globex Resale", "PARTNER-0019", "鈴木 一郎"] {
+                assert!(returned.body.contains(part), "{locale}: {part}");
+            }
+        }
+    }
+
     fn render_transfer(kind: &str, locale: Locale, role: &str) -> RenderedMail {
         Renderer::new("C-Chorus")
             .render(kind, locale, &transfer_context(kind, role))
@@ -577,6 +611,7 @@ mod tests {
             "vm_count_changed" => vm_count_context(),
             "keys_cancelled" => keys_cancelled_context(false),
             "order_revoked" => order_revoked_context(false),
+            kind if kind.starts_with("transfer_form_") => transfer_form_context(),
             kind if kind.starts_with("transfer_") => transfer_context(kind, "customer"),
             "trial_expiring" | "trial_expired" => trial_context(kind, "customer_admin"),
             "trial_purged" => trial_purged_context(),
@@ -607,6 +642,8 @@ mod tests {
                 "transfer_completed",
                 "transfer_rejected",
                 "transfer_failed",
+                "transfer_form_link",
+                "transfer_form_returned",
                 "trial_expiring",
                 "trial_expired",
                 "trial_purged",

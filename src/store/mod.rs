@@ -17,6 +17,7 @@ pub mod relationships;
 pub mod sla;
 pub mod sweeps;
 pub mod tokens;
+pub mod transfer_forms;
 pub mod transfers;
 pub mod trials;
 

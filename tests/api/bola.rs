@@ -22,6 +22,8 @@ struct Victim {
     job: String,
     trial: String,
     transfer: String,
+    form: String,
+    form_link: String,
     registration: String,
     registration_link: String,
     request: String,
@@ -52,7 +54,8 @@ async fn post(app: &TestApp, path: &str, token: &str, body: &Value) -> reqwest::
 }
 
 /// acme holds cust-1 with a user, a subscription, a role, an order, a
-/// trial, a registration and a transfer to initech (which acts for cust-1);
+/// trial, a registration, a transfer to initech (which acts for cust-1)
+/// and an open transfer form;
 /// umbrella has asked cust-1 for a relationship and been invited by
 /// initech to a partnership.
 async fn victim(app: &TestApp) -> Victim {
@@ -119,6 +122,19 @@ async fn victim(app: &TestApp) -> Victim {
         "transfer",
     )
     .await;
+    let form = created(
+        post(
+            app,
+            "/v1/transfer-forms",
+            &acme,
+            &json!({ "customer_id": "cust-1", "subscription_ids": ["sub-1"],
+                     "source_contact": contact, "customer_admin_email": "admin@cust.example" }),
+        )
+        .await,
+        "transfer form",
+    )
+    .await;
+    let form_link = app.link_token("tform_").await;
     let registration = created(
         post(
             app,
@@ -160,6 +176,8 @@ async fn victim(app: &TestApp) -> Victim {
         job: id(&order, "job_id"),
         trial: id(&trial, "id"),
         transfer: id(&transfer, "transfer_id"),
+        form: id(&form, "form_id"),
+        form_link,
         registration: id(&registration, "registration_id"),
         registration_link,
         request: id(&request, "request_id"),
@@ -200,6 +218,7 @@ fn cases(v: &Victim) -> BTreeMap<(&'static str, &'static str), Case> {
     let order = format!("/v1/license-orders/{}", v.order);
     let trial = format!("/v1/trials/{}", v.trial);
     let transfer = format!("/v1/transfers/{}", v.transfer);
+    let form = format!("/v1/transfer-forms/{}", v.form);
     let registration = format!("/v1/registrations/{}", v.registration);
     let role = json!({ "principal_type": "partner", "principal_id": "globex", "role": "admin",
                        "scope_type": "subscription", "scope_id": "sub-1" });
@@ -271,9 +290,42 @@ fn cases(v: &Victim) -> BTreeMap<(&'static str, &'static str), Case> {
                 "/v1/transfers",
                 Some(json!({
             "customer_id": "cust-1", "source_partner_id": "acme", "subscription_ids": ["sub-1"],
+            "destination_partner_id": "globex",
             "customer_contact": contact, "source_contact": contact, "destination_contact": contact })),
+                FORBIDDEN,
+            ),
+        ),
+        (
+            ("post", "/v1/transfer-forms"),
+            attack(
+                "/v1/transfer-forms",
+                Some(json!({
+            "customer_id": "cust-1", "subscription_ids": ["sub-1"], "source_contact": contact,
+            "customer_admin_email": "a@globex.example" })),
                 NOT_FOUND,
             ),
+        ),
+        (
+            ("get", "/v1/transfer-forms/{id}"),
+            attack(&form, None, NOT_FOUND),
+        ),
+        (
+            ("post", "/v1/transfer-forms/{token}/completion"),
+            attack(
+                format!("/v1/transfer-forms/{}/completion", v.form_link),
+                Some(json!({
+            "customer_contact": contact, "destination_partner_id": "globex",
+            "destination_contact": contact })),
+                FORBIDDEN,
+            ),
+        ),
+        (
+            ("post", "/v1/transfer-forms/{id}/submission"),
+            attack(format!("{form}/submission"), empty(), NOT_FOUND),
+        ),
+        (
+            ("post", "/v1/transfer-forms/{id}/withdrawal"),
+            attack(format!("{form}/withdrawal"), empty(), NOT_FOUND),
         ),
         (
             ("get", "/v1/transfers/{id}"),

@@ -454,22 +454,22 @@ async fn orders_trials_and_transfers_for_a_customer_not_acted_for_answer_404() {
         "customer_admin": { "email": "admin@cust.example" },
         "partner_admin": { "email": "desk@globex.example" },
     });
-    let contact = json!({ "name": "N", "email": "n@example.com" });
-    let transfer = json!({
-        "customer_id": "cust-1", "source_partner_id": "acme", "subscription_ids": ["sub-1"],
-        "customer_contact": contact, "source_contact": contact, "destination_contact": contact,
+    let form = json!({
+        "customer_id": "cust-1", "subscription_ids": ["sub-1"],
+        "source_contact": { "name": "N", "email": "n@example.com" },
+        "customer_admin_email": "admin@cust.example",
     });
 
     for (path, body) in [
         ("/v1/license-orders", order("cust-1")),
         ("/v1/license-orders", order("no-such-customer")),
         ("/v1/trials", trial.clone()),
-        ("/v1/transfers", transfer),
+        ("/v1/transfer-forms", form),
     ] {
         let response = post(&app, path, &w.globex, &body).await;
         assert_eq!(response.status(), 404, "{path} {body}");
     }
-    for table in ["license_orders", "trials", "transfers", "jobs"] {
+    for table in ["license_orders", "trials", "transfer_forms", "jobs"] {
         assert_eq!(
             app.count(&format!("select count(*) from {table}")).await,
             0,

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use fulfil::app::Components;
 use fulfil::job::JobKind;
+use fulfil::store::tokens::Role;
 use serde_json::{Value, json};
 
 use crate::support::{TestApp, poll_until, spawn_app, spawn_with, test_settings, wait_for};
@@ -9,6 +10,8 @@ use crate::support::{TestApp, poll_until, spawn_app, spawn_with, test_settings, 
 struct World {
     acme: String,
     globex: String,
+    /// One-shot tickets are an operator's (portals fill in a transfer form).
+    operator: String,
 }
 
 /// acme sells cust-1 three subscriptions and holds roles on two of them
@@ -61,7 +64,12 @@ async fn world(app: &TestApp) -> World {
     .await;
     // cust-1 accepts globex's request through acme's portal, which hosts its page.
     app.grant_relationship(&globex, &acme, "cust-1").await;
-    World { acme, globex }
+    let operator = app.token(Role::Operator, None).await;
+    World {
+        acme,
+        globex,
+        operator,
+    }
 }
 
 fn transfer(subscriptions: &[&str]) -> Value {
@@ -69,6 +77,7 @@ fn transfer(subscriptions: &[&str]) -> Value {
     json!({
         "customer_id": "cust-1",
         "source_partner_id": "acme",
+        "destination_partner_id": "globex",
         "subscription_ids": subscriptions,
         "customer_contact": contact("Cust Admin", "admin@cust.example", "ja"),
         "source_contact": contact("Acme Desk", "desk@acme.example", "en"),
@@ -127,7 +136,7 @@ async fn a_transfer_switches_the_subscriptions_then_removes_the_source_partners_
     let app = spawn_app().await;
     let w = world(&app).await;
 
-    let accepted = submit(&app, &w.globex, &transfer(&["sub-1", "sub-2"])).await;
+    let accepted = submit(&app, &w.operator, &transfer(&["sub-1", "sub-2"])).await;
     let id = accepted["transfer_id"].as_str().unwrap();
 
     let view = until_status(&app, &w.globex, id, "completed").await;
@@ -186,7 +195,7 @@ async fn transferring_every_subscription_also_removes_the_role_on_the_customer()
     let app = spawn_app().await;
     let w = world(&app).await;
 
-    let accepted = submit(&app, &w.globex, &transfer(&["sub-1", "sub-2", "sub-3"])).await;
+    let accepted = submit(&app, &w.operator, &transfer(&["sub-1", "sub-2", "sub-3"])).await;
 
     until_status(
         &app,
@@ -210,7 +219,7 @@ async fn a_subscription_not_held_by_the_source_rejects_the_whole_ticket() {
     )
     .await;
 
-    let accepted = submit(&app, &w.globex, &transfer(&["sub-1", "sub-g"])).await;
+    let accepted = submit(&app, &w.operator, &transfer(&["sub-1", "sub-g"])).await;
 
     let view = until_status(
         &app,
@@ -241,7 +250,7 @@ async fn a_ticket_whose_relationship_ended_before_it_ran_is_rejected() {
     let settings = test_settings();
     let mut api = spawn_with(settings.clone(), Components::api_only()).await;
     let w = world(&api).await;
-    let id = submit(&api, &w.globex, &transfer(&["sub-1"])).await["transfer_id"]
+    let id = submit(&api, &w.operator, &transfer(&["sub-1"])).await["transfer_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -278,7 +287,7 @@ async fn only_the_destination_cancels_and_only_while_submitted() {
     let mut api = spawn_with(settings.clone(), Components::api_only()).await;
     let w = world(&api).await;
     let initech = api.portal_token("initech").await;
-    let id = submit(&api, &w.globex, &transfer(&["sub-1"])).await["transfer_id"]
+    let id = submit(&api, &w.operator, &transfer(&["sub-1"])).await["transfer_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -385,7 +394,7 @@ async fn a_worker_stopped_between_the_switch_and_the_cleanup_still_completes() {
     };
     let mut first = spawn_with(settings.clone(), partial).await;
     let w = world(&first).await;
-    let id = submit(&first, &w.globex, &transfer(&["sub-1", "sub-2"])).await["transfer_id"]
+    let id = submit(&first, &w.operator, &transfer(&["sub-1", "sub-2"])).await["transfer_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -410,7 +419,7 @@ async fn a_ticket_not_carried_out_in_time_expires() {
     let app = spawn_with(settings, Components::everything()).await;
     let w = world(&app).await;
 
-    let accepted = submit(&app, &w.globex, &transfer(&["sub-1"])).await;
+    let accepted = submit(&app, &w.operator, &transfer(&["sub-1"])).await;
 
     until_status(
         &app,
@@ -424,22 +433,25 @@ async fn a_ticket_not_carried_out_in_time_expires() {
 }
 
 #[tokio::test]
-async fn bad_or_foreign_transfer_requests_are_refused_and_store_nothing() {
+async fn one_shot_tickets_are_for_operators_and_bad_ones_store_nothing() {
     let app = spawn_with(test_settings(), Components::api_only()).await;
     let w = world(&app).await;
-    let mut foreign = transfer(&["sub-1"]);
-    foreign["destination_partner_id"] = json!("initech");
     let mut invalid = transfer(&[]);
     invalid["customer_contact"]["email"] = json!("nope");
     let unknown = transfer(&["sub-404"]);
+    let mut no_destination = transfer(&["sub-1"]);
+    no_destination
+        .as_object_mut()
+        .unwrap()
+        .remove("destination_partner_id");
 
-    assert_eq!(
-        app.post("/v1/transfers", &w.globex, "f", &foreign)
-            .await
-            .status(),
-        403
-    );
-    let bad = app.post("/v1/transfers", &w.globex, "b", &invalid).await;
+    for portal in [&w.globex, &w.acme] {
+        let refused = app
+            .post("/v1/transfers", portal, "p", &transfer(&["sub-1"]))
+            .await;
+        assert_eq!(refused.status(), 403, "portals fill in a transfer form");
+    }
+    let bad = app.post("/v1/transfers", &w.operator, "b", &invalid).await;
     assert_eq!(bad.status(), 400);
     let fields: Vec<String> = bad.json::<Value>().await.unwrap()["errors"]
         .as_array()
@@ -452,19 +464,19 @@ async fn bad_or_foreign_transfer_requests_are_refused_and_store_nothing() {
             && fields.contains(&"customer_contact.email".to_owned()),
         "{fields:?}"
     );
+    let missing = app
+        .post("/v1/transfers", &w.operator, "d", &no_destination)
+        .await;
+    assert_eq!(missing.status(), 400);
     assert_eq!(
-        app.post("/v1/transfers", &w.globex, "u", &unknown)
+        missing.json::<Value>().await.unwrap()["errors"][0]["field"],
+        "destination_partner_id"
+    );
+    assert_eq!(
+        app.post("/v1/transfers", &w.operator, "u", &unknown)
             .await
             .status(),
         422
-    );
-    let initech = app.portal_token("initech").await;
-    assert_eq!(
-        app.post("/v1/transfers", &initech, "n", &transfer(&["sub-1"]))
-            .await
-            .status(),
-        404,
-        "a destination without a relationship does not see the customer"
     );
     assert_eq!(app.count("select count(*) from transfers").await, 0);
     assert_eq!(
@@ -492,7 +504,7 @@ async fn a_ticket_whose_job_dies_is_failed_with_the_error_and_mailed() {
     .await
     .unwrap();
 
-    let accepted = submit(&app, &w.globex, &transfer(&["sub-1"])).await;
+    let accepted = submit(&app, &w.operator, &transfer(&["sub-1"])).await;
 
     let view = until_status(
         &app,
