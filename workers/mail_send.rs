@@ -36,12 +36,13 @@ impl JobHandler for MailSend {
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
         let MailPayload { mail_id } = payload(job)?;
-        let mail = mails::lock_mail(tx, mail_id)
-            .await?
-            .ok_or_else(|| JobError::fatal(format!("mail {mail_id} does not exist")))?;
-        if mail.status == "sent" {
-            return Ok(());
-        }
+        let mail = match mails::claim_unsent(tx, mail_id, ctx.clock.now()).await? {
+            mails::Claim::Unsent(mail) => mail,
+            mails::Claim::AlreadySent => return Ok(()),
+            mails::Claim::Missing => {
+                return Err(JobError::fatal(format!("mail {mail_id} does not exist")));
+            }
+        };
         let attachments: Vec<Attachment> =
             serde_json::from_value(mail.attachments).map_err(|e| {
                 JobError::fatal(format!("mail {mail_id} has unreadable attachments: {e}"))
@@ -63,7 +64,6 @@ impl JobHandler for MailSend {
                 JobError::Fatal(anyhow::anyhow!("sending mail {mail_id}: {error}"))
             }
         })?;
-        mails::mark_sent(tx, mail_id, ctx.clock.now()).await?;
         Ok(())
     }
 }

@@ -56,24 +56,56 @@ pub struct MailRow {
     pub subject: String,
     pub body: String,
     pub attachments: serde_json::Value,
-    pub status: String,
 }
 
-pub async fn lock_mail(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<MailRow>> {
-    sqlx::query_as(
-        "select id, message_id, recipient, recipient_name, subject, body, attachments, status from mails
-         where id = $1 for update",
+/// A mail the worker is to send.
+pub enum Claim {
+    /// Marked sent in the caller's transaction, which commits only once
+    /// the mail is handed over; a failed send rolls the mark back.
+    Unsent(MailRow),
+    AlreadySent,
+    Missing,
+}
+
+/// Locks the mail and marks it sent, in one round trip.
+pub async fn claim_unsent(tx: &mut Tx<'_>, id: Uuid, now: DateTime<Utc>) -> sqlx::Result<Claim> {
+    #[derive(FromRow)]
+    struct Row {
+        id: Option<Uuid>,
+        message_id: Option<String>,
+        recipient: Option<String>,
+        recipient_name: Option<String>,
+        subject: Option<String>,
+        body: Option<String>,
+        attachments: Option<serde_json::Value>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "with old as (select id, status from mails where id = $1 for update),
+         sent as (
+             update mails m set status = 'sent', sent_at = $2, last_error = null
+             from old where m.id = old.id and old.status <> 'sent'
+             returning m.id, m.message_id, m.recipient, m.recipient_name, m.subject, m.body,
+                       m.attachments
+         )
+         select sent.* from old left join sent on true",
     )
     .bind(id)
+    .bind(now)
     .fetch_optional(&mut **tx)
-    .await
-}
-
-pub async fn mark_sent(tx: &mut Tx<'_>, id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
-    sqlx::query("update mails set status = 'sent', sent_at = $2, last_error = null where id = $1")
-        .bind(id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    .await?;
+    let Some(row) = row else {
+        return Ok(Claim::Missing);
+    };
+    let unsent = (|| {
+        Some(MailRow {
+            id: row.id?,
+            message_id: row.message_id?,
+            recipient: row.recipient?,
+            recipient_name: row.recipient_name,
+            subject: row.subject?,
+            body: row.body?,
+            attachments: row.attachments?,
+        })
+    })();
+    Ok(unsent.map_or(Claim::AlreadySent, Claim::Unsent))
 }
