@@ -54,12 +54,14 @@ async fn load_license_job(
         order_id,
         request_id,
     } = crate::runtime::payload(job)?;
-    let order = licenses::lock_order(tx, order_id)
+    let (order, request) = licenses::lock_order_with_request(tx, order_id, request_id)
         .await?
         .ok_or_else(|| JobError::fatal(format!("license order {order_id} does not exist")))?;
-    let request = licenses::find_request(tx, request_id)
-        .await?
-        .ok_or_else(|| JobError::fatal(format!("license request {request_id} does not exist")))?;
+    let request = request.ok_or_else(|| {
+        JobError::fatal(format!(
+            "license request {request_id} does not exist on order {order_id}"
+        ))
+    })?;
     Ok((request.status != "done").then_some((order, request)))
 }
 

@@ -146,6 +146,38 @@ pub async fn lock_order(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<OrderR
     .await
 }
 
+/// Locks the order and reads one of its requests, in one round trip: the
+/// start of every license job.
+pub async fn lock_order_with_request(
+    tx: &mut Tx<'_>,
+    order_id: Uuid,
+    request_id: Uuid,
+) -> sqlx::Result<Option<(OrderRow, Option<RequestRow>)>> {
+    #[derive(FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        order: OrderRow,
+        request: Option<sqlx::types::Json<RequestRow>>,
+    }
+    let columns = ORDER_COLUMNS
+        .split(',')
+        .map(|c| format!("o.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "select {columns}, to_jsonb(r) as request
+         from license_orders o
+         left join license_requests r on r.id = $2 and r.order_id = o.id
+         where o.id = $1
+         for update of o"
+    ))
+    .bind(order_id)
+    .bind(request_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|row| (row.order, row.request.map(|json| json.0))))
+}
+
 pub async fn find_order<'e>(
     db: impl sqlx::PgExecutor<'e>,
     id: Uuid,
@@ -184,7 +216,7 @@ pub async fn activate_order(
     Ok(())
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct RequestRow {
     pub id: Uuid,
     pub order_id: Uuid,
@@ -202,15 +234,6 @@ pub struct RequestRow {
 
 const REQUEST_COLUMNS: &str = "id, order_id, kind, quantity, license_id, vm_count, license_ids,
      status, job_id, accepted_at, sla_deadline, completed_at";
-
-pub async fn find_request(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<RequestRow>> {
-    sqlx::query_as(&format!(
-        "select {REQUEST_COLUMNS} from license_requests where id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await
-}
 
 pub async fn list_requests<'e>(
     executor: impl sqlx::PgExecutor<'e>,

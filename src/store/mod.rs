@@ -53,25 +53,14 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
         .with_context(|| format!("connecting to PostgreSQL database {database:?}"))
 }
 
-/// Connections that sat idle a while are checked before use; under load
-/// they are handed out unchecked, which saves a round trip per checkout.
-/// A connection that breaks anyway fails its statement as "unavailable",
-/// which callers already answer (503, or the delivery goes back).
+/// Every checkout is checked with a round trip (sqlx's default): after
+/// PostgreSQL restarts, the first request must not meet a dead connection.
+/// Checking only connections idle for a second saved that round trip
+/// under load, but answered 503 to requests right after a restart.
 fn pool_options(settings: &DatabaseSettings) -> PgPoolOptions {
-    const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .test_before_acquire(false)
-        .before_acquire(|connection, meta| {
-            Box::pin(async move {
-                if meta.idle_for < CHECK_AFTER_IDLE {
-                    return Ok(true);
-                }
-                // A dead connection is dropped quietly; the pool opens another.
-                Ok(connection.ping().await.is_ok())
-            })
-        })
 }
 
 /// A pool on the configured database, which must exist and carry this
