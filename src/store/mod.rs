@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod audit;
+pub mod customer_services;
 pub mod dead_letters;
 pub mod directory;
 pub mod idempotency;
@@ -18,6 +19,7 @@ pub mod sla;
 pub mod sweeps;
 pub mod tokens;
 pub mod transfers;
+pub mod trial_changes;
 pub mod trials;
 
 use std::time::Duration;

@@ -21,5 +21,6 @@ mod registrations;
 mod relationships;
 mod sla;
 mod transfers;
+mod trial_changes;
 mod trials;
 mod validation;
