@@ -96,22 +96,29 @@ pub async fn put_service(
     Ok((status, Json(row)).into_response())
 }
 
+/// A customer's paid services, by kind.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CustomerServices {
+    pub customer_id: String,
+    pub services: Vec<CustomerService>,
+}
+
 #[utoipa::path(get, path = "/v1/customers/{id}/services", tag = "directory",
     params(("id" = String, Path)),
-    responses((status = 200, description = "the customer's paid services, converted and direct"),
+    responses((status = 200, description = "the customer's paid services, converted and direct", body = CustomerServices),
               (status = 404, body = super::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn list_services(
     State(state): State<AppState>,
     caller: Caller,
     Path(customer_id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<CustomerServices>, ApiError> {
     caller.require(&[Role::Portal, Role::Operator])?;
     let mut conn = state.pool.acquire().await?;
     let customer = customer_acted_for(&mut conn, &caller, &customer_id).await?;
     let services = customer_services::list(&mut *conn, &customer.id).await?;
-    Ok(Json(json!({
-        "customer_id": customer.id,
-        "services": services,
-    })))
+    Ok(Json(CustomerServices {
+        customer_id: customer.id,
+        services,
+    }))
 }

@@ -155,10 +155,27 @@ pub struct PurchaseRequestBody {
     pub note: Option<String>,
 }
 
+/// A purchase request as sent: mailed to the trial's partner admin.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PurchaseRequestSent {
+    pub request_id: Uuid,
+    pub trial_id: Uuid,
+    #[schema(schema_with = services_to_add)]
+    pub services: Vec<String>,
+    #[schema(max_length = 1000)]
+    pub note: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Always `partner_admin`: who was mailed.
+    #[schema(pattern = "^partner_admin$")]
+    pub mailed_to: String,
+    /// `GET` it for the trial, whose `purchase_requests` lists this one.
+    pub status_url: String,
+}
+
 #[utoipa::path(post, path = "/v1/trials/{id}/purchase-requests", tag = "trials",
     request_body = PurchaseRequestBody,
     params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "unique per request")),
-    responses((status = 201, description = "sent: the request, mailed to the partner admin once"),
+    responses((status = 201, description = "sent: the request, mailed to the partner admin once", body = PurchaseRequestSent),
               (status = 400, body = super::problem::Problem), (status = 404, body = super::problem::Problem),
               (status = 409, description = "the trial is converted or purged (`trial-not-purchasable`)",
                body = super::problem::Problem),
@@ -242,14 +259,15 @@ pub async fn request_purchase(
         detail: json!({ "request_id": purchase.id, "services": purchase.services }),
     };
     audit_change(&mut fresh.tx, &trial, change, now).await?;
-    let answer = json!({
-        "request_id": purchase.id,
-        "trial_id": trial.id,
-        "services": purchase.services,
-        "note": purchase.note,
-        "created_at": purchase.created_at,
-        "mailed_to": "partner_admin",
-        "status_url": format!("/v1/trials/{}", trial.id),
-    });
+    let answer = PurchaseRequestSent {
+        request_id: purchase.id,
+        trial_id: trial.id,
+        services: purchase.services,
+        note: purchase.note,
+        created_at: purchase.created_at,
+        mailed_to: "partner_admin".to_owned(),
+        status_url: format!("/v1/trials/{}", trial.id),
+    };
+    let answer = serde_json::to_value(answer).map_err(anyhow::Error::from)?;
     fresh.finish(StatusCode::CREATED, answer).await
 }

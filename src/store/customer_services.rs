@@ -16,10 +16,17 @@ pub struct CustomerService {
     /// The service kind, e.g. `chat`.
     pub kind: String,
     /// `converted` (from the trial `trial_id`) or `direct` (a direct sale).
-    #[schema(pattern = "^(converted|direct)$")]
+    #[schema(schema_with = source_schema)]
     pub source: String,
     pub trial_id: Option<Uuid>,
     pub recorded_at: DateTime<Utc>,
+}
+
+fn source_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["converted", "direct"]))
+        .build()
 }
 
 const COLUMNS: &str = "id, customer_id, kind, source, trial_id, recorded_at";

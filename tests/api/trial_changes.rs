@@ -452,3 +452,70 @@ async fn the_expiry_notices_carry_the_purchase_link_in_both_languages() {
     }
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_trial_change_routes() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let document: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = &document["paths"];
+    let schemas = &document["components"]["schemas"];
+    let statuses = |path: &str, method: &str| -> Vec<String> {
+        let mut statuses: Vec<String> = paths[path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} is not documented"))
+            .keys()
+            .cloned()
+            .collect();
+        statuses.sort();
+        statuses
+    };
+    let expected = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let post_statuses = [
+        "400", "401", "403", "404", "409", "413", "415", "422", "429", "500", "503",
+    ];
+    let mut services = expected(&post_statuses);
+    services.insert(0, "200".into());
+    assert_eq!(statuses("/v1/trials/{id}/services", "post"), services);
+    let mut purchase = expected(&post_statuses);
+    purchase.insert(0, "201".into());
+    assert_eq!(
+        statuses("/v1/trials/{id}/purchase-requests", "post"),
+        purchase
+    );
+    assert_eq!(
+        statuses("/v1/customers/{id}/services/{service}", "put"),
+        expected(&[
+            "200", "201", "400", "401", "403", "404", "413", "415", "429", "500", "503"
+        ])
+    );
+    assert_eq!(
+        statuses("/v1/customers/{id}/services", "get"),
+        expected(&["200", "401", "403", "404", "429", "500", "503"])
+    );
+    // Formats and enums the server enforces.
+    let add = &schemas["AddServices"]["properties"]["services"];
+    assert_eq!(add["items"]["pattern"], "^[a-z0-9._-]{1,64}$", "{add}");
+    assert_eq!(
+        (add["minItems"].as_u64(), add["maxItems"].as_u64()),
+        (Some(1), Some(20))
+    );
+    assert_eq!(
+        schemas["PurchaseRequestBody"]["properties"]["note"]["maxLength"],
+        1000
+    );
+    assert_eq!(
+        schemas["CustomerService"]["properties"]["source"]["enum"],
+        json!(["converted", "direct"])
+    );
+    let id = &paths["/v1/trials/{id}/services"]["post"]["parameters"][0]["schema"];
+    assert_eq!(id["format"], "uuid", "{id}");
+    app.cleanup().await;
+}
