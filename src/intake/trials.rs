@@ -1,7 +1,8 @@
 //! Trials: `POST /v1/trials` (the trial organisation is created at once),
 //! `POST /v1/trials/{id}/extensions`, `POST /v1/trials/{id}/conversions`
 //! and `GET /v1/trials/{id}` with its history and the notices sent. What
-//! happens with time (notices, expiry, purge) is the sweeps' work.
+//! happens with time (notices, expiry, purge) is the sweeps' work; changes
+//! while a trial runs (services, purchase requests) are `trial_changes`'.
 
 use axum::Json;
 use axum::extract::{Path, State};
