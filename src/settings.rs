@@ -154,6 +154,8 @@ pub struct TrialSettings {
     /// Calling numbers of a purged trial stay reserved this long.
     #[serde(with = "humantime_serde")]
     pub number_hold: Duration,
+    /// The portal's purchase page; notices link to it with the trial id appended.
+    pub purchase_link_base: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -117,7 +117,7 @@ impl JobHandler for TrialNotices {
                     &trial,
                     template,
                     &customer_name,
-                    &timeline,
+                    &ctx.settings.trial,
                     now,
                 )
                 .await?;

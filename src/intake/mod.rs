@@ -5,6 +5,7 @@ pub mod application;
 pub mod auth;
 pub mod body;
 pub mod cancellations;
+pub mod customer_services;
 pub mod directory;
 pub mod health;
 pub mod idempotency;
@@ -23,6 +24,7 @@ pub mod sweeps;
 pub mod token_cache;
 pub mod transfer_forms;
 pub mod transfers;
+pub mod trial_changes;
 pub mod trials;
 
 use std::sync::Arc;
@@ -123,6 +125,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/trials/{id}", get(trials::get))
         .route("/v1/trials/{id}/extensions", post(trials::extend))
         .route("/v1/trials/{id}/conversions", post(trials::convert))
+        .route(
+            "/v1/trials/{id}/services",
+            post(trial_changes::add_services),
+        )
+        .route(
+            "/v1/trials/{id}/purchase-requests",
+            post(trial_changes::request_purchase),
+        )
+        .route(
+            "/v1/customers/{id}/services",
+            get(customer_services::list_services),
+        )
+        .route(
+            "/v1/customers/{id}/services/{service}",
+            axum::routing::put(customer_services::put_service),
+        )
         .route("/register", get(signup::show).post(signup::complete))
         .route("/v1/registrations", post(registrations::create))
         .route("/v1/registrations/{id}", get(registrations::get))

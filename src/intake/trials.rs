@@ -1,7 +1,8 @@
 //! Trials: `POST /v1/trials` (the trial organisation is created at once),
 //! `POST /v1/trials/{id}/extensions`, `POST /v1/trials/{id}/conversions`
 //! and `GET /v1/trials/{id}` with its history and the notices sent. What
-//! happens with time (notices, expiry, purge) is the sweeps' work.
+//! happens with time (notices, expiry, purge) is the sweeps' work; changes
+//! while a trial runs (services, purchase requests) are `trial_changes`'.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -20,7 +21,7 @@ use super::problem::{ApiError, FieldError};
 use crate::mail::Locale;
 use crate::store::tokens::Role;
 use crate::store::trials::{self, Admin, NewTrial, TrialRow};
-use crate::store::{self, audit, directory};
+use crate::store::{self, audit, customer_services, directory, trial_changes};
 use crate::trials::{Timeline, TrialChange, audit_change};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -51,7 +52,7 @@ pub struct TrialRequest {
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-fn is_service_name(name: &str) -> bool {
+pub(super) fn is_service_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -124,7 +125,7 @@ fn validate(request: &TrialRequest, now: DateTime<Utc>) -> Result<(), ApiError> 
     checks.finish()
 }
 
-fn sorted_unique(values: &[String]) -> Vec<String> {
+pub(super) fn sorted_unique(values: &[String]) -> Vec<String> {
     let mut values = values.to_vec();
     values.sort();
     values.dedup();
@@ -207,8 +208,9 @@ pub async fn create(
     if !taken.is_empty() {
         return Err(number_taken(&taken));
     }
-    let trial_id = Uuid::now_v7();
     let services = sorted_unique(&request.services);
+    refuse_paid_kinds(&mut fresh.tx, &customer.id, &services).await?;
+    let trial_id = Uuid::now_v7();
     let settings = serde_json::Value::Object(request.settings.clone().unwrap_or_default());
     let new = NewTrial {
         id: trial_id,
@@ -247,6 +249,28 @@ pub async fn create(
     fresh.finish(StatusCode::CREATED, view).await
 }
 
+/// A customer that already pays for a kind (a converted trial or a direct
+/// sale) cannot trial it again: 409 naming the kinds. Takes the customer's
+/// lock first, so a sale committing meanwhile is seen.
+pub(super) async fn refuse_paid_kinds(
+    tx: &mut store::Tx<'_>,
+    customer_id: &str,
+    services: &[String],
+) -> Result<(), ApiError> {
+    customer_services::lock_customer(tx, customer_id).await?;
+    let paid = customer_services::paid_kinds(&mut **tx, customer_id, services).await?;
+    if paid.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Conflict {
+        slug: "service-already-paid",
+        detail: format!(
+            "customer {customer_id} already has a paid service of: {}",
+            paid.join(", ")
+        ),
+    })
+}
+
 fn number_taken(numbers: &[String]) -> ApiError {
     ApiError::Conflict {
         slug: "number-reserved",
@@ -257,13 +281,13 @@ fn number_taken(numbers: &[String]) -> ApiError {
     }
 }
 
-fn may_see(caller: &Caller, trial: &TrialRow) -> bool {
+pub(super) fn may_see(caller: &Caller, trial: &TrialRow) -> bool {
     caller.can_see(Some(&trial.partner_id))
 }
 
 /// The trial as the API shows it. Actions read it inside their own
 /// transaction, so the saved idempotent response is what was committed.
-async fn view(
+pub(super) async fn view(
     state: &AppState,
     conn: &mut sqlx::PgConnection,
     trial: &TrialRow,
@@ -274,6 +298,7 @@ async fn view(
     let notices = trials::notices(&mut *conn, trial.id).await?;
     let holdings = trials::holdings(&mut *conn, trial.id).await?;
     let history = audit::list(&mut *conn, Some(trial.id), None, 1000).await?;
+    let purchase_requests = trial_changes::purchase_requests(&mut *conn, trial.id).await?;
     let open = matches!(trial.status.as_str(), "active" | "expired");
     Ok(json!({
         "id": trial.id,
@@ -292,6 +317,7 @@ async fn view(
         "calling_numbers": numbers,
         "organisation": holdings,
         "notices": notices,
+        "purchase_requests": purchase_requests,
         "created_at": trial.created_at,
         "converted_at": trial.converted_at,
         "purged_at": trial.purged_at,
@@ -343,6 +369,20 @@ async fn begin_action(
     if !body.is_empty() {
         parse_json::<TrialAction>(body)?;
     }
+    lock_for_action(state, caller, headers, id, action, body).await
+}
+
+/// The idempotency check, then the trial locked in the action's
+/// transaction; a trial the caller may not see answers 404 like an
+/// unknown one. The caller checked the role and parsed the body.
+pub(super) async fn lock_for_action(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    id: &str,
+    action: &str,
+    body: &axum::body::Bytes,
+) -> Result<Result<Box<(Fresh, TrialRow)>, Response>, ApiError> {
     let route = format!("POST /v1/trials/{id}/{action}");
     let mut fresh = match idempotency::begin(state, caller, headers, &route, body).await? {
         Begun::Replay(response) => return Ok(Err(response)),
@@ -444,13 +484,24 @@ pub async fn convert(
     }
     let now = state.clock.now();
     trials::set_status(&mut fresh.tx, trial.id, "converted", None, now).await?;
+    // What the customer now pays for: no new trial of these kinds.
+    customer_services::lock_customer(&mut fresh.tx, &trial.customer_id).await?;
+    let paid = customer_services::record(
+        &mut fresh.tx,
+        &trial.customer_id,
+        &trial.services,
+        Some(trial.id),
+        Some(caller.0.id),
+        now,
+    )
+    .await?;
     let change = TrialChange {
         action: "trial.status",
         from: Some(&trial.status),
         to: Some("converted"),
         token_id: Some(caller.0.id),
         job_id: None,
-        detail: json!({}),
+        detail: json!({ "paid_services": paid.iter().map(|p| &p.kind).collect::<Vec<_>>() }),
     };
     audit_change(&mut fresh.tx, &trial, change, now).await?;
     let converted = trials::lock_trial(&mut fresh.tx, trial.id)

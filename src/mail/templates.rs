@@ -119,6 +119,8 @@ const TEMPLATES: &[TemplateFile] = &[
     template_file!("trial_expired", "en", Locale::En),
     template_file!("trial_purged", "ja", Locale::Ja),
     template_file!("trial_purged", "en", Locale::En),
+    template_file!("trial_purchase_request", "ja", Locale::Ja),
+    template_file!("trial_purchase_request", "en", Locale::En),
     template_file!("registration", "ja", Locale::Ja),
     template_file!("registration", "en", Locale::En),
     template_file!("registration_completed", "ja", Locale::Ja),
@@ -470,6 +472,8 @@ mod tests {
     const TOKEN: &str = "q7Zr2L9xWm4Tn8Kp";
     const LINK: &str = "https://portal.example.com/signup/complete?token=q7Zr2L9xWm4Tn8Kp";
     const EXPIRES_AT: &str = "2026-06-01 03:00 UTC";
+    const PURCHASE_LINK: &str =
+        "https://portal.example.com/purchase?trial=0190f6e2-3c4d-7f5e-8a6b-7d6c5b4a3f2e";
 
     /// A notice seven days before the end, with two extensions left, as the
     /// trial sweep sends it.
@@ -483,6 +487,7 @@ mod tests {
             "ends_at": ENDS_AT,
             "grace_days": 30
         });
+        ctx["purchase_link"] = json!(PURCHASE_LINK);
         if kind == "trial_expiring" {
             ctx["days_left"] = json!(7);
             ctx["extensions_left"] = json!(2);
@@ -490,6 +495,82 @@ mod tests {
             ctx["grace_ends_at"] = json!(GRACE_ENDS_AT);
         }
         ctx
+    }
+
+    fn trial_purchase_request_context() -> serde_json::Value {
+        json!({
+            "customer_id": "CUST-0042",
+            "customer_name": "株式会社サンプル",
+            "customer_admin_email": EMAIL,
+            "trial_id": TRIAL_ID,
+            "status": "active",
+            "services": ["C-Chorus Chat", "C-Chorus Phone"],
+            "note": "",
+            "ends_at": ENDS_AT,
+            "requested_at": EXPIRES_AT,
+            "purchase_link": PURCHASE_LINK
+        })
+    }
+
+    #[test]
+    fn trial_purchase_request_both_locales() {
+        let kind = "trial_purchase_request";
+        let mut with_note = trial_purchase_request_context();
+        with_note["note"] = json!("Please call us.");
+        with_note["status"] = json!("expired");
+        for locale in Locale::ALL {
+            for (ctx, note) in [
+                (trial_purchase_request_context(), false),
+                (with_note.clone(), true),
+            ] {
+                let mail = render_with(kind, locale, &ctx);
+                let at = format!("{kind}.{locale} (note: {note})");
+                assert_well_formed(&mail, &at);
+                // Partners handle many customers: the subject says which.
+                assert!(mail.subject.contains("CUST-0042"), "{at}: {}", mail.subject);
+                for value in [
+                    TRIAL_ID,
+                    EMAIL,
+                    ENDS_AT,
+                    PURCHASE_LINK,
+                    "2. C-Chorus Phone\n",
+                ] {
+                    assert!(mail.body.contains(value), "{at}: {value}");
+                }
+                assert_eq!(mail.body.contains("Please call us."), note, "{at}");
+                let grace = match locale {
+                    Locale::Ja => "猶予期間中",
+                    Locale::En => "in grace",
+                };
+                assert_eq!(mail.body.contains(grace), note, "{at}");
+            }
+        }
+        let ja = render_with(kind, Locale::Ja, &trial_purchase_request_context());
+        assert_eq!(
+            ja.subject,
+            "[C-Chorus] トライアルからのご購入依頼のお知らせ（お客様ID：CUST-0042）"
+        );
+        assert!(ja.body.starts_with("ご担当者様\n\n"));
+        assert!(ja.body.contains("お客様名：株式会社サンプル\n"));
+        let en = render_with(kind, Locale::En, &trial_purchase_request_context());
+        assert_eq!(
+            en.subject,
+            "[C-Chorus] Purchase request from your customer's trial (customer ID CUST-0042)"
+        );
+        assert!(en.body.starts_with("Dear partner administrator,\n\n"));
+    }
+
+    #[test]
+    fn trial_notices_carry_the_purchase_link_in_both_locales() {
+        for kind in TRIAL_KINDS {
+            for locale in Locale::ALL {
+                for role in TRIAL_ROLES {
+                    let mail = render_with(kind, locale, &trial_context(kind, role));
+                    let line = format!("{PURCHASE_LINK}\n");
+                    assert!(mail.body.contains(&line), "{kind}.{locale} for {role}");
+                }
+            }
+        }
     }
 
     fn trial_purged_context() -> serde_json::Value {
@@ -615,6 +696,7 @@ mod tests {
             kind if kind.starts_with("transfer_") => transfer_context(kind, "customer"),
             "trial_expiring" | "trial_expired" => trial_context(kind, "customer_admin"),
             "trial_purged" => trial_purged_context(),
+            "trial_purchase_request" => trial_purchase_request_context(),
             "registration" => registration_context(),
             "registration_completed" => registration_completed_context(),
             "service_started" => service_started_context(),
@@ -647,6 +729,7 @@ mod tests {
                 "trial_expiring",
                 "trial_expired",
                 "trial_purged",
+                "trial_purchase_request",
                 "registration",
                 "registration_completed",
                 "service_started",
@@ -1935,6 +2018,7 @@ mod tests {
             }
         }
         cases.push(("trial_purged", trial_purged_context()));
+        cases.push(("trial_purchase_request", trial_purchase_request_context()));
         let mut ctx = trial_purged_context();
         ctx["user_name"] = json!("");
         ctx["customer_name"] = json!("");

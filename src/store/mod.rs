@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod audit;
+pub mod customer_services;
 pub mod dead_letters;
 pub mod directory;
 pub mod idempotency;
@@ -19,6 +20,7 @@ pub mod sweeps;
 pub mod tokens;
 pub mod transfer_forms;
 pub mod transfers;
+pub mod trial_changes;
 pub mod trials;
 
 use std::time::Duration;

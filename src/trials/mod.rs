@@ -9,7 +9,9 @@ use serde_json::json;
 use crate::job::JobError;
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, Mailer, queue_mail};
+use crate::settings::TrialSettings;
 use crate::store::directory::User;
+use crate::store::trial_changes::PurchaseRequest;
 use crate::store::trials::TrialRow;
 use crate::store::{Tx, audit};
 pub use timeline::{Notice, NoticePlan, Timeline, TrialMoment};
@@ -19,17 +21,25 @@ pub fn mail_time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+/// Where the customer buys what it tried: `trial.purchase_link_base` with
+/// the trial id appended. The id is no secret; the portal's page signs in.
+pub fn purchase_link(settings: &TrialSettings, trial_id: uuid::Uuid) -> String {
+    format!("{}{trial_id}", settings.purchase_link_base)
+}
+
 /// Queues an admin notice (`trial_expiring` or `trial_expired`) to the
 /// customer's and the partner's admin, once per trial, term and admin.
+/// Both carry the purchase link (`trial.purchase_link_base`).
 pub async fn queue_admin_notices(
     mailer: &Mailer,
     tx: &mut Tx<'_>,
     trial: &TrialRow,
     template: &str,
     customer_name: &str,
-    timeline: &Timeline,
+    settings: &TrialSettings,
     now: DateTime<Utc>,
 ) -> Result<(), JobError> {
+    let timeline = Timeline::from_settings(settings);
     let days_left = (trial.ends_at - now).num_days().max(0);
     let grace_ends = timeline.grace_ends(trial.ends_at);
     let recipients = [
@@ -58,6 +68,7 @@ pub async fn queue_admin_notices(
                 "grace_days": timeline.grace.num_days(),
                 "grace_ends_at": mail_time(grace_ends),
                 "extensions_left": (timeline.max_extensions - trial.extensions).max(0),
+                "purchase_link": purchase_link(settings, trial.id),
             }),
             attachments: Vec::new(),
             partner_id: Some(&trial.partner_id),
@@ -97,6 +108,43 @@ pub async fn queue_purge_mails(
         queue_mail(mailer, tx, request, now).await?;
     }
     Ok(())
+}
+
+/// Mails the partner admin a purchase request sent from the trial; its
+/// cause is the request, so a replayed request mails nothing again.
+pub async fn queue_purchase_request_mail(
+    mailer: &Mailer,
+    tx: &mut Tx<'_>,
+    trial: &TrialRow,
+    request: &PurchaseRequest,
+    customer_name: &str,
+    settings: &TrialSettings,
+) -> Result<(), JobError> {
+    let admin = &trial.partner_admin.0;
+    let mail = MailRequest {
+        cause: format!("trial_purchase_request:{}", request.id),
+        template: "trial_purchase_request",
+        locale: admin.locale.as_deref().and_then(Locale::parse),
+        to: &admin.email,
+        to_name: None,
+        context: json!({
+            "customer_id": trial.customer_id,
+            "customer_name": customer_name,
+            "customer_admin_email": trial.customer_admin.0.email,
+            "trial_id": trial.id,
+            "status": trial.status,
+            "services": request.services,
+            "note": request.note.as_deref().unwrap_or_default(),
+            "ends_at": mail_time(trial.ends_at),
+            "requested_at": mail_time(request.created_at),
+            "purchase_link": purchase_link(settings, trial.id),
+        }),
+        attachments: Vec::new(),
+        partner_id: Some(&trial.partner_id),
+    };
+    queue_mail(mailer, tx, mail, request.created_at)
+        .await
+        .map(drop)
 }
 
 /// A trial's change in the audit trail, crediting the token that asked

@@ -517,6 +517,26 @@ fn cases(v: &Victim) -> BTreeMap<(&'static str, &'static str), Case> {
             attack(format!("{trial}/conversions"), empty(), NOT_FOUND),
         ),
         (
+            ("post", "/v1/trials/{id}/services"),
+            attack(
+                format!("{trial}/services"),
+                Some(json!({ "services": ["phone"] })),
+                NOT_FOUND,
+            ),
+        ),
+        (
+            ("post", "/v1/trials/{id}/purchase-requests"),
+            attack(format!("{trial}/purchase-requests"), empty(), NOT_FOUND),
+        ),
+        (
+            ("get", "/v1/customers/{id}/services"),
+            attack("/v1/customers/cust-1/services", None, NOT_FOUND),
+        ),
+        (
+            ("put", "/v1/customers/{id}/services/{service}"),
+            attack("/v1/customers/cust-1/services/video", empty(), NOT_FOUND),
+        ),
+        (
             ("post", "/v1/registrations"),
             Case::Exempt(
                 "a sign-up names a mail address, not another partner's object; it belongs to the caller's partner",

@@ -22,5 +22,6 @@ mod relationships;
 mod sla;
 mod transfer_forms;
 mod transfers;
+mod trial_changes;
 mod trials;
 mod validation;
