@@ -145,6 +145,7 @@ impl Relay {
                 // and holding the row back would block every row behind it.
                 Confirmation::Ack(Some(_)) => {
                     let body = serde_json::to_string(&message.envelope)?;
+                    let message_id = message.envelope.job_id.to_string();
                     dead_letters::insert(
                         &mut *tx,
                         dead_letters::NewDeadLetter {
@@ -157,6 +158,7 @@ impl Relay {
                             ),
                             body: &body,
                             attempts: message.envelope.attempt - 1,
+                            message_id: Some(&message_id),
                         },
                     )
                     .await?;

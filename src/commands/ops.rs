@@ -133,6 +133,9 @@ pub async fn dead_letters(settings: Settings, command: DeadLettersCommand) -> an
                 writeln!(out, "    {}", d.reason)?;
                 if d.job_id.is_none() {
                     // Never a job: what it claims to be and what arrived.
+                    if let Some(message_id) = &d.message_id {
+                        writeln!(out, "    message id: {}", message_id.escape_debug())?;
+                    }
                     if let Some(envelope) = &d.envelope {
                         let field = |v: &Option<serde_json::Value>| {
                             v.as_ref().map_or("-".to_owned(), |v| v.to_string())

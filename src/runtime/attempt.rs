@@ -29,11 +29,19 @@ pub enum Disposition {
     Requeue,
 }
 
+/// A delivery as the attempt sees it: the body, and the AMQP message id
+/// by which an operator finds it among the dead letters.
+#[derive(Clone, Copy)]
+pub struct Message<'a> {
+    pub data: &'a [u8],
+    pub message_id: Option<&'a str>,
+}
+
 /// A delivery whose envelope names a job this worker runs.
 struct Runnable<'a> {
     /// Index of the delivery in the caller's slice.
     slot: usize,
-    data: &'a [u8],
+    message: Message<'a>,
     envelope: Envelope,
 }
 
@@ -43,15 +51,15 @@ pub async fn process(
     ctx: &JobContext,
     handler: &dyn JobHandler,
     queue: &str,
-    deliveries: &[&[u8]],
+    deliveries: &[Message<'_>],
 ) -> Vec<Disposition> {
     let mut dispositions = vec![Disposition::Ack; deliveries.len()];
     let mut runnable = Vec::with_capacity(deliveries.len());
-    for (slot, &data) in (0..).zip(deliveries) {
-        match admit(ctx, handler, queue, data).await {
+    for (slot, &message) in (0..).zip(deliveries) {
+        match admit(ctx, handler, queue, message).await {
             Ok(envelope) => runnable.push(Runnable {
                 slot,
-                data,
+                message,
                 envelope,
             }),
             Err(settled) => dispositions[slot] = settled,
@@ -74,13 +82,13 @@ async fn admit(
     ctx: &JobContext,
     handler: &dyn JobHandler,
     queue: &str,
-    data: &[u8],
+    message: Message<'_>,
 ) -> Result<Envelope, Disposition> {
-    let envelope: Envelope = match serde_json::from_slice(data) {
+    let envelope: Envelope = match serde_json::from_slice(message.data) {
         Ok(envelope) => envelope,
         Err(error) => {
             let reason = format!("message is not a job envelope: {error}");
-            return Err(dead_letter_raw(ctx, queue, data, &reason).await);
+            return Err(dead_letter_raw(ctx, queue, message, &reason).await);
         }
     };
     let kind = handler.kind();
@@ -89,7 +97,7 @@ async fn admit(
             "job kind {:?} does not belong on queue {queue}",
             envelope.kind
         );
-        return Err(dead_letter_raw(ctx, queue, data, &reason).await);
+        return Err(dead_letter_raw(ctx, queue, message, &reason).await);
     }
     if envelope.version != kind.version() {
         let reason = format!(
@@ -99,13 +107,14 @@ async fn admit(
             kind.version()
         );
         tracing::warn!(job_id = %envelope.job_id, %reason, "dead-lettering");
-        let body = String::from_utf8_lossy(data);
+        let body = String::from_utf8_lossy(message.data);
         let stored = jobs::dead_letter_unrunnable(
             &ctx.pool,
             envelope.job_id,
             &reason,
             queue,
             &body,
+            message.message_id,
             ctx.clock.now(),
         )
         .await;
@@ -353,13 +362,21 @@ async fn conclude(
         Outcome::Skipped => Disposition::Ack,
         Outcome::Unknown => {
             let reason = format!("no job {} exists", envelope.job_id);
-            dead_letter_raw(ctx, queue, job.data, &reason).await
+            dead_letter_raw(ctx, queue, job.message, &reason).await
         }
         Outcome::Failed { error, started_at } => {
             let span = tracing::info_span!("job", job_id = %envelope.job_id, kind = %envelope.kind, attempt = envelope.attempt);
-            record_failure(ctx, handler, envelope, queue, job.data, error, started_at)
-                .instrument(span)
-                .await
+            record_failure(
+                ctx,
+                handler,
+                envelope,
+                queue,
+                job.message,
+                error,
+                started_at,
+            )
+            .instrument(span)
+            .await
         }
     }
 }
@@ -384,7 +401,7 @@ async fn record_failure(
     handler: &dyn JobHandler,
     envelope: &Envelope,
     queue: &str,
-    data: &[u8],
+    message: Message<'_>,
     error: JobError,
     started_at: DateTime<Utc>,
 ) -> Disposition {
@@ -392,36 +409,37 @@ async fn record_failure(
         JobError::Retryable(_) => Some(retry_delay(ctx, envelope.attempt)),
         JobError::Fatal(_) => None,
     };
-    let message = error.to_string();
-    let body = String::from_utf8_lossy(data);
+    let reason = error.to_string();
+    let body = String::from_utf8_lossy(message.data);
     let now = ctx.clock.now();
     let took = elapsed_since(ctx, started_at);
     let failure = jobs::Failure {
         id: envelope.job_id,
         attempt: envelope.attempt,
         started_at,
-        error: &message,
+        error: &reason,
         retry_in,
         queue,
         body: &body,
+        message_id: message.message_id,
     };
     match jobs::record_failure(&ctx.pool, failure, now).await {
         Ok(FailureOutcome::RetryIn(delay)) => {
             crate::meters::job_finished(&envelope.kind, "retried", took);
-            tracing::warn!(error = %message, retry_in = ?delay, "job failed; will retry");
+            tracing::warn!(error = %reason, retry_in = ?delay, "job failed; will retry");
             Disposition::Ack
         }
         Ok(FailureOutcome::Dead) => {
             crate::meters::job_finished(&envelope.kind, "dead", took);
-            tracing::error!(error = %message, "job dead-lettered");
-            if let Err(hook_error) = run_on_dead(ctx, handler, envelope.job_id, &message).await {
+            tracing::error!(error = %reason, "job dead-lettered");
+            if let Err(hook_error) = run_on_dead(ctx, handler, envelope.job_id, &reason).await {
                 tracing::error!(error = %hook_error, "recording the dead job's failure failed");
             }
             Disposition::Ack
         }
         Ok(FailureOutcome::AlreadyDone) => Disposition::Ack,
         Err(db_error) => {
-            tracing::warn!(error = %message, %db_error, "cannot record the failure; handing the job back");
+            tracing::warn!(error = %reason, %db_error, "cannot record the failure; handing the job back");
             Disposition::Requeue
         }
     }
@@ -458,10 +476,17 @@ fn retry_delay(ctx: &JobContext, attempt: i32) -> Duration {
 }
 
 /// Records a message that is no job at all; it is acked once stored.
-async fn dead_letter_raw(ctx: &JobContext, queue: &str, data: &[u8], reason: &str) -> Disposition {
+async fn dead_letter_raw(
+    ctx: &JobContext,
+    queue: &str,
+    message: Message<'_>,
+    reason: &str,
+) -> Disposition {
     tracing::warn!(%queue, %reason, "dead-lettering a message that is not a runnable job");
-    let body = String::from_utf8_lossy(data);
-    settle(dead_letters::insert_unattached(&ctx.pool, queue, reason, &body).await)
+    let body = String::from_utf8_lossy(message.data);
+    let stored =
+        dead_letters::insert_unattached(&ctx.pool, queue, reason, &body, message.message_id).await;
+    settle(stored)
 }
 
 fn settle(stored: sqlx::Result<()>) -> Disposition {

@@ -51,12 +51,20 @@ async fn file(ctx: &JobContext, delivery: &Delivery) -> Disposition {
                 &reason,
                 &queue,
                 &body,
+                message_id(delivery),
                 ctx.clock.now(),
             )
             .await
         }
         Err(_) => {
-            crate::store::dead_letters::insert_unattached(&ctx.pool, &queue, &reason, &body).await
+            crate::store::dead_letters::insert_unattached(
+                &ctx.pool,
+                &queue,
+                &reason,
+                &body,
+                message_id(delivery),
+            )
+            .await
         }
     };
     match stored {
@@ -69,6 +77,15 @@ async fn file(ctx: &JobContext, delivery: &Delivery) -> Disposition {
             Disposition::Requeue
         }
     }
+}
+
+/// The AMQP message id the delivery carries, if any.
+pub(super) fn message_id(delivery: &Delivery) -> Option<&str> {
+    delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.as_str())
 }
 
 /// The queue and reason from the first `x-death` entry.

@@ -119,8 +119,14 @@ impl DeliveryProcessor for JobProcessor {
         queue: &str,
         deliveries: &[Delivery],
     ) -> Vec<Disposition> {
-        let data: Vec<&[u8]> = deliveries.iter().map(|d| d.data.as_slice()).collect();
-        attempt::process(ctx, self.0.as_ref(), queue, &data).await
+        let messages: Vec<attempt::Message<'_>> = deliveries
+            .iter()
+            .map(|d| attempt::Message {
+                data: &d.data,
+                message_id: dead_letter_intake::message_id(d),
+            })
+            .collect();
+        attempt::process(ctx, self.0.as_ref(), queue, &messages).await
     }
 }
 

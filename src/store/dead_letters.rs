@@ -9,6 +9,8 @@ pub struct NewDeadLetter<'a> {
     pub reason: &'a str,
     pub body: &'a str,
     pub attempts: i32,
+    /// The AMQP message id it arrived with, when it came from the broker.
+    pub message_id: Option<&'a str>,
 }
 
 /// Stores a dead letter. PostgreSQL text cannot hold NUL, and a dead
@@ -19,8 +21,8 @@ pub async fn insert<'e>(
 ) -> sqlx::Result<Uuid> {
     let id = Uuid::now_v7();
     sqlx::query(
-        "insert into dead_letters (id, job_id, kind, queue, reason, body, attempts)
-         values ($1, $2, $3, $4, $5, $6, $7)",
+        "insert into dead_letters (id, job_id, kind, queue, reason, body, attempts, message_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id)
     .bind(letter.job_id)
@@ -29,6 +31,7 @@ pub async fn insert<'e>(
     .bind(letter.reason.replace('\0', "\u{fffd}"))
     .bind(letter.body.replace('\0', "\u{fffd}"))
     .bind(letter.attempts)
+    .bind(letter.message_id.map(|id| id.replace('\0', "\u{fffd}")))
     .execute(executor)
     .await?;
     Ok(id)
@@ -41,6 +44,7 @@ pub async fn insert_unattached<'e>(
     queue: &str,
     reason: &str,
     body: &str,
+    message_id: Option<&str>,
 ) -> sqlx::Result<()> {
     let letter = NewDeadLetter {
         job_id: None,
@@ -49,6 +53,7 @@ pub async fn insert_unattached<'e>(
         reason,
         body,
         attempts: 0,
+        message_id,
     };
     insert(executor, letter).await.map(|_| ())
 }
@@ -62,6 +67,8 @@ pub struct DeadLetterRow {
     pub queue: String,
     pub reason: String,
     pub attempts: i32,
+    /// The AMQP message id it arrived with, if the broker delivered it.
+    pub message_id: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub replayed_at: Option<chrono::DateTime<chrono::Utc>>,
     pub job_status: Option<String>,
@@ -133,7 +140,7 @@ pub async fn list<'e>(
 ) -> sqlx::Result<Vec<DeadLetterRow>> {
     sqlx::query_as(
         "select d.id, d.job_id, coalesce(d.kind, j.kind) as kind, d.queue, d.reason, d.attempts,
-                d.created_at, d.replayed_at, j.status as job_status, j.resource_type, j.resource_id,
+                d.message_id, d.created_at, d.replayed_at, j.status as job_status, j.resource_type, j.resource_id,
                 left(d.body, $6) as body, octet_length(d.body) as body_bytes
          from dead_letters d left join jobs j on j.id = d.job_id
          where ($1::text is null or coalesce(d.kind, j.kind) = $1)

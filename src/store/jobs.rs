@@ -248,8 +248,9 @@ pub struct Failure<'a> {
     /// `None` when no retry can help (a fatal error).
     pub retry_in: Option<Duration>,
     pub queue: &'a str,
-    /// The raw message, kept with the dead letter.
+    /// The raw message and its AMQP message id, kept with the dead letter.
     pub body: &'a str,
+    pub message_id: Option<&'a str>,
 }
 
 /// Records a failed attempt: schedules the next one through the outbox, or
@@ -267,6 +268,7 @@ pub async fn record_failure(
         retry_in,
         queue,
         body,
+        message_id,
     } = failure;
     let mut tx = pool.begin().await?;
     let Some(job) = lock(&mut tx, id).await? else {
@@ -319,6 +321,7 @@ pub async fn record_failure(
                 reason: error,
                 queue,
                 body,
+                message_id,
             };
             mark_dead(&mut tx, &job, letter, now).await?;
             insert_attempt(&mut tx, id, attempt, started_at, now, "dead", Some(error)).await?;
@@ -335,6 +338,7 @@ struct DeadJob<'a> {
     reason: &'a str,
     queue: &'a str,
     body: &'a str,
+    message_id: Option<&'a str>,
 }
 
 /// Marks a locked job dead and files its dead letter.
@@ -364,6 +368,7 @@ async fn mark_dead(
             reason: letter.reason,
             body: letter.body,
             attempts: letter.attempts,
+            message_id: letter.message_id,
         },
     )
     .await?;
@@ -379,6 +384,7 @@ pub async fn dead_letter_unrunnable(
     reason: &str,
     queue: &str,
     body: &str,
+    message_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
@@ -390,10 +396,14 @@ pub async fn dead_letter_unrunnable(
                 reason,
                 queue,
                 body,
+                message_id,
             };
             mark_dead(&mut tx, &job, letter, now).await?;
         }
-        None => super::dead_letters::insert_unattached(&mut *tx, queue, reason, body).await?,
+        None => {
+            super::dead_letters::insert_unattached(&mut *tx, queue, reason, body, message_id)
+                .await?
+        }
     }
     tx.commit().await
 }

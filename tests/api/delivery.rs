@@ -89,7 +89,7 @@ async fn poison_messages_are_dead_lettered_with_the_reason_while_good_jobs_flow(
         "enqueued_at": chrono::Utc::now(), "attempt": 1, "payload": {}
     });
 
-    publish_raw(&app.settings, &queue, b"\x00\xffthis is not json").await;
+    let garbage_id = publish_raw(&app.settings, &queue, b"\x00\xffthis is not json").await;
     publish_raw(
         &app.settings,
         &queue,
@@ -146,6 +146,20 @@ async fn poison_messages_are_dead_lettered_with_the_reason_while_good_jobs_flow(
         .iter()
         .find(|d| d["body"].as_str().unwrap().contains("this is not json"))
         .expect("the raw body is shown");
+    assert_eq!(
+        garbage["message_id"], garbage_id,
+        "the AMQP message id it came with"
+    );
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        .args(["dead-letters", "list"])
+        .envs(crate::support::settings_env(&app.settings))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains(&format!("message id: {garbage_id}")),
+        "the CLI shows the message id too:\n{listed}"
+    );
     // 16 ASCII bytes; the NUL and 0xFF are stored as U+FFFD, 3 bytes each.
     assert_eq!(garbage["body_bytes"], 22);
     assert!(garbage["envelope"].is_null());

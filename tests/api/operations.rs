@@ -204,6 +204,7 @@ async fn dead_letters_are_newest_first_and_page_with_a_cursor() {
             "test.queue",
             &format!("garbage {n}"),
             "not json",
+            None,
         )
         .await
         .unwrap();

@@ -561,8 +561,9 @@ pub fn spawn_process_with(
 }
 
 /// Publishes raw bytes straight onto a job queue, as a broken or hostile
-/// producer would.
-pub async fn publish_raw(settings: &Settings, queue: &str, body: &[u8]) {
+/// producer would; returns the AMQP message id it gave them.
+pub async fn publish_raw(settings: &Settings, queue: &str, body: &[u8]) -> String {
+    let message_id = format!("raw-{}", uuid::Uuid::new_v4().simple());
     let connection = fulfil::broker::connect(&settings.amqp, "test-publisher")
         .await
         .unwrap();
@@ -585,7 +586,9 @@ pub async fn publish_raw(settings: &Settings, queue: &str, body: &[u8]) {
             queue.into(),
             mandatory,
             body,
-            lapin::BasicProperties::default().with_delivery_mode(2),
+            lapin::BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_message_id(message_id.clone().into()),
         )
         .await
         .unwrap()
@@ -596,4 +599,5 @@ pub async fn publish_raw(settings: &Settings, queue: &str, body: &[u8]) {
         "raw message confirmed and routed to {queue}: {confirm:?}"
     );
     connection.close(200, "done".into()).await.unwrap();
+    message_id
 }
