@@ -138,9 +138,7 @@ impl Application {
                 vendor: Arc::new(LocalVendor),
                 mailer,
                 mail_transport: crate::mail::transport_from_settings(&settings.mail)?,
-                attempts: Arc::new(tokio::sync::Semaphore::new(attempt_slots(
-                    settings.database.max_connections,
-                ))),
+                attempts: Arc::new(tokio::sync::Semaphore::new(attempt_slots(&settings))),
             };
             let mut processors: Vec<Arc<dyn DeliveryProcessor>> = components
                 .workers
@@ -203,9 +201,16 @@ impl Application {
 
 /// Attempts that may run at once: the pool minus a quarter (at least two
 /// connections) kept for the API, the relay and failure bookkeeping.
-fn attempt_slots(max_connections: u32) -> usize {
+/// Each attempt holds a connection: the pool keeps a reserve for the API
+/// and the relay, and a setting may ask for fewer.
+fn attempt_slots(settings: &Settings) -> usize {
+    let max_connections = settings.database.max_connections;
     let reserve = (max_connections / 4).max(2);
-    max_connections.saturating_sub(reserve).max(1) as usize
+    let fitting = max_connections.saturating_sub(reserve).max(1) as usize;
+    match settings.jobs.concurrency {
+        0 => fitting,
+        wanted => wanted.min(fitting),
+    }
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {

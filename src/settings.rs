@@ -76,6 +76,10 @@ pub struct JobSettings {
     pub shutdown_grace: Duration,
     /// Deliveries of one kind that may share a transaction.
     pub batch_size: usize,
+    /// Attempts (batches) running at once per process, across all kinds;
+    /// 0 derives it from the pool: max_connections − max(max/4, 2).
+    #[serde(default)]
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -38,6 +38,15 @@ impl Caller {
     }
 
     /// The partner a portal token acts for (`None` for operators, who see all).
+    /// For routes only a portal may call: its partner, or 403.
+    pub fn portal_partner(&self) -> Result<String, ApiError> {
+        self.require(&[Role::Portal])?;
+        Ok(self
+            .partner_scope()
+            .expect("portal tokens have a partner")
+            .to_owned())
+    }
+
     pub fn partner_scope(&self) -> Option<&str> {
         match self.0.role {
             Role::Portal => self.0.partner_id.as_deref(),

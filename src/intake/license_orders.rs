@@ -329,14 +329,10 @@ pub async fn create_order(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Portal])?;
+    let partner_id = caller.portal_partner()?;
     refuse_date_fields(&body)?;
     let request: NewOrderRequest = parse_json(&body)?;
     let locale = validate_new(&request, &state.settings.mail.default_locale)?;
-    let partner_id = caller
-        .partner_scope()
-        .expect("portal tokens have a partner")
-        .to_owned();
 
     let mut fresh =
         match idempotency::begin(&state, &caller, &headers, "POST /v1/license-orders", &body)

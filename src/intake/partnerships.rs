@@ -80,11 +80,7 @@ pub async fn invite(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Portal])?;
-    let provider_id = caller
-        .partner_scope()
-        .expect("portal tokens have a partner")
-        .to_owned();
+    let provider_id = caller.portal_partner()?;
     let request: PartnershipBody = parse_json(&body)?;
     let mut checks = Checks::default();
     checks.check(

@@ -331,11 +331,7 @@ pub async fn request(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Portal])?;
-    let own = caller
-        .partner_scope()
-        .expect("portal tokens have a partner")
-        .to_owned();
+    let own = caller.portal_partner()?;
     let body_value: RelationshipRequestBody = parse_json(&body)?;
     let mut checks = Checks::default();
     checks.check(

@@ -40,6 +40,22 @@ pub struct TransferRequest {
     pub destination_contact: Contact,
 }
 
+/// The subscriptions a ticket or form moves: 1 to 100 ids.
+pub(super) fn check_subscriptions(checks: &mut Checks, ids: &[String]) {
+    checks.check(
+        (1..=100).contains(&ids.len()),
+        "subscription_ids",
+        "1 to 100 subscriptions",
+    );
+    for (i, id) in ids.iter().enumerate() {
+        checks.check(
+            is_identifier(id),
+            &format!("subscription_ids[{i}]"),
+            "an id",
+        );
+    }
+}
+
 pub(super) fn check_contact(checks: &mut Checks, field: &str, contact: &Contact) {
     let name = contact.name.trim();
     checks.check(
@@ -79,18 +95,7 @@ fn validate(request: &TransferRequest, destination: &str) -> Result<(), ApiError
         "source_partner_id",
         "must differ from the destination partner",
     );
-    checks.check(
-        (1..=100).contains(&request.subscription_ids.len()),
-        "subscription_ids",
-        "1 to 100 subscriptions",
-    );
-    for (i, id) in request.subscription_ids.iter().enumerate() {
-        checks.check(
-            is_identifier(id),
-            &format!("subscription_ids[{i}]"),
-            "an id",
-        );
-    }
+    check_subscriptions(&mut checks, &request.subscription_ids);
     check_contact(&mut checks, "customer_contact", &request.customer_contact);
     check_contact(&mut checks, "source_contact", &request.source_contact);
     check_contact(

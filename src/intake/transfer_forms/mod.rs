@@ -40,7 +40,7 @@ use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json
 use super::idempotency::{self, Begun, Fresh};
 use super::problem::{ApiError, FieldError};
 use super::relationships::{recipient_locale, shown_name};
-use super::transfers::{Ticket, check_contact, open_ticket};
+use super::transfers::{Ticket, check_contact, check_subscriptions, open_ticket};
 use crate::mail::Locale;
 use crate::store::directory;
 use crate::store::tokens::{Role, hash_secret, random_secret};
@@ -149,18 +149,7 @@ pub struct TransferFormRequest {
 fn validate_opening(request: &TransferFormRequest) -> Result<(), ApiError> {
     let mut checks = Checks::default();
     checks.check(is_identifier(&request.customer_id), "customer_id", "an id");
-    checks.check(
-        (1..=100).contains(&request.subscription_ids.len()),
-        "subscription_ids",
-        "1 to 100 subscriptions",
-    );
-    for (i, id) in request.subscription_ids.iter().enumerate() {
-        checks.check(
-            is_identifier(id),
-            &format!("subscription_ids[{i}]"),
-            "an id",
-        );
-    }
+    check_subscriptions(&mut checks, &request.subscription_ids);
     check_contact(&mut checks, "source_contact", &request.source_contact);
     checks.check(
         is_plausible_email(&request.customer_admin_email),
@@ -191,11 +180,7 @@ pub async fn open(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Portal])?;
-    let own = caller
-        .partner_scope()
-        .expect("portal tokens have a partner")
-        .to_owned();
+    let own = caller.portal_partner()?;
     let request: TransferFormRequest = parse_json(&body)?;
     validate_opening(&request)?;
     let mut fresh =
