@@ -479,7 +479,8 @@ pub async fn put_role(
     );
     check_id(&mut checks, "principal_id", &body.principal_id);
     checks.check(
-        !body.role.is_empty() && body.role.len() <= 100,
+        // Characters, as the schema's maxLength counts them, not bytes.
+        (1..=100).contains(&body.role.chars().count()),
         "role",
         "1 to 100 characters",
     );

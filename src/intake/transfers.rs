@@ -501,6 +501,7 @@ pub async fn role_cleanup(
         "at most 100",
     );
     checks.finish()?;
+    idempotency::key(&headers)?;
     if let Some(own) = caller.partner_scope()
         && !directory::customer_visible_to(&state.pool, &request.customer_id, own).await?
     {
