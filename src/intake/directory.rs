@@ -145,7 +145,11 @@ pub async fn put_partner(
     let mut checks = Checks::default();
     check_id(&mut checks, "id", &id);
     check_locale(&mut checks, &locale);
-    checks.check(body.name.len() <= 200, "name", "at most 200 characters");
+    checks.check(
+        body.name.chars().count() <= 200,
+        "name",
+        "at most 200 characters",
+    );
     if let Some(email) = &body.admin_email {
         checks.check(
             is_plausible_email(email),
@@ -216,7 +220,11 @@ pub async fn put_customer(
     let partner_id = acting_partner(&caller, body.partner_id.as_deref())?;
     let mut checks = Checks::default();
     check_id(&mut checks, "id", &id);
-    checks.check(body.name.len() <= 200, "name", "at most 200 characters");
+    checks.check(
+        body.name.chars().count() <= 200,
+        "name",
+        "at most 200 characters",
+    );
     checks.finish()?;
     let mut tx = state.pool.begin().await?;
     if directory::find_partner(&mut *tx, &partner_id)
@@ -377,7 +385,7 @@ pub async fn put_subscription(
     let mut checks = Checks::default();
     check_id(&mut checks, "id", &id);
     checks.check(
-        !body.product.trim().is_empty() && body.product.len() <= 200,
+        !body.product.trim().is_empty() && body.product.chars().count() <= 200,
         "product",
         "1 to 200 characters",
     );

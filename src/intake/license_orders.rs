@@ -164,7 +164,7 @@ fn validate_new(order: &NewOrderRequest, default_locale: &str) -> Result<String,
     check_vm_count(&mut checks, &order.usage, order.vm_count);
     let name = order.contact.name.trim();
     checks.check(
-        !name.is_empty() && name.len() <= 200,
+        !name.is_empty() && name.chars().count() <= 200,
         "contact.name",
         "1 to 200 characters",
     );

@@ -43,7 +43,7 @@ pub struct TransferRequest {
 pub(super) fn check_contact(checks: &mut Checks, field: &str, contact: &Contact) {
     let name = contact.name.trim();
     checks.check(
-        !name.is_empty() && name.len() <= 200,
+        !name.is_empty() && name.chars().count() <= 200,
         &format!("{field}.name"),
         "1 to 200 characters",
     );
