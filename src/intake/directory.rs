@@ -358,7 +358,11 @@ pub struct SubscriptionBody {
     /// The selling partner; a portal's own partner when left out.
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub partner_id: Option<String>,
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub product: String,
 }
 

@@ -363,3 +363,17 @@ async fn the_openapi_document_states_the_rules_the_handlers_check() {
     assert!(schemas["ReplayBody"]["allOf"][1]["anyOf"].is_array());
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_contact_name_is_measured_in_characters_as_the_schema_says() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
+    let mut order = new_order("virtual", 1);
+    // 200 characters, 800 bytes: within maxLength 200 (it was a 400).
+    order["contact"]["name"] = json!("𝑻".repeat(200));
+
+    let response = app.post("/v1/license-orders", &token, "k1", &order).await;
+
+    assert_eq!(response.status(), 202);
+    app.cleanup().await;
+}
