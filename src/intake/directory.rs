@@ -145,7 +145,11 @@ pub async fn put_partner(
     let mut checks = Checks::default();
     check_id(&mut checks, "id", &id);
     check_locale(&mut checks, &locale);
-    checks.check(body.name.len() <= 200, "name", "at most 200 characters");
+    checks.check(
+        body.name.chars().count() <= 200,
+        "name",
+        "at most 200 characters",
+    );
     if let Some(email) = &body.admin_email {
         checks.check(
             is_plausible_email(email),
@@ -216,7 +220,11 @@ pub async fn put_customer(
     let partner_id = acting_partner(&caller, body.partner_id.as_deref())?;
     let mut checks = Checks::default();
     check_id(&mut checks, "id", &id);
-    checks.check(body.name.len() <= 200, "name", "at most 200 characters");
+    checks.check(
+        body.name.chars().count() <= 200,
+        "name",
+        "at most 200 characters",
+    );
     checks.finish()?;
     let mut tx = state.pool.begin().await?;
     if directory::find_partner(&mut *tx, &partner_id)
@@ -350,7 +358,11 @@ pub struct SubscriptionBody {
     /// The selling partner; a portal's own partner when left out.
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub partner_id: Option<String>,
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub product: String,
 }
 
@@ -377,7 +389,7 @@ pub async fn put_subscription(
     let mut checks = Checks::default();
     check_id(&mut checks, "id", &id);
     checks.check(
-        !body.product.trim().is_empty() && body.product.len() <= 200,
+        !body.product.trim().is_empty() && body.product.chars().count() <= 200,
         "product",
         "1 to 200 characters",
     );
@@ -479,7 +491,8 @@ pub async fn put_role(
     );
     check_id(&mut checks, "principal_id", &body.principal_id);
     checks.check(
-        !body.role.is_empty() && body.role.len() <= 100,
+        // Characters, as the schema's maxLength counts them, not bytes.
+        (1..=100).contains(&body.role.chars().count()),
         "role",
         "1 to 100 characters",
     );

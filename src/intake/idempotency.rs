@@ -29,13 +29,10 @@ pub struct Fresh {
     fingerprint: Vec<u8>,
 }
 
-pub async fn begin(
-    state: &AppState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    route: &str,
-    body: &[u8],
-) -> Result<Begun, ApiError> {
+/// The request's key, or the 400 for a missing or overlong one. A route
+/// that looks anything up before [`begin`] calls this first, so a missing
+/// key is a 400 whatever the lookup would have answered.
+pub fn key(headers: &HeaderMap) -> Result<&str, ApiError> {
     let key = headers
         .get(HEADER)
         .and_then(|v| v.to_str().ok())
@@ -51,6 +48,17 @@ pub async fn begin(
             detail: "the Idempotency-Key header is longer than 255 characters".into(),
         });
     }
+    Ok(key)
+}
+
+pub async fn begin(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    route: &str,
+    body: &[u8],
+) -> Result<Begun, ApiError> {
+    let key = key(headers)?;
     let mut hasher = Sha256::new();
     hasher.update(route.as_bytes());
     hasher.update([0]);

@@ -42,7 +42,13 @@ const DATE_FIELDS: [&str; 8] = [
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    /// Not only whitespace, as `str::trim` counts it (Unicode White_Space,
+    /// spelled out: a pattern's `\s` lacks U+0085 and has U+FEFF).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub name: String,
     #[schema(format = Email, max_length = 254)]
     pub email: String,
@@ -164,7 +170,7 @@ fn validate_new(order: &NewOrderRequest, default_locale: &str) -> Result<String,
     check_vm_count(&mut checks, &order.usage, order.vm_count);
     let name = order.contact.name.trim();
     checks.check(
-        !name.is_empty() && name.len() <= 200,
+        !name.is_empty() && name.chars().count() <= 200,
         "contact.name",
         "1 to 200 characters",
     );

@@ -5,6 +5,9 @@ use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+mod rules;
+use rules::BodyRules;
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "fulfil intake API", description = "Requests from resale portals become jobs: license orders and their lifecycle; the directory portals keep in sync; relationships granted by invitation; transfers; trials and their sweeps; registrations."),
@@ -68,7 +71,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         super::sweeps::run,
     ),
     components(schemas(super::problem::Problem, super::problem::FieldError)),
-    modifiers(&BearerAuth, &ProblemResponses)
+    modifiers(&BearerAuth, &ProblemResponses, &BodyRules)
 )]
 pub struct ApiDoc;
 
@@ -183,7 +186,8 @@ impl Modify for ProblemResponses {
 }
 
 /// Every POST takes an `Idempotency-Key` (SPEC §2.1): declared required,
-/// 1 to 255 characters, whether or not the handler's annotation named it.
+/// 1 to 255 visible ASCII characters (spaces and tabs inside), whether or not the
+/// handler's annotation named it.
 fn require_idempotency_key(operation: &mut utoipa::openapi::path::Operation) {
     use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
     use utoipa::openapi::{ObjectBuilder, Required, Type};
@@ -193,7 +197,7 @@ fn require_idempotency_key(operation: &mut utoipa::openapi::path::Operation) {
         .schema_type(Type::String)
         .min_length(Some(1))
         .max_length(Some(255))
-        .pattern(Some(r"^\S(.*\S)?$"))
+        .pattern(Some(r"^[!-~]([\t -~]*[!-~])?$"))
         .build();
     parameters.push(
         ParameterBuilder::new()

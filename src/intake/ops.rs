@@ -19,6 +19,17 @@ use crate::store::audit;
 use crate::store::dead_letters::{self, DeadLetterFilter, Replayed};
 use crate::store::tokens::{Role, TokenIdentity};
 
+/// A page size as documented: 100 when absent, else 1 to 1000. Out of
+/// range is a 400, not a silent clamp, so the caller learns its page is
+/// not the size it asked for.
+fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(limit @ 1..=1000) => Ok(limit),
+        Some(_) => Err(ApiError::field("limit", "1 to 1000")),
+    }
+}
+
 /// The query string, or a 400 problem naming what is wrong with it.
 fn parsed<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query
@@ -30,6 +41,7 @@ fn parsed<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only events of this entity (an order id, say).
     pub entity_id: Option<Uuid>,
@@ -55,7 +67,10 @@ pub async fn audit(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Operator])?;
     let query = parsed(query)?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = page_limit(query.limit)?;
+    if query.before.is_some_and(|before| before < 1) {
+        return Err(ApiError::field("before", "an event id, 1 or more"));
+    }
     let events = audit::newest_first(
         &state.pool,
         query.entity_id,
@@ -128,8 +143,10 @@ pub async fn queues(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeadLetterQuery {
     /// Only this job kind.
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub kind: Option<String>,
     /// Only those since this instant (RFC 3339).
     pub since: Option<DateTime<Utc>>,
@@ -155,7 +172,12 @@ pub async fn dead_letters(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Operator])?;
     let query = parsed(query)?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = page_limit(query.limit)?;
+    if let Some(kind) = &query.kind
+        && !super::body::is_identifier(kind)
+    {
+        return Err(ApiError::field("kind", "a job kind, e.g. mail.send"));
+    }
     let filter = DeadLetterFilter {
         kind: query.kind.as_deref(),
         since: query.since,

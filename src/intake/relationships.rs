@@ -128,7 +128,8 @@ pub(super) async fn audit_relationship(
               (status = 201, body = Relationship, description = "granted"),
               (status = 400, body = super::problem::Problem),
               (status = 403, body = super::problem::Problem, description = "only the customer's partner of record or an operator grants directly"),
-              (status = 404, body = super::problem::Problem)),
+              (status = 404, body = super::problem::Problem),
+              (status = 409, body = super::problem::Problem, description = "the partner is the customer's partner of record")),
     security(("bearer" = [])))]
 pub async fn put_relationship(
     State(state): State<AppState>,
@@ -157,10 +158,11 @@ pub async fn put_relationship(
         return Err(not_found("partner", &partner_id));
     }
     if partner_id == customer.partner_id {
-        return Err(ApiError::field(
-            "partner_id",
-            "the customer's partner of record needs no reseller relationship",
-        ));
+        // The stored customer decides, not the request's shape: a 409.
+        return Err(ApiError::Conflict {
+            slug: "partner-of-record",
+            detail: "the customer's partner of record needs no reseller relationship".into(),
+        });
     }
     let now = state.clock.now();
     let grant = Grant {

@@ -59,7 +59,7 @@ pub(super) fn check_subscriptions(checks: &mut Checks, ids: &[String]) {
 pub(super) fn check_contact(checks: &mut Checks, field: &str, contact: &Contact) {
     let name = contact.name.trim();
     checks.check(
-        !name.is_empty() && name.len() <= 200,
+        !name.is_empty() && name.chars().count() <= 200,
         &format!("{field}.name"),
         "1 to 200 characters",
     );
@@ -506,6 +506,7 @@ pub async fn role_cleanup(
         "at most 100",
     );
     checks.finish()?;
+    idempotency::key(&headers)?;
     if let Some(own) = caller.partner_scope()
         && !directory::customer_visible_to(&state.pool, &request.customer_id, own).await?
     {

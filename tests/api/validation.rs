@@ -230,3 +230,150 @@ async fn a_method_a_route_does_not_take_is_a_405_problem() {
     assert_eq!(problem["type"], "urn:fulfil:problem:method-not-allowed");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn list_pages_outside_the_documented_range_are_a_400_not_a_clamp() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let operator = app.token(fulfil::store::tokens::Role::Operator, None).await;
+
+    for (query, field) in [
+        ("/v1/ops/audit?limit=0", "limit"),
+        ("/v1/ops/audit?limit=1001", "limit"),
+        ("/v1/ops/audit?before=0", "before"),
+        ("/v1/ops/dead-letters?limit=0", "limit"),
+        // A NUL cannot reach PostgreSQL text: it was a 500.
+        ("/v1/ops/dead-letters?kind=mail%00send", "kind"),
+    ] {
+        let response = app.get(query, &operator).await;
+
+        assert_eq!(response.status(), 400, "{query}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], field, "{query}: {problem}");
+    }
+    let in_range = app.get("/v1/ops/audit?limit=1000", &operator).await;
+    assert_eq!(in_range.status(), 200);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_post_without_idempotency_key_is_a_400_before_any_lookup() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let token = app.portal_token("acme").await;
+
+    let response = app
+        .client
+        .post(app.url("/v1/role-cleanups"))
+        .bearer_auth(&token)
+        .json(&json!({ "customer_id": "nobody", "partner_id": "acme", "subscription_ids": [] }))
+        .send()
+        .await
+        .unwrap();
+
+    // It was a 404 (no such customer): the missing key went unnoticed.
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(
+        problem["type"],
+        "urn:fulfil:problem:idempotency-key-missing"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_relationship_for_the_partner_of_record_is_a_conflict_with_the_stored_customer() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
+
+    let response = app
+        .client
+        .put(app.url("/v1/reseller-relationships/acme/cust-1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+
+    // The request's shape is fine (it was a 400); the stored customer's
+    // partner of record refuses it.
+    assert_eq!(response.status(), 409);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:fulfil:problem:partner-of-record");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_role_name_is_measured_in_characters_as_the_schema_says() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
+    // 100 characters of four bytes each: within maxLength 100.
+    let role = "𝑻".repeat(100);
+    let body = |role: &str| {
+        json!({ "principal_type": "partner", "principal_id": "acme", "role": role,
+                "scope_type": "customer", "scope_id": "cust-1" })
+    };
+    let put = |body: Value| {
+        app.client
+            .put(app.url("/v1/role-assignments/r-1"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+
+    let accepted = put(body(&role)).await.unwrap();
+    let too_long = put(body(&"𝑻".repeat(101))).await.unwrap();
+
+    assert!(accepted.status().is_success(), "{}", accepted.status());
+    assert_eq!(too_long.status(), 400);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_states_the_rules_the_handlers_check() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &doc["components"]["schemas"];
+
+    let audit = doc["paths"]["/v1/ops/audit"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .all(|p| p["in"] == "query" && p["required"] != true),
+        "list filters are optional query parameters: {audit:?}"
+    );
+    let services = &schemas["TrialRequest"]["properties"]["services"]["items"];
+    assert_eq!(services["pattern"], "^[a-z0-9._-]{1,64}$");
+    let ids = &schemas["TransferRequest"]["properties"]["subscription_ids"]["items"];
+    assert_eq!(ids["pattern"], "^[A-Za-z0-9._-]{1,64}$");
+    let cancellation = schemas["CancellationRequest"]["allOf"][1]["oneOf"]
+        .as_array()
+        .unwrap();
+    assert_eq!(cancellation.len(), 3, "exactly one of three ways");
+    let usage = schemas["NewOrderRequest"]["allOf"][1]["oneOf"][0].clone();
+    assert_eq!(usage["properties"]["usage"]["enum"], json!(["hypervisor"]));
+    assert_eq!(usage["required"], json!(["vm_count"]));
+    assert!(schemas["ReplayBody"]["allOf"][1]["anyOf"].is_array());
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_contact_name_is_measured_in_characters_as_the_schema_says() {
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
+    let mut order = new_order("virtual", 1);
+    // 200 characters, 800 bytes: within maxLength 200 (it was a 400).
+    order["contact"]["name"] = json!("𝑻".repeat(200));
+
+    let response = app.post("/v1/license-orders", &token, "k1", &order).await;
+
+    assert_eq!(response.status(), 202);
+    app.cleanup().await;
+}
