@@ -5,7 +5,9 @@ use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+mod choices;
 mod rules;
+use choices::ChoiceEnums;
 use rules::BodyRules;
 
 #[derive(OpenApi)]
@@ -71,7 +73,7 @@ use rules::BodyRules;
         super::sweeps::run,
     ),
     components(schemas(super::problem::Problem, super::problem::FieldError)),
-    modifiers(&BearerAuth, &ProblemResponses, &BodyRules)
+    modifiers(&BearerAuth, &ProblemResponses, &ChoiceEnums, &BodyRules)
 )]
 pub struct ApiDoc;
 

@@ -349,6 +349,22 @@ async fn the_openapi_document_states_the_rules_the_handlers_check() {
             .all(|p| p["in"] == "query" && p["required"] != true),
         "list filters are optional query parameters: {audit:?}"
     );
+    // A field that takes one of a few words says so as an enum.
+    let order = &schemas["NewOrderRequest"]["allOf"][0]["properties"];
+    assert_eq!(
+        order["usage"]["enum"],
+        serde_json::json!(["virtual", "bare_metal", "hypervisor"])
+    );
+    let locale = &order["contact"];
+    let contact = match locale.get("$ref").and_then(Value::as_str) {
+        Some(reference) => &schemas[reference.rsplit('/').next().unwrap()],
+        None => locale,
+    };
+    assert_eq!(
+        contact["properties"]["locale"]["enum"],
+        serde_json::json!(["ja", "en", null]),
+        "a nullable choice keeps null: {contact}"
+    );
     let services = &schemas["TrialRequest"]["properties"]["services"]["items"];
     assert_eq!(services["pattern"], "^[a-z0-9._-]{1,64}$");
     let ids = &schemas["TransferRequest"]["properties"]["subscription_ids"]["items"];
