@@ -42,7 +42,8 @@ pub async fn put_service(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Portal, Role::Operator])?;
-    if !body.is_empty() {
+    // No body, JSON null (what the optional body allows) or `{}`.
+    if !body.is_empty() && body.trim_ascii() != b"null" {
         parse_json::<DirectSale>(&body)?;
     }
     let mut checks = Checks::default();

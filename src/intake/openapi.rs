@@ -233,9 +233,15 @@ fn constrain_id_params(operation: &mut utoipa::openapi::path::Operation) {
     use utoipa::openapi::{ObjectBuilder, Type};
     for parameter in operation.parameters.iter_mut().flatten() {
         if matches!(parameter.parameter_in, ParameterIn::Path) {
+            // A service kind is lower case (`trials::is_service_name`).
+            let pattern = if parameter.name == "service" {
+                "^[a-z0-9._-]{1,64}$"
+            } else {
+                "^[A-Za-z0-9._-]{1,64}$"
+            };
             let schema = ObjectBuilder::new()
                 .schema_type(Type::String)
-                .pattern(Some("^[A-Za-z0-9._-]{1,64}$"))
+                .pattern(Some(pattern))
                 .build();
             parameter.schema = Some(schema.into());
         }

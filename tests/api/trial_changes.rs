@@ -315,11 +315,22 @@ async fn a_customer_paying_for_a_kind_cannot_start_or_add_a_trial_of_it() {
             .0,
         201
     );
+    // The body is optional: JSON null, as the schema allows, is no body.
+    let null_body = app
+        .client
+        .put(app.url("/v1/customers/cust-1/services/fax"))
+        .bearer_auth(&operator)
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(null_body.status().as_u16(), 201);
 
     assert_eq!(app.count("select count(*) from trials").await, 2);
-    assert_eq!(app.count("select count(*) from customer_services").await, 4);
+    assert_eq!(app.count("select count(*) from customer_services").await, 5);
     let audited = "select count(*) from audit_events where action = 'customer_service.recorded'";
-    assert_eq!(app.count(audited).await, 2, "each direct sale once");
+    assert_eq!(app.count(audited).await, 3, "each direct sale once");
     app.cleanup().await;
 }
 
