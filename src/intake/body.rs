@@ -186,6 +186,14 @@ pub mod whole_number {
 pub struct Checks(Vec<FieldError>);
 
 impl Checks {
+    /// A locale, when one is given, is one fulfil writes mail in.
+    pub fn locale(&mut self, field: &str, locale: Option<&str>) {
+        if let Some(locale) = locale {
+            let known = crate::mail::Locale::parse(locale).is_some();
+            self.check(known, field, "must be ja or en");
+        }
+    }
+
     pub fn check(&mut self, ok: bool, field: &str, message: impl Into<String>) {
         if !ok {
             self.0.push(FieldError {

@@ -17,7 +17,6 @@ use super::AppState;
 use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
 use super::problem::ApiError;
-use crate::mail::Locale;
 use crate::store::directory::{self, Customer, Partner, RoleAssignment, Subscription, User};
 use crate::store::tokens::Role;
 
@@ -39,14 +38,6 @@ fn check_id(checks: &mut Checks, field: &str, id: &str) {
         is_identifier(id),
         field,
         "1 to 64 letters, digits, '.', '_' or '-'",
-    );
-}
-
-fn check_locale(checks: &mut Checks, locale: &str) {
-    checks.check(
-        Locale::parse(locale).is_some(),
-        "locale",
-        "must be ja or en",
     );
 }
 
@@ -144,7 +135,7 @@ pub async fn put_partner(
         .unwrap_or_else(|| state.settings.mail.default_locale.clone());
     let mut checks = Checks::default();
     check_id(&mut checks, "id", &id);
-    check_locale(&mut checks, &locale);
+    checks.locale("locale", Some(&locale));
     checks.check(
         body.name.chars().count() <= 200,
         "name",
@@ -303,7 +294,7 @@ pub async fn put_user(
         "email",
         "must be a mail address",
     );
-    check_locale(&mut checks, &locale);
+    checks.locale("locale", Some(&locale));
     checks.finish()?;
     owned_customer(&state, &caller, &body.customer_id).await?;
     if let Some(existing) = directory::find_user(&state.pool, &id).await? {

@@ -147,13 +147,7 @@ pub async fn create(
         "email",
         "must be a mail address",
     );
-    if let Some(locale) = &request.locale {
-        checks.check(
-            Locale::parse(locale).is_some(),
-            "locale",
-            "must be ja or en",
-        );
-    }
+    checks.locale("locale", request.locale.as_deref());
     checks.finish()?;
     let mut fresh =
         match idempotency::begin(&state, &caller, &headers, "POST /v1/registrations", &body).await?

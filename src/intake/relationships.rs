@@ -346,13 +346,7 @@ pub async fn request(
         "customer_admin_email",
         "must be a mail address",
     );
-    if let Some(locale) = &body_value.locale {
-        checks.check(
-            Locale::parse(locale).is_some(),
-            "locale",
-            "must be ja or en",
-        );
-    }
+    checks.locale("locale", body_value.locale.as_deref());
     if let Some(provider) = &body_value.with_provider {
         checks.check(is_identifier(provider), "with_provider", "a partner id");
         checks.check(

@@ -17,7 +17,6 @@ use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json
 use super::idempotency::{self, Begun};
 use super::problem::ApiError;
 use crate::job::JobKind;
-use crate::mail::Locale;
 use crate::store::tokens::Role;
 use crate::store::transfers::{self, NewTransfer, TransferRow};
 use crate::store::{self, audit, directory, jobs};
@@ -68,13 +67,7 @@ pub(super) fn check_contact(checks: &mut Checks, field: &str, contact: &Contact)
         &format!("{field}.email"),
         "must be a mail address",
     );
-    if let Some(locale) = &contact.locale {
-        checks.check(
-            Locale::parse(locale).is_some(),
-            &format!("{field}.locale"),
-            "must be ja or en",
-        );
-    }
+    checks.locale(&format!("{field}.locale"), contact.locale.as_deref());
 }
 
 fn validate(request: &TransferRequest, destination: &str) -> Result<(), ApiError> {

@@ -18,7 +18,6 @@ use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
 use super::idempotency::{self, Begun, Fresh};
 use super::problem::{ApiError, FieldError};
-use crate::mail::Locale;
 use crate::store::tokens::Role;
 use crate::store::trials::{self, Admin, NewTrial, TrialRow};
 use crate::store::{self, audit, customer_services, directory, trial_changes};
@@ -70,13 +69,7 @@ fn check_admin(checks: &mut Checks, field: &str, admin: &Admin) {
         &format!("{field}.email"),
         "must be a mail address",
     );
-    if let Some(locale) = &admin.locale {
-        checks.check(
-            Locale::parse(locale).is_some(),
-            &format!("{field}.locale"),
-            "must be ja or en",
-        );
-    }
+    checks.locale(&format!("{field}.locale"), admin.locale.as_deref());
 }
 
 fn validate(request: &TrialRequest, now: DateTime<Utc>) -> Result<(), ApiError> {

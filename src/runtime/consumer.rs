@@ -92,6 +92,19 @@ async fn consume(
     // transaction carries several jobs and at low load none waits for
     // company.
     let limit = processor.batch_limit(&ctx.settings);
+    let start_batch = |in_flight: &mut JoinSet<()>,
+                       waiting: &mut VecDeque<Delivery>,
+                       permit: OwnedSemaphorePermit| {
+        let batch: Vec<Delivery> = waiting.drain(..waiting.len().min(limit)).collect();
+        let task = run_batch(
+            ctx.clone(),
+            processor.clone(),
+            queue.to_owned(),
+            batch,
+            permit,
+        );
+        in_flight.spawn(task);
+    };
     let mut waiting: VecDeque<Delivery> = VecDeque::new();
     let mut slot: Option<Pin<Box<SlotWait>>> = None;
     let mut in_flight = JoinSet::new();
@@ -118,8 +131,7 @@ async fn consume(
                 slot = None;
                 // Closed only if the process is going away.
                 let Ok(permit) = permit else { continue };
-                let batch: Vec<Delivery> = waiting.drain(..waiting.len().min(limit)).collect();
-                in_flight.spawn(run_batch(ctx.clone(), processor.clone(), queue.to_owned(), batch, permit));
+                start_batch(&mut in_flight, &mut waiting, permit);
             }
         }
     };
@@ -135,19 +147,16 @@ async fn consume(
         .await;
     let grace = ctx.settings.jobs.shutdown_grace;
     let drained = tokio::time::timeout(grace, async {
-        // Prefetched deliveries are in-flight work too: finish them.
+        // Prefetched deliveries are in-flight work too: finish them. A
+        // slot already asked for is awaited, not asked for again: the
+        // pending request holds its place, and the permit it is granted.
         while !waiting.is_empty() {
-            let Ok(permit) = ctx.attempts.clone().acquire_owned().await else {
-                break;
+            let acquired = match slot.take() {
+                Some(asked) => asked.await,
+                None => ctx.attempts.clone().acquire_owned().await,
             };
-            let batch: Vec<Delivery> = waiting.drain(..waiting.len().min(limit)).collect();
-            in_flight.spawn(run_batch(
-                ctx.clone(),
-                processor.clone(),
-                queue.to_owned(),
-                batch,
-                permit,
-            ));
+            let Ok(permit) = acquired else { break };
+            start_batch(&mut in_flight, &mut waiting, permit);
         }
         while in_flight.join_next().await.is_some() {}
     })

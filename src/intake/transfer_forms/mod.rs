@@ -41,7 +41,6 @@ use super::idempotency::{self, Begun, Fresh};
 use super::problem::{ApiError, FieldError};
 use super::relationships::{recipient_locale, shown_name};
 use super::transfers::{Ticket, check_contact, check_subscriptions, open_ticket};
-use crate::mail::Locale;
 use crate::store::directory;
 use crate::store::tokens::{Role, hash_secret, random_secret};
 use crate::store::transfer_forms::{self, Completion, FormRow, NewForm};
@@ -156,13 +155,7 @@ fn validate_opening(request: &TransferFormRequest) -> Result<(), ApiError> {
         "customer_admin_email",
         "must be a mail address",
     );
-    if let Some(locale) = &request.locale {
-        checks.check(
-            Locale::parse(locale).is_some(),
-            "locale",
-            "must be ja or en",
-        );
-    }
+    checks.locale("locale", request.locale.as_deref());
     checks.finish()
 }
 
