@@ -26,7 +26,8 @@
 //! BENCH_GROWTH=100000 cargo bench --bench orders   # … and at 100,000
 //! ```
 //!
-//! Other knobs: `BENCH_FLOOR` (messages, default 5,000), `BENCH_COUNT`
+//! Other knobs: `BENCH_ONLY=drain` (stop after the drain), `BENCH_FLOOR`
+//! (messages, default 5,000), `BENCH_COUNT`
 //! (orders of the counting run, default 1,000), `BENCH_CONCURRENCY`
 //! (POSTs in flight in the closed-loop phases, default 32).
 
@@ -189,7 +190,19 @@ async fn cleanup(settings: &Settings) {
             .execute(&admin)
             .await;
     }
-    let _ = std::fs::remove_dir_all(&settings.mail.dir);
+    // The mail is removed once, at the end of the run: this machine's ext4
+    // has no journal, and there every new inode is checked against those
+    // deleted in the last seconds (`recently_deleted`), so deleting one
+    // phase's 20,000 files would bill the next phase for them.
+    MAIL_DIRS.lock().unwrap().push(settings.mail.dir.clone());
+}
+
+static MAIL_DIRS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+
+fn remove_mail_dirs() {
+    for dir in MAIL_DIRS.lock().unwrap().drain(..) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// A portal token for the bench partner, whose partner and customer exist
@@ -381,6 +394,10 @@ struct Drain {
     drain: Duration,
     mails: Duration,
     rss_peak_kb: u64,
+    /// CPU seconds of the worker process and of PostgreSQL, from the
+    /// worker's start until every mail was sent.
+    worker_cpu_s: f64,
+    postgres_cpu_s: f64,
 }
 
 fn settings_env(settings: &Settings) -> Vec<(&'static str, String)> {
@@ -447,6 +464,40 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) a process has used so far, in clock ticks.
+fn cpu_ticks(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the parenthesised command name; utime and
+            // stime are the 14th and 15th of the whole line.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// CPU time used so far by every PostgreSQL process, ended backends
+/// excluded (the drain's backends live as long as the worker's pool).
+fn postgres_ticks() -> u64 {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.starts_with("postgres"))
+        })
+        .map(|pid| cpu_ticks(&pid))
+        .sum()
+}
+
+/// Clock ticks per second of /proc's CPU times (USER_HZ).
+const TICKS_PER_S: f64 = 100.0;
+
 /// Stops a child with SIGTERM (graceful, as in production) and waits.
 fn terminate(mut child: ChildProcess) {
     let pid = nix::unistd::Pid::from_raw(child.0.id() as i32);
@@ -474,6 +525,7 @@ async fn intake_then_drain(n: usize, concurrency: usize) -> Drain {
     .await;
     app.stop().await;
 
+    let postgres_before = postgres_ticks();
     let worker = spawn_fulfil(&settings, &["worker"]);
     let pid = worker.0.id();
     let start = Instant::now();
@@ -493,6 +545,8 @@ async fn intake_then_drain(n: usize, concurrency: usize) -> Drain {
     }
     let mails = start.elapsed();
     rss_peak_kb = rss_peak_kb.max(rss_kb(pid));
+    let worker_cpu_s = cpu_ticks(&pid.to_string()) as f64 / TICKS_PER_S;
+    let postgres_cpu_s = postgres_ticks().saturating_sub(postgres_before) as f64 / TICKS_PER_S;
     terminate(worker);
     quiet.close().await;
     cleanup(&settings).await;
@@ -501,6 +555,8 @@ async fn intake_then_drain(n: usize, concurrency: usize) -> Drain {
         drain,
         mails,
         rss_peak_kb,
+        worker_cpu_s,
+        postgres_cpu_s,
     }
 }
 
@@ -700,6 +756,18 @@ async fn count_per_order(n: usize, concurrency: usize) -> Counts {
     }
 }
 
+/// Where the drain's CPU went, per job: the worker process and PostgreSQL.
+fn print_drain_cpu(drained: &Drain, jobs: usize, cores: usize) {
+    let per_job = |cpu_s: f64| cpu_s * 1000.0 / jobs as f64;
+    println!(
+        "         CPU per job until all mailed: worker {:.2} ms, PostgreSQL {:.2} ms; {:.0} % of {cores} cores busy",
+        per_job(drained.worker_cpu_s),
+        per_job(drained.postgres_cpu_s),
+        (drained.worker_cpu_s + drained.postgres_cpu_s) * 100.0
+            / (drained.mails.as_secs_f64() * cores.max(1) as f64)
+    );
+}
+
 // ---------------------------------------------------------------------
 
 #[tokio::main]
@@ -716,6 +784,9 @@ async fn main() {
     let latency_secs = env_usize("BENCH_LATENCY_SECS", 20) as u64;
     let concurrency = env_usize("BENCH_CONCURRENCY", 32);
     let growth = std::env::var("BENCH_GROWTH").ok();
+    // `BENCH_ONLY=drain` stops after the floor, intake and drain: the
+    // quick loop while working on the worker.
+    let drain_only = std::env::var("BENCH_ONLY").is_ok_and(|only| only == "drain");
     let cores = std::thread::available_parallelism().map_or(0, |p| p.get());
 
     let floor = broker_floor(&bench_settings(), floor_n).await;
@@ -723,11 +794,20 @@ async fn main() {
     let drained = intake_then_drain(drain_n, concurrency).await;
     let intake_rate = rate(drain_n, drained.intake);
     let drain_rate = rate(drain_n, drained.drain);
+    let rss_mb = drained.rss_peak_kb as f64 / 1024.0;
+    if drain_only {
+        println!("broker_floor_msgs_per_s={floor_rate:.0}");
+        println!("intake_orders_per_s={intake_rate:.0}");
+        println!("drain_jobs_per_s={drain_rate:.0}");
+        println!("worker_rss_mb={rss_mb:.0}");
+        print_drain_cpu(&drained, drain_n, cores);
+        remove_mail_dirs();
+        return;
+    }
     let e2e = end_to_end(orders_n, concurrency).await;
     let e2e_rate = rate(orders_n, e2e.mailed);
     let latency = latency_at(e2e_rate / 2.0, latency_secs).await;
     let counts = count_per_order(count_n, concurrency).await;
-    let rss_mb = drained.rss_peak_kb as f64 / 1024.0;
 
     println!("broker_floor_msgs_per_s={floor_rate:.0}");
     println!("intake_orders_per_s={intake_rate:.0}");
@@ -762,6 +842,7 @@ async fn main() {
         ratio(drain_rate),
         drained.mails
     );
+    print_drain_cpu(&drained, drain_n, cores);
     println!(
         "e2e      {orders_n} orders: all 202 after {:.2?}, all active after {:.2?}, all mailed after {:.2?}: {e2e_rate:.0}/s = {:.2} x floor (target 0.25)",
         e2e.accepted,
@@ -808,4 +889,5 @@ async fn main() {
             );
         }
     }
+    remove_mail_dirs();
 }
