@@ -99,7 +99,7 @@ impl Application {
             tracing::info!(%addr, "intake API listening");
             let state = AppState::new(pool.clone(), settings.clone(), clock, mailer.clone());
             tasks.spawn(state.tokens.clone().watch(pool.clone(), shutdown.clone()));
-            let router = intake::router(state);
+            let router = intake::router(state, crate::dashboard::routes());
             tasks.spawn(serve(listener, router, shutdown.clone()));
             Some(addr)
         } else {

@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod intake;
 pub mod job;
 pub mod licensing;
+pub mod locale;
 pub mod mail;
 pub mod meters;
 pub mod ops;

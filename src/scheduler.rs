@@ -7,23 +7,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Timelike, Utc};
 use croner::Cron;
-use croner::parser::{CronParser, Seconds};
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 
+use crate::settings::parse_schedule;
 use crate::store::sweeps;
 use crate::sweeps::{Sweep, SweepRequest, Sweeper, Trigger};
-
-/// Parses a cron expression the way the scheduler reads it: six fields,
-/// seconds first (`sec min hour day-of-month month day-of-week`).
-pub fn parse_schedule(expression: &str) -> Result<Cron, String> {
-    CronParser::builder()
-        .seconds(Seconds::Required)
-        .dom_and_dow(true)
-        .build()
-        .parse(expression)
-        .map_err(|e| format!("not a cron expression with seconds (e.g. \"0 */10 * * * *\"): {e}"))
-}
 
 /// The tick a firing at `fired_at` belongs to: the latest scheduled
 /// instant not after it. Replicas firing late still agree on it.

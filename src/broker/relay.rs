@@ -14,7 +14,6 @@ use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
 use super::topology::Topology;
-use crate::retry::Backoff;
 use crate::settings::Settings;
 use crate::store::{dead_letters, outbox};
 
@@ -36,26 +35,12 @@ impl Relay {
 
     /// Runs until `shutdown`, reconnecting to the broker whenever it goes.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-        loop {
-            let Some(connection) =
-                super::connect_with_backoff(&self.settings.amqp, "fulfil-relay", &shutdown).await
-            else {
-                return;
-            };
-            let started = std::time::Instant::now();
-            let result = self.publish_until_shutdown(&connection, &shutdown).await;
-            let _ = connection.close(200, "relay stopping".into()).await;
-            match result {
-                Ok(()) => return,
-                Err(error) => {
-                    let delay = backoff.after_session(started.elapsed());
-                    tracing::warn!(error = format!("{error:#}"), retry_in = ?delay, "outbox relay lost its connection");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.cancelled() => return,
-                    }
-                }
+        let lost = "outbox relay lost its connection";
+        let mut link = super::Reconnect::new(&self.settings.amqp, "fulfil-relay", lost);
+        while let Some(connection) = link.connect(&shutdown).await {
+            let session = self.publish_until_shutdown(&connection, &shutdown).await;
+            if !link.ended(connection, session, &shutdown).await {
+                break;
             }
         }
     }

@@ -132,7 +132,7 @@ pub async fn put_partner(
     let body: PartnerBody = parse_json(&body)?;
     let locale = body
         .locale
-        .unwrap_or_else(|| state.settings.mail.default_locale.clone());
+        .unwrap_or_else(|| state.settings.mail.default_locale.to_string());
     let mut checks = Checks::default();
     check_id(&mut checks, "id", &id);
     checks.locale("locale", Some(&locale));
@@ -286,7 +286,7 @@ pub async fn put_user(
     let body: UserBody = parse_json(&body)?;
     let locale = body
         .locale
-        .unwrap_or_else(|| state.settings.mail.default_locale.clone());
+        .unwrap_or_else(|| state.settings.mail.default_locale.to_string());
     let mut checks = Checks::default();
     check_id(&mut checks, "id", &id);
     checks.check(

@@ -150,7 +150,7 @@ fn check_vm_count(checks: &mut Checks, usage: &str, vm_count: Option<i32>) {
     }
 }
 
-fn validate_new(order: &NewOrderRequest, default_locale: &str) -> Result<String, ApiError> {
+fn validate_new(order: &NewOrderRequest, default_locale: Locale) -> Result<String, ApiError> {
     let mut checks = Checks::default();
     checks.check(
         is_identifier(&order.customer_id),
@@ -179,11 +179,13 @@ fn validate_new(order: &NewOrderRequest, default_locale: &str) -> Result<String,
         "contact.email",
         "must be a mail address",
     );
-    let locale = order.contact.locale.as_deref().unwrap_or(default_locale);
-    let parsed = Locale::parse(locale);
-    checks.check(parsed.is_some(), "contact.locale", "must be ja or en");
+    let locale = match order.contact.locale.as_deref() {
+        Some(tag) => Locale::parse(tag),
+        None => Some(default_locale),
+    };
+    checks.check(locale.is_some(), "contact.locale", "must be ja or en");
     checks.finish()?;
-    Ok(parsed.map_or("ja", |l| l.as_str()).to_owned())
+    Ok(locale.unwrap_or(default_locale).as_str().to_owned())
 }
 
 pub(super) fn accepted(
@@ -338,7 +340,7 @@ pub async fn create_order(
     let partner_id = caller.portal_partner()?;
     refuse_date_fields(&body)?;
     let request: NewOrderRequest = parse_json(&body)?;
-    let locale = validate_new(&request, &state.settings.mail.default_locale)?;
+    let locale = validate_new(&request, state.settings.mail.default_locale)?;
 
     let mut fresh =
         match idempotency::begin(&state, &caller, &headers, "POST /v1/license-orders", &body)

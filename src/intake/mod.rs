@@ -75,7 +75,10 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+/// The API's routes, with `pages` (the `/ops` dashboard, which the caller
+/// brings so that intake does not depend on it) behind the same
+/// middleware: problem answers, body limit, request counting and spans.
+pub fn router(state: AppState, pages: Router<AppState>) -> Router {
     let body_limit = state.settings.http.body_limit_bytes;
     Router::new()
         .route("/healthz", get(health::healthz))
@@ -203,7 +206,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/partnerships/{token}/decline",
             post(partnerships::decline),
         )
-        .merge(crate::dashboard::routes())
+        .merge(pages)
         .fallback(|| async { problem::ApiError::NotFound("no such route".into()) })
         .layer(axum::middleware::from_fn(problem::bare_errors_as_problems))
         .layer(axum::middleware::from_fn(health::count_requests))

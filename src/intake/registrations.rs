@@ -161,8 +161,7 @@ pub async fn create(
         .locale
         .as_deref()
         .and_then(Locale::parse)
-        .or_else(|| Locale::parse(&state.settings.mail.default_locale))
-        .unwrap_or(Locale::Ja);
+        .unwrap_or(state.settings.mail.default_locale);
     let partner_id = caller.partner_scope();
     if let Some(refusal) =
         refusal::why_no_link(&state, &mut fresh.tx, &request.email, Some(&caller)).await?

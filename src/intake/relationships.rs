@@ -469,7 +469,7 @@ pub(super) async fn recipient_locale(
     .bind(email)
     .fetch_optional(&mut **tx)
     .await?;
-    let default = Locale::parse(&state.settings.mail.default_locale).unwrap_or(Locale::Ja);
+    let default = state.settings.mail.default_locale;
     Ok(known
         .as_deref()
         .and_then(Locale::parse)

@@ -9,7 +9,7 @@ pub mod transport;
 
 use std::sync::Arc;
 
-pub use templates::Locale;
+pub use crate::locale::Locale;
 
 use crate::settings::{MailSettings, MailTransportKind};
 use secrecy::ExposeSecret;

@@ -54,10 +54,7 @@ pub async fn queue_mail(
     now: DateTime<Utc>,
 ) -> Result<Option<Uuid>, JobError> {
     let settings = &mailer.settings.mail;
-    let locale = request
-        .locale
-        .or_else(|| Locale::parse(&settings.default_locale))
-        .unwrap_or(Locale::Ja);
+    let locale = request.locale.unwrap_or(settings.default_locale);
     let rendered = mailer
         .renderer
         .render(request.template, locale, &request.context)

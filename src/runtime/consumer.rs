@@ -25,7 +25,6 @@ use tokio_util::sync::CancellationToken;
 use super::attempt::Disposition;
 use super::{DeliveryProcessor, JobContext};
 use crate::broker::topology::Topology;
-use crate::retry::Backoff;
 
 /// Consumes the processor's queue until `shutdown`.
 pub async fn run(
@@ -35,32 +34,16 @@ pub async fn run(
 ) {
     let topology = Topology::new(&ctx.settings.amqp);
     let queue = processor.queue(&topology);
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-    loop {
-        let name = format!("fulfil-worker-{}", processor.name());
-        let Some(connection) =
-            crate::broker::connect_with_backoff(&ctx.settings.amqp, &name, &shutdown).await
-        else {
-            return;
-        };
-        let started = std::time::Instant::now();
-        let result = consume(&ctx, &processor, &topology, &queue, &connection, &shutdown).await;
-        let _ = connection.close(200, "worker stopping".into()).await;
-        match result {
-            Ok(()) => {
-                tracing::info!(%queue, "worker stopped");
-                return;
-            }
-            Err(error) => {
-                let delay = backoff.after_session(started.elapsed());
-                tracing::warn!(%queue, error = format!("{error:#}"), retry_in = ?delay, "worker lost the broker; reconnecting");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.cancelled() => return,
-                }
-            }
+    let name = format!("fulfil-worker-{}", processor.name());
+    let lost = format!("worker of {queue} lost the broker");
+    let mut link = crate::broker::Reconnect::new(&ctx.settings.amqp, &name, &lost);
+    while let Some(connection) = link.connect(&shutdown).await {
+        let session = consume(&ctx, &processor, &topology, &queue, &connection, &shutdown).await;
+        if !link.ended(connection, session, &shutdown).await {
+            break;
         }
     }
+    tracing::info!(%queue, "worker stopped");
 }
 
 async fn consume(
