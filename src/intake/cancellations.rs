@@ -12,9 +12,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::Caller;
 use super::body::{Checks, RawBody};
-use super::license_orders::{
-    Change, ChangeStart, accepted, begin_change, enqueue_request, read_change,
-};
+use super::license_orders::{Change, accepted, begin_change, enqueue_request, read_change};
 use super::problem::{ApiError, FieldError};
 use crate::licensing::key::LicenseKey;
 use crate::store::licenses::{self, LicenseRow, RequestKind};
@@ -158,10 +156,7 @@ pub async fn cancel_licenses(
 ) -> Result<Response, ApiError> {
     let named = validate(read_change(&caller, &body)?)?;
     let (mut fresh, order) =
-        match begin_change(&state, &caller, &headers, &id, "cancellations", &body).await? {
-            ChangeStart::Replay(response) => return Ok(response),
-            ChangeStart::Locked(started) => *started,
-        };
+        *begin_change(&state, &caller, &headers, &id, "cancellations", &body).await?;
     let licenses = licenses::list_licenses(&mut *fresh.tx, order.id).await?;
     let ids = resolve(&named, &licenses)?;
     let now = state.clock.now();

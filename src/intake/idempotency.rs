@@ -15,13 +15,8 @@ use crate::store::{Tx, idempotency};
 
 pub const HEADER: &str = "idempotency-key";
 
-pub enum Begun {
-    /// A saved response to send again.
-    Replay(Response),
-    /// First time: do the work in `tx`, then call [`Fresh::finish`].
-    Fresh(Fresh),
-}
-
+/// A request seen for the first time: do the work in `tx`, then call
+/// [`Fresh::finish`].
 pub struct Fresh {
     pub tx: Tx<'static>,
     caller: Caller,
@@ -51,13 +46,17 @@ pub fn key(headers: &HeaderMap) -> Result<&str, ApiError> {
     Ok(key)
 }
 
+/// Begins an idempotent action, the one shape every POST takes:
+/// `let mut fresh = idempotency::begin(…).await?;`. A request seen before
+/// ends the handler right there, answered with its saved response
+/// ([`ApiError::Replayed`]), so no handler can forget the replay.
 pub async fn begin(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
     route: &str,
     body: &[u8],
-) -> Result<Begun, ApiError> {
+) -> Result<Fresh, ApiError> {
     let key = key(headers)?;
     let mut hasher = Sha256::new();
     hasher.update(route.as_bytes());
@@ -68,15 +67,17 @@ pub async fn begin(
     let mut tx = state.pool.begin().await?;
     match idempotency::begin(&mut tx, caller.0.id, key).await? {
         KeyState::Busy => return Err(in_flight()),
-        KeyState::Saved(saved) => return replay(saved, &fingerprint).map(Begun::Replay),
+        KeyState::Saved(saved) => {
+            return Err(ApiError::Replayed(Box::new(replay(saved, &fingerprint)?)));
+        }
         KeyState::Fresh => {}
     }
-    Ok(Begun::Fresh(Fresh {
+    Ok(Fresh {
         tx,
         caller: caller.clone(),
         key: key.to_owned(),
         fingerprint,
-    }))
+    })
 }
 
 fn in_flight() -> ApiError {

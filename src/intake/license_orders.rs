@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
-use super::idempotency::{self, Begun};
+use super::idempotency;
 use super::problem::ApiError;
 use crate::job::JobKind;
 use crate::mail::Locale;
@@ -343,12 +343,7 @@ pub async fn create_order(
     let locale = validate_new(&request, state.settings.mail.default_locale)?;
 
     let mut fresh =
-        match idempotency::begin(&state, &caller, &headers, "POST /v1/license-orders", &body)
-            .await?
-        {
-            Begun::Replay(response) => return Ok(response),
-            Begun::Fresh(fresh) => fresh,
-        };
+        idempotency::begin(&state, &caller, &headers, "POST /v1/license-orders", &body).await?;
     // An order names a customer the partner holds or acts for; any other
     // (unknown included) answers 404 and queues nothing.
     super::directory::customer_acted_for(&mut fresh.tx, &caller, &request.customer_id).await?;
@@ -417,11 +412,6 @@ pub(super) fn read_change<T: serde::de::DeserializeOwned>(
     parse_json(body)
 }
 
-pub(super) enum ChangeStart {
-    Replay(Response),
-    Locked(Box<(idempotency::Fresh, OrderRow)>),
-}
-
 /// The start of every change to an existing order: the idempotency check,
 /// then the order locked in the same transaction as the change.
 pub(super) async fn begin_change(
@@ -431,15 +421,11 @@ pub(super) async fn begin_change(
     id: &str,
     action: &str,
     body: &Bytes,
-) -> Result<ChangeStart, ApiError> {
+) -> Result<Box<(idempotency::Fresh, OrderRow)>, ApiError> {
     let route = format!("POST /v1/license-orders/{id}/{action}");
-    match idempotency::begin(state, caller, headers, &route, body).await? {
-        Begun::Replay(response) => Ok(ChangeStart::Replay(response)),
-        Begun::Fresh(mut fresh) => {
-            let order = lock_changeable_order(&mut fresh.tx, caller, id).await?;
-            Ok(ChangeStart::Locked(Box::new((fresh, order))))
-        }
-    }
+    let mut fresh = idempotency::begin(state, caller, headers, &route, body).await?;
+    let order = lock_changeable_order(&mut fresh.tx, caller, id).await?;
+    Ok(Box::new((fresh, order)))
 }
 
 /// Locks an order the caller may change, refusing the states in which no
@@ -492,10 +478,7 @@ pub async fn add_licenses(
     checks.finish()?;
 
     let (mut fresh, order) =
-        match begin_change(&state, &caller, &headers, &id, "additions", &body).await? {
-            ChangeStart::Replay(response) => return Ok(response),
-            ChangeStart::Locked(started) => *started,
-        };
+        *begin_change(&state, &caller, &headers, &id, "additions", &body).await?;
     let vm_count = match (order.usage.as_str(), request.vm_count) {
         ("hypervisor", Some(count)) => Some(count),
         ("hypervisor", None) => licenses::list_licenses(&mut *fresh.tx, order.id)
@@ -566,10 +549,7 @@ pub async fn raise_vm_count(
     checks.finish()?;
 
     let (mut fresh, order) =
-        match begin_change(&state, &caller, &headers, &id, "vm-count", &body).await? {
-            ChangeStart::Replay(response) => return Ok(response),
-            ChangeStart::Locked(started) => *started,
-        };
+        *begin_change(&state, &caller, &headers, &id, "vm-count", &body).await?;
     if order.usage != "hypervisor" {
         return Err(ApiError::Unprocessable {
             slug: "not-hypervisor",

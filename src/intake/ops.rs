@@ -247,18 +247,14 @@ pub async fn replay(
         );
     }
     checks.finish()?;
-    let fresh = match super::idempotency::begin(
+    let fresh = super::idempotency::begin(
         &state,
         &caller,
         &headers,
         "POST /v1/ops/dead-letters/replay",
         &body,
     )
-    .await?
-    {
-        super::idempotency::Begun::Replay(response) => return Ok(response),
-        super::idempotency::Begun::Fresh(fresh) => fresh,
-    };
+    .await?;
     let report = replay_as(
         &state,
         &caller.0,

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, parse_json};
-use super::idempotency::{self, Begun};
+use super::idempotency;
 use super::problem::ApiError;
 use super::relationships::{
     Found, Invitation, audit_relationship, audit_status, invite_valid, not_found,
@@ -95,10 +95,7 @@ pub async fn invite(
     );
     checks.finish()?;
     let route = "POST /v1/partnerships";
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, route, &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
+    let mut fresh = idempotency::begin(&state, &caller, &headers, route, &body).await?;
     let tx = &mut fresh.tx;
     let reseller = directory::find_partner(&mut **tx, &request.reseller_id)
         .await?
@@ -269,10 +266,7 @@ async fn answer(
         "POST /v1/partnerships/{}/{action}",
         hex::encode(&token_hash)
     );
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
+    let mut fresh = idempotency::begin(&state, &caller, &headers, &route, &body).await?;
     let row = relationships::lock_partnership_by_token(&mut fresh.tx, &token_hash).await?;
     if let Some(partnership) = &row
         && caller.partner_scope() != Some(partnership.reseller_id.as_str())

@@ -15,6 +15,11 @@ pub struct FieldError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// Not a failure: the saved answer to a request made before with the
+    /// same `Idempotency-Key`, sent again as it was. A variant here so that
+    /// `?` ends the handler with it.
+    #[error("the saved response of an earlier identical request")]
+    Replayed(Box<Response>),
     #[error("a valid bearer token is required")]
     Unauthorized,
     #[error("{0}")]
@@ -69,6 +74,7 @@ impl ApiError {
 
     fn status_and_slug(&self) -> (StatusCode, &'static str) {
         match self {
+            ApiError::Replayed(response) => (response.status(), "replayed"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
@@ -168,6 +174,9 @@ pub async fn bare_errors_as_problems(
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Replayed(response) = self {
+            return *response;
+        }
         // A lost database found deep inside a unit of work is still a 503.
         let unreachable = match &self {
             ApiError::Internal(error) => crate::store::unavailable_in(error),

@@ -19,7 +19,7 @@ use super::AppState;
 use super::application::Application;
 use super::auth::Caller;
 use super::body::{Checks, RawBody, is_plausible_email, parse_json};
-use super::idempotency::{self, Begun};
+use super::idempotency;
 use super::problem::ApiError;
 use super::registration_refusal as refusal;
 use crate::mail::Locale;
@@ -150,11 +150,7 @@ pub async fn create(
     checks.locale("locale", request.locale.as_deref());
     checks.finish()?;
     let mut fresh =
-        match idempotency::begin(&state, &caller, &headers, "POST /v1/registrations", &body).await?
-        {
-            Begun::Replay(response) => return Ok(response),
-            Begun::Fresh(fresh) => fresh,
-        };
+        idempotency::begin(&state, &caller, &headers, "POST /v1/registrations", &body).await?;
     let now = state.clock.now();
     let settings = &state.settings.registration;
     let locale = request
@@ -305,10 +301,7 @@ pub async fn complete(
         "POST /v1/registrations/{}/completion",
         hex::encode(&token_hash)
     );
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
+    let mut fresh = idempotency::begin(&state, &caller, &headers, &route, &body).await?;
     match complete_link(&state, &mut fresh.tx, &token_hash, Some(&caller), &body).await? {
         LinkOutcome::Applied(applied) => fresh.finish(StatusCode::OK, view(&applied)).await,
         LinkOutcome::Expired(registration) => {

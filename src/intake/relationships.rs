@@ -29,7 +29,7 @@ use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
 pub(super) use super::directory::not_found;
 use super::directory::owns;
-use super::idempotency::{self, Begun, Fresh};
+use super::idempotency::{self, Fresh};
 use super::problem::ApiError;
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, queue_mail};
@@ -357,18 +357,14 @@ pub async fn request(
     }
     checks.finish()?;
     let request = body_value;
-    let mut fresh = match idempotency::begin(
+    let mut fresh = idempotency::begin(
         &state,
         &caller,
         &headers,
         "POST /v1/relationship-requests",
         &body,
     )
-    .await?
-    {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
+    .await?;
     let tx = &mut fresh.tx;
     let customer = directory::lock_customer(tx, &request.customer_id)
         .await?
@@ -712,10 +708,7 @@ async fn answer(
         hex::encode(&token_hash),
         answer.path()
     );
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
+    let mut fresh = idempotency::begin(&state, &caller, &headers, &route, &body).await?;
     let row = relationships::lock_request_by_token(&mut fresh.tx, &token_hash).await?;
     if let Some(request) = &row {
         authorize_answer(&mut fresh.tx, &caller, request).await?;

@@ -16,7 +16,7 @@ use super::AppState;
 use super::application::Application;
 use super::auth::Caller;
 use super::body::{RawBody, is_identifier, parse_json};
-use super::idempotency::{self, Begun};
+use super::idempotency;
 use super::problem::ApiError;
 use super::registrations::{Addressee, audit_registration, queue, view};
 use crate::store::registrations::{self, Approval, RegistrationRow};
@@ -242,10 +242,7 @@ pub async fn approve(
     };
     let uuid = parse_id(&id)?;
     let route = format!("POST /v1/registrations/{uuid}/approval");
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
+    let mut fresh = idempotency::begin(&state, &caller, &headers, &route, &body).await?;
     let approved = approve_as(&state, &mut fresh.tx, &caller.0, uuid, &request).await?;
     fresh.finish(StatusCode::OK, view(&approved)).await
 }
@@ -271,10 +268,7 @@ pub async fn reject(
     check_reason(&request.reason)?;
     let uuid = parse_id(&id)?;
     let route = format!("POST /v1/registrations/{uuid}/rejection");
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
+    let mut fresh = idempotency::begin(&state, &caller, &headers, &route, &body).await?;
     let rejected = reject_as(&state, &mut fresh.tx, &caller.0, uuid, &request.reason).await?;
     fresh.finish(StatusCode::OK, view(&rejected)).await
 }

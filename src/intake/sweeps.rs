@@ -11,7 +11,7 @@ use serde_json::json;
 use super::AppState;
 use super::auth::Caller;
 use super::body::{RawBody, parse_json};
-use super::idempotency::{self, Begun};
+use super::idempotency;
 use super::problem::ApiError;
 use crate::store::audit;
 use crate::store::tokens::Role;
@@ -52,10 +52,7 @@ pub async fn run(
         parse_json(&body)?
     };
     let route = format!("POST /v1/sweeps/{sweep}");
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
+    let mut fresh = idempotency::begin(&state, &caller, &headers, &route, &body).await?;
     let sweep_request = SweepRequest {
         sweep,
         trigger: Trigger::Api,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
-use super::idempotency::{self, Begun};
+use super::idempotency;
 use super::problem::ApiError;
 use crate::job::JobKind;
 use crate::store::tokens::Role;
@@ -120,10 +120,7 @@ pub async fn submit(
     validate(&request, &destination)?;
 
     let mut fresh =
-        match idempotency::begin(&state, &caller, &headers, "POST /v1/transfers", &body).await? {
-            Begun::Replay(response) => return Ok(response),
-            Begun::Fresh(fresh) => fresh,
-        };
+        idempotency::begin(&state, &caller, &headers, "POST /v1/transfers", &body).await?;
     // Unknown names are refused now; ownership is the worker's precondition
     // check, whose rejection is mailed to everyone.
     let mut unknown = Vec::new();
@@ -313,19 +310,16 @@ async fn begin_action(
     id: &str,
     action: &str,
     body: &[u8],
-) -> Result<Result<Box<(idempotency::Fresh, TransferRow)>, Response>, ApiError> {
+) -> Result<Box<(idempotency::Fresh, TransferRow)>, ApiError> {
     let route = format!("POST /v1/transfers/{id}/{action}");
-    let mut fresh = match idempotency::begin(state, caller, headers, &route, body).await? {
-        Begun::Replay(response) => return Ok(Err(response)),
-        Begun::Fresh(fresh) => fresh,
-    };
+    let mut fresh = idempotency::begin(state, caller, headers, &route, body).await?;
     let not_found = || ApiError::NotFound(format!("no transfer {id}"));
     let uuid: Uuid = id.parse().map_err(|_| not_found())?;
     let transfer = transfers::lock_transfer(&mut fresh.tx, uuid)
         .await?
         .filter(|t| may_see(caller, t))
         .ok_or_else(not_found)?;
-    Ok(Ok(Box::new((fresh, transfer))))
+    Ok(Box::new((fresh, transfer)))
 }
 
 #[utoipa::path(post, path = "/v1/transfers/{id}/cancellation", tag = "transfers", params(("id" = Uuid, Path)),
@@ -340,10 +334,7 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Portal])?;
     let (mut fresh, transfer) =
-        match begin_action(&state, &caller, &headers, &id, "cancellation", &body).await? {
-            Ok(begun) => *begun,
-            Err(replay) => return Ok(replay),
-        };
+        *begin_action(&state, &caller, &headers, &id, "cancellation", &body).await?;
     let uuid = transfer.id;
     if caller.partner_scope() != Some(transfer.destination_partner_id.as_str()) {
         return Err(ApiError::Forbidden(
@@ -394,10 +385,7 @@ pub async fn retry(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Operator])?;
     let (mut fresh, transfer) =
-        match begin_action(&state, &caller, &headers, &id, "retry", &body).await? {
-            Ok(begun) => *begun,
-            Err(replay) => return Ok(replay),
-        };
+        *begin_action(&state, &caller, &headers, &id, "retry", &body).await?;
     let uuid = transfer.id;
     if transfer.status != "failed" {
         return Err(ApiError::Conflict {
@@ -509,11 +497,7 @@ pub async fn role_cleanup(
         )));
     }
     let mut fresh =
-        match idempotency::begin(&state, &caller, &headers, "POST /v1/role-cleanups", &body).await?
-        {
-            Begun::Replay(response) => return Ok(response),
-            Begun::Fresh(fresh) => fresh,
-        };
+        idempotency::begin(&state, &caller, &headers, "POST /v1/role-cleanups", &body).await?;
     let now = state.clock.now();
     let payload = CleanupPayload {
         customer_id: request.customer_id,

@@ -91,10 +91,7 @@ pub async fn add_services(
     check_services(&mut checks, &request.services, true);
     checks.finish()?;
     let (mut fresh, trial) =
-        match lock_for_action(&state, &caller, &headers, &id, "services", &body).await? {
-            Ok(begun) => *begun,
-            Err(replay) => return Ok(replay),
-        };
+        *lock_for_action(&state, &caller, &headers, &id, "services", &body).await?;
     if trial.status != "active" {
         return Err(ApiError::Conflict {
             slug: "trial-not-active",
@@ -207,10 +204,7 @@ pub async fn request_purchase(
     );
     checks.finish()?;
     let (mut fresh, trial) =
-        match lock_for_action(&state, &caller, &headers, &id, "purchase-requests", &body).await? {
-            Ok(begun) => *begun,
-            Err(replay) => return Ok(replay),
-        };
+        *lock_for_action(&state, &caller, &headers, &id, "purchase-requests", &body).await?;
     if !matches!(trial.status.as_str(), "active" | "expired") {
         return Err(ApiError::Conflict {
             slug: "trial-not-purchasable",

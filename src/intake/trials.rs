@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
-use super::idempotency::{self, Begun, Fresh};
+use super::idempotency::{self, Fresh};
 use super::problem::{ApiError, FieldError};
 use crate::store::tokens::Role;
 use crate::store::trials::{self, Admin, NewTrial, TrialRow};
@@ -141,11 +141,7 @@ pub async fn create(
     let request: TrialRequest = parse_json(&body)?;
     let now = state.clock.now();
     validate(&request, now)?;
-    let mut fresh =
-        match idempotency::begin(&state, &caller, &headers, "POST /v1/trials", &body).await? {
-            Begun::Replay(response) => return Ok(response),
-            Begun::Fresh(fresh) => fresh,
-        };
+    let mut fresh = idempotency::begin(&state, &caller, &headers, "POST /v1/trials", &body).await?;
     let customer =
         super::directory::customer_acted_for(&mut fresh.tx, &caller, &request.customer_id).await?;
     let partner_id = match (caller.partner_scope(), &request.partner_id) {
@@ -357,7 +353,7 @@ async fn begin_action(
     id: &str,
     action: &str,
     body: &axum::body::Bytes,
-) -> Result<Result<Box<(Fresh, TrialRow)>, Response>, ApiError> {
+) -> Result<Box<(Fresh, TrialRow)>, ApiError> {
     caller.require(&[Role::Portal, Role::Operator])?;
     if !body.is_empty() {
         parse_json::<TrialAction>(body)?;
@@ -375,19 +371,16 @@ pub(super) async fn lock_for_action(
     id: &str,
     action: &str,
     body: &axum::body::Bytes,
-) -> Result<Result<Box<(Fresh, TrialRow)>, Response>, ApiError> {
+) -> Result<Box<(Fresh, TrialRow)>, ApiError> {
     let route = format!("POST /v1/trials/{id}/{action}");
-    let mut fresh = match idempotency::begin(state, caller, headers, &route, body).await? {
-        Begun::Replay(response) => return Ok(Err(response)),
-        Begun::Fresh(fresh) => fresh,
-    };
+    let mut fresh = idempotency::begin(state, caller, headers, &route, body).await?;
     let not_found = || ApiError::NotFound(format!("no trial {id}"));
     let uuid: Uuid = id.parse().map_err(|_| not_found())?;
     let trial = trials::lock_trial(&mut fresh.tx, uuid)
         .await?
         .filter(|t| may_see(caller, t))
         .ok_or_else(not_found)?;
-    Ok(Ok(Box::new((fresh, trial))))
+    Ok(Box::new((fresh, trial)))
 }
 
 #[utoipa::path(post, path = "/v1/trials/{id}/extensions", tag = "trials", params(("id" = Uuid, Path),
@@ -405,10 +398,7 @@ pub async fn extend(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let (mut fresh, trial) =
-        match begin_action(&state, &caller, &headers, &id, "extensions", &body).await? {
-            Ok(begun) => *begun,
-            Err(replay) => return Ok(replay),
-        };
+        *begin_action(&state, &caller, &headers, &id, "extensions", &body).await?;
     let now = state.clock.now();
     let timeline = Timeline::from_settings(&state.settings.trial);
     if !matches!(trial.status.as_str(), "active" | "expired") {
@@ -465,10 +455,7 @@ pub async fn convert(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let (mut fresh, trial) =
-        match begin_action(&state, &caller, &headers, &id, "conversions", &body).await? {
-            Ok(begun) => *begun,
-            Err(replay) => return Ok(replay),
-        };
+        *begin_action(&state, &caller, &headers, &id, "conversions", &body).await?;
     if !matches!(trial.status.as_str(), "active" | "expired") {
         return Err(ApiError::Conflict {
             slug: "trial-not-convertible",

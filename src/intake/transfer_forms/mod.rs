@@ -37,7 +37,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
-use super::idempotency::{self, Begun, Fresh};
+use super::idempotency::{self, Fresh};
 use super::problem::{ApiError, FieldError};
 use super::relationships::{recipient_locale, shown_name};
 use super::transfers::{Ticket, check_contact, check_subscriptions, open_ticket};
@@ -177,12 +177,7 @@ pub async fn open(
     let request: TransferFormRequest = parse_json(&body)?;
     validate_opening(&request)?;
     let mut fresh =
-        match idempotency::begin(&state, &caller, &headers, "POST /v1/transfer-forms", &body)
-            .await?
-        {
-            Begun::Replay(response) => return Ok(response),
-            Begun::Fresh(fresh) => fresh,
-        };
+        idempotency::begin(&state, &caller, &headers, "POST /v1/transfer-forms", &body).await?;
     // A customer the source does not act for, unknown included, answers 404
     // and mails no one (SPEC §1.5).
     let customer =
@@ -346,10 +341,7 @@ pub async fn complete(
         "POST /v1/transfer-forms/{}/completion",
         hex::encode(&token_hash)
     );
-    let mut fresh = match idempotency::begin(&state, &caller, &headers, &route, &body).await? {
-        Begun::Replay(response) => return Ok(response),
-        Begun::Fresh(fresh) => fresh,
-    };
+    let mut fresh = idempotency::begin(&state, &caller, &headers, &route, &body).await?;
     let form = transfer_forms::lock_form_by_token(&mut fresh.tx, &token_hash)
         .await?
         .ok_or_else(|| ApiError::NotFound("no transfer form has this link token".into()))?;
@@ -406,13 +398,10 @@ async fn begin_source_act(
     headers: &HeaderMap,
     (id, act): (&str, &str),
     body: &[u8],
-) -> Result<Result<Box<(Fresh, FormRow)>, Response>, ApiError> {
+) -> Result<Box<(Fresh, FormRow)>, ApiError> {
     caller.require(&[Role::Portal])?;
     let route = format!("POST /v1/transfer-forms/{id}/{act}");
-    let mut fresh = match idempotency::begin(state, caller, headers, &route, body).await? {
-        Begun::Replay(response) => return Ok(Err(response)),
-        Begun::Fresh(fresh) => fresh,
-    };
+    let mut fresh = idempotency::begin(state, caller, headers, &route, body).await?;
     let uuid: Uuid = id.parse().map_err(|_| missing(id))?;
     let form = transfer_forms::lock_form(&mut fresh.tx, uuid)
         .await?
@@ -423,7 +412,7 @@ async fn begin_source_act(
             "only the source partner may {act} a transfer form"
         )));
     }
-    Ok(Ok(Box::new((fresh, form))))
+    Ok(Box::new((fresh, form)))
 }
 
 #[utoipa::path(post, path = "/v1/transfer-forms/{id}/submission", tag = "transfers", params(("id" = Uuid, Path)),
@@ -441,10 +430,7 @@ pub async fn submit(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let act = (id.as_str(), "submission");
-    let (fresh, form) = match begin_source_act(&state, &caller, &headers, act, &body).await? {
-        Ok(begun) => *begun,
-        Err(replay) => return Ok(replay),
-    };
+    let (fresh, form) = *begin_source_act(&state, &caller, &headers, act, &body).await?;
     let now = state.clock.now();
     let mut fresh = require_state(fresh, &form, &["returned"], &caller, now).await?;
     let (Some(destination), Some(customer_contact), Some(destination_contact)) = (
@@ -506,10 +492,7 @@ pub async fn withdraw(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let act = (id.as_str(), "withdrawal");
-    let (fresh, form) = match begin_source_act(&state, &caller, &headers, act, &body).await? {
-        Ok(begun) => *begun,
-        Err(replay) => return Ok(replay),
-    };
+    let (fresh, form) = *begin_source_act(&state, &caller, &headers, act, &body).await?;
     let now = state.clock.now();
     let mut fresh = require_state(fresh, &form, &["draft", "returned"], &caller, now).await?;
     let withdrawn = transfer_forms::end(&mut fresh.tx, form.id, "withdrawn", now).await?;
