@@ -133,9 +133,10 @@ mod tests {
 
     #[test]
     fn the_registry_keeps_the_wire_names_and_their_order() {
+        // Kinds may be added after these; these are on the wire already.
         let names: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(
-            names,
+            names[..11],
             [
                 "license.new",
                 "license.additional",
