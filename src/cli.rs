@@ -26,9 +26,8 @@ pub enum Command {
     Api,
     /// Run workers: all job kinds, or only those named (e.g. `fulfil worker license.new mail.send`).
     Worker {
-        /// Job kinds: license.new, license.additional, license.vm_count, license.revoke,
-        /// license.order_revoke, transfer.process, role.cleanup, trial.notices, trial.purge,
-        /// trial.number_release, mail.send.
+        // The kinds come from the registry, so the help cannot fall behind it.
+        #[arg(help = format!("Job kinds: {}.", crate::workers::kind_list()))]
         kinds: Vec<String>,
     },
     /// Fire the cron sweeps (scheduler.trial_notices, .trial_purges, .number_releases, .sla_watch).

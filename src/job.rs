@@ -1,59 +1,29 @@
-//! What a job is on the wire and in outcome: its kind, its envelope, and
-//! whether a failed attempt is worth retrying.
+//! What a job is on the wire and in outcome: its kind and typed args, its
+//! envelope, and whether a failed attempt is worth retrying.
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Every kind of job, each with its own durable quorum queue.
+/// A job kind: the name that travels on the wire (envelope `kind`, job row,
+/// routing key, queue name). It is a name rather than an enum so that a new
+/// kind is declared where its args are (`JobArgs::KIND`) and listed once,
+/// in the registry (`workers::REGISTRY`), instead of in a hand-kept enum.
+/// `JobKind::ALL` and `JobKind::parse` come from that registry; the
+/// constants of the existing kinds (`JobKind::LicenseNew`, …) sit next to
+/// their args.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum JobKind {
-    LicenseNew,
-    LicenseAdditional,
-    LicenseVmCount,
-    LicenseRevoke,
-    LicenseOrderRevoke,
-    TransferProcess,
-    RoleCleanup,
-    TrialNotices,
-    TrialPurge,
-    NumberRelease,
-    MailSend,
-}
+pub struct JobKind(&'static str);
 
 impl JobKind {
-    pub const ALL: [JobKind; 11] = [
-        JobKind::LicenseNew,
-        JobKind::LicenseAdditional,
-        JobKind::LicenseVmCount,
-        JobKind::LicenseRevoke,
-        JobKind::LicenseOrderRevoke,
-        JobKind::TransferProcess,
-        JobKind::RoleCleanup,
-        JobKind::TrialNotices,
-        JobKind::TrialPurge,
-        JobKind::NumberRelease,
-        JobKind::MailSend,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::LicenseNew => "license.new",
-            JobKind::LicenseAdditional => "license.additional",
-            JobKind::LicenseVmCount => "license.vm_count",
-            JobKind::LicenseRevoke => "license.revoke",
-            JobKind::LicenseOrderRevoke => "license.order_revoke",
-            JobKind::TransferProcess => "transfer.process",
-            JobKind::RoleCleanup => "role.cleanup",
-            JobKind::TrialNotices => "trial.notices",
-            JobKind::TrialPurge => "trial.purge",
-            JobKind::NumberRelease => "trial.number_release",
-            JobKind::MailSend => "mail.send",
-        }
+    /// Names a kind; only a kind's own args type should call this.
+    pub const fn new(name: &'static str) -> JobKind {
+        JobKind(name)
     }
 
-    pub fn parse(name: &str) -> Option<JobKind> {
-        JobKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+    pub const fn as_str(self) -> &'static str {
+        self.0
     }
 
     /// The envelope version this build understands for the kind.
@@ -66,6 +36,20 @@ impl std::fmt::Display for JobKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A kind's arguments: the one payload type its producers serialise and
+/// its worker deserialises, so the payload contract is written once.
+pub trait JobArgs: Serialize + DeserializeOwned + Send + Sync + 'static {
+    const KIND: JobKind;
+}
+
+/// What a replay's re-check found: whether a dead job's entity still needs
+/// the work, or why not (told to the operator, who may act instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StillNeeded {
+    Yes,
+    No(String),
 }
 
 /// The message body on the broker (SPEC §2.2). The job row in PostgreSQL

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod dashboard;
+pub mod enqueue;
 pub mod intake;
 pub mod job;
 pub mod licensing;

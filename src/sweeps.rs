@@ -17,13 +17,18 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::job::JobKind;
+use crate::enqueue::{Opts, enqueue_unique};
+use crate::job::JobArgs;
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, Mailer, queue_mail};
 use crate::settings::Settings;
 use crate::store::sla::{self, SlaAlert};
-use crate::store::{jobs, sweeps, trials};
+use crate::store::{Tx, sweeps, trials};
+use crate::trials::job::TrialJob;
 use crate::trials::{Timeline, TrialMoment, mail_time};
+use crate::workers::number_release::NumberReleaseArgs;
+use crate::workers::trial_notices::TrialNoticesArgs;
+use crate::workers::trial_purge::TrialPurgeArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -65,16 +70,6 @@ impl Sweep {
 
     pub fn parse(name: &str) -> Option<Sweep> {
         Sweep::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-
-    /// The job kind it queues per trial; the SLA watch queues mails.
-    fn trial_job_kind(self) -> Option<JobKind> {
-        match self {
-            Sweep::TrialNotices => Some(JobKind::TrialNotices),
-            Sweep::TrialPurges => Some(JobKind::TrialPurge),
-            Sweep::NumberReleases => Some(JobKind::NumberRelease),
-            Sweep::SlaWatch => None,
-        }
     }
 
     /// Its cron expression in the scheduler settings.
@@ -308,26 +303,34 @@ impl Sweeper {
         batch: &mut [SweepItem],
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let Some(kind) = request.sweep.trial_job_kind() else {
+        if let Sweep::SlaWatch = request.sweep {
             return self.queue_sla_alerts(batch, now).await;
-        };
+        }
         let mut tx = self.pool.begin().await?;
         for item in batch.iter_mut() {
-            let job = jobs::NewJob {
-                kind,
-                // The sweep's instant travels with the job: a worker on
-                // another clock acts at it (SPEC §3.10).
-                payload: json!({ "trial_id": item.entity_id, "as_of": now }),
+            // The sweep's instant travels with the job: a worker on
+            // another clock acts at it (SPEC §3.10).
+            let job = TrialJob {
+                trial_id: item.entity_id,
+                as_of: Some(now),
+            };
+            let opts = Opts {
                 partner_id: None,
                 token_id: request.token_id,
                 resource_type: "trial",
                 resource_id: item.entity_id,
                 sla_deadline: None,
+                max_attempts: self.settings.jobs.max_attempts,
+                now,
             };
-            let unique_key = format!("{kind}:{}", item.entity_id);
-            let max_attempts = self.settings.jobs.max_attempts;
-            item.job_id =
-                jobs::enqueue_unique(&mut tx, job, &unique_key, max_attempts, now).await?;
+            // The job kind each sweep queues per trial.
+            let tx = &mut tx;
+            item.job_id = match request.sweep {
+                Sweep::TrialNotices => queue_trial_job(tx, &TrialNoticesArgs(job), opts).await?,
+                Sweep::TrialPurges => queue_trial_job(tx, &TrialPurgeArgs(job), opts).await?,
+                Sweep::NumberReleases => queue_trial_job(tx, &NumberReleaseArgs(job), opts).await?,
+                Sweep::SlaWatch => unreachable!("the SLA watch queues mails, above"),
+            };
         }
         tx.commit().await?;
         Ok(())
@@ -446,6 +449,17 @@ fn sla_mail_context(alert: &SlaAlert, now: DateTime<Utc>) -> serde_json::Value {
         "attempts": alert.attempts,
         "last_error": alert.last_error,
     })
+}
+
+/// Queues one trial's job unless the same kind's job for it is pending:
+/// running a sweep twice before the workers caught up queues it once.
+async fn queue_trial_job<A: JobArgs>(
+    tx: &mut Tx<'_>,
+    args: &A,
+    opts: Opts<'_>,
+) -> sqlx::Result<Option<Uuid>> {
+    let unique_key = format!("{}:{}", A::KIND, opts.resource_id);
+    enqueue_unique(tx, args, &unique_key, opts).await
 }
 
 #[cfg(test)]

@@ -1,14 +1,19 @@
 //! What the transfer intake and workers share: the form's three contacts,
-//! the mail each of them gets at every step, and audit rows.
+//! the mail each of them gets at every step, audit rows, and what becomes
+//! of a ticket whose job died or is replayed.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::job::JobError;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::job::{JobError, StillNeeded};
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, Mailer, queue_mail};
-use crate::store::transfers::TransferRow;
+use crate::store::jobs::JobRow;
+use crate::store::transfers::{self, TransferRow};
 use crate::store::{Tx, audit};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -103,4 +108,69 @@ pub async fn audit_transition(
         detail,
     };
     audit::record(tx, event).await
+}
+
+/// Marks a transfer `failed` with the error of its dead job, and mails why;
+/// what a transfer's jobs do when they are dead-lettered.
+pub async fn fail_transfer(
+    clock: &Clock,
+    mailer: &Mailer,
+    tx: &mut Tx<'_>,
+    job: &JobRow,
+    transfer_id: Uuid,
+    error: &str,
+) -> Result<(), JobError> {
+    let Some(mut transfer) = transfers::lock_transfer(tx, transfer_id).await? else {
+        return Ok(());
+    };
+    if ["completed", "rejected", "failed", "expired", "cancelled"]
+        .contains(&transfer.status.as_str())
+    {
+        return Ok(());
+    }
+    let now = clock.now();
+    transfers::set_status(tx, transfer_id, "failed", Some(error), now).await?;
+    let from = transfer.status.clone();
+    audit_transition(
+        tx,
+        &transfer,
+        (&from, "failed"),
+        Some(job.id),
+        json!({ "error": error }),
+        now,
+    )
+    .await?;
+    // The raw error stays on the ticket for operators; recipients get a
+    // neutral reason they can quote.
+    transfer.reason = Some(format!(
+        "an internal error stopped the processing (job {})",
+        job.id
+    ));
+    let subscription_ids = transfers::subscription_ids(&mut **tx, transfer_id).await?;
+    queue_mails(
+        mailer,
+        tx,
+        &transfer,
+        &subscription_ids,
+        "transfer_failed",
+        now,
+    )
+    .await
+}
+
+/// A replay of a transfer's step is pointless once the ticket has left the
+/// states its jobs work in; a failed one is resumed by its own route.
+pub async fn step_still_needed(tx: &mut Tx<'_>, transfer_id: Uuid) -> sqlx::Result<StillNeeded> {
+    let status = transfers::find_transfer(&mut **tx, transfer_id)
+        .await?
+        .map(|t| t.status);
+    Ok(match status.as_deref() {
+        None | Some("submitted" | "cleaning_roles") => StillNeeded::Yes,
+        Some("failed") => StillNeeded::No(format!(
+            "transfer {transfer_id} is failed: resume it with POST /v1/transfers/{transfer_id}/retry"
+        )),
+        Some(other) => StillNeeded::No(format!(
+            "transfer {transfer_id} is {other}: this step is over"
+        )),
+    })
 }

@@ -2,33 +2,52 @@
 //! and queues the "licenses added" mail.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
-use crate::job::{JobError, JobKind};
+use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
 use crate::licensing::issuance;
-use crate::runtime::{JobContext, JobHandler};
+use crate::licensing::orders::{self, LicenseJob, OrderChange};
+use crate::runtime::{JobContext, Worker};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
 use crate::store::licenses;
 
+/// The args of `license.additional`: the order and the request for more keys.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LicenseAdditionalArgs(pub LicenseJob);
+
+impl JobArgs for LicenseAdditionalArgs {
+    const KIND: JobKind = JobKind::LicenseAdditional;
+}
+
+impl JobKind {
+    #[allow(non_upper_case_globals)] // spelled like the enum variant it was
+    pub const LicenseAdditional: JobKind = JobKind::new("license.additional");
+}
+
 pub struct LicenseAdditional;
 
 #[async_trait]
-impl JobHandler for LicenseAdditional {
-    fn kind(&self) -> JobKind {
-        JobKind::LicenseAdditional
-    }
+impl Worker for LicenseAdditional {
+    type Args = LicenseAdditionalArgs;
 
     fn batches(&self) -> bool {
         true
     }
 
-    async fn handle(
+    async fn still_needed(&self, tx: &mut Tx<'_>, args: &Self::Args) -> sqlx::Result<StillNeeded> {
+        orders::request_still_needed(tx, args.0).await
+    }
+
+    async fn work(
         &self,
         ctx: &JobContext,
         job: &JobRow,
+        LicenseAdditionalArgs(args): LicenseAdditionalArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let Some((order, request)) = super::load_license_job(tx, job).await? else {
+        let Some((order, request)) = orders::load(tx, args).await? else {
             return Ok(());
         };
         let (order_id, request_id) = (order.id, request.id);
@@ -41,19 +60,26 @@ impl JobHandler for LicenseAdditional {
             )));
         };
         let now = ctx.clock.now();
-        let issued =
-            issuance::issue_pending_keys(ctx, tx, &order, &vendor_order_id, request_id, now)
-                .await?;
+        let issued = issuance::issue_pending_keys(
+            &ctx.signer,
+            &*ctx.vendor,
+            tx,
+            &order,
+            &vendor_order_id,
+            request_id,
+            now,
+        )
+        .await?;
         licenses::complete_request(tx, request_id, now).await?;
-        let change = super::OrderChange {
+        let change = OrderChange {
             action: "licenses.issued",
             from: None,
             to: None,
             detail: serde_json::json!({ "request_id": request_id, "keys_issued": issued.len() }),
         };
-        super::audit_order(tx, &order, job, change, now).await?;
+        orders::audit_order(tx, &order, job, change, now).await?;
         issuance::queue_issued_mail(
-            ctx,
+            &ctx.mailer,
             tx,
             "license_added",
             issuance::Issued {

@@ -3,33 +3,52 @@
 //! the "keys issued" mail.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
-use crate::job::{JobError, JobKind};
+use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
 use crate::licensing::issuance;
-use crate::runtime::{JobContext, JobHandler};
+use crate::licensing::orders::{self, LicenseJob, OrderChange};
+use crate::runtime::{JobContext, Worker};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
 use crate::store::licenses;
 
+/// The args of `license.new`: the order to activate and its first request.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LicenseNewArgs(pub LicenseJob);
+
+impl JobArgs for LicenseNewArgs {
+    const KIND: JobKind = JobKind::LicenseNew;
+}
+
+impl JobKind {
+    #[allow(non_upper_case_globals)] // spelled like the enum variant it was
+    pub const LicenseNew: JobKind = JobKind::new("license.new");
+}
+
 pub struct LicenseNew;
 
 #[async_trait]
-impl JobHandler for LicenseNew {
-    fn kind(&self) -> JobKind {
-        JobKind::LicenseNew
-    }
+impl Worker for LicenseNew {
+    type Args = LicenseNewArgs;
 
     fn batches(&self) -> bool {
         true
     }
 
-    async fn handle(
+    async fn still_needed(&self, tx: &mut Tx<'_>, args: &Self::Args) -> sqlx::Result<StillNeeded> {
+        orders::request_still_needed(tx, args.0).await
+    }
+
+    async fn work(
         &self,
         ctx: &JobContext,
         job: &JobRow,
+        LicenseNewArgs(args): LicenseNewArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let Some((order, request)) = super::load_license_job(tx, job).await? else {
+        let Some((order, request)) = orders::load(tx, args).await? else {
             return Ok(());
         };
         let request_id = request.id;
@@ -38,19 +57,26 @@ impl JobHandler for LicenseNew {
             None => ctx.vendor.create_order(order.id).await?,
         };
         let now = ctx.clock.now();
-        let issued =
-            issuance::issue_pending_keys(ctx, tx, &order, &vendor_order_id, request_id, now)
-                .await?;
+        let issued = issuance::issue_pending_keys(
+            &ctx.signer,
+            &*ctx.vendor,
+            tx,
+            &order,
+            &vendor_order_id,
+            request_id,
+            now,
+        )
+        .await?;
         licenses::activate_order(tx, order.id, request_id, &vendor_order_id, now).await?;
-        let change = super::OrderChange {
+        let change = OrderChange {
             action: "order.activated",
             from: Some("preparing"),
             to: Some("active"),
             detail: serde_json::json!({ "request_id": request_id, "keys_issued": issued.len() }),
         };
-        super::audit_order(tx, &order, job, change, now).await?;
+        orders::audit_order(tx, &order, job, change, now).await?;
         issuance::queue_issued_mail(
-            ctx,
+            &ctx.mailer,
             tx,
             "license_issued",
             issuance::Issued {

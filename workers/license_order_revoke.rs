@@ -4,30 +4,45 @@
 //! that no live key remains: an order with a live key is never revoked.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::job::{JobError, JobKind};
+use crate::job::{JobArgs, JobError, JobKind};
+use crate::licensing::orders::{self, LicenseJob, OrderChange};
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, queue_mail};
-use crate::runtime::{JobContext, JobHandler};
+use crate::runtime::{JobContext, Worker};
 use crate::store::jobs::JobRow;
 use crate::store::{Tx, licenses};
+
+/// The args of `license.order_revoke`: the order and the cancellation that emptied it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LicenseOrderRevokeArgs(pub LicenseJob);
+
+impl JobArgs for LicenseOrderRevokeArgs {
+    const KIND: JobKind = JobKind::LicenseOrderRevoke;
+}
+
+impl JobKind {
+    #[allow(non_upper_case_globals)] // spelled like the enum variant it was
+    pub const LicenseOrderRevoke: JobKind = JobKind::new("license.order_revoke");
+}
 
 pub struct LicenseOrderRevoke;
 
 #[async_trait]
-impl JobHandler for LicenseOrderRevoke {
-    fn kind(&self) -> JobKind {
-        JobKind::LicenseOrderRevoke
-    }
+impl Worker for LicenseOrderRevoke {
+    type Args = LicenseOrderRevokeArgs;
 
-    async fn handle(
+    async fn work(
         &self,
         ctx: &JobContext,
         job: &JobRow,
+        LicenseOrderRevokeArgs(args): LicenseOrderRevokeArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let Some((order, request)) = super::load_license_job(tx, job).await? else {
+        let Some((order, request)) = orders::load(tx, args).await? else {
             return Ok(());
         };
         let now = ctx.clock.now();
@@ -48,13 +63,13 @@ impl JobHandler for LicenseOrderRevoke {
         ctx.vendor.revoke_order(order.id, &vendor_order_id).await?;
         licenses::revoke_order(tx, order.id, now).await?;
         licenses::complete_request(tx, request.id, now).await?;
-        let change = super::OrderChange {
+        let change = OrderChange {
             action: "order.revoked",
             from: Some("active"),
             to: Some("revoked"),
             detail: json!({ "request_id": request.id, "vendor_order_id": vendor_order_id }),
         };
-        super::audit_order(tx, &order, job, change, now).await?;
+        orders::audit_order(tx, &order, job, change, now).await?;
 
         let mut recipients = vec![(
             "contact",

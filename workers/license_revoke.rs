@@ -3,35 +3,56 @@
 //! to `license.order_revoke`; the order is revoked by exactly one job.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::job::{JobError, JobKind};
+use super::license_order_revoke::LicenseOrderRevokeArgs;
+use crate::enqueue::{Opts, enqueue_with_id};
+use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
+use crate::licensing::orders::{self, LicenseJob, OrderChange};
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, queue_mail};
-use crate::runtime::{JobContext, JobHandler};
-use crate::store::jobs::{self, JobRow};
+use crate::runtime::{JobContext, Worker};
+use crate::store::jobs::JobRow;
 use crate::store::{Tx, licenses};
+
+/// The args of `license.revoke`: the order and the cancellation.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LicenseRevokeArgs(pub LicenseJob);
+
+impl JobArgs for LicenseRevokeArgs {
+    const KIND: JobKind = JobKind::LicenseRevoke;
+}
+
+impl JobKind {
+    #[allow(non_upper_case_globals)] // spelled like the enum variant it was
+    pub const LicenseRevoke: JobKind = JobKind::new("license.revoke");
+}
 
 pub struct LicenseRevoke;
 
 #[async_trait]
-impl JobHandler for LicenseRevoke {
-    fn kind(&self) -> JobKind {
-        JobKind::LicenseRevoke
-    }
+impl Worker for LicenseRevoke {
+    type Args = LicenseRevokeArgs;
 
     fn batches(&self) -> bool {
         true
     }
 
-    async fn handle(
+    async fn still_needed(&self, tx: &mut Tx<'_>, args: &Self::Args) -> sqlx::Result<StillNeeded> {
+        orders::request_still_needed(tx, args.0).await
+    }
+
+    async fn work(
         &self,
         ctx: &JobContext,
         job: &JobRow,
+        LicenseRevokeArgs(args): LicenseRevokeArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let Some((order, request)) = super::load_license_job(tx, job).await? else {
+        let Some((order, request)) = orders::load(tx, args).await? else {
             return Ok(());
         };
         let ids = request
@@ -44,7 +65,7 @@ impl JobHandler for LicenseRevoke {
         let now = ctx.clock.now();
         let revoked = licenses::revoke_licenses(tx, &ids, now).await?;
         let remaining = licenses::count_live_licenses(tx, order.id).await?;
-        let change = super::OrderChange {
+        let change = OrderChange {
             action: "licenses.revoked",
             from: None,
             to: None,
@@ -54,24 +75,27 @@ impl JobHandler for LicenseRevoke {
                 "remaining": remaining,
             }),
         };
-        super::audit_order(tx, &order, job, change, now).await?;
+        orders::audit_order(tx, &order, job, change, now).await?;
 
         if remaining == 0 {
             // The cancellation stays in progress until the order itself is
             // revoked, so no change can slip in between.
             let revocation = Uuid::now_v7();
             if licenses::claim_revocation(tx, order.id, revocation).await? {
-                let new_job = jobs::NewJob {
-                    kind: JobKind::LicenseOrderRevoke,
-                    payload: json!({ "order_id": order.id, "request_id": request.id }),
+                let opts = Opts {
                     partner_id: Some(&order.partner_id),
                     token_id: job.token_id,
                     resource_type: "license_order",
                     resource_id: order.id,
                     sla_deadline: Some(request.sla_deadline),
+                    max_attempts: ctx.settings.jobs.max_attempts,
+                    now,
                 };
-                jobs::enqueue_with_id(tx, revocation, new_job, ctx.settings.jobs.max_attempts, now)
-                    .await?;
+                let args = LicenseOrderRevokeArgs(LicenseJob {
+                    order_id: order.id,
+                    request_id: request.id,
+                });
+                enqueue_with_id(tx, revocation, &args, opts).await?;
             }
         } else {
             licenses::complete_request(tx, request.id, now).await?;

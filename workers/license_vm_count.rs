@@ -2,36 +2,55 @@
 //! its certificate and queues the "VM count changed" mail.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::job::{JobError, JobKind};
+use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
 use crate::licensing::issuance;
+use crate::licensing::orders::{self, LicenseJob, OrderChange};
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, queue_mail};
-use crate::runtime::{JobContext, JobHandler};
+use crate::runtime::{JobContext, Worker};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
 use crate::store::licenses;
 
+/// The args of `license.vm_count`: the order and the VM-count request.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LicenseVmCountArgs(pub LicenseJob);
+
+impl JobArgs for LicenseVmCountArgs {
+    const KIND: JobKind = JobKind::LicenseVmCount;
+}
+
+impl JobKind {
+    #[allow(non_upper_case_globals)] // spelled like the enum variant it was
+    pub const LicenseVmCount: JobKind = JobKind::new("license.vm_count");
+}
+
 pub struct LicenseVmCount;
 
 #[async_trait]
-impl JobHandler for LicenseVmCount {
-    fn kind(&self) -> JobKind {
-        JobKind::LicenseVmCount
-    }
+impl Worker for LicenseVmCount {
+    type Args = LicenseVmCountArgs;
 
     fn batches(&self) -> bool {
         true
     }
 
-    async fn handle(
+    async fn still_needed(&self, tx: &mut Tx<'_>, args: &Self::Args) -> sqlx::Result<StillNeeded> {
+        orders::request_still_needed(tx, args.0).await
+    }
+
+    async fn work(
         &self,
         ctx: &JobContext,
         job: &JobRow,
+        LicenseVmCountArgs(args): LicenseVmCountArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let Some((order, request)) = super::load_license_job(tx, job).await? else {
+        let Some((order, request)) = orders::load(tx, args).await? else {
             return Ok(());
         };
         let request_id = request.id;
@@ -54,7 +73,7 @@ impl JobHandler for LicenseVmCount {
         };
         let now = ctx.clock.now();
         let certificate = issuance::certificate_for(
-            ctx,
+            &ctx.signer,
             &order,
             &vendor_order_id,
             &license,
@@ -64,13 +83,13 @@ impl JobHandler for LicenseVmCount {
         );
         licenses::set_vm_count(tx, license_id, vm_count, &certificate).await?;
         licenses::complete_request(tx, request_id, now).await?;
-        let change = super::OrderChange {
+        let change = OrderChange {
             action: "vm_count.raised",
             from: None,
             to: None,
             detail: json!({ "request_id": request_id, "license_id": license_id, "from": previous, "to": vm_count }),
         };
-        super::audit_order(tx, &order, job, change, now).await?;
+        orders::audit_order(tx, &order, job, change, now).await?;
         let mut updated = license.clone();
         updated.certificate = Some(certificate);
         queue_mail(

@@ -3,39 +3,48 @@
 //! file transport overwrites the same file; an SMTP peer can dedupe).
 
 use async_trait::async_trait;
-use uuid::Uuid;
 
-use crate::job::{JobError, JobKind};
+use crate::job::{JobError, StillNeeded};
 use crate::mail::message::{Attachment, OutgoingMail};
-use crate::runtime::{JobContext, JobHandler, payload};
+use crate::mail::queue::MailSendArgs;
+use crate::runtime::{JobContext, Worker};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
 use crate::store::mails;
 
 pub struct MailSend;
 
-#[derive(serde::Deserialize)]
-struct MailPayload {
-    mail_id: Uuid,
-}
-
 #[async_trait]
-impl JobHandler for MailSend {
-    fn kind(&self) -> JobKind {
-        JobKind::MailSend
-    }
+impl Worker for MailSend {
+    type Args = MailSendArgs;
 
     fn batches(&self) -> bool {
         true
     }
 
-    async fn handle(
+    async fn still_needed(
+        &self,
+        tx: &mut Tx<'_>,
+        args: &MailSendArgs,
+    ) -> sqlx::Result<StillNeeded> {
+        // A plain read (the store's claim would mark it sending).
+        let status: Option<String> = sqlx::query_scalar("select status from mails where id = $1")
+            .bind(args.mail_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(match status.as_deref() {
+            Some("sent") => StillNeeded::No("the mail was sent meanwhile".to_owned()),
+            _ => StillNeeded::Yes,
+        })
+    }
+
+    async fn work(
         &self,
         ctx: &JobContext,
-        job: &JobRow,
+        _job: &JobRow,
+        MailSendArgs { mail_id }: MailSendArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let MailPayload { mail_id } = payload(job)?;
         let mail = match mails::claim_unsent(tx, mail_id, ctx.clock.now()).await? {
             mails::Claim::Unsent(mail) => mail,
             mails::Claim::AlreadySent => return Ok(()),

@@ -8,16 +8,15 @@ use async_trait::async_trait;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::job::{JobError, JobKind};
-use crate::runtime::{JobContext, JobHandler, payload};
+use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
+use crate::runtime::{JobContext, Worker};
 use crate::store::jobs::JobRow;
 use crate::store::{Tx, transfers};
-use crate::transfers::{audit_transition, queue_mails};
+use crate::transfers::{audit_transition, fail_transfer, queue_mails, step_still_needed};
 
-pub struct RoleCleanup;
-
-#[derive(serde::Deserialize, serde::Serialize)]
-pub struct CleanupPayload {
+/// The args of `role.cleanup`: whose roles to remove where.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct RoleCleanupArgs {
     pub customer_id: String,
     pub partner_id: String,
     pub subscription_ids: Vec<String>,
@@ -25,19 +24,28 @@ pub struct CleanupPayload {
     pub transfer_id: Option<Uuid>,
 }
 
-#[async_trait]
-impl JobHandler for RoleCleanup {
-    fn kind(&self) -> JobKind {
-        JobKind::RoleCleanup
-    }
+impl JobArgs for RoleCleanupArgs {
+    const KIND: JobKind = JobKind::RoleCleanup;
+}
 
-    async fn handle(
+impl JobKind {
+    #[allow(non_upper_case_globals)] // spelled like the enum variant it was
+    pub const RoleCleanup: JobKind = JobKind::new("role.cleanup");
+}
+
+pub struct RoleCleanup;
+
+#[async_trait]
+impl Worker for RoleCleanup {
+    type Args = RoleCleanupArgs;
+
+    async fn work(
         &self,
         ctx: &JobContext,
         job: &JobRow,
+        cleanup: RoleCleanupArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let cleanup: CleanupPayload = payload(job)?;
         let now = ctx.clock.now();
         let transfer = match cleanup.transfer_id {
             Some(id) => Some(
@@ -85,58 +93,24 @@ impl JobHandler for RoleCleanup {
         &self,
         ctx: &JobContext,
         job: &JobRow,
+        args: RoleCleanupArgs,
         tx: &mut Tx<'_>,
         error: &str,
     ) -> Result<(), JobError> {
-        match payload::<CleanupPayload>(job)?.transfer_id {
-            Some(transfer_id) => fail_transfer(ctx, tx, job, transfer_id, error).await,
+        match args.transfer_id {
+            Some(id) => fail_transfer(&ctx.clock, &ctx.mailer, tx, job, id, error).await,
             None => Ok(()),
         }
     }
-}
 
-/// Marks a transfer `failed` with the error of its dead job, and mails why.
-pub(super) async fn fail_transfer(
-    ctx: &JobContext,
-    tx: &mut Tx<'_>,
-    job: &JobRow,
-    transfer_id: Uuid,
-    error: &str,
-) -> Result<(), JobError> {
-    let Some(mut transfer) = transfers::lock_transfer(tx, transfer_id).await? else {
-        return Ok(());
-    };
-    if ["completed", "rejected", "failed", "expired", "cancelled"]
-        .contains(&transfer.status.as_str())
-    {
-        return Ok(());
+    async fn still_needed(
+        &self,
+        tx: &mut Tx<'_>,
+        args: &RoleCleanupArgs,
+    ) -> sqlx::Result<StillNeeded> {
+        match args.transfer_id {
+            Some(id) => step_still_needed(tx, id).await,
+            None => Ok(StillNeeded::Yes),
+        }
     }
-    let now = ctx.clock.now();
-    transfers::set_status(tx, transfer_id, "failed", Some(error), now).await?;
-    let from = transfer.status.clone();
-    audit_transition(
-        tx,
-        &transfer,
-        (&from, "failed"),
-        Some(job.id),
-        json!({ "error": error }),
-        now,
-    )
-    .await?;
-    // The raw error stays on the ticket for operators; recipients get a
-    // neutral reason they can quote.
-    transfer.reason = Some(format!(
-        "an internal error stopped the processing (job {})",
-        job.id
-    ));
-    let subscription_ids = transfers::subscription_ids(&mut **tx, transfer_id).await?;
-    queue_mails(
-        &ctx.mailer,
-        tx,
-        &transfer,
-        &subscription_ids,
-        "transfer_failed",
-        now,
-    )
-    .await
 }

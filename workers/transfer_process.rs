@@ -8,32 +8,42 @@ use async_trait::async_trait;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::job::{JobError, JobKind};
-use crate::runtime::{JobContext, JobHandler, payload};
-use crate::store::jobs::{self, JobRow};
+use super::role_cleanup::RoleCleanupArgs;
+use crate::enqueue::{Opts, enqueue};
+use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
+use crate::runtime::{JobContext, Worker};
+use crate::store::jobs::JobRow;
 use crate::store::{Tx, transfers};
-use crate::transfers::{audit_transition, queue_mails};
+use crate::transfers::{audit_transition, fail_transfer, queue_mails, step_still_needed};
+
+/// The args of `transfer.process`: the submitted ticket.
+#[derive(Debug, Clone, Copy, serde::Deserialize, serde::Serialize)]
+pub struct TransferProcessArgs {
+    pub transfer_id: Uuid,
+}
+
+impl JobArgs for TransferProcessArgs {
+    const KIND: JobKind = JobKind::TransferProcess;
+}
+
+impl JobKind {
+    #[allow(non_upper_case_globals)] // spelled like the enum variant it was
+    pub const TransferProcess: JobKind = JobKind::new("transfer.process");
+}
 
 pub struct TransferProcess;
 
-#[derive(serde::Deserialize)]
-struct TransferPayload {
-    transfer_id: Uuid,
-}
-
 #[async_trait]
-impl JobHandler for TransferProcess {
-    fn kind(&self) -> JobKind {
-        JobKind::TransferProcess
-    }
+impl Worker for TransferProcess {
+    type Args = TransferProcessArgs;
 
-    async fn handle(
+    async fn work(
         &self,
         ctx: &JobContext,
         job: &JobRow,
+        TransferProcessArgs { transfer_id }: TransferProcessArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let TransferPayload { transfer_id } = payload(job)?;
         let mut transfer = transfers::lock_transfer(tx, transfer_id)
             .await?
             .ok_or_else(|| JobError::fatal(format!("transfer {transfer_id} does not exist")))?;
@@ -100,21 +110,22 @@ impl JobHandler for TransferProcess {
             now,
         )
         .await?;
-        let cleanup = jobs::NewJob {
-            kind: JobKind::RoleCleanup,
-            payload: json!({
-                "customer_id": transfer.customer_id,
-                "partner_id": transfer.source_partner_id,
-                "subscription_ids": subscription_ids,
-                "transfer_id": transfer.id,
-            }),
+        let cleanup = RoleCleanupArgs {
+            customer_id: transfer.customer_id.clone(),
+            partner_id: transfer.source_partner_id.clone(),
+            subscription_ids,
+            transfer_id: Some(transfer.id),
+        };
+        let opts = Opts {
             partner_id: Some(&transfer.destination_partner_id),
             token_id: transfer.token_id,
             resource_type: "transfer",
             resource_id: transfer.id,
             sla_deadline: None,
+            max_attempts: ctx.settings.jobs.max_attempts,
+            now,
         };
-        jobs::enqueue(tx, cleanup, ctx.settings.jobs.max_attempts, now).await?;
+        enqueue(tx, &cleanup, opts).await?;
         Ok(())
     }
 
@@ -122,10 +133,18 @@ impl JobHandler for TransferProcess {
         &self,
         ctx: &JobContext,
         job: &JobRow,
+        TransferProcessArgs { transfer_id }: TransferProcessArgs,
         tx: &mut Tx<'_>,
         error: &str,
     ) -> Result<(), JobError> {
-        let TransferPayload { transfer_id } = payload(job)?;
-        super::role_cleanup::fail_transfer(ctx, tx, job, transfer_id, error).await
+        fail_transfer(&ctx.clock, &ctx.mailer, tx, job, transfer_id, error).await
+    }
+
+    async fn still_needed(
+        &self,
+        tx: &mut Tx<'_>,
+        args: &TransferProcessArgs,
+    ) -> sqlx::Result<StillNeeded> {
+        step_still_needed(tx, args.transfer_id).await
     }
 }

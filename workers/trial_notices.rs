@@ -4,61 +4,46 @@
 //! second sweep finds it recorded and sends nothing.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::job::{JobError, JobKind};
-use crate::runtime::{JobContext, JobHandler, payload};
+use crate::job::{JobArgs, JobError, JobKind};
+use crate::runtime::{JobContext, Worker};
 use crate::store::jobs::JobRow;
-use crate::store::trials::TrialRow;
 use crate::store::{Tx, directory, trials};
+use crate::trials::job::{TrialJob, lock_trial};
 use crate::trials::{
     Notice, Timeline, TrialChange, TrialMoment, audit_change, queue_admin_notices,
 };
 
+/// The args of `trial.notices`: the trial whose notices may be due.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrialNoticesArgs(pub TrialJob);
+
+impl JobArgs for TrialNoticesArgs {
+    const KIND: JobKind = JobKind::TrialNotices;
+}
+
+impl JobKind {
+    #[allow(non_upper_case_globals)] // spelled like the enum variant it was
+    pub const TrialNotices: JobKind = JobKind::new("trial.notices");
+}
+
 pub struct TrialNotices;
 
-/// The payload of every trial job: the trial it is for, and the business
-/// instant of the sweep that found it due (SPEC §3.10).
-#[derive(Debug, serde::Deserialize, serde::Serialize)]
-pub struct TrialPayload {
-    pub trial_id: uuid::Uuid,
-    /// A sweep run at a moved clock (`clock.now`) queues work due at that
-    /// instant; a worker on another clock must still do it, so it acts at
-    /// the later of its own clock and this.
-    #[serde(default)]
-    pub as_of: Option<DateTime<Utc>>,
-}
-
-/// The trial a trial job is for, locked for the job's transaction, and the
-/// instant the job acts at; a trial that does not exist is a fatal error
-/// (the job can never succeed).
-pub(super) async fn lock_job_trial(
-    ctx: &JobContext,
-    tx: &mut Tx<'_>,
-    job: &JobRow,
-) -> Result<(TrialRow, DateTime<Utc>), JobError> {
-    let TrialPayload { trial_id, as_of } = payload(job)?;
-    let trial = trials::lock_trial(tx, trial_id)
-        .await?
-        .ok_or_else(|| JobError::fatal(format!("trial {trial_id} does not exist")))?;
-    let now = ctx.clock.now();
-    Ok((trial, as_of.map_or(now, |as_of| as_of.max(now))))
-}
-
 #[async_trait]
-impl JobHandler for TrialNotices {
-    fn kind(&self) -> JobKind {
-        JobKind::TrialNotices
-    }
+impl Worker for TrialNotices {
+    type Args = TrialNoticesArgs;
 
-    async fn handle(
+    async fn work(
         &self,
         ctx: &JobContext,
         job: &JobRow,
+        TrialNoticesArgs(args): TrialNoticesArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let (trial, now) = lock_job_trial(ctx, tx, job).await?;
+        let (trial, now) = lock_trial(tx, args, &ctx.clock).await?;
         let trial_id = trial.id;
         let timeline = Timeline::from_settings(&ctx.settings.trial);
         let recorded = trials::notices(&mut **tx, trial_id).await?;

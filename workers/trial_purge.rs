@@ -6,30 +6,44 @@
 //! holds its numbers, audits the purge and queues the members' mail.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::trial_notices::lock_job_trial;
-use crate::job::{JobError, JobKind};
-use crate::runtime::{JobContext, JobHandler};
+use crate::job::{JobArgs, JobError, JobKind};
+use crate::runtime::{JobContext, Worker};
 use crate::store::jobs::JobRow;
 use crate::store::{Tx, directory, trials};
+use crate::trials::job::{TrialJob, lock_trial};
 use crate::trials::{Timeline, TrialChange, audit_change, queue_purge_mails};
+
+/// The args of `trial.purge`: the unconverted trial whose grace is over.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrialPurgeArgs(pub TrialJob);
+
+impl JobArgs for TrialPurgeArgs {
+    const KIND: JobKind = JobKind::TrialPurge;
+}
+
+impl JobKind {
+    #[allow(non_upper_case_globals)] // spelled like the enum variant it was
+    pub const TrialPurge: JobKind = JobKind::new("trial.purge");
+}
 
 pub struct TrialPurge;
 
 #[async_trait]
-impl JobHandler for TrialPurge {
-    fn kind(&self) -> JobKind {
-        JobKind::TrialPurge
-    }
+impl Worker for TrialPurge {
+    type Args = TrialPurgeArgs;
 
-    async fn handle(
+    async fn work(
         &self,
         ctx: &JobContext,
         job: &JobRow,
+        TrialPurgeArgs(args): TrialPurgeArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let (trial, now) = lock_job_trial(ctx, tx, job).await?;
+        let (trial, now) = lock_trial(tx, args, &ctx.clock).await?;
         let trial_id = trial.id;
         let timeline = Timeline::from_settings(&ctx.settings.trial);
         if !timeline.purge_due(&trial.status, trial.ends_at, now) {

@@ -103,7 +103,7 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        for kind in JobKind::ALL {
+        for &kind in JobKind::ALL {
             let mut args = self.base_queue_arguments();
             args.insert(
                 "x-delivery-limit".into(),

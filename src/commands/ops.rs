@@ -83,10 +83,9 @@ fn check_kind(kind: &Option<String>) -> anyhow::Result<()> {
     if let Some(kind) = kind
         && JobKind::parse(kind).is_none()
     {
-        let known: Vec<_> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
         anyhow::bail!(
             "unknown job kind {kind:?}; the kinds are {}",
-            known.join(", ")
+            crate::workers::kind_list()
         );
     }
     Ok(())

@@ -21,10 +21,9 @@ pub fn parse_kinds(names: &[String]) -> anyhow::Result<Vec<JobKind>> {
         .iter()
         .map(|name| {
             JobKind::parse(name).ok_or_else(|| {
-                let known: Vec<_> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
                 anyhow::anyhow!(
                     "unknown job kind {name:?}; the kinds are {}",
-                    known.join(", ")
+                    crate::workers::kind_list()
                 )
             })
         })

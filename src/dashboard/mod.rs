@@ -179,7 +179,16 @@ async fn replay(
     let Some(operator) = session::operator(&state, &jar).await? else {
         return Ok(Redirect::to("/ops").into_response());
     };
-    let report = crate::intake::ops::replay_as(&state, &operator, None, &[id], false).await?;
+    let report = crate::ops::replay::replay_as(
+        &state.pool,
+        &state.settings,
+        state.clock,
+        &operator,
+        None,
+        &[id],
+        false,
+    )
+    .await?;
     let to = format!(
         "/ops?replayed={}&skipped={}",
         report.replayed, report.skipped

@@ -17,12 +17,16 @@ use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
 use super::idempotency;
 use super::problem::ApiError;
-use crate::job::JobKind;
+use crate::enqueue::{Opts, enqueue};
+use crate::licensing::orders::LicenseJob;
 use crate::mail::Locale;
 use crate::store::licenses::{self, NewKeys, NewOrder, NewRequest, OrderRow, RequestKind};
 use crate::store::tokens::Role;
-use crate::store::{self, Tx, audit, jobs};
-use crate::workers::LicenseJobPayload;
+use crate::store::{self, Tx, audit};
+use crate::workers::license_additional::LicenseAdditionalArgs;
+use crate::workers::license_new::LicenseNewArgs;
+use crate::workers::license_revoke::LicenseRevokeArgs;
+use crate::workers::license_vm_count::LicenseVmCountArgs;
 
 const USAGES: [&str; 3] = ["virtual", "bare_metal", "hypervisor"];
 
@@ -249,32 +253,25 @@ pub(super) async fn enqueue_request(
     } = change;
     let request_id = Uuid::now_v7();
     let deadline = sla_deadline(state, kind, now);
-    let job_kind = match kind {
-        RequestKind::New => JobKind::LicenseNew,
-        RequestKind::Additional => JobKind::LicenseAdditional,
-        RequestKind::VmCount => JobKind::LicenseVmCount,
-        RequestKind::Cancellation => JobKind::LicenseRevoke,
+    let opts = Opts {
+        partner_id: Some(&order.partner_id),
+        token_id: Some(caller.0.id),
+        resource_type: "license_order",
+        resource_id: order.id,
+        sla_deadline: Some(deadline),
+        max_attempts: state.settings.jobs.max_attempts,
+        now,
     };
-    let payload = serde_json::to_value(LicenseJobPayload {
+    let job = LicenseJob {
         order_id: order.id,
         request_id,
-    })
-    .expect("serialisable");
-    let job_id = jobs::enqueue(
-        tx,
-        jobs::NewJob {
-            kind: job_kind,
-            payload,
-            partner_id: Some(&order.partner_id),
-            token_id: Some(caller.0.id),
-            resource_type: "license_order",
-            resource_id: order.id,
-            sla_deadline: Some(deadline),
-        },
-        state.settings.jobs.max_attempts,
-        now,
-    )
-    .await?;
+    };
+    let job_id = match kind {
+        RequestKind::New => enqueue(tx, &LicenseNewArgs(job), opts).await?,
+        RequestKind::Additional => enqueue(tx, &LicenseAdditionalArgs(job), opts).await?,
+        RequestKind::VmCount => enqueue(tx, &LicenseVmCountArgs(job), opts).await?,
+        RequestKind::Cancellation => enqueue(tx, &LicenseRevokeArgs(job), opts).await?,
+    };
     let inserted = licenses::insert_request(
         tx,
         &NewRequest {

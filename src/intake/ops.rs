@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::store::audit;
 use crate::store::dead_letters::{self, DeadLetterFilter, Replayed};
-use crate::store::tokens::{Role, TokenIdentity};
+use crate::store::tokens::Role;
 
 /// A page size as documented: 100 when absent, else 1 to 1000. Out of
 /// range is a 400, not a silent clamp, so the caller learns its page is
@@ -255,8 +255,10 @@ pub async fn replay(
         &body,
     )
     .await?;
-    let report = replay_as(
-        &state,
+    let report = crate::ops::replay::replay_as(
+        &state.pool,
+        &state.settings,
+        state.clock,
         &caller.0,
         request.kind.as_deref(),
         &request.ids,
@@ -265,34 +267,6 @@ pub async fn replay(
     .await?;
     let body = serde_json::to_value(&report).map_err(anyhow::Error::from)?;
     fresh.finish(axum::http::StatusCode::OK, body).await
-}
-
-/// A replay by an operator's token, at the API's rate, audited with the
-/// token: what the API route and the dashboard's button both do.
-pub async fn replay_as(
-    state: &AppState,
-    operator: &TokenIdentity,
-    kind: Option<&str>,
-    ids: &[Uuid],
-    dry_run: bool,
-) -> anyhow::Result<crate::ops::replay::ReplayReport> {
-    let request = crate::ops::replay::ReplayRequest {
-        kind,
-        ids,
-        dry_run,
-        per_second: state.settings.http.rate_limit_per_second,
-        token_id: Some(operator.id),
-        actor: format!("token:{}", operator.name),
-    };
-    let clock = state.clock;
-    crate::ops::replay::replay(
-        &state.pool,
-        state.settings.jobs.max_attempts,
-        &request,
-        || clock.now(),
-        |_, _| {},
-    )
-    .await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

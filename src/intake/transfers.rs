@@ -16,12 +16,13 @@ use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
 use super::idempotency;
 use super::problem::ApiError;
-use crate::job::JobKind;
+use crate::enqueue::{Opts, enqueue};
 use crate::store::tokens::Role;
 use crate::store::transfers::{self, NewTransfer, TransferRow};
-use crate::store::{self, audit, directory, jobs};
+use crate::store::{self, audit, directory};
 use crate::transfers::{Contact, Form, audit_transition, queue_mails};
-use crate::workers::role_cleanup::CleanupPayload;
+use crate::workers::role_cleanup::RoleCleanupArgs;
+use crate::workers::transfer_process::TransferProcessArgs;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -228,16 +229,16 @@ pub(super) async fn open_ticket(
         detail["form_id"] = json!(form_id);
     }
     audit_transition(tx, &transfer, ("", "submitted"), None, detail, now).await?;
-    let job = jobs::NewJob {
-        kind: JobKind::TransferProcess,
-        payload: json!({ "transfer_id": transfer_id }),
+    let opts = Opts {
         partner_id: Some(ticket.destination_partner_id),
         token_id: Some(caller.0.id),
         resource_type: "transfer",
         resource_id: transfer_id,
         sla_deadline: None,
+        max_attempts: state.settings.jobs.max_attempts,
+        now,
     };
-    let job_id = jobs::enqueue(tx, job, state.settings.jobs.max_attempts, now).await?;
+    let job_id = enqueue(tx, &TransferProcessArgs { transfer_id }, opts).await?;
     queue_mails(
         &state.mailer,
         tx,
@@ -398,25 +399,19 @@ pub async fn retry(
     }
     let now = state.clock.now();
     let subscription_ids = transfers::subscription_ids(&mut *fresh.tx, uuid).await?;
-    let (status, job) = if transfers::switched(&mut *fresh.tx, uuid).await? {
-        let payload = CleanupPayload {
+    // Resume at the step that failed: the switch is done once.
+    let cleanup = transfers::switched(&mut *fresh.tx, uuid)
+        .await?
+        .then(|| RoleCleanupArgs {
             customer_id: transfer.customer_id.clone(),
             partner_id: transfer.source_partner_id.clone(),
             subscription_ids,
             transfer_id: Some(uuid),
-        };
-        (
-            "cleaning_roles",
-            (
-                JobKind::RoleCleanup,
-                serde_json::to_value(&payload).expect("serialisable"),
-            ),
-        )
+        });
+    let status = if cleanup.is_some() {
+        "cleaning_roles"
     } else {
-        (
-            "submitted",
-            (JobKind::TransferProcess, json!({ "transfer_id": uuid })),
-        )
+        "submitted"
     };
     transfers::set_status(&mut fresh.tx, uuid, status, None, now).await?;
     let mut actor = transfer.clone();
@@ -430,22 +425,22 @@ pub async fn retry(
         now,
     )
     .await?;
-    let new_job = jobs::NewJob {
-        kind: job.0,
-        payload: job.1,
+    let opts = Opts {
         partner_id: Some(&transfer.destination_partner_id),
         token_id: Some(caller.0.id),
         resource_type: "transfer",
         resource_id: uuid,
         sla_deadline: None,
-    };
-    let job_id = jobs::enqueue(
-        &mut fresh.tx,
-        new_job,
-        state.settings.jobs.max_attempts,
+        max_attempts: state.settings.jobs.max_attempts,
         now,
-    )
-    .await?;
+    };
+    let job_id = match &cleanup {
+        Some(cleanup) => enqueue(&mut fresh.tx, cleanup, opts).await?,
+        None => {
+            let process = TransferProcessArgs { transfer_id: uuid };
+            enqueue(&mut fresh.tx, &process, opts).await?
+        }
+    };
     fresh
         .finish(
             StatusCode::ACCEPTED,
@@ -499,22 +494,22 @@ pub async fn role_cleanup(
     let mut fresh =
         idempotency::begin(&state, &caller, &headers, "POST /v1/role-cleanups", &body).await?;
     let now = state.clock.now();
-    let payload = CleanupPayload {
+    let cleanup = RoleCleanupArgs {
         customer_id: request.customer_id,
         partner_id: request.partner_id,
         subscription_ids: request.subscription_ids,
         transfer_id: None,
     };
-    let job = jobs::NewJob {
-        kind: JobKind::RoleCleanup,
-        payload: serde_json::to_value(&payload).expect("serialisable"),
+    let opts = Opts {
         partner_id: caller.partner_scope(),
         token_id: Some(caller.0.id),
         resource_type: "role_cleanup",
         resource_id: Uuid::now_v7(),
         sla_deadline: None,
+        max_attempts: state.settings.jobs.max_attempts,
+        now,
     };
-    let job_id = jobs::enqueue(&mut fresh.tx, job, state.settings.jobs.max_attempts, now).await?;
+    let job_id = enqueue(&mut fresh.tx, &cleanup, opts).await?;
     fresh
         .finish(
             StatusCode::ACCEPTED,

@@ -6,17 +6,17 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::certificate::CertificateClaims;
+use super::certificate::{CertificateClaims, Signer};
+use super::vendor::VendorAdapter;
 use crate::job::JobError;
 use crate::mail::Locale;
 use crate::mail::message::Attachment;
-use crate::mail::queue::{MailRequest, queue_mail};
-use crate::runtime::JobContext;
+use crate::mail::queue::{MailRequest, Mailer, queue_mail};
 use crate::store::Tx;
 use crate::store::licenses::{self, LicenseRow, OrderRow};
 
 pub fn certificate_for(
-    ctx: &JobContext,
+    signer: &Signer,
     order: &OrderRow,
     vendor_order_id: &str,
     license: &LicenseRow,
@@ -24,7 +24,7 @@ pub fn certificate_for(
     vm_count: Option<i32>,
     issued_at: DateTime<Utc>,
 ) -> String {
-    ctx.signer.sign(&CertificateClaims {
+    signer.sign(&CertificateClaims {
         key: key.to_owned(),
         order_id: order.id,
         vendor_order_id: vendor_order_id.to_owned(),
@@ -37,7 +37,8 @@ pub fn certificate_for(
 /// Fills every pending license of the request with a key and certificate,
 /// then returns all of the request's licenses as stored.
 pub async fn issue_pending_keys(
-    ctx: &JobContext,
+    signer: &Signer,
+    vendor: &dyn VendorAdapter,
     tx: &mut Tx<'_>,
     order: &OrderRow,
     vendor_order_id: &str,
@@ -47,9 +48,9 @@ pub async fn issue_pending_keys(
     let mut rows = licenses::licenses_of_request(tx, request_id).await?;
     let mut keys = Vec::new();
     for license in rows.iter().filter(|l| l.status == "pending") {
-        let key = ctx.vendor.issue_key(order.id, license.id).await?;
+        let key = vendor.issue_key(order.id, license.id).await?;
         let certificate = certificate_for(
-            ctx,
+            signer,
             order,
             vendor_order_id,
             license,
@@ -106,7 +107,7 @@ pub struct Issued<'a> {
 /// Queues the "keys issued" mail for a request (`template` tells a new
 /// order from an addition). The cause is the request: one mail per request.
 pub async fn queue_issued_mail(
-    ctx: &JobContext,
+    mailer: &Mailer,
     tx: &mut Tx<'_>,
     template: &str,
     issued: Issued<'_>,
@@ -132,7 +133,7 @@ pub async fn queue_issued_mail(
         "sla_met": now <= request.sla_deadline,
     });
     queue_mail(
-        &ctx.mailer,
+        mailer,
         tx,
         MailRequest {
             cause: format!("{template}:{}", request.id),

@@ -1,10 +1,11 @@
 //! Backup-software licensing: key format, signed certificates, the vendor
-//! adapter that issues order ids and keys, and the issuance steps the
-//! license workers share.
+//! adapter that issues order ids and keys, and what the license workers
+//! share: the issuance steps and the order a job changes (`orders`).
 
 pub mod certificate;
 pub mod issuance;
 pub mod key;
+pub mod orders;
 pub mod vendor;
 
 use anyhow::Context;

@@ -4,7 +4,6 @@
 //! by a `mail.send` job.
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use uuid::Uuid;
 
 use std::sync::Arc;
@@ -12,10 +11,28 @@ use std::sync::Arc;
 use super::Locale;
 use super::message::{Attachment, message_id_for};
 use super::templates::Renderer;
-use crate::job::{JobError, JobKind};
+use crate::enqueue::{Opts, enqueue_with_id};
+use crate::job::{JobArgs, JobError, JobKind};
 use crate::settings::Settings;
 use crate::store::Tx;
-use crate::store::{jobs, mails};
+use crate::store::mails;
+
+/// The args of `mail.send`: the stored mail to send. Declared here, with
+/// its only producer, because every worker queues mail and the mail
+/// module must not depend on the workers.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct MailSendArgs {
+    pub mail_id: Uuid,
+}
+
+impl JobArgs for MailSendArgs {
+    const KIND: JobKind = JobKind::MailSend;
+}
+
+impl JobKind {
+    #[allow(non_upper_case_globals)] // spelled like the enum variant it was
+    pub const MailSend: JobKind = JobKind::new("mail.send");
+}
 
 /// Queues mail: what both the intake and the workers need to write one.
 #[derive(Clone)]
@@ -82,22 +99,16 @@ pub async fn queue_mail(
     )
     .await?;
     if inserted {
-        jobs::enqueue_with_id(
-            tx,
-            job_id,
-            jobs::NewJob {
-                kind: JobKind::MailSend,
-                payload: json!({ "mail_id": mail_id }),
-                partner_id: request.partner_id,
-                token_id: None,
-                resource_type: "mail",
-                resource_id: mail_id,
-                sla_deadline: None,
-            },
-            mailer.settings.jobs.max_attempts,
+        let opts = Opts {
+            partner_id: request.partner_id,
+            token_id: None,
+            resource_type: "mail",
+            resource_id: mail_id,
+            sla_deadline: None,
+            max_attempts: mailer.settings.jobs.max_attempts,
             now,
-        )
-        .await?;
+        };
+        enqueue_with_id(tx, job_id, &MailSendArgs { mail_id }, opts).await?;
     }
     Ok(inserted.then_some(job_id))
 }

@@ -56,8 +56,8 @@ pub async fn database_figures(pool: &PgPool) -> sqlx::Result<(Vec<KindFigures>, 
             .map_or(0, |(_, n)| *n)
     };
     let kinds = JobKind::ALL
-        .into_iter()
-        .map(|kind| {
+        .iter()
+        .map(|&kind| {
             let job = backlog.iter().find(|b| b.kind == kind.as_str());
             KindFigures {
                 kind,
@@ -113,7 +113,7 @@ async fn broker_figures(
         .await
         .map_err(|e| format!("{e:#}"))?;
     let mut figures = Vec::new();
-    for kind in JobKind::ALL {
+    for &kind in JobKind::ALL {
         let queue = topology.queue(kind);
         // A failed passive declare closes the channel: one channel each.
         let channel = connection

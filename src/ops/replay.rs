@@ -12,7 +12,11 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::clock::Clock;
+use crate::job::StillNeeded;
+use crate::settings::Settings;
 use crate::store::dead_letters::{self, DeadLetterFilter, DeadLetterRow, Replayed};
+use crate::store::tokens::TokenIdentity;
 use crate::store::{Tx, audit, jobs};
 
 pub struct ReplayRequest<'a> {
@@ -42,6 +46,35 @@ pub struct ReplayReport {
     pub replayed: usize,
     pub skipped: usize,
     pub items: Vec<ReplayOutcome>,
+}
+
+/// A replay by an operator's token, at the API's rate, audited with the
+/// token: what the API route and the dashboard's button both do.
+pub async fn replay_as(
+    pool: &PgPool,
+    settings: &Settings,
+    clock: Clock,
+    operator: &TokenIdentity,
+    kind: Option<&str>,
+    ids: &[Uuid],
+    dry_run: bool,
+) -> anyhow::Result<ReplayReport> {
+    let request = ReplayRequest {
+        kind,
+        ids,
+        dry_run,
+        per_second: settings.http.rate_limit_per_second,
+        token_id: Some(operator.id),
+        actor: format!("token:{}", operator.name),
+    };
+    replay(
+        pool,
+        settings.jobs.max_attempts,
+        &request,
+        || clock.now(),
+        |_, _| {},
+    )
+    .await
 }
 
 /// The most dead letters one replay takes on.
@@ -145,49 +178,18 @@ async fn replay_one(
     Ok(outcome("replayed", note))
 }
 
-/// Why the job's entity no longer needs it, if it does not. The handlers
-/// re-check under lock as well; this keeps replays from queueing work that
-/// would do nothing, and tells the operator what to do instead.
+/// Why the job's entity no longer needs it, if it does not: its kind's
+/// handler says (`Worker::still_needed`). The handlers re-check under lock
+/// as well; this keeps replays from queueing work that would do nothing,
+/// and tells the operator what to do instead.
 async fn no_longer_needed(tx: &mut Tx<'_>, job: &jobs::JobRow) -> sqlx::Result<Option<String>> {
-    let text = |key: &str| {
-        job.payload
-            .get(key)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
+    let Some(registration) = crate::workers::registration(&job.kind) else {
+        return Ok(None); // no worker here to ask; the attempt will say
     };
-    let uuid = |key: &str| text(key).and_then(|v| v.parse::<Uuid>().ok());
-    let status: Option<String> = match job.kind.as_str() {
-        "license.new" | "license.additional" | "license.vm_count" | "license.revoke" => {
-            sqlx::query_scalar("select status from license_requests where id = $1")
-                .bind(uuid("request_id"))
-                .fetch_optional(&mut **tx)
-                .await?
-                .filter(|s: &String| s == "done")
-                .map(|_| "its license request is already done".to_owned())
-        }
-        "mail.send" => sqlx::query_scalar("select status from mails where id = $1")
-            .bind(uuid("mail_id"))
-            .fetch_optional(&mut **tx)
-            .await?
-            .filter(|s: &String| s == "sent")
-            .map(|_| "the mail was sent meanwhile".to_owned()),
-        "transfer.process" | "role.cleanup" => match uuid("transfer_id") {
-            Some(id) => sqlx::query_scalar("select status from transfers where id = $1")
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await?
-                .filter(|s: &String| s != "submitted" && s != "cleaning_roles")
-                .map(|s| match s.as_str() {
-                    "failed" => format!(
-                        "transfer {id} is failed: resume it with POST /v1/transfers/{id}/retry"
-                    ),
-                    other => format!("transfer {id} is {other}: this step is over"),
-                }),
-            None => None,
-        },
-        _ => None, // trial jobs re-check everything under the trial's lock
-    };
-    Ok(status)
+    Ok(match registration.handler.still_needed(tx, job).await? {
+        StillNeeded::Yes => None,
+        StillNeeded::No(reason) => Some(reason),
+    })
 }
 
 async fn record(

@@ -4,6 +4,9 @@
 pub mod attempt;
 pub mod consumer;
 pub mod dead_letter_intake;
+pub mod worker;
+
+pub use worker::Worker;
 
 use std::sync::Arc;
 
@@ -14,7 +17,7 @@ use lapin::message::Delivery;
 
 use crate::broker::topology::Topology;
 use crate::clock::Clock;
-use crate::job::{JobError, JobKind};
+use crate::job::{JobError, JobKind, StillNeeded};
 use crate::licensing::certificate::Signer;
 use crate::licensing::vendor::VendorAdapter;
 use crate::mail::queue::Mailer;
@@ -41,9 +44,11 @@ pub struct JobContext {
     pub attempts: Arc<tokio::sync::Semaphore>,
 }
 
-/// One job kind's work. `handle` runs inside the attempt's transaction,
-/// which the runtime commits together with marking the job succeeded: the
-/// effects and "done" are one atomic fact.
+/// One job kind's work, as the runtime holds it (a trait object per kind,
+/// from the registry). Workers implement the typed [`Worker`] instead and
+/// get this by a blanket impl. `handle` runs inside the attempt's
+/// transaction, which the runtime commits together with marking the job
+/// succeeded: the effects and "done" are one atomic fact.
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
     fn kind(&self) -> JobKind;
@@ -71,6 +76,12 @@ pub trait JobHandler: Send + Sync + 'static {
     ) -> Result<(), JobError> {
         Ok(())
     }
+
+    /// Whether a dead job's entity still needs the work, asked before a
+    /// replay (see [`Worker::still_needed`]).
+    async fn still_needed(&self, _tx: &mut Tx<'_>, _job: &JobRow) -> sqlx::Result<StillNeeded> {
+        Ok(StillNeeded::Yes)
+    }
 }
 
 /// Turns deliveries into dispositions, one each, in order; the consumer
@@ -92,8 +103,9 @@ pub trait DeliveryProcessor: Send + Sync + 'static {
     ) -> Vec<Disposition>;
 }
 
-/// Runs a job handler's attempts.
-pub struct JobProcessor(pub Arc<dyn JobHandler>);
+/// Runs a job handler's attempts (a registered handler, which lives for
+/// the whole process).
+pub struct JobProcessor(pub &'static dyn JobHandler);
 
 #[async_trait]
 impl DeliveryProcessor for JobProcessor {
@@ -126,7 +138,7 @@ impl DeliveryProcessor for JobProcessor {
                 message_id: dead_letter_intake::message_id(d),
             })
             .collect();
-        attempt::process(ctx, self.0.as_ref(), queue, &messages).await
+        attempt::process(ctx, self.0, queue, &messages).await
     }
 }
 

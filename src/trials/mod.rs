@@ -1,6 +1,7 @@
 //! What the trial intake, sweeps and workers share: the timeline, the
 //! mails each step sends, and audit rows.
 
+pub mod job;
 pub mod timeline;
 
 use chrono::{DateTime, Utc};

@@ -61,7 +61,9 @@ impl Modify for BodyRules {
         admin
             .properties
             .insert("locale".into(), nullable_string("^(ja|en)$").into());
-        let kinds = crate::job::JobKind::ALL.map(|kind| serde_json::Value::from(kind.as_str()));
+        let kinds = crate::job::JobKind::ALL
+            .iter()
+            .map(|kind| serde_json::Value::from(kind.as_str()));
         let kind = ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
                 Type::String,

@@ -1,0 +1,87 @@
+//! What the license workers share about the order a job changes: the args
+//! every license kind carries, loading the order and request under lock,
+//! auditing the change, and the replay re-check.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::job::{JobError, StillNeeded};
+use crate::store::jobs::JobRow;
+use crate::store::licenses::{self, OrderRow, RequestRow};
+use crate::store::{Tx, audit};
+
+/// The args of every license kind: the order and its change request. Each
+/// kind wraps it in its own args type (`#[serde(transparent)]`, so the
+/// payload is this object), which is what ties the payload to the kind.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct LicenseJob {
+    pub order_id: Uuid,
+    pub request_id: Uuid,
+}
+
+/// Locks the job's order and reads its request; `None` when the request
+/// is already done (a redelivery after the work committed).
+pub async fn load(
+    tx: &mut Tx<'_>,
+    job: LicenseJob,
+) -> Result<Option<(OrderRow, RequestRow)>, JobError> {
+    let LicenseJob {
+        order_id,
+        request_id,
+    } = job;
+    let (order, request) = licenses::lock_order_with_request(tx, order_id, request_id)
+        .await?
+        .ok_or_else(|| JobError::fatal(format!("license order {order_id} does not exist")))?;
+    let request = request.ok_or_else(|| {
+        JobError::fatal(format!(
+            "license request {request_id} does not exist on order {order_id}"
+        ))
+    })?;
+    Ok((request.status != "done").then_some((order, request)))
+}
+
+/// A change of an order, for the audit trail.
+pub struct OrderChange<'a> {
+    pub action: &'static str,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub detail: serde_json::Value,
+}
+
+/// Records a change of the job's order in the audit trail, crediting the
+/// token that asked for it and the job that did it.
+pub async fn audit_order(
+    tx: &mut Tx<'_>,
+    order: &OrderRow,
+    job: &JobRow,
+    change: OrderChange<'_>,
+    at: DateTime<Utc>,
+) -> Result<(), JobError> {
+    let event = audit::AuditEvent {
+        at,
+        entity_type: "license_order",
+        entity_id: order.id,
+        action: change.action,
+        from_state: change.from,
+        to_state: change.to,
+        token_id: job.token_id,
+        job_id: Some(job.id),
+        detail: change.detail,
+    };
+    audit::record(tx, event).await?;
+    Ok(())
+}
+
+/// A replay of a license job is pointless once its request is done.
+pub async fn request_still_needed(tx: &mut Tx<'_>, job: LicenseJob) -> sqlx::Result<StillNeeded> {
+    let requests = licenses::list_requests(&mut **tx, job.order_id).await?;
+    let done = requests
+        .iter()
+        .any(|r| r.id == job.request_id && r.status == "done");
+    Ok(if done {
+        StillNeeded::No("its license request is already done".to_owned())
+    } else {
+        StillNeeded::Yes
+    })
+}
