@@ -111,7 +111,7 @@ impl Application {
                 let listener = bind(wanted, "the metrics listener").await?;
                 let addr = listener.local_addr()?;
                 tracing::info!(%addr, "metrics listening");
-                let router = crate::meters::router(pool.clone(), clock);
+                let router = crate::ops::metrics::router(pool.clone(), clock);
                 tasks.spawn(serve(listener, router, shutdown.clone()));
                 Some(addr)
             }

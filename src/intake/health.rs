@@ -46,7 +46,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
 }
 
 pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {
-    crate::meters::scrape(&state.pool, state.clock.now()).await
+    crate::ops::metrics::scrape(&state.pool, state.clock.now()).await
 }
 
 /// Counts every answer by method, route template and status. The template,
