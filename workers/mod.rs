@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::job::{JobError, JobKind};
 use crate::runtime::JobHandler;
 use crate::store::jobs::JobRow;
-use crate::store::licenses::{self, OrderRow, RequestRow};
+use crate::store::licenses::{self, OrderRow, RequestRow, RequestStatus};
 use crate::store::{Tx, audit};
 
 /// The handler of each kind.
@@ -62,7 +62,7 @@ async fn load_license_job(
             "license request {request_id} does not exist on order {order_id}"
         ))
     })?;
-    Ok((request.status != "done").then_some((order, request)))
+    Ok((request.status != RequestStatus::Done).then_some((order, request)))
 }
 
 /// Records a change of the job's order in the audit trail, crediting the

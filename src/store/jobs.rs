@@ -8,6 +8,7 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use super::Tx;
+pub use super::status::JobStatus;
 use crate::job::JobKind;
 
 pub struct NewJob<'a> {
@@ -107,7 +108,7 @@ pub struct JobRow {
     pub kind: String,
     pub version: i32,
     pub payload: serde_json::Value,
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: i32,
     pub max_attempts: i32,
     pub partner_id: Option<String>,
@@ -123,8 +124,8 @@ pub struct JobRow {
 pub async fn lock(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
-        "select id, kind, version, payload, status, attempts, max_attempts, partner_id,
-     token_id, resource_type, resource_id, sla_deadline, enqueued_at from jobs where id = $1 for update",
+        r#"select id, kind, version, payload, status as "status: JobStatus", attempts, max_attempts, partner_id,
+     token_id, resource_type, resource_id, sla_deadline, enqueued_at from jobs where id = $1 for update"#,
         id,
     )
     .fetch_optional(&mut **tx)
@@ -137,8 +138,8 @@ pub async fn lock(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<JobRow>> {
 pub async fn lock_many(tx: &mut Tx<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<JobRow>> {
     sqlx::query_as!(
         JobRow,
-        "select id, kind, version, payload, status, attempts, max_attempts, partner_id,
-     token_id, resource_type, resource_id, sla_deadline, enqueued_at from jobs where id = any($1) order by id for update",
+        r#"select id, kind, version, payload, status as "status: JobStatus", attempts, max_attempts, partner_id,
+     token_id, resource_type, resource_id, sla_deadline, enqueued_at from jobs where id = any($1) order by id for update"#,
         ids,
     )
     .fetch_all(&mut **tx)
@@ -275,7 +276,7 @@ pub async fn record_failure(
     let Some(job) = lock(&mut tx, id).await? else {
         return Ok(FailureOutcome::AlreadyDone);
     };
-    if job.status == "succeeded" || job.status == "dead" || job.attempts >= attempt {
+    if job.status.is_final() || job.attempts >= attempt {
         return Ok(FailureOutcome::AlreadyDone);
     }
     let outcome = match retry_in {
@@ -390,7 +391,7 @@ pub async fn dead_letter_unrunnable(
 ) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     match lock(&mut tx, id).await? {
-        Some(job) if job.status == "succeeded" || job.status == "dead" => return Ok(()),
+        Some(job) if job.status.is_final() => return Ok(()),
         Some(job) => {
             let letter = DeadJob {
                 attempts: job.attempts,
@@ -413,7 +414,7 @@ pub async fn dead_letter_unrunnable(
 pub struct JobView {
     pub id: Uuid,
     pub kind: String,
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: i32,
     pub deliveries: i32,
     pub max_attempts: i32,
@@ -446,9 +447,9 @@ pub async fn find_view(
     let mut snapshot = super::snapshot(pool).await?;
     let job: Option<JobView> = sqlx::query_as!(
         JobView,
-        "select id, kind, status, attempts, deliveries, max_attempts, last_error, partner_id, resource_type,
+        r#"select id, kind, status as "status: JobStatus", attempts, deliveries, max_attempts, last_error, partner_id, resource_type,
                 resource_id, sla_deadline, enqueued_at, started_at, finished_at, next_attempt_at
-         from jobs where id = $1",
+         from jobs where id = $1"#,
         id,
     )
     .fetch_optional(&mut *snapshot)

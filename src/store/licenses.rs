@@ -6,6 +6,7 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use super::Tx;
+pub use super::status::{LicenseStatus, OrderStatus, RequestStatus};
 
 pub struct NewOrder<'a> {
     pub id: Uuid,
@@ -23,12 +24,12 @@ pub struct NewOrder<'a> {
 pub async fn insert_order(tx: &mut Tx<'_>, order: &NewOrder<'_>) -> sqlx::Result<OrderRow> {
     sqlx::query_as!(
         OrderRow,
-        "insert into license_orders (id, partner_id, customer_id, usage, contact_name,
+        r#"insert into license_orders (id, partner_id, customer_id, usage, contact_name,
                                      contact_email, contact_locale, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-         returning id, partner_id, customer_id, usage, status, vendor_order_id,
+         returning id, partner_id, customer_id, usage, status as "status: OrderStatus", vendor_order_id,
      contact_name, contact_email, contact_locale, created_at, updated_at, revoked_at,
-     revocation_job_id",
+     revocation_job_id"#,
         order.id,
         order.partner_id,
         order.customer_id,
@@ -123,7 +124,7 @@ pub struct OrderRow {
     pub partner_id: String,
     pub customer_id: String,
     pub usage: String,
-    pub status: String,
+    pub status: OrderStatus,
     pub vendor_order_id: Option<String>,
     pub contact_name: String,
     pub contact_email: String,
@@ -139,9 +140,9 @@ pub struct OrderRow {
 pub async fn lock_order(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<OrderRow>> {
     sqlx::query_as!(
         OrderRow,
-        "select id, partner_id, customer_id, usage, status, vendor_order_id,
+        r#"select id, partner_id, customer_id, usage, status as "status: OrderStatus", vendor_order_id,
      contact_name, contact_email, contact_locale, created_at, updated_at, revoked_at,
-     revocation_job_id from license_orders where id = $1 for update",
+     revocation_job_id from license_orders where id = $1 for update"#,
         id,
     )
     .fetch_optional(&mut **tx)
@@ -156,7 +157,7 @@ pub async fn lock_order_with_request(
     request_id: Uuid,
 ) -> sqlx::Result<Option<(OrderRow, Option<RequestRow>)>> {
     let row = sqlx::query!(
-        r#"select o.id, o.partner_id, o.customer_id, o.usage, o.status, o.vendor_order_id,
+        r#"select o.id, o.partner_id, o.customer_id, o.usage, o.status as "status: OrderStatus", o.vendor_order_id,
                 o.contact_name, o.contact_email, o.contact_locale, o.created_at, o.updated_at,
                 o.revoked_at, o.revocation_job_id,
                 to_jsonb(r) as "request: sqlx::types::Json<RequestRow>"
@@ -195,9 +196,9 @@ pub async fn find_order<'e>(
 ) -> sqlx::Result<Option<OrderRow>> {
     sqlx::query_as!(
         OrderRow,
-        "select id, partner_id, customer_id, usage, status, vendor_order_id,
+        r#"select id, partner_id, customer_id, usage, status as "status: OrderStatus", vendor_order_id,
      contact_name, contact_email, contact_locale, created_at, updated_at, revoked_at,
-     revocation_job_id from license_orders where id = $1",
+     revocation_job_id from license_orders where id = $1"#,
         id,
     )
     .fetch_optional(db)
@@ -239,7 +240,7 @@ pub struct RequestRow {
     pub license_id: Option<Uuid>,
     pub vm_count: Option<i32>,
     pub license_ids: Option<Vec<Uuid>>,
-    pub status: String,
+    pub status: RequestStatus,
     pub job_id: Uuid,
     pub accepted_at: DateTime<Utc>,
     pub sla_deadline: DateTime<Utc>,
@@ -252,8 +253,8 @@ pub async fn list_requests<'e>(
 ) -> sqlx::Result<Vec<RequestRow>> {
     sqlx::query_as!(
         RequestRow,
-        "select id, order_id, kind, quantity, license_id, vm_count, license_ids,
-     status, job_id, accepted_at, sla_deadline, completed_at from license_requests where order_id = $1 order by accepted_at, id",
+        r#"select id, order_id, kind, quantity, license_id, vm_count, license_ids,
+     status as "status: RequestStatus", job_id, accepted_at, sla_deadline, completed_at from license_requests where order_id = $1 order by accepted_at, id"#,
         order_id,
     )
     .fetch_all(executor)
@@ -280,7 +281,7 @@ pub struct LicenseRow {
     pub seq: i32,
     pub usage: String,
     pub vm_count: Option<i32>,
-    pub status: String,
+    pub status: LicenseStatus,
     pub key: Option<String>,
     pub certificate: Option<String>,
     pub issued_at: Option<DateTime<Utc>>,
@@ -293,7 +294,7 @@ pub async fn list_licenses<'e>(
 ) -> sqlx::Result<Vec<LicenseRow>> {
     sqlx::query_as!(
         LicenseRow,
-        "select id, order_id, request_id, seq, usage, vm_count, status, key, certificate, issued_at, revoked_at from licenses where order_id = $1 order by request_id, seq",
+        r#"select id, order_id, request_id, seq, usage, vm_count, status as "status: LicenseStatus", key, certificate, issued_at, revoked_at from licenses where order_id = $1 order by request_id, seq"#,
         order_id,
     )
     .fetch_all(executor)
@@ -306,7 +307,7 @@ pub async fn licenses_of_request(
 ) -> sqlx::Result<Vec<LicenseRow>> {
     sqlx::query_as!(
         LicenseRow,
-        "select id, order_id, request_id, seq, usage, vm_count, status, key, certificate, issued_at, revoked_at from licenses where request_id = $1 order by seq",
+        r#"select id, order_id, request_id, seq, usage, vm_count, status as "status: LicenseStatus", key, certificate, issued_at, revoked_at from licenses where request_id = $1 order by seq"#,
         request_id,
     )
     .fetch_all(&mut **tx)
@@ -316,7 +317,7 @@ pub async fn licenses_of_request(
 pub async fn find_license(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<LicenseRow>> {
     sqlx::query_as!(
         LicenseRow,
-        "select id, order_id, request_id, seq, usage, vm_count, status, key, certificate, issued_at, revoked_at from licenses where id = $1",
+        r#"select id, order_id, request_id, seq, usage, vm_count, status as "status: LicenseStatus", key, certificate, issued_at, revoked_at from licenses where id = $1"#,
         id,
     )
     .fetch_optional(&mut **tx)
@@ -383,9 +384,9 @@ pub async fn revoke_licenses(
 ) -> sqlx::Result<Vec<LicenseRow>> {
     sqlx::query_as!(
         LicenseRow,
-        "update licenses set status = 'revoked', revoked_at = $2
+        r#"update licenses set status = 'revoked', revoked_at = $2
          where id = any($1) and status = 'issued'
-         returning id, order_id, request_id, seq, usage, vm_count, status, key, certificate, issued_at, revoked_at",
+         returning id, order_id, request_id, seq, usage, vm_count, status as "status: LicenseStatus", key, certificate, issued_at, revoked_at"#,
         ids,
         now,
     )
