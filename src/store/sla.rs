@@ -149,7 +149,7 @@ pub async fn attainment<'e>(
 ) -> sqlx::Result<Vec<Attainment>> {
     sqlx::query_as!(
         Attainment,
-        r#"select o.partner_id as portal, r.kind,
+        r#"select o.partner_id as "portal?", r.kind as "kind?",
                 count(*) filter (where r.completed_at <= r.sla_deadline) as "met!",
                 count(*) filter (where coalesce(r.completed_at, $2) > r.sla_deadline) as "breached!",
                 count(*) filter (where r.completed_at is null and r.sla_deadline >= $2) as "open!",
