@@ -51,8 +51,8 @@ impl Worker for LicenseAdditional {
             return Ok(());
         };
         let (order_id, request_id) = (order.id, request.id);
-        let (Some(vendor_order_id), "active") =
-            (order.vendor_order_id.clone(), order.status.as_str())
+        let (Some(vendor_order_id), licenses::OrderStatus::Active) =
+            (order.vendor_order_id.clone(), order.status)
         else {
             return Err(JobError::fatal(format!(
                 "license order {order_id} is {}, so no licenses can be added",

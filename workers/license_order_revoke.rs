@@ -46,7 +46,7 @@ impl Worker for LicenseOrderRevoke {
             return Ok(());
         };
         let now = ctx.clock.now();
-        if order.status == "revoked" {
+        if order.status == licenses::OrderStatus::Revoked {
             licenses::complete_request(tx, request.id, now).await?;
             return Ok(());
         }

@@ -32,6 +32,7 @@ pub fn parse_kinds(names: &[String]) -> anyhow::Result<Vec<JobKind>> {
 
 pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
     let pool = crate::store::prepare(&settings.database).await?;
+    // Runtime-checked: _sqlx_migrations is the migrator's table, not our schema.
     let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
         .fetch_one(&pool)
         .await?;

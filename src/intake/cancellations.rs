@@ -15,7 +15,7 @@ use super::body::{Checks, RawBody};
 use super::license_orders::{Change, accepted, begin_change, enqueue_request, read_change};
 use super::problem::{ApiError, FieldError};
 use crate::licensing::key::LicenseKey;
-use crate::store::licenses::{self, LicenseRow, RequestKind};
+use crate::store::licenses::{self, LicenseRow, LicenseStatus, RequestKind};
 
 /// Name the keys to cancel in exactly one way.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -83,11 +83,11 @@ fn resolve(named: &Named, licenses: &[LicenseRow]) -> Result<Vec<Uuid>, ApiError
             field,
             message: format!("{label} is not a key of this order"),
         }),
-        Some(l) if l.status == "revoked" => errors.push(FieldError {
+        Some(l) if l.status == LicenseStatus::Revoked => errors.push(FieldError {
             field,
             message: format!("{label} is already revoked"),
         }),
-        Some(l) if l.status != "issued" => errors.push(FieldError {
+        Some(l) if l.status != LicenseStatus::Issued => errors.push(FieldError {
             field,
             message: format!("{label} is not issued yet"),
         }),
@@ -99,7 +99,10 @@ fn resolve(named: &Named, licenses: &[LicenseRow]) -> Result<Vec<Uuid>, ApiError
     };
     match named {
         Named::All => {
-            for license in licenses.iter().filter(|l| l.status == "issued") {
+            for license in licenses
+                .iter()
+                .filter(|l| l.status == LicenseStatus::Issued)
+            {
                 take(String::new(), String::new(), Some(license));
             }
         }

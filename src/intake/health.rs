@@ -18,9 +18,12 @@ pub async fn healthz() -> Json<Value> {
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let limit = Duration::from_secs(3);
-    let database = tokio::time::timeout(limit, sqlx::query("select 1").execute(&state.pool))
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let database = tokio::time::timeout(
+        limit,
+        sqlx::query!("select 1 as one").fetch_one(&state.pool),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
     let broker = match tokio::time::timeout(
         limit,
         crate::broker::connect(&state.settings.amqp, "fulfil-readyz"),

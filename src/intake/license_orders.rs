@@ -20,7 +20,9 @@ use super::problem::ApiError;
 use crate::enqueue::{Opts, enqueue};
 use crate::licensing::orders::LicenseJob;
 use crate::mail::Locale;
-use crate::store::licenses::{self, NewKeys, NewOrder, NewRequest, OrderRow, RequestKind};
+use crate::store::licenses::{
+    self, LicenseStatus, NewKeys, NewOrder, NewRequest, OrderRow, OrderStatus, RequestKind,
+};
 use crate::store::tokens::Role;
 use crate::store::{self, Tx, audit};
 use crate::workers::license_additional::LicenseAdditionalArgs;
@@ -440,13 +442,13 @@ async fn lock_changeable_order(
     if !caller.can_see(Some(&order.partner_id)) {
         return Err(not_found());
     }
-    match order.status.as_str() {
-        "active" => Ok(order),
-        "preparing" => Err(ApiError::Conflict {
+    match order.status {
+        OrderStatus::Active => Ok(order),
+        OrderStatus::Preparing => Err(ApiError::Conflict {
             slug: "order-preparing",
             detail: "the order is still being prepared; wait until its status is active".into(),
         }),
-        _ => Err(ApiError::Conflict {
+        OrderStatus::Revoked => Err(ApiError::Conflict {
             slug: "order-revoked",
             detail: "the order is revoked and accepts no more changes".into(),
         }),
@@ -559,7 +561,7 @@ pub async fn raise_vm_count(
     let keys: Vec<_> = licenses::list_licenses(&mut *fresh.tx, order.id)
         .await?
         .into_iter()
-        .filter(|l| l.status == "issued")
+        .filter(|l| l.status == LicenseStatus::Issued)
         .collect();
     let license = match request.license_id {
         Some(license_id) => {

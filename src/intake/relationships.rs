@@ -458,11 +458,11 @@ pub(super) async fn recipient_locale(
     customer_id: &str,
     (email, asked): (&str, Option<&str>),
 ) -> sqlx::Result<Locale> {
-    let known: Option<String> = sqlx::query_scalar(
+    let known: Option<String> = sqlx::query_scalar!(
         "select locale from users where customer_id = $1 and lower(email) = lower($2) limit 1",
+        customer_id,
+        email,
     )
-    .bind(customer_id)
-    .bind(email)
     .fetch_optional(&mut **tx)
     .await?;
     let default = state.settings.mail.default_locale;

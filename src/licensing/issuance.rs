@@ -13,7 +13,7 @@ use crate::mail::Locale;
 use crate::mail::message::Attachment;
 use crate::mail::queue::{MailRequest, Mailer, queue_mail};
 use crate::store::Tx;
-use crate::store::licenses::{self, LicenseRow, OrderRow};
+use crate::store::licenses::{self, LicenseRow, LicenseStatus, OrderRow};
 
 pub fn certificate_for(
     signer: &Signer,
@@ -47,7 +47,7 @@ pub async fn issue_pending_keys(
 ) -> Result<Vec<LicenseRow>, JobError> {
     let mut rows = licenses::licenses_of_request(tx, request_id).await?;
     let mut keys = Vec::new();
-    for license in rows.iter().filter(|l| l.status == "pending") {
+    for license in rows.iter().filter(|l| l.status == LicenseStatus::Pending) {
         let key = vendor.issue_key(order.id, license.id).await?;
         let certificate = certificate_for(
             signer,
@@ -73,8 +73,12 @@ pub async fn issue_pending_keys(
         // been pending after all, read them again rather than guess.
         return Ok(licenses::licenses_of_request(tx, request_id).await?);
     }
-    for (license, new) in rows.iter_mut().filter(|l| l.status == "pending").zip(keys) {
-        license.status = "issued".into();
+    for (license, new) in rows
+        .iter_mut()
+        .filter(|l| l.status == LicenseStatus::Pending)
+        .zip(keys)
+    {
+        license.status = LicenseStatus::Issued;
         license.key = Some(new.key);
         license.certificate = Some(new.certificate);
         license.issued_at = Some(now);

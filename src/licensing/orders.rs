@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::job::{JobError, StillNeeded};
 use crate::store::jobs::JobRow;
-use crate::store::licenses::{self, OrderRow, RequestRow};
+use crate::store::licenses::{self, OrderRow, RequestRow, RequestStatus};
 use crate::store::{Tx, audit};
 
 /// The args of every license kind: the order and its change request. Each
@@ -38,7 +38,7 @@ pub async fn load(
             "license request {request_id} does not exist on order {order_id}"
         ))
     })?;
-    Ok((request.status != "done").then_some((order, request)))
+    Ok((request.status != RequestStatus::Done).then_some((order, request)))
 }
 
 /// A change of an order, for the audit trail.
@@ -78,7 +78,7 @@ pub async fn request_still_needed(tx: &mut Tx<'_>, job: LicenseJob) -> sqlx::Res
     let requests = licenses::list_requests(&mut **tx, job.order_id).await?;
     let done = requests
         .iter()
-        .any(|r| r.id == job.request_id && r.status == "done");
+        .any(|r| r.id == job.request_id && r.status == RequestStatus::Done);
     Ok(if done {
         StillNeeded::No("its license request is already done".to_owned())
     } else {

@@ -145,7 +145,7 @@ async fn replay_one(
     let Some(job) = jobs::lock(&mut tx, job_id).await? else {
         return Ok(outcome("skipped", format!("job {job_id} does not exist")));
     };
-    if job.status != "dead" {
+    if job.status != jobs::JobStatus::Dead {
         return Ok(outcome(
             "skipped",
             format!("job is {}, not dead: nothing to replay", job.status),

@@ -331,7 +331,7 @@ async fn complete(mut tx: Tx<'_>, succeeded: &[Succeeded], now: DateTime<Utc>) -
 /// A delivery of a job that needs no attempt: finished already, or an
 /// attempt whose failure is already recorded (its successor is scheduled).
 fn already_settled(job: &JobRow, envelope: &Envelope) -> Option<Outcome> {
-    if job.status == "succeeded" || job.status == "dead" {
+    if job.status.is_final() {
         tracing::debug!(job_id = %job.id, status = %job.status, "duplicate delivery of a finished job");
         return Some(Outcome::Skipped);
     }

@@ -22,8 +22,9 @@ pub async fn by_kind<'e>(
     db: impl PgExecutor<'e>,
     since: DateTime<Utc>,
 ) -> sqlx::Result<Vec<KindActivity>> {
-    sqlx::query_as(
-        "with attempts as (
+    sqlx::query_as!(
+        KindActivity,
+        r#"with attempts as (
              select j.kind,
                     count(*) filter (where a.outcome = 'succeeded') as succeeded,
                     count(*) filter (where a.outcome = 'retrying') as retried,
@@ -36,11 +37,11 @@ pub async fn by_kind<'e>(
                     percentile_cont(0.95) within group (order by extract(epoch from finished_at - enqueued_at)::float8) as p95_secs
              from jobs where status = 'succeeded' and finished_at >= $1 group by kind
          )
-         select a.kind, a.succeeded, a.retried, a.dead, l.p50_secs, l.p95_secs
+         select a.kind, a.succeeded as "succeeded!", a.retried as "retried!", a.dead as "dead!", l.p50_secs, l.p95_secs
          from attempts a left join latency l on l.kind = a.kind
-         order by a.kind",
+         order by a.kind"#,
+        since,
     )
-    .bind(since)
     .fetch_all(db)
     .await
 }
@@ -61,14 +62,15 @@ pub async fn recent_failures<'e>(
     db: impl PgExecutor<'e>,
     limit: i64,
 ) -> sqlx::Result<Vec<Failure>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Failure,
         "select a.job_id, j.kind, a.attempt, a.outcome, a.finished_at, a.error
          from job_attempts a join jobs j on j.id = a.job_id
          where a.outcome <> 'succeeded'
          order by a.finished_at desc
          limit $1",
+        limit,
     )
-    .bind(limit)
     .fetch_all(db)
     .await
 }

@@ -20,20 +20,20 @@ pub struct AuditEvent<'a> {
 }
 
 pub async fn record(tx: &mut Tx<'_>, event: AuditEvent<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "insert into audit_events (at, entity_type, entity_id, action, from_state, to_state,
                                    token_id, job_id, detail)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        event.at,
+        event.entity_type,
+        event.entity_id,
+        event.action,
+        event.from_state,
+        event.to_state,
+        event.token_id,
+        event.job_id,
+        &event.detail,
     )
-    .bind(event.at)
-    .bind(event.entity_type)
-    .bind(event.entity_id)
-    .bind(event.action)
-    .bind(event.from_state)
-    .bind(event.to_state)
-    .bind(event.token_id)
-    .bind(event.job_id)
-    .bind(&event.detail)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -44,21 +44,22 @@ pub async fn record_all(tx: &mut Tx<'_>, events: &[AuditEvent<'_>]) -> sqlx::Res
     let column = |f: fn(&AuditEvent<'_>) -> Option<String>| -> Vec<Option<String>> {
         events.iter().map(f).collect()
     };
-    sqlx::query(
+    // `as _`: arrays of nullable elements, which the macros cannot type.
+    sqlx::query!(
         "insert into audit_events (at, entity_type, entity_id, action, from_state, to_state,
                                    token_id, job_id, detail)
          select * from unnest($1::timestamptz[], $2::text[], $3::uuid[], $4::text[], $5::text[],
                               $6::text[], $7::uuid[], $8::uuid[], $9::jsonb[])",
+        &events.iter().map(|e| e.at).collect::<Vec<_>>(),
+        column(|e| Some(e.entity_type.to_owned())) as _,
+        &events.iter().map(|e| e.entity_id).collect::<Vec<_>>(),
+        column(|e| Some(e.action.to_owned())) as _,
+        column(|e| e.from_state.map(str::to_owned)) as _,
+        column(|e| e.to_state.map(str::to_owned)) as _,
+        events.iter().map(|e| e.token_id).collect::<Vec<_>>() as _,
+        events.iter().map(|e| e.job_id).collect::<Vec<_>>() as _,
+        &events.iter().map(|e| e.detail.clone()).collect::<Vec<_>>(),
     )
-    .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
-    .bind(column(|e| Some(e.entity_type.to_owned())))
-    .bind(events.iter().map(|e| e.entity_id).collect::<Vec<_>>())
-    .bind(column(|e| Some(e.action.to_owned())))
-    .bind(column(|e| e.from_state.map(str::to_owned)))
-    .bind(column(|e| e.to_state.map(str::to_owned)))
-    .bind(events.iter().map(|e| e.token_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.job_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.detail.clone()).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -86,16 +87,17 @@ pub async fn list<'e>(
     since: Option<DateTime<Utc>>,
     limit: i64,
 ) -> sqlx::Result<Vec<AuditRow>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        AuditRow,
         "select id, at, entity_type, entity_id, action, from_state, to_state, token_id, job_id, detail
          from audit_events
          where ($1::uuid is null or entity_id = $1) and ($2::timestamptz is null or at >= $2)
          order by id
          limit $3",
+        entity_id,
+        since,
+        limit,
     )
-    .bind(entity_id)
-    .bind(since)
-    .bind(limit)
     .fetch_all(executor)
     .await
 }
@@ -109,18 +111,19 @@ pub async fn newest_first<'e>(
     before: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<AuditRow>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        AuditRow,
         "select id, at, entity_type, entity_id, action, from_state, to_state, token_id, job_id, detail
          from audit_events
          where ($1::uuid is null or entity_id = $1) and ($2::timestamptz is null or at >= $2)
            and ($3::bigint is null or id < $3)
          order by id desc
          limit $4",
+        entity_id,
+        since,
+        before,
+        limit,
     )
-    .bind(entity_id)
-    .bind(since)
-    .bind(before)
-    .bind(limit)
     .fetch_all(executor)
     .await
 }

@@ -29,17 +29,17 @@ fn source_schema() -> utoipa::openapi::Object {
         .build()
 }
 
-const COLUMNS: &str = "id, customer_id, kind, source, trial_id, recorded_at";
-
 /// Serialises the changes of one customer's paid services against the
 /// trials that check them: a trial started while a sale of its kind
 /// commits would otherwise slip through. `no key update` leaves the
 /// foreign-key checks of other writers alone.
 pub async fn lock_customer(tx: &mut Tx<'_>, customer_id: &str) -> sqlx::Result<()> {
-    sqlx::query("select 1 from customers where id = $1 for no key update")
-        .bind(customer_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "select 1 as one from customers where id = $1 for no key update",
+        customer_id,
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -49,12 +49,12 @@ pub async fn paid_kinds<'e>(
     customer_id: &str,
     kinds: &[String],
 ) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "select kind from customer_services where customer_id = $1 and kind = any($2)
          order by kind",
+        customer_id,
+        kinds,
     )
-    .bind(customer_id)
-    .bind(kinds)
     .fetch_all(db)
     .await
 }
@@ -63,10 +63,11 @@ pub async fn list<'e>(
     db: impl PgExecutor<'e>,
     customer_id: &str,
 ) -> sqlx::Result<Vec<CustomerService>> {
-    sqlx::query_as(&format!(
-        "select {COLUMNS} from customer_services where customer_id = $1 order by kind"
-    ))
-    .bind(customer_id)
+    sqlx::query_as!(
+        CustomerService,
+        "select id, customer_id, kind, source, trial_id, recorded_at from customer_services where customer_id = $1 order by kind",
+        customer_id,
+    )
     .fetch_all(db)
     .await
 }
@@ -87,19 +88,20 @@ pub async fn record(
     } else {
         "direct"
     };
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        CustomerService,
         "insert into customer_services (id, customer_id, kind, source, trial_id, token_id, recorded_at)
          select id, $3, kind, $4, $5, $6, $7 from unnest($1::uuid[], $2::text[]) as k (id, kind)
          on conflict (customer_id, kind) do nothing
-         returning {COLUMNS}"
-    ))
-    .bind(&ids)
-    .bind(kinds)
-    .bind(customer_id)
-    .bind(source)
-    .bind(trial_id)
-    .bind(token_id)
-    .bind(now)
+         returning id, customer_id, kind, source, trial_id, recorded_at",
+        &ids,
+        kinds,
+        customer_id,
+        source,
+        trial_id,
+        token_id,
+        now,
+    )
     .fetch_all(&mut **tx)
     .await
 }

@@ -20,18 +20,18 @@ pub async fn insert<'e>(
     letter: NewDeadLetter<'_>,
 ) -> sqlx::Result<Uuid> {
     let id = Uuid::now_v7();
-    sqlx::query(
+    sqlx::query!(
         "insert into dead_letters (id, job_id, kind, queue, reason, body, attempts, message_id)
          values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        id,
+        letter.job_id,
+        letter.kind,
+        letter.queue,
+        letter.reason.replace('\0', "\u{fffd}"),
+        letter.body.replace('\0', "\u{fffd}"),
+        letter.attempts,
+        letter.message_id.map(|id| id.replace('\0', "\u{fffd}")),
     )
-    .bind(id)
-    .bind(letter.job_id)
-    .bind(letter.kind)
-    .bind(letter.queue)
-    .bind(letter.reason.replace('\0', "\u{fffd}"))
-    .bind(letter.body.replace('\0', "\u{fffd}"))
-    .bind(letter.attempts)
-    .bind(letter.message_id.map(|id| id.replace('\0', "\u{fffd}")))
     .execute(executor)
     .await?;
     Ok(id)
@@ -138,10 +138,10 @@ pub async fn list<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     filter: &DeadLetterFilter<'_>,
 ) -> sqlx::Result<Vec<DeadLetterRow>> {
-    sqlx::query_as(
-        "select d.id, d.job_id, coalesce(d.kind, j.kind) as kind, d.queue, d.reason, d.attempts,
-                d.message_id, d.created_at, d.replayed_at, j.status as job_status, j.resource_type, j.resource_id,
-                left(d.body, $6) as body, octet_length(d.body) as body_bytes
+    let rows = sqlx::query!(
+        r#"select d.id, d.job_id, coalesce(d.kind, j.kind) as kind, d.queue, d.reason, d.attempts,
+                d.message_id, d.created_at, d.replayed_at, j.status as "job_status?", j.resource_type, j.resource_id,
+                left(d.body, $6) as "body!", octet_length(d.body) as "body_bytes!"
          from dead_letters d left join jobs j on j.id = d.job_id
          where ($1::text is null or coalesce(d.kind, j.kind) = $1)
            and ($2::timestamptz is null or d.created_at >= $2)
@@ -150,31 +150,50 @@ pub async fn list<'e>(
            and ($7::uuid is null
                 or (d.created_at, d.id) < (select c.created_at, c.id from dead_letters c where c.id = $7))
          order by case when $4 = 'yes' then d.replayed_at end desc, d.created_at desc, d.id desc
-         limit $5",
+         limit $5"#,
+        filter.kind,
+        filter.since,
+        filter.ids,
+        filter.replayed.as_str(),
+        filter.limit,
+        BODY_EXCERPT_CHARS,
+        filter.before,
     )
-    .bind(filter.kind)
-    .bind(filter.since)
-    .bind(filter.ids)
-    .bind(filter.replayed.as_str())
-    .bind(filter.limit)
-    .bind(BODY_EXCERPT_CHARS)
-    .bind(filter.before)
     .fetch_all(executor)
-    .await
-    .map(|rows: Vec<DeadLetterRow>| rows.into_iter().map(DeadLetterRow::with_envelope).collect())
+    .await?;
+    // Built by hand: `envelope` is no column but read from the body.
+    let rows = rows.into_iter().map(|r| DeadLetterRow {
+        id: r.id,
+        job_id: r.job_id,
+        kind: r.kind,
+        queue: r.queue,
+        reason: r.reason,
+        attempts: r.attempts,
+        message_id: r.message_id,
+        created_at: r.created_at,
+        replayed_at: r.replayed_at,
+        job_status: r.job_status,
+        resource_type: r.resource_type,
+        resource_id: r.resource_id,
+        body: r.body,
+        body_bytes: r.body_bytes,
+        envelope: None,
+    });
+    Ok(rows.map(DeadLetterRow::with_envelope).collect())
 }
 
 /// Open dead letters per job kind.
 pub async fn open_by_kind<'e>(
     executor: impl sqlx::PgExecutor<'e>,
 ) -> sqlx::Result<Vec<(Option<String>, i64)>> {
-    sqlx::query_as(
-        "select coalesce(d.kind, j.kind), count(*) from dead_letters d
+    let rows = sqlx::query!(
+        r#"select coalesce(d.kind, j.kind) as kind, count(*) as "count!" from dead_letters d
          left join jobs j on j.id = d.job_id
-         where d.replayed_at is null group by 1",
+         where d.replayed_at is null group by 1"#,
     )
     .fetch_all(executor)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.kind, r.count)).collect())
 }
 
 /// Marks a dead letter handled; false if another replay got there first.
@@ -183,11 +202,11 @@ pub async fn mark_replayed(
     id: Uuid,
     now: chrono::DateTime<chrono::Utc>,
 ) -> sqlx::Result<bool> {
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "update dead_letters set replayed_at = $2 where id = $1 and replayed_at is null",
+        id,
+        now,
     )
-    .bind(id)
-    .bind(now)
     .execute(&mut **tx)
     .await?
     .rows_affected();

@@ -32,15 +32,16 @@ pub async fn begin(tx: &mut Tx<'_>, token_id: Uuid, key: &str) -> sqlx::Result<K
         response_status: Option<i16>,
         response_body: Option<serde_json::Value>,
     }
-    let row: Row = sqlx::query_as(
-        "select pg_try_advisory_xact_lock(hashtextextended($3, 0)) as locked,
+    let row: Row = sqlx::query_as!(
+        Row,
+        r#"select pg_try_advisory_xact_lock(hashtextextended($3, 0)) as "locked!",
                 k.request_fingerprint, k.response_status, k.response_body
          from (select) as one
-         left join idempotency_keys k on k.token_id = $1 and k.key = $2",
+         left join idempotency_keys k on k.token_id = $1 and k.key = $2"#,
+        token_id,
+        key,
+        format!("idempotency:{token_id}:{key}"),
     )
-    .bind(token_id)
-    .bind(key)
-    .bind(format!("idempotency:{token_id}:{key}"))
     .fetch_one(&mut **tx)
     .await?;
     Ok(match row {
@@ -67,15 +68,15 @@ pub async fn save(
     status: u16,
     body: &serde_json::Value,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "insert into idempotency_keys (token_id, key, request_fingerprint, response_status, response_body)
          values ($1, $2, $3, $4, $5)",
+        token_id,
+        key,
+        fingerprint,
+        status as i16,
+        body,
     )
-    .bind(token_id)
-    .bind(key)
-    .bind(fingerprint)
-    .bind(status as i16)
-    .bind(body)
     .execute(&mut **tx)
     .await?;
     Ok(())

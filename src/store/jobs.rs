@@ -8,6 +8,7 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use super::Tx;
+pub use super::status::JobStatus;
 use crate::job::JobKind;
 
 pub struct NewJob<'a> {
@@ -71,7 +72,7 @@ async fn insert(
 ) -> sqlx::Result<Option<Uuid>> {
     // One round trip: the outbox row is written from the job insert's
     // RETURNING, so a job held back by its unique key gets none.
-    let id: Option<Uuid> = sqlx::query_scalar(
+    let id: Option<Uuid> = sqlx::query_scalar!(
         "with job as (
              insert into jobs (id, kind, version, payload, max_attempts, partner_id, token_id,
                                resource_type, resource_id, sla_deadline, enqueued_at, unique_key)
@@ -83,19 +84,19 @@ async fn insert(
          )
          insert into outbox (job_id, attempt) select id, 1 from job
          returning job_id",
+        id,
+        job.kind.as_str(),
+        job.kind.version(),
+        &job.payload,
+        max_attempts,
+        job.partner_id,
+        job.token_id,
+        job.resource_type,
+        job.resource_id,
+        job.sla_deadline,
+        now,
+        unique_key,
     )
-    .bind(id)
-    .bind(job.kind.as_str())
-    .bind(job.kind.version())
-    .bind(&job.payload)
-    .bind(max_attempts)
-    .bind(job.partner_id)
-    .bind(job.token_id)
-    .bind(job.resource_type)
-    .bind(job.resource_id)
-    .bind(job.sla_deadline)
-    .bind(now)
-    .bind(unique_key)
     .fetch_optional(&mut **tx)
     .await?;
     Ok(id)
@@ -107,7 +108,7 @@ pub struct JobRow {
     pub kind: String,
     pub version: i32,
     pub payload: serde_json::Value,
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: i32,
     pub max_attempts: i32,
     pub partner_id: Option<String>,
@@ -118,16 +119,15 @@ pub struct JobRow {
     pub enqueued_at: DateTime<Utc>,
 }
 
-const JOB_COLUMNS: &str = "id, kind, version, payload, status, attempts, max_attempts, partner_id,
-     token_id, resource_type, resource_id, sla_deadline, enqueued_at";
-
 /// Locks the job for the rest of the transaction, so two deliveries of the
 /// same job are handled one after the other, never side by side.
 pub async fn lock(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<JobRow>> {
-    sqlx::query_as(&format!(
-        "select {JOB_COLUMNS} from jobs where id = $1 for update"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        JobRow,
+        r#"select id, kind, version, payload, status as "status: JobStatus", attempts, max_attempts, partner_id,
+     token_id, resource_type, resource_id, sla_deadline, enqueued_at from jobs where id = $1 for update"#,
+        id,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -136,10 +136,12 @@ pub async fn lock(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<JobRow>> {
 /// order: two batches that share a job (a redelivery) wait for each other
 /// instead of deadlocking. Jobs that do not exist are simply missing.
 pub async fn lock_many(tx: &mut Tx<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<JobRow>> {
-    sqlx::query_as(&format!(
-        "select {JOB_COLUMNS} from jobs where id = any($1) order by id for update"
-    ))
-    .bind(ids)
+    sqlx::query_as!(
+        JobRow,
+        r#"select id, kind, version, payload, status as "status: JobStatus", attempts, max_attempts, partner_id,
+     token_id, resource_type, resource_id, sla_deadline, enqueued_at from jobs where id = any($1) order by id for update"#,
+        ids,
+    )
     .fetch_all(&mut **tx)
     .await
 }
@@ -148,16 +150,16 @@ pub async fn lock_many(tx: &mut Tx<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<JobRow
 /// it is finished, marks it running. Its own commit, so that ops see the
 /// attempt while it runs.
 pub async fn mark_running(pool: &PgPool, ids: &[Uuid], now: DateTime<Utc>) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "update jobs set deliveries = deliveries + d.copies,
                 status = case when status in ('queued', 'retrying') then 'running' else status end,
                 started_at = case when status in ('queued', 'retrying')
                                   then coalesce(started_at, $2) else started_at end
          from (select id, count(*)::int4 as copies from unnest($1::uuid[]) as id group by id) d
          where jobs.id = d.id",
+        ids,
+        now,
     )
-    .bind(ids)
-    .bind(now)
     .execute(pool)
     .await?;
     Ok(())
@@ -183,7 +185,7 @@ pub async fn mark_succeeded(
     let ids: Vec<Uuid> = done.iter().map(|d| d.id).collect();
     let attempts: Vec<i32> = done.iter().map(|d| d.attempt).collect();
     let started: Vec<DateTime<Utc>> = done.iter().map(|d| d.started_at).collect();
-    sqlx::query(
+    sqlx::query!(
         "with finished as (
              select * from unnest($1::uuid[], $2::int4[], $3::timestamptz[])
                  as f(id, attempt, started_at)
@@ -195,11 +197,11 @@ pub async fn mark_succeeded(
          insert into job_attempts (job_id, attempt, started_at, finished_at, outcome)
          select id, attempt, started_at, $4, 'succeeded' from finished
          on conflict (job_id, attempt) do nothing",
+        &ids,
+        &attempts,
+        &started,
+        now,
     )
-    .bind(&ids)
-    .bind(&attempts)
-    .bind(&started)
-    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -214,17 +216,17 @@ async fn insert_attempt(
     outcome: &str,
     error: Option<&str>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "insert into job_attempts (job_id, attempt, started_at, finished_at, outcome, error)
          values ($1, $2, $3, $4, $5, $6)
          on conflict (job_id, attempt) do nothing",
+        id,
+        attempt,
+        started_at,
+        finished_at,
+        outcome,
+        error,
     )
-    .bind(id)
-    .bind(attempt)
-    .bind(started_at)
-    .bind(finished_at)
-    .bind(outcome)
-    .bind(error)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -274,7 +276,7 @@ pub async fn record_failure(
     let Some(job) = lock(&mut tx, id).await? else {
         return Ok(FailureOutcome::AlreadyDone);
     };
-    if job.status == "succeeded" || job.status == "dead" || job.attempts >= attempt {
+    if job.status.is_final() || job.attempts >= attempt {
         return Ok(FailureOutcome::AlreadyDone);
     }
     let outcome = match retry_in {
@@ -284,24 +286,24 @@ pub async fn record_failure(
     match outcome {
         FailureOutcome::RetryIn(delay) => {
             let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-            sqlx::query(
+            sqlx::query!(
                 "update jobs set status = 'retrying', attempts = $2, last_error = $3,
                         next_attempt_at = now() + make_interval(secs => $4::float8 / 1000)
                  where id = $1",
+                id,
+                attempt,
+                error,
+                delay_ms as f64,
             )
-            .bind(id)
-            .bind(attempt)
-            .bind(error)
-            .bind(delay_ms as f64)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
+            sqlx::query!(
                 "insert into outbox (job_id, attempt, available_at)
                  values ($1, $2, now() + make_interval(secs => $3::float8 / 1000))",
+                id,
+                attempt + 1,
+                delay_ms as f64,
             )
-            .bind(id)
-            .bind(attempt + 1)
-            .bind(delay_ms as f64)
             .execute(&mut *tx)
             .await?;
             insert_attempt(
@@ -348,15 +350,15 @@ async fn mark_dead(
     letter: DeadJob<'_>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "update jobs set status = 'dead', attempts = $2, last_error = $3,
                 finished_at = $4, next_attempt_at = null
          where id = $1",
+        job.id,
+        letter.attempts,
+        letter.reason,
+        now,
     )
-    .bind(job.id)
-    .bind(letter.attempts)
-    .bind(letter.reason)
-    .bind(now)
     .execute(&mut **tx)
     .await?;
     super::dead_letters::insert(
@@ -389,7 +391,7 @@ pub async fn dead_letter_unrunnable(
 ) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     match lock(&mut tx, id).await? {
-        Some(job) if job.status == "succeeded" || job.status == "dead" => return Ok(()),
+        Some(job) if job.status.is_final() => return Ok(()),
         Some(job) => {
             let letter = DeadJob {
                 attempts: job.attempts,
@@ -412,7 +414,7 @@ pub async fn dead_letter_unrunnable(
 pub struct JobView {
     pub id: Uuid,
     pub kind: String,
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: i32,
     pub deliveries: i32,
     pub max_attempts: i32,
@@ -443,20 +445,22 @@ pub async fn find_view(
 ) -> sqlx::Result<Option<(JobView, Vec<AttemptView>)>> {
     // One snapshot, so the attempts agree with the job's status.
     let mut snapshot = super::snapshot(pool).await?;
-    let job: Option<JobView> = sqlx::query_as(
-        "select id, kind, status, attempts, deliveries, max_attempts, last_error, partner_id, resource_type,
+    let job: Option<JobView> = sqlx::query_as!(
+        JobView,
+        r#"select id, kind, status as "status: JobStatus", attempts, deliveries, max_attempts, last_error, partner_id, resource_type,
                 resource_id, sla_deadline, enqueued_at, started_at, finished_at, next_attempt_at
-         from jobs where id = $1",
+         from jobs where id = $1"#,
+        id,
     )
-    .bind(id)
     .fetch_optional(&mut *snapshot)
     .await?;
     let Some(job) = job else { return Ok(None) };
-    let attempts = sqlx::query_as(
+    let attempts = sqlx::query_as!(
+        AttemptView,
         "select attempt, started_at, finished_at, outcome, error from job_attempts
          where job_id = $1 order by attempt",
+        id,
     )
-    .bind(id)
     .fetch_all(&mut *snapshot)
     .await?;
     snapshot.commit().await?;
@@ -466,20 +470,22 @@ pub async fn find_view(
 /// Gives a dead job a fresh allowance of attempts and queues its next
 /// attempt through the outbox. The caller holds the job's lock.
 pub async fn requeue_dead(tx: &mut Tx<'_>, job: &JobRow, more_attempts: i32) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "update jobs set status = 'queued', max_attempts = attempts + $2, finished_at = null,
                 next_attempt_at = null
          where id = $1 and status = 'dead'",
+        job.id,
+        more_attempts,
     )
-    .bind(job.id)
-    .bind(more_attempts)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("insert into outbox (job_id, attempt) values ($1, $2)")
-        .bind(job.id)
-        .bind(job.attempts + 1)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "insert into outbox (job_id, attempt) values ($1, $2)",
+        job.id,
+        job.attempts + 1,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -494,12 +500,13 @@ pub struct KindBacklog {
 }
 
 pub async fn backlog_by_kind(pool: &PgPool) -> sqlx::Result<Vec<KindBacklog>> {
-    sqlx::query_as(
-        "select kind,
-                count(*) filter (where status in ('queued', 'retrying')) as waiting,
-                count(*) filter (where status = 'running') as running,
+    sqlx::query_as!(
+        KindBacklog,
+        r#"select kind,
+                count(*) filter (where status in ('queued', 'retrying')) as "waiting!",
+                count(*) filter (where status = 'running') as "running!",
                 min(enqueued_at) filter (where status in ('queued', 'retrying')) as oldest_waiting
-         from jobs where status in ('queued', 'retrying', 'running') group by kind",
+         from jobs where status in ('queued', 'retrying', 'running') group by kind"#,
     )
     .fetch_all(pool)
     .await

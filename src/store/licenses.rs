@@ -6,6 +6,7 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use super::Tx;
+pub use super::status::{LicenseStatus, OrderStatus, RequestStatus};
 
 pub struct NewOrder<'a> {
     pub id: Uuid,
@@ -21,20 +22,23 @@ pub struct NewOrder<'a> {
 /// Inserts the order and returns it as stored (its row is locked by the
 /// insert until the transaction ends).
 pub async fn insert_order(tx: &mut Tx<'_>, order: &NewOrder<'_>) -> sqlx::Result<OrderRow> {
-    sqlx::query_as(&format!(
-        "insert into license_orders (id, partner_id, customer_id, usage, contact_name,
+    sqlx::query_as!(
+        OrderRow,
+        r#"insert into license_orders (id, partner_id, customer_id, usage, contact_name,
                                      contact_email, contact_locale, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-         returning {ORDER_COLUMNS}"
-    ))
-    .bind(order.id)
-    .bind(order.partner_id)
-    .bind(order.customer_id)
-    .bind(order.usage)
-    .bind(order.contact_name)
-    .bind(order.contact_email)
-    .bind(order.contact_locale)
-    .bind(order.now)
+         returning id, partner_id, customer_id, usage, status as "status: OrderStatus", vendor_order_id,
+     contact_name, contact_email, contact_locale, created_at, updated_at, revoked_at,
+     revocation_job_id"#,
+        order.id,
+        order.partner_id,
+        order.customer_id,
+        order.usage,
+        order.contact_name,
+        order.contact_email,
+        order.contact_locale,
+        order.now,
+    )
     .fetch_one(&mut **tx)
     .await
 }
@@ -85,7 +89,7 @@ pub struct NewKeys {
 /// already has a change in flight.
 pub async fn insert_request(tx: &mut Tx<'_>, request: &NewRequest) -> sqlx::Result<()> {
     let keys = request.new_keys.as_ref();
-    sqlx::query(
+    sqlx::query!(
         "with request as (
              insert into license_requests (id, order_id, kind, quantity, license_id, vm_count,
                                            license_ids, job_id, accepted_at, sla_deadline)
@@ -95,20 +99,20 @@ pub async fn insert_request(tx: &mut Tx<'_>, request: &NewRequest) -> sqlx::Resu
          insert into licenses (id, order_id, request_id, seq, usage, vm_count)
          select gen_random_uuid(), $2, request.id, seq, $11, $12
          from request, generate_series(1, $13) as seq",
+        request.id,
+        request.order_id,
+        request.kind.as_str(),
+        request.quantity,
+        request.license_id,
+        request.vm_count,
+        request.license_ids.as_deref(),
+        request.job_id,
+        request.accepted_at,
+        request.sla_deadline,
+        keys.map(|k| k.usage.as_str()),
+        keys.and_then(|k| k.vm_count),
+        keys.map_or(0, |k| k.count),
     )
-    .bind(request.id)
-    .bind(request.order_id)
-    .bind(request.kind.as_str())
-    .bind(request.quantity)
-    .bind(request.license_id)
-    .bind(request.vm_count)
-    .bind(&request.license_ids)
-    .bind(request.job_id)
-    .bind(request.accepted_at)
-    .bind(request.sla_deadline)
-    .bind(keys.map(|k| k.usage.as_str()))
-    .bind(keys.and_then(|k| k.vm_count))
-    .bind(keys.map_or(0, |k| k.count))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -120,7 +124,7 @@ pub struct OrderRow {
     pub partner_id: String,
     pub customer_id: String,
     pub usage: String,
-    pub status: String,
+    pub status: OrderStatus,
     pub vendor_order_id: Option<String>,
     pub contact_name: String,
     pub contact_email: String,
@@ -131,17 +135,16 @@ pub struct OrderRow {
     pub revocation_job_id: Option<Uuid>,
 }
 
-const ORDER_COLUMNS: &str = "id, partner_id, customer_id, usage, status, vendor_order_id,
-     contact_name, contact_email, contact_locale, created_at, updated_at, revoked_at,
-     revocation_job_id";
-
 /// Locks the order: every change to an order and its keys goes through
 /// this lock, so changes of one order never interleave.
 pub async fn lock_order(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<OrderRow>> {
-    sqlx::query_as(&format!(
-        "select {ORDER_COLUMNS} from license_orders where id = $1 for update"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        OrderRow,
+        r#"select id, partner_id, customer_id, usage, status as "status: OrderStatus", vendor_order_id,
+     contact_name, contact_email, contact_locale, created_at, updated_at, revoked_at,
+     revocation_job_id from license_orders where id = $1 for update"#,
+        id,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -153,39 +156,51 @@ pub async fn lock_order_with_request(
     order_id: Uuid,
     request_id: Uuid,
 ) -> sqlx::Result<Option<(OrderRow, Option<RequestRow>)>> {
-    #[derive(FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        order: OrderRow,
-        request: Option<sqlx::types::Json<RequestRow>>,
-    }
-    let columns = ORDER_COLUMNS
-        .split(',')
-        .map(|c| format!("o.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "select {columns}, to_jsonb(r) as request
+    let row = sqlx::query!(
+        r#"select o.id, o.partner_id, o.customer_id, o.usage, o.status as "status: OrderStatus", o.vendor_order_id,
+                o.contact_name, o.contact_email, o.contact_locale, o.created_at, o.updated_at,
+                o.revoked_at, o.revocation_job_id,
+                to_jsonb(r) as "request: sqlx::types::Json<RequestRow>"
          from license_orders o
          left join license_requests r on r.id = $2 and r.order_id = o.id
          where o.id = $1
-         for update of o"
-    ))
-    .bind(order_id)
-    .bind(request_id)
+         for update of o"#,
+        order_id,
+        request_id,
+    )
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.map(|row| (row.order, row.request.map(|json| json.0))))
+    Ok(row.map(|row| {
+        let order = OrderRow {
+            id: row.id,
+            partner_id: row.partner_id,
+            customer_id: row.customer_id,
+            usage: row.usage,
+            status: row.status,
+            vendor_order_id: row.vendor_order_id,
+            contact_name: row.contact_name,
+            contact_email: row.contact_email,
+            contact_locale: row.contact_locale,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            revoked_at: row.revoked_at,
+            revocation_job_id: row.revocation_job_id,
+        };
+        (order, row.request.map(|json| json.0))
+    }))
 }
 
 pub async fn find_order<'e>(
     db: impl sqlx::PgExecutor<'e>,
     id: Uuid,
 ) -> sqlx::Result<Option<OrderRow>> {
-    sqlx::query_as(&format!(
-        "select {ORDER_COLUMNS} from license_orders where id = $1"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        OrderRow,
+        r#"select id, partner_id, customer_id, usage, status as "status: OrderStatus", vendor_order_id,
+     contact_name, contact_email, contact_locale, created_at, updated_at, revoked_at,
+     revocation_job_id from license_orders where id = $1"#,
+        id,
+    )
     .fetch_optional(db)
     .await
 }
@@ -199,18 +214,18 @@ pub async fn activate_order(
     vendor_order_id: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "with activated as (
              update license_orders set status = 'active', vendor_order_id = $2, updated_at = $3
              where id = $1 and status = 'preparing'
          )
          update license_requests set status = 'done', completed_at = $3
          where id = $4 and status = 'pending'",
+        id,
+        vendor_order_id,
+        now,
+        request_id,
     )
-    .bind(id)
-    .bind(vendor_order_id)
-    .bind(now)
-    .bind(request_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -225,35 +240,34 @@ pub struct RequestRow {
     pub license_id: Option<Uuid>,
     pub vm_count: Option<i32>,
     pub license_ids: Option<Vec<Uuid>>,
-    pub status: String,
+    pub status: RequestStatus,
     pub job_id: Uuid,
     pub accepted_at: DateTime<Utc>,
     pub sla_deadline: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-const REQUEST_COLUMNS: &str = "id, order_id, kind, quantity, license_id, vm_count, license_ids,
-     status, job_id, accepted_at, sla_deadline, completed_at";
-
 pub async fn list_requests<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     order_id: Uuid,
 ) -> sqlx::Result<Vec<RequestRow>> {
-    sqlx::query_as(&format!(
-        "select {REQUEST_COLUMNS} from license_requests where order_id = $1 order by accepted_at, id"
-    ))
-    .bind(order_id)
+    sqlx::query_as!(
+        RequestRow,
+        r#"select id, order_id, kind, quantity, license_id, vm_count, license_ids,
+     status as "status: RequestStatus", job_id, accepted_at, sla_deadline, completed_at from license_requests where order_id = $1 order by accepted_at, id"#,
+        order_id,
+    )
     .fetch_all(executor)
     .await
 }
 
 pub async fn complete_request(tx: &mut Tx<'_>, id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "update license_requests set status = 'done', completed_at = $2
          where id = $1 and status = 'pending'",
+        id,
+        now,
     )
-    .bind(id)
-    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -267,23 +281,22 @@ pub struct LicenseRow {
     pub seq: i32,
     pub usage: String,
     pub vm_count: Option<i32>,
-    pub status: String,
+    pub status: LicenseStatus,
     pub key: Option<String>,
     pub certificate: Option<String>,
     pub issued_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-const LICENSE_COLUMNS: &str = "id, order_id, request_id, seq, usage, vm_count, status, key, certificate, issued_at, revoked_at";
-
 pub async fn list_licenses<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     order_id: Uuid,
 ) -> sqlx::Result<Vec<LicenseRow>> {
-    sqlx::query_as(&format!(
-        "select {LICENSE_COLUMNS} from licenses where order_id = $1 order by request_id, seq"
-    ))
-    .bind(order_id)
+    sqlx::query_as!(
+        LicenseRow,
+        r#"select id, order_id, request_id, seq, usage, vm_count, status as "status: LicenseStatus", key, certificate, issued_at, revoked_at from licenses where order_id = $1 order by request_id, seq"#,
+        order_id,
+    )
     .fetch_all(executor)
     .await
 }
@@ -292,19 +305,21 @@ pub async fn licenses_of_request(
     tx: &mut Tx<'_>,
     request_id: Uuid,
 ) -> sqlx::Result<Vec<LicenseRow>> {
-    sqlx::query_as(&format!(
-        "select {LICENSE_COLUMNS} from licenses where request_id = $1 order by seq"
-    ))
-    .bind(request_id)
+    sqlx::query_as!(
+        LicenseRow,
+        r#"select id, order_id, request_id, seq, usage, vm_count, status as "status: LicenseStatus", key, certificate, issued_at, revoked_at from licenses where request_id = $1 order by seq"#,
+        request_id,
+    )
     .fetch_all(&mut **tx)
     .await
 }
 
 pub async fn find_license(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<LicenseRow>> {
-    sqlx::query_as(&format!(
-        "select {LICENSE_COLUMNS} from licenses where id = $1"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        LicenseRow,
+        r#"select id, order_id, request_id, seq, usage, vm_count, status as "status: LicenseStatus", key, certificate, issued_at, revoked_at from licenses where id = $1"#,
+        id,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -327,17 +342,18 @@ pub async fn issue_licenses(
     let ids: Vec<Uuid> = keys.iter().map(|k| k.license_id).collect();
     let values: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
     let certificates: Vec<&str> = keys.iter().map(|k| k.certificate.as_str()).collect();
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "update licenses set status = 'issued', key = k.key, certificate = k.certificate,
                              issued_at = $4
          from unnest($1::uuid[], $2::text[], $3::text[]) as k(id, key, certificate)
          where licenses.id = k.id and licenses.status = 'pending'
          returning licenses.id",
+        &ids,
+        // `as _`: Vec<&str> encodes as text[], which the macros only type as String.
+        &values as _,
+        &certificates as _,
+        issued_at,
     )
-    .bind(&ids)
-    .bind(&values)
-    .bind(&certificates)
-    .bind(issued_at)
     .fetch_all(&mut **tx)
     .await
 }
@@ -348,12 +364,14 @@ pub async fn set_vm_count(
     vm_count: i32,
     certificate: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("update licenses set vm_count = $2, certificate = $3 where id = $1")
-        .bind(id)
-        .bind(vm_count)
-        .bind(certificate)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "update licenses set vm_count = $2, certificate = $3 where id = $1",
+        id,
+        vm_count,
+        certificate,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -364,45 +382,48 @@ pub async fn revoke_licenses(
     ids: &[Uuid],
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<LicenseRow>> {
-    sqlx::query_as(&format!(
-        "update licenses set status = 'revoked', revoked_at = $2
+    sqlx::query_as!(
+        LicenseRow,
+        r#"update licenses set status = 'revoked', revoked_at = $2
          where id = any($1) and status = 'issued'
-         returning {LICENSE_COLUMNS}"
-    ))
-    .bind(ids)
-    .bind(now)
+         returning id, order_id, request_id, seq, usage, vm_count, status as "status: LicenseStatus", key, certificate, issued_at, revoked_at"#,
+        ids,
+        now,
+    )
     .fetch_all(&mut **tx)
     .await
 }
 
 /// Keys of the order that are not revoked (issued or still pending).
 pub async fn count_live_licenses(tx: &mut Tx<'_>, order_id: Uuid) -> sqlx::Result<i64> {
-    sqlx::query_scalar("select count(*) from licenses where order_id = $1 and status <> 'revoked'")
-        .bind(order_id)
-        .fetch_one(&mut **tx)
-        .await
+    sqlx::query_scalar!(
+        r#"select count(*) as "count!" from licenses where order_id = $1 and status <> 'revoked'"#,
+        order_id,
+    )
+    .fetch_one(&mut **tx)
+    .await
 }
 
 /// Claims the order's one revocation for `job_id`; `false` if claimed before.
 pub async fn claim_revocation(tx: &mut Tx<'_>, order_id: Uuid, job_id: Uuid) -> sqlx::Result<bool> {
-    let claimed = sqlx::query(
+    let claimed = sqlx::query!(
         "update license_orders set revocation_job_id = $2
          where id = $1 and revocation_job_id is null",
+        order_id,
+        job_id,
     )
-    .bind(order_id)
-    .bind(job_id)
     .execute(&mut **tx)
     .await?;
     Ok(claimed.rows_affected() == 1)
 }
 
 pub async fn revoke_order(tx: &mut Tx<'_>, order_id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "update license_orders set status = 'revoked', revoked_at = $2, updated_at = $2
          where id = $1 and status = 'active'",
+        order_id,
+        now,
     )
-    .bind(order_id)
-    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -413,18 +434,20 @@ pub async fn partner_admin(
     tx: &mut Tx<'_>,
     partner_id: &str,
 ) -> sqlx::Result<Option<(String, String)>> {
-    sqlx::query_as(
-        "select admin_email, locale from partners where id = $1 and admin_email is not null",
+    let row = sqlx::query!(
+        r#"select admin_email as "admin_email!", locale from partners
+         where id = $1 and admin_email is not null"#,
+        partner_id,
     )
-    .bind(partner_id)
     .fetch_optional(&mut **tx)
-    .await
+    .await?;
+    Ok(row.map(|r| (r.admin_email, r.locale)))
 }
 
 /// The status of the license with this key, for `fulfil license verify`.
 pub async fn status_of_key(pool: &PgPool, key: &str) -> sqlx::Result<Option<(String, Uuid)>> {
-    sqlx::query_as("select status, order_id from licenses where key = $1")
-        .bind(key)
+    let row = sqlx::query!("select status, order_id from licenses where key = $1", key)
         .fetch_optional(pool)
-        .await
+        .await?;
+    Ok(row.map(|r| (r.status, r.order_id)))
 }

@@ -24,24 +24,24 @@ pub struct NewMail<'a> {
 
 /// Inserts the mail unless one for the same cause exists; `true` if new.
 pub async fn insert_mail(tx: &mut Tx<'_>, mail: &NewMail<'_>) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "insert into mails (id, cause, message_id, template, locale, recipient, subject, body,
                             attachments, job_id, created_at, recipient_name)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          on conflict (cause) do nothing",
+        mail.id,
+        mail.cause,
+        mail.message_id,
+        mail.template,
+        mail.locale,
+        mail.recipient,
+        mail.subject,
+        mail.body,
+        &mail.attachments,
+        mail.job_id,
+        mail.now,
+        mail.recipient_name.filter(|name| !name.trim().is_empty()),
     )
-    .bind(mail.id)
-    .bind(mail.cause)
-    .bind(mail.message_id)
-    .bind(mail.template)
-    .bind(mail.locale)
-    .bind(mail.recipient)
-    .bind(mail.subject)
-    .bind(mail.body)
-    .bind(&mail.attachments)
-    .bind(mail.job_id)
-    .bind(mail.now)
-    .bind(mail.recipient_name.filter(|name| !name.trim().is_empty()))
     .execute(&mut **tx)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -79,7 +79,8 @@ pub async fn claim_unsent(tx: &mut Tx<'_>, id: Uuid, now: DateTime<Utc>) -> sqlx
         body: Option<String>,
         attachments: Option<serde_json::Value>,
     }
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<Row> = sqlx::query_as!(
+        Row,
         "with old as (select id, status from mails where id = $1 for update),
          sent as (
              update mails m set status = 'sent', sent_at = $2, last_error = null
@@ -88,9 +89,9 @@ pub async fn claim_unsent(tx: &mut Tx<'_>, id: Uuid, now: DateTime<Utc>) -> sqlx
                        m.attachments
          )
          select sent.* from old left join sent on true",
+        id,
+        now,
     )
-    .bind(id)
-    .bind(now)
     .fetch_optional(&mut **tx)
     .await?;
     let Some(row) = row else {

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod registrations;
 pub mod relationships;
 pub mod sla;
+pub mod status;
 pub mod sweeps;
 pub mod tokens;
 pub mod transfer_forms;
@@ -84,6 +85,8 @@ pub async fn open_existing(settings: &DatabaseSettings) -> anyhow::Result<PgPool
             return Err(e).with_context(|| format!("connecting to PostgreSQL database {name:?}"));
         }
     };
+    // Runtime-checked: _sqlx_migrations is the migrator's table, not our
+    // schema, and its absence (42P01) is an answer here, not a bug.
     let applied: Result<Option<i64>, sqlx::Error> =
         sqlx::query_scalar("select max(version) from _sqlx_migrations where success")
             .fetch_one(&pool)
@@ -112,13 +115,15 @@ pub async fn ensure_database(settings: &DatabaseSettings) -> anyhow::Result<()> 
     let mut admin = sqlx::PgConnection::connect_with(&options.clone().database("postgres"))
         .await
         .context("connecting to PostgreSQL (maintenance database \"postgres\")")?;
-    let exists: bool =
-        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await?;
+    let exists: bool = sqlx::query_scalar!(
+        r#"select exists (select 1 from pg_database where datname = $1) as "exists!""#,
+        &name,
+    )
+    .fetch_one(&mut admin)
+    .await?;
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        // Runtime-checked: DDL with the database name as an identifier.
         match sqlx::query(&format!("create database {quoted}"))
             .execute(&mut admin)
             .await

@@ -14,19 +14,19 @@ use super::tokens::{self, TokenIdentity, TokenRow};
 /// Starts a session for `token_id`; returns its id and the secret for the
 /// cookie, which exists nowhere else. Expired sessions are swept first.
 pub async fn start(tx: &mut Tx<'_>, token_id: Uuid, ttl: Duration) -> sqlx::Result<(Uuid, String)> {
-    sqlx::query("delete from ops_sessions where expires_at <= now()")
+    sqlx::query!("delete from ops_sessions where expires_at <= now()",)
         .execute(&mut **tx)
         .await?;
     let id = Uuid::now_v7();
     let secret = tokens::random_secret("ops_");
-    sqlx::query(
+    sqlx::query!(
         "insert into ops_sessions (id, secret_hash, token_id, created_at, expires_at)
          values ($1, $2, $3, now(), now() + $4)",
+        id,
+        tokens::hash_secret(&secret),
+        token_id,
+        ttl as _, // a Duration encodes as interval; the macros expect PgInterval
     )
-    .bind(id)
-    .bind(tokens::hash_secret(&secret))
-    .bind(token_id)
-    .bind(ttl)
     .execute(&mut **tx)
     .await?;
     Ok((id, secret))
@@ -37,13 +37,14 @@ pub async fn operator<'e>(
     db: impl PgExecutor<'e>,
     secret: &str,
 ) -> sqlx::Result<Option<TokenIdentity>> {
-    let row: Option<TokenRow> = sqlx::query_as(
+    let row: Option<TokenRow> = sqlx::query_as!(
+        TokenRow,
         "select t.id, t.name, t.role, t.partner_id, t.rate_limit_per_second
          from ops_sessions s join api_tokens t on t.id = s.token_id
          where s.secret_hash = $1 and s.expires_at > now()
            and t.revoked_at is null and t.role = 'operator'",
+        tokens::hash_secret(secret),
     )
-    .bind(tokens::hash_secret(secret))
     .fetch_optional(db)
     .await?;
     Ok(row.and_then(TokenRow::identity))
@@ -51,8 +52,11 @@ pub async fn operator<'e>(
 
 /// Ends the session; returns its id and token when there was one.
 pub async fn end(tx: &mut Tx<'_>, secret: &str) -> sqlx::Result<Option<(Uuid, Uuid)>> {
-    sqlx::query_as("delete from ops_sessions where secret_hash = $1 returning id, token_id")
-        .bind(tokens::hash_secret(secret))
-        .fetch_optional(&mut **tx)
-        .await
+    let row = sqlx::query!(
+        "delete from ops_sessions where secret_hash = $1 returning id, token_id",
+        tokens::hash_secret(secret),
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| (r.id, r.token_id)))
 }

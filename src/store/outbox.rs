@@ -28,7 +28,8 @@ pub struct DueMessage {
 
 /// Locks up to `limit` due rows until the transaction ends.
 pub async fn claim_due(tx: &mut Tx<'_>, limit: i64) -> sqlx::Result<Vec<DueMessage>> {
-    let rows: Vec<DueRow> = sqlx::query_as(
+    let rows: Vec<DueRow> = sqlx::query_as!(
+        DueRow,
         "select o.id as outbox_id, o.attempt, j.id as job_id, j.kind, j.version,
                 j.enqueued_at, j.payload
          from outbox o join jobs j on j.id = o.job_id
@@ -36,8 +37,8 @@ pub async fn claim_due(tx: &mut Tx<'_>, limit: i64) -> sqlx::Result<Vec<DueMessa
          order by o.id
          limit $1
          for update of o skip locked",
+        limit,
     )
-    .bind(limit)
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows
@@ -57,10 +58,12 @@ pub async fn claim_due(tx: &mut Tx<'_>, limit: i64) -> sqlx::Result<Vec<DueMessa
 }
 
 pub async fn mark_published(tx: &mut Tx<'_>, outbox_ids: &[i64]) -> sqlx::Result<()> {
-    sqlx::query("update outbox set published_at = now() where id = any($1)")
-        .bind(outbox_ids)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "update outbox set published_at = now() where id = any($1)",
+        outbox_ids,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -69,7 +72,7 @@ pub async fn mark_published(tx: &mut Tx<'_>, outbox_ids: &[i64]) -> sqlx::Result
 pub async fn next_due_in(pool: &PgPool) -> sqlx::Result<Option<Duration>> {
     // No `greatest(…, 0)` in SQL: `greatest` ignores NULLs, so "no row"
     // would come back as "due now" and the relay would spin.
-    let seconds: Option<f64> = sqlx::query_scalar(
+    let seconds: Option<f64> = sqlx::query_scalar!(
         "select extract(epoch from min(available_at) - now())::float8
          from outbox where published_at is null",
     )
@@ -81,10 +84,11 @@ pub async fn next_due_in(pool: &PgPool) -> sqlx::Result<Option<Duration>> {
 /// Rows due for publishing but not yet published, and the age of the
 /// oldest: how far the relay is behind.
 pub async fn lag(pool: &PgPool) -> sqlx::Result<(i64, Option<f64>)> {
-    sqlx::query_as(
-        "select count(*), extract(epoch from now() - min(available_at))::float8
-         from outbox where published_at is null and available_at <= now()",
+    let row = sqlx::query!(
+        r#"select count(*) as "count!", extract(epoch from now() - min(available_at))::float8 as lag
+         from outbox where published_at is null and available_at <= now()"#,
     )
     .fetch_one(pool)
-    .await
+    .await?;
+    Ok((row.count, row.lag))
 }

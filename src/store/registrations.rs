@@ -27,9 +27,6 @@ pub struct RegistrationRow {
     pub user_id: Option<String>,
 }
 
-const COLUMNS: &str = "id, partner_id, email, locale, status, expires_at, created_at, completed_at, \
-                       started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id";
-
 pub struct NewRegistration<'a> {
     pub id: Uuid,
     pub partner_id: Option<&'a str>,
@@ -42,20 +39,21 @@ pub struct NewRegistration<'a> {
 }
 
 pub async fn insert(tx: &mut Tx<'_>, new: &NewRegistration<'_>) -> sqlx::Result<RegistrationRow> {
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        RegistrationRow,
         "insert into registrations (id, partner_id, token_hash, email, locale, expires_at,
                                     created_at, token_id)
          values ($1, $2, $3, $4, $5, $6, $7, $8)
-         returning {COLUMNS}"
-    ))
-    .bind(new.id)
-    .bind(new.partner_id)
-    .bind(new.token_hash)
-    .bind(new.email)
-    .bind(new.locale)
-    .bind(new.expires_at)
-    .bind(new.now)
-    .bind(new.token_id)
+         returning id, partner_id, email, locale, status, expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id",
+        new.id,
+        new.partner_id,
+        new.token_hash,
+        new.email,
+        new.locale,
+        new.expires_at,
+        new.now,
+        new.token_id,
+    )
     .fetch_one(&mut **tx)
     .await
 }
@@ -65,38 +63,43 @@ pub async fn lock_by_token_hash(
     tx: &mut Tx<'_>,
     token_hash: &[u8],
 ) -> sqlx::Result<Option<RegistrationRow>> {
-    sqlx::query_as(&format!(
-        "select {COLUMNS} from registrations where token_hash = $1 for update"
-    ))
-    .bind(token_hash)
+    sqlx::query_as!(
+        RegistrationRow,
+        "select id, partner_id, email, locale, status, expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations where token_hash = $1 for update",
+        token_hash,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
 
 pub async fn lock(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<RegistrationRow>> {
-    sqlx::query_as(&format!(
-        "select {COLUMNS} from registrations where id = $1 for update"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        RegistrationRow,
+        "select id, partner_id, email, locale, status, expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations where id = $1 for update",
+        id,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
 
 pub async fn find<'e>(db: impl PgExecutor<'e>, id: Uuid) -> sqlx::Result<Option<RegistrationRow>> {
-    sqlx::query_as(&format!(
-        "select {COLUMNS} from registrations where id = $1"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        RegistrationRow,
+        "select id, partner_id, email, locale, status, expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations where id = $1",
+        id,
+    )
     .fetch_optional(db)
     .await
 }
 
 /// A pending registration whose link passed its time.
 pub async fn expire(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("update registrations set status = 'expired' where id = $1 and status = 'pending'")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "update registrations set status = 'expired' where id = $1 and status = 'pending'",
+        id,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -107,13 +110,13 @@ pub async fn apply(
     application: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "update registrations set status = 'applied', application = $2, completed_at = $3
          where id = $1 and status = 'pending'",
+        id,
+        application,
+        now,
     )
-    .bind(id)
-    .bind(application)
-    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -129,16 +132,16 @@ pub struct Approval<'a> {
 }
 
 pub async fn approve(tx: &mut Tx<'_>, id: Uuid, approval: &Approval<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "update registrations set status = 'approved', reviewed_at = $2, started_at = $2,
                 reviewed_by = $3, customer_id = $4, user_id = $5
          where id = $1 and status = 'applied'",
+        id,
+        approval.now,
+        approval.reviewed_by,
+        approval.customer_id,
+        approval.user_id,
     )
-    .bind(id)
-    .bind(approval.now)
-    .bind(approval.reviewed_by)
-    .bind(approval.customer_id)
-    .bind(approval.user_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -151,15 +154,15 @@ pub async fn reject(
     reviewed_by: Uuid,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "update registrations set status = 'rejected', reviewed_at = $2, reviewed_by = $3,
                 rejection_reason = $4
          where id = $1 and status = 'applied'",
+        id,
+        now,
+        reviewed_by,
+        reason,
     )
-    .bind(id)
-    .bind(now)
-    .bind(reviewed_by)
-    .bind(reason)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -168,21 +171,24 @@ pub async fn reject(
 /// Serialises sign-ups for one address until the transaction ends, so the
 /// check for an application in progress and the insert are one step.
 pub async fn lock_address(tx: &mut Tx<'_>, email: &str) -> sqlx::Result<()> {
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended('registration:' || lower($1), 0))")
-        .bind(email)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "select pg_advisory_xact_lock(hashtextextended('registration:' || lower($1), 0))",
+        email,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
 /// The registrations of this address still in progress (pending or
 /// applied), locked; a pending one may have passed its time.
 pub async fn in_progress(tx: &mut Tx<'_>, email: &str) -> sqlx::Result<Vec<RegistrationRow>> {
-    sqlx::query_as(&format!(
-        "select {COLUMNS} from registrations
-         where lower(email) = lower($1) and status in ('pending', 'applied') for update"
-    ))
-    .bind(email)
+    sqlx::query_as!(
+        RegistrationRow,
+        "select id, partner_id, email, locale, status, expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations
+         where lower(email) = lower($1) and status in ('pending', 'applied') for update",
+        email,
+    )
     .fetch_all(&mut **tx)
     .await
 }
@@ -192,11 +198,12 @@ pub async fn awaiting_review<'e>(
     db: impl PgExecutor<'e>,
     limit: i64,
 ) -> sqlx::Result<Vec<RegistrationRow>> {
-    sqlx::query_as(&format!(
-        "select {COLUMNS} from registrations where status = 'applied'
-         order by completed_at, id limit $1"
-    ))
-    .bind(limit)
+    sqlx::query_as!(
+        RegistrationRow,
+        "select id, partner_id, email, locale, status, expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations where status = 'applied'
+         order by completed_at, id limit $1",
+        limit,
+    )
     .fetch_all(db)
     .await
 }

@@ -25,18 +25,17 @@ pub struct Relationship {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-const RELATIONSHIP: &str = "id, partner_id, customer_id, status, granted_by, request_id, partnership_id, created_at, ended_at";
-
 pub async fn find_relationship<'e>(
     db: impl PgExecutor<'e>,
     partner_id: &str,
     customer_id: &str,
 ) -> sqlx::Result<Option<Relationship>> {
-    sqlx::query_as(&format!(
-        "select {RELATIONSHIP} from reseller_relationships where partner_id = $1 and customer_id = $2"
-    ))
-    .bind(partner_id)
-    .bind(customer_id)
+    sqlx::query_as!(
+        Relationship,
+        "select id, partner_id, customer_id, status, granted_by, request_id, partnership_id, created_at, ended_at from reseller_relationships where partner_id = $1 and customer_id = $2",
+        partner_id,
+        customer_id,
+    )
     .fetch_optional(db)
     .await
 }
@@ -46,12 +45,12 @@ pub async fn is_active<'e>(
     partner_id: &str,
     customer_id: &str,
 ) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "select exists (select 1 from reseller_relationships
-                        where partner_id = $1 and customer_id = $2 and status = 'active')",
+    sqlx::query_scalar!(
+        r#"select exists (select 1 from reseller_relationships
+                        where partner_id = $1 and customer_id = $2 and status = 'active') as "exists!""#,
+        partner_id,
+        customer_id,
     )
-    .bind(partner_id)
-    .bind(customer_id)
     .fetch_one(db)
     .await
 }
@@ -68,7 +67,8 @@ pub struct Grant<'a> {
 /// Makes the relationship active (a new row, or an ended one again).
 /// Returns it and whether it changed: granting an active one is a no-op.
 pub async fn grant(tx: &mut Tx<'_>, grant: &Grant<'_>) -> sqlx::Result<(Relationship, bool)> {
-    let changed: Option<Relationship> = sqlx::query_as(&format!(
+    let changed: Option<Relationship> = sqlx::query_as!(
+        Relationship,
         "insert into reseller_relationships
              (partner_id, customer_id, granted_by, request_id, partnership_id, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $6)
@@ -77,14 +77,14 @@ pub async fn grant(tx: &mut Tx<'_>, grant: &Grant<'_>) -> sqlx::Result<(Relation
                  request_id = excluded.request_id, partnership_id = excluded.partnership_id,
                  updated_at = excluded.updated_at
              where reseller_relationships.status = 'ended'
-         returning {RELATIONSHIP}"
-    ))
-    .bind(grant.partner_id)
-    .bind(grant.customer_id)
-    .bind(grant.granted_by)
-    .bind(grant.request_id)
-    .bind(grant.partnership_id)
-    .bind(grant.now)
+         returning id, partner_id, customer_id, status, granted_by, request_id, partnership_id, created_at, ended_at",
+        grant.partner_id,
+        grant.customer_id,
+        grant.granted_by,
+        grant.request_id,
+        grant.partnership_id,
+        grant.now,
+    )
     .fetch_optional(&mut **tx)
     .await?;
     match changed {
@@ -105,14 +105,15 @@ pub async fn end(
     customer_id: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<Relationship>> {
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        Relationship,
         "update reseller_relationships set status = 'ended', ended_at = $3, updated_at = $3
          where partner_id = $1 and customer_id = $2 and status = 'active'
-         returning {RELATIONSHIP}"
-    ))
-    .bind(partner_id)
-    .bind(customer_id)
-    .bind(now)
+         returning id, partner_id, customer_id, status, granted_by, request_id, partnership_id, created_at, ended_at",
+        partner_id,
+        customer_id,
+        now,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -124,13 +125,14 @@ pub async fn end_granted_through(
     partnership_id: Uuid,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<Relationship>> {
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        Relationship,
         "update reseller_relationships set status = 'ended', ended_at = $2, updated_at = $2
          where partnership_id = $1 and status = 'active'
-         returning {RELATIONSHIP}"
-    ))
-    .bind(partnership_id)
-    .bind(now)
+         returning id, partner_id, customer_id, status, granted_by, request_id, partnership_id, created_at, ended_at",
+        partnership_id,
+        now,
+    )
     .fetch_all(&mut **tx)
     .await
 }
@@ -152,8 +154,6 @@ pub struct RequestRow {
     pub decided_at: Option<DateTime<Utc>>,
 }
 
-const REQUEST: &str = "id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale, status, expires_at, created_at, decided_at";
-
 pub struct NewRequest<'a> {
     pub id: Uuid,
     pub partner_id: &'a str,
@@ -173,25 +173,26 @@ pub async fn insert_request(
     tx: &mut Tx<'_>,
     new: &NewRequest<'_>,
 ) -> sqlx::Result<Option<RequestRow>> {
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        RequestRow,
         "insert into relationship_requests
              (id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale,
               token_hash, expires_at, created_at, token_id)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          on conflict (partner_id, customer_id) where status = 'invited' do nothing
-         returning {REQUEST}"
-    ))
-    .bind(new.id)
-    .bind(new.partner_id)
-    .bind(new.customer_id)
-    .bind(new.provider.map(|(id, _)| id))
-    .bind(new.provider.map(|(_, partnership)| partnership))
-    .bind(new.admin_email)
-    .bind(new.locale)
-    .bind(new.token_hash)
-    .bind(new.expires_at)
-    .bind(new.now)
-    .bind(new.token_id)
+         returning id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale, status, expires_at, created_at, decided_at",
+        new.id,
+        new.partner_id,
+        new.customer_id,
+        new.provider.map(|(id, _)| id),
+        new.provider.map(|(_, partnership)| partnership),
+        new.admin_email,
+        new.locale,
+        new.token_hash,
+        new.expires_at,
+        new.now,
+        new.token_id,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -200,10 +201,11 @@ pub async fn find_request<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,
 ) -> sqlx::Result<Option<RequestRow>> {
-    sqlx::query_as(&format!(
-        "select {REQUEST} from relationship_requests where id = $1"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        RequestRow,
+        "select id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale, status, expires_at, created_at, decided_at from relationship_requests where id = $1",
+        id,
+    )
     .fetch_optional(db)
     .await
 }
@@ -213,10 +215,11 @@ pub async fn lock_request_by_token(
     tx: &mut Tx<'_>,
     token_hash: &[u8],
 ) -> sqlx::Result<Option<RequestRow>> {
-    sqlx::query_as(&format!(
-        "select {REQUEST} from relationship_requests where token_hash = $1 for update"
-    ))
-    .bind(token_hash)
+    sqlx::query_as!(
+        RequestRow,
+        "select id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale, status, expires_at, created_at, decided_at from relationship_requests where token_hash = $1 for update",
+        token_hash,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -229,14 +232,15 @@ pub async fn expire_open_request(
     customer_id: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<RequestRow>> {
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        RequestRow,
         "update relationship_requests set status = 'expired', decided_at = $3
          where partner_id = $1 and customer_id = $2 and status = 'invited' and expires_at < $3
-         returning {REQUEST}"
-    ))
-    .bind(partner_id)
-    .bind(customer_id)
-    .bind(now)
+         returning id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale, status, expires_at, created_at, decided_at",
+        partner_id,
+        customer_id,
+        now,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -247,12 +251,14 @@ pub async fn decide_request(
     status: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query("update relationship_requests set status = $2, decided_at = $3 where id = $1")
-        .bind(id)
-        .bind(status)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "update relationship_requests set status = $2, decided_at = $3 where id = $1",
+        id,
+        status,
+        now,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -270,9 +276,6 @@ pub struct PartnershipRow {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-const PARTNERSHIP: &str =
-    "id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at";
-
 pub struct NewPartnership<'a> {
     pub id: Uuid,
     pub provider_id: &'a str,
@@ -289,19 +292,20 @@ pub async fn insert_partnership(
     tx: &mut Tx<'_>,
     new: &NewPartnership<'_>,
 ) -> sqlx::Result<Option<PartnershipRow>> {
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        PartnershipRow,
         "insert into partnerships (id, provider_id, reseller_id, token_hash, expires_at, created_at, token_id)
          values ($1, $2, $3, $4, $5, $6, $7)
          on conflict (provider_id, reseller_id) where status in ('invited', 'active') do nothing
-         returning {PARTNERSHIP}"
-    ))
-    .bind(new.id)
-    .bind(new.provider_id)
-    .bind(new.reseller_id)
-    .bind(new.token_hash)
-    .bind(new.expires_at)
-    .bind(new.now)
-    .bind(new.token_id)
+         returning id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at",
+        new.id,
+        new.provider_id,
+        new.reseller_id,
+        new.token_hash,
+        new.expires_at,
+        new.now,
+        new.token_id,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -310,19 +314,21 @@ pub async fn find_partnership<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,
 ) -> sqlx::Result<Option<PartnershipRow>> {
-    sqlx::query_as(&format!(
-        "select {PARTNERSHIP} from partnerships where id = $1"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        PartnershipRow,
+        "select id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at from partnerships where id = $1",
+        id,
+    )
     .fetch_optional(db)
     .await
 }
 
 pub async fn lock_partnership(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<PartnershipRow>> {
-    sqlx::query_as(&format!(
-        "select {PARTNERSHIP} from partnerships where id = $1 for update"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        PartnershipRow,
+        "select id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at from partnerships where id = $1 for update",
+        id,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -331,10 +337,11 @@ pub async fn lock_partnership_by_token(
     tx: &mut Tx<'_>,
     token_hash: &[u8],
 ) -> sqlx::Result<Option<PartnershipRow>> {
-    sqlx::query_as(&format!(
-        "select {PARTNERSHIP} from partnerships where token_hash = $1 for update"
-    ))
-    .bind(token_hash)
+    sqlx::query_as!(
+        PartnershipRow,
+        "select id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at from partnerships where token_hash = $1 for update",
+        token_hash,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -346,12 +353,13 @@ pub async fn lock_active_partnership(
     provider_id: &str,
     reseller_id: &str,
 ) -> sqlx::Result<Option<PartnershipRow>> {
-    sqlx::query_as(&format!(
-        "select {PARTNERSHIP} from partnerships
-         where provider_id = $1 and reseller_id = $2 and status = 'active' for update"
-    ))
-    .bind(provider_id)
-    .bind(reseller_id)
+    sqlx::query_as!(
+        PartnershipRow,
+        "select id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at from partnerships
+         where provider_id = $1 and reseller_id = $2 and status = 'active' for update",
+        provider_id,
+        reseller_id,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -364,14 +372,15 @@ pub async fn expire_open_partnership(
     reseller_id: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<PartnershipRow>> {
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        PartnershipRow,
         "update partnerships set status = 'expired', decided_at = $3
          where provider_id = $1 and reseller_id = $2 and status = 'invited' and expires_at < $3
-         returning {PARTNERSHIP}"
-    ))
-    .bind(provider_id)
-    .bind(reseller_id)
-    .bind(now)
+         returning id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at",
+        provider_id,
+        reseller_id,
+        now,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -382,16 +391,17 @@ pub async fn set_partnership_status(
     status: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<PartnershipRow> {
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        PartnershipRow,
         "update partnerships set status = $2,
                 decided_at = case when $2 in ('active', 'declined', 'expired') then $3 else decided_at end,
                 ended_at = case when $2 = 'ended' then $3 else ended_at end
          where id = $1
-         returning {PARTNERSHIP}"
-    ))
-    .bind(id)
-    .bind(status)
-    .bind(now)
+         returning id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at",
+        id,
+        status,
+        now,
+    )
     .fetch_one(&mut **tx)
     .await
 }

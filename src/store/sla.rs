@@ -36,9 +36,18 @@ pub struct SlaAlert {
 /// announcing the whole history on a first start.
 const LATE_DONE_LOOKBACK: TimeDelta = TimeDelta::days(1);
 
-/// The selection both the scan and the per-request re-check use: the stage
-/// is computed from the clock, and a stage already alerted is left out.
-const DUE: &str = "
+/// Requests to announce now, soonest deadline first. The stage is computed
+/// from the clock, and a stage already alerted is left out; [`due_alert`]
+/// re-checks one request with the same selection (query! takes one literal,
+/// so it is written twice: keep the two in step).
+pub async fn due_alerts<'e>(
+    db: impl PgExecutor<'e>,
+    now: DateTime<Utc>,
+    margin: TimeDelta,
+) -> sqlx::Result<Vec<SlaAlert>> {
+    sqlx::query_as!(
+        SlaAlert,
+        r#"
     with due as (
         select r.*, case when coalesce(r.completed_at, $1) > r.sla_deadline
                          then 'breached' else 'at_risk' end as stage
@@ -46,24 +55,17 @@ const DUE: &str = "
         where (r.status = 'pending' and r.sla_deadline <= $1 + $2)
            or (r.status = 'done' and r.completed_at > r.sla_deadline and r.completed_at >= $3)
     )
-    select d.id as request_id, d.stage, d.order_id, o.partner_id, d.kind, d.accepted_at,
+    select d.id as request_id, d.stage as "stage!", d.order_id, o.partner_id, d.kind, d.accepted_at,
            d.sla_deadline, d.completed_at, j.id as job_id, j.kind as job_kind,
-           j.status as job_status, j.attempts, j.last_error
+           j.status as "job_status!", j.attempts, j.last_error
     from due d
     join license_orders o on o.id = d.order_id
     join jobs j on j.id = d.job_id
-    where not exists (select 1 from sla_alerts a where a.request_id = d.id and a.stage = d.stage)";
-
-/// Requests to announce now, soonest deadline first.
-pub async fn due_alerts<'e>(
-    db: impl PgExecutor<'e>,
-    now: DateTime<Utc>,
-    margin: TimeDelta,
-) -> sqlx::Result<Vec<SlaAlert>> {
-    sqlx::query_as(&format!("{DUE} order by d.sla_deadline, d.id limit 10000"))
-        .bind(now)
-        .bind(margin)
-        .bind(now - LATE_DONE_LOOKBACK)
+    where not exists (select 1 from sla_alerts a where a.request_id = d.id and a.stage = d.stage) order by d.sla_deadline, d.id limit 10000"#,
+        now,
+        margin as _, // a TimeDelta encodes as interval; the macros expect PgInterval
+        now - LATE_DONE_LOOKBACK,
+    )
         .fetch_all(db)
         .await
 }
@@ -76,11 +78,28 @@ pub async fn due_alert(
     now: DateTime<Utc>,
     margin: TimeDelta,
 ) -> sqlx::Result<Option<SlaAlert>> {
-    sqlx::query_as(&format!("{DUE} and d.id = $4"))
-        .bind(now)
-        .bind(margin)
-        .bind(now - LATE_DONE_LOOKBACK)
-        .bind(request_id)
+    sqlx::query_as!(
+        SlaAlert,
+        r#"
+    with due as (
+        select r.*, case when coalesce(r.completed_at, $1) > r.sla_deadline
+                         then 'breached' else 'at_risk' end as stage
+        from license_requests r
+        where (r.status = 'pending' and r.sla_deadline <= $1 + $2)
+           or (r.status = 'done' and r.completed_at > r.sla_deadline and r.completed_at >= $3)
+    )
+    select d.id as request_id, d.stage as "stage!", d.order_id, o.partner_id, d.kind, d.accepted_at,
+           d.sla_deadline, d.completed_at, j.id as job_id, j.kind as job_kind,
+           j.status as "job_status!", j.attempts, j.last_error
+    from due d
+    join license_orders o on o.id = d.order_id
+    join jobs j on j.id = d.job_id
+    where not exists (select 1 from sla_alerts a where a.request_id = d.id and a.stage = d.stage) and d.id = $4"#,
+        now,
+        margin as _, // a TimeDelta encodes as interval; the macros expect PgInterval
+        now - LATE_DONE_LOOKBACK,
+        request_id,
+    )
         .fetch_optional(&mut **tx)
         .await
 }
@@ -92,13 +111,13 @@ pub async fn record_alert(
     stage: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "insert into sla_alerts (request_id, stage, alerted_at) values ($1, $2, $3)
          on conflict do nothing",
+        request_id,
+        stage,
+        now,
     )
-    .bind(request_id)
-    .bind(stage)
-    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -128,11 +147,12 @@ pub async fn attainment<'e>(
     since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<Attainment>> {
-    sqlx::query_as(
-        "select o.partner_id as portal, r.kind,
-                count(*) filter (where r.completed_at <= r.sla_deadline) as met,
-                count(*) filter (where coalesce(r.completed_at, $2) > r.sla_deadline) as breached,
-                count(*) filter (where r.completed_at is null and r.sla_deadline >= $2) as open,
+    sqlx::query_as!(
+        Attainment,
+        r#"select o.partner_id as "portal?", r.kind as "kind?",
+                count(*) filter (where r.completed_at <= r.sla_deadline) as "met!",
+                count(*) filter (where coalesce(r.completed_at, $2) > r.sla_deadline) as "breached!",
+                count(*) filter (where r.completed_at is null and r.sla_deadline >= $2) as "open!",
                 (count(*) filter (where r.completed_at <= r.sla_deadline))::float8
                     / nullif(count(*) filter (where r.completed_at <= r.sla_deadline
                                               or coalesce(r.completed_at, $2) > r.sla_deadline), 0)
@@ -144,10 +164,10 @@ pub async fn attainment<'e>(
          join license_orders o on o.id = r.order_id
          where r.accepted_at >= $1
          group by grouping sets ((o.partner_id, r.kind), ())
-         order by grouping(o.partner_id), o.partner_id, r.kind",
+         order by grouping(o.partner_id), o.partner_id, r.kind"#,
+        since,
+        now,
     )
-    .bind(since)
-    .bind(now)
     .fetch_all(db)
     .await
 }
@@ -171,7 +191,8 @@ pub async fn open_breaches<'e>(
     now: DateTime<Utc>,
     limit: i64,
 ) -> sqlx::Result<Vec<OpenBreach>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        OpenBreach,
         "select r.id as request_id, o.partner_id as portal, r.kind, r.order_id, r.sla_deadline,
                 j.id as job_id, j.status as job_status, j.last_error
          from license_requests r
@@ -180,9 +201,9 @@ pub async fn open_breaches<'e>(
          where r.status = 'pending' and r.sla_deadline < $1
          order by r.sla_deadline, r.id
          limit $2",
+        now,
+        limit,
     )
-    .bind(now)
-    .bind(limit)
     .fetch_all(db)
     .await
 }
@@ -191,10 +212,10 @@ pub async fn count_open_breaches<'e>(
     db: impl PgExecutor<'e>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "select count(*) from license_requests where status = 'pending' and sla_deadline < $1",
+    sqlx::query_scalar!(
+        r#"select count(*) as "count!" from license_requests where status = 'pending' and sla_deadline < $1"#,
+        now,
     )
-    .bind(now)
     .fetch_one(db)
     .await
 }

@@ -25,8 +25,11 @@ pub async fn notice_candidates<'e>(
     now: DateTime<Utc>,
     window_starts_before: DateTime<Utc>,
 ) -> sqlx::Result<Vec<NoticeCandidate>> {
-    sqlx::query_as(
-        "select * from (
+    sqlx::query_as!(
+        NoticeCandidate,
+        r#"select c.id, c.customer_id, c.status, c.ends_at,
+                c.expiring_recorded as "expiring_recorded!", c.expired_recorded as "expired_recorded!"
+         from (
              select t.id, t.customer_id, t.status, t.ends_at,
                     exists (select 1 from trial_notices n where n.trial_id = t.id
                             and n.kind = 'expiring' and n.term_ends = t.ends_at) as expiring_recorded,
@@ -37,10 +40,10 @@ pub async fn notice_candidates<'e>(
          ) c
          where not c.expiring_recorded
             or (c.ends_at <= $1 and (c.status = 'active' or not c.expired_recorded))
-         order by c.ends_at, c.id",
+         order by c.ends_at, c.id"#,
+        now,
+        window_starts_before,
     )
-    .bind(now)
-    .bind(window_starts_before)
     .fetch_all(db)
     .await
 }
@@ -59,12 +62,13 @@ pub async fn purge_candidates<'e>(
     db: impl PgExecutor<'e>,
     ended_before: DateTime<Utc>,
 ) -> sqlx::Result<Vec<TrialCandidate>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        TrialCandidate,
         "select id, customer_id, status, ends_at from trials
          where status in ('active', 'expired') and ends_at <= $1
          order by ends_at, id",
+        ended_before,
     )
-    .bind(ended_before)
     .fetch_all(db)
     .await
 }
@@ -74,13 +78,14 @@ pub async fn release_candidates<'e>(
     db: impl PgExecutor<'e>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<TrialCandidate>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        TrialCandidate,
         "select t.id, t.customer_id, t.status, t.ends_at from trials t
          where exists (select 1 from trial_numbers n
                        where n.trial_id = t.id and n.status = 'held' and n.release_at <= $1)
          order by t.id",
+        now,
     )
-    .bind(now)
     .fetch_all(db)
     .await
 }
@@ -91,12 +96,12 @@ pub async fn numbers_due<'e>(
     trial_id: Uuid,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "select number from trial_numbers
          where trial_id = $1 and status = 'held' and release_at <= $2 order by number",
+        trial_id,
+        now,
     )
-    .bind(trial_id)
-    .bind(now)
     .fetch_all(db)
     .await
 }
@@ -114,19 +119,19 @@ pub struct NewRun<'a> {
 /// Records the start of a run. For a scheduled tick another replica
 /// already claimed, nothing is written and `None` comes back.
 pub async fn start_run(pool: &PgPool, run: &NewRun<'_>) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "insert into sweep_runs (id, sweep, tick, trigger, replica, dry_run, token_id, started_at)
          values ($1, $2, $3, $4, $5, $6, $7, now())
          on conflict (sweep, tick) do nothing
          returning id",
+        Uuid::now_v7(),
+        run.sweep,
+        run.tick,
+        run.trigger,
+        run.replica,
+        run.dry_run,
+        run.token_id,
     )
-    .bind(Uuid::now_v7())
-    .bind(run.sweep)
-    .bind(run.tick)
-    .bind(run.trigger)
-    .bind(run.replica)
-    .bind(run.dry_run)
-    .bind(run.token_id)
     .fetch_optional(pool)
     .await
 }
@@ -134,21 +139,22 @@ pub async fn start_run(pool: &PgPool, run: &NewRun<'_>) -> sqlx::Result<Option<U
 /// Deletes scheduled runs that started before `before`; returns how many.
 /// A tick that old can never fire again, so its claim is no longer needed.
 pub async fn prune_scheduled_runs(pool: &PgPool, before: DateTime<Utc>) -> sqlx::Result<u64> {
-    let deleted =
-        sqlx::query("delete from sweep_runs where trigger = 'schedule' and started_at < $1")
-            .bind(before)
-            .execute(pool)
-            .await?;
+    let deleted = sqlx::query!(
+        "delete from sweep_runs where trigger = 'schedule' and started_at < $1",
+        before,
+    )
+    .execute(pool)
+    .await?;
     Ok(deleted.rows_affected())
 }
 
 pub async fn finish_run(pool: &PgPool, id: Uuid, due: usize, published: usize) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "update sweep_runs set finished_at = now(), due = $2, published = $3 where id = $1",
+        id,
+        i32::try_from(due).unwrap_or(i32::MAX),
+        i32::try_from(published).unwrap_or(i32::MAX),
     )
-    .bind(id)
-    .bind(i32::try_from(due).unwrap_or(i32::MAX))
-    .bind(i32::try_from(published).unwrap_or(i32::MAX))
     .execute(pool)
     .await?;
     Ok(())

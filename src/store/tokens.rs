@@ -61,10 +61,12 @@ pub fn random_secret(prefix: &str) -> String {
 }
 
 pub async fn ensure_partner(pool: &PgPool, partner_id: &str) -> sqlx::Result<()> {
-    sqlx::query("insert into partners (id) values ($1) on conflict (id) do nothing")
-        .bind(partner_id)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "insert into partners (id) values ($1) on conflict (id) do nothing",
+        partner_id,
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -81,16 +83,16 @@ pub async fn create_token(
     }
     let secret = new_secret();
     let id = Uuid::now_v7();
-    sqlx::query(
+    sqlx::query!(
         "insert into api_tokens (id, name, role, partner_id, token_hash, rate_limit_per_second)
          values ($1, $2, $3, $4, $5, $6)",
+        id,
+        name,
+        role.as_str(),
+        partner_id,
+        hash_secret(&secret),
+        rate_limit_per_second,
     )
-    .bind(id)
-    .bind(name)
-    .bind(role.as_str())
-    .bind(partner_id)
-    .bind(hash_secret(&secret))
-    .bind(rate_limit_per_second)
     .execute(pool)
     .await?;
     Ok((id, secret))
@@ -98,11 +100,11 @@ pub async fn create_token(
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct TokenRow {
-    id: Uuid,
-    name: String,
-    role: String,
-    partner_id: Option<String>,
-    rate_limit_per_second: Option<i32>,
+    pub(crate) id: Uuid,
+    pub(crate) name: String,
+    pub(crate) role: String,
+    pub(crate) partner_id: Option<String>,
+    pub(crate) rate_limit_per_second: Option<i32>,
 }
 
 impl TokenRow {
@@ -124,11 +126,12 @@ pub async fn find_by_secret(pool: &PgPool, secret: &str) -> sqlx::Result<Option<
 
 /// The unrevoked token whose secret hashes to `hash`.
 pub async fn find_by_hash(pool: &PgPool, hash: &[u8]) -> sqlx::Result<Option<TokenIdentity>> {
-    let row: Option<TokenRow> = sqlx::query_as(
+    let row: Option<TokenRow> = sqlx::query_as!(
+        TokenRow,
         "select id, name, role, partner_id, rate_limit_per_second from api_tokens
          where token_hash = $1 and revoked_at is null",
+        hash,
     )
-    .bind(hash)
     .fetch_optional(pool)
     .await?;
     Ok(row.and_then(TokenRow::identity))
@@ -146,7 +149,8 @@ pub struct TokenListing {
 }
 
 pub async fn list_tokens(pool: &PgPool) -> sqlx::Result<Vec<TokenListing>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        TokenListing,
         "select id, name, role, partner_id, created_at, revoked_at from api_tokens
          order by created_at desc, id desc",
     )
@@ -158,15 +162,15 @@ pub async fn list_tokens(pool: &PgPool) -> sqlx::Result<Vec<TokenListing>> {
 /// `None` when there is no such token; a revoked one keeps its first time.
 pub async fn revoke_token(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<TokenListing>> {
     let mut tx = pool.begin().await?;
-    let revoked: Option<TokenListing> = sqlx::query_as(
+    let revoked: Option<TokenListing> = sqlx::query_as!(
+        TokenListing,
         "update api_tokens set revoked_at = coalesce(revoked_at, now()) where id = $1
          returning id, name, role, partner_id, created_at, revoked_at",
+        id,
     )
-    .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
-    sqlx::query("delete from ops_sessions where token_id = $1")
-        .bind(id)
+    sqlx::query!("delete from ops_sessions where token_id = $1", id,)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;

@@ -29,10 +29,6 @@ pub struct FormRow {
     pub withdrawn_at: Option<DateTime<Utc>>,
 }
 
-const FORM: &str = "id, customer_id, source_partner_id, destination_partner_id, status,
-     source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
-     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at";
-
 pub struct NewForm<'a> {
     pub id: Uuid,
     pub customer_id: &'a str,
@@ -49,49 +45,60 @@ pub struct NewForm<'a> {
 
 /// Inserts a `draft` form and its subscriptions.
 pub async fn insert_form(tx: &mut Tx<'_>, new: &NewForm<'_>) -> sqlx::Result<FormRow> {
-    let form = sqlx::query_as(&format!(
+    let form = sqlx::query_as!(
+        FormRow,
         "insert into transfer_forms
              (id, customer_id, source_partner_id, source_contact, admin_email, locale,
               token_hash, token_id, expires_at, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-         returning {FORM}"
-    ))
-    .bind(new.id)
-    .bind(new.customer_id)
-    .bind(new.source_partner_id)
-    .bind(&new.source_contact)
-    .bind(new.admin_email)
-    .bind(new.locale)
-    .bind(new.token_hash)
-    .bind(new.token_id)
-    .bind(new.expires_at)
-    .bind(new.now)
+         returning id, customer_id, source_partner_id, destination_partner_id, status,
+     source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at",
+        new.id,
+        new.customer_id,
+        new.source_partner_id,
+        &new.source_contact,
+        new.admin_email,
+        new.locale,
+        new.token_hash,
+        new.token_id,
+        new.expires_at,
+        new.now,
+    )
     .fetch_one(&mut **tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "insert into transfer_form_subscriptions (form_id, subscription_id)
          select $1, unnest($2::text[])",
+        new.id,
+        new.subscription_ids,
     )
-    .bind(new.id)
-    .bind(new.subscription_ids)
     .execute(&mut **tx)
     .await?;
     Ok(form)
 }
 
 pub async fn find_form<'e>(db: impl PgExecutor<'e>, id: Uuid) -> sqlx::Result<Option<FormRow>> {
-    sqlx::query_as(&format!("select {FORM} from transfer_forms where id = $1"))
-        .bind(id)
+    sqlx::query_as!(
+        FormRow,
+        "select id, customer_id, source_partner_id, destination_partner_id, status,
+     source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at from transfer_forms where id = $1",
+        id,
+    )
         .fetch_optional(db)
         .await
 }
 
 /// The form, locked for an act on it.
 pub async fn lock_form(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<FormRow>> {
-    sqlx::query_as(&format!(
-        "select {FORM} from transfer_forms where id = $1 for update"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        FormRow,
+        "select id, customer_id, source_partner_id, destination_partner_id, status,
+     source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at from transfer_forms where id = $1 for update",
+        id,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -101,10 +108,13 @@ pub async fn lock_form_by_token(
     tx: &mut Tx<'_>,
     token_hash: &[u8],
 ) -> sqlx::Result<Option<FormRow>> {
-    sqlx::query_as(&format!(
-        "select {FORM} from transfer_forms where token_hash = $1 for update"
-    ))
-    .bind(token_hash)
+    sqlx::query_as!(
+        FormRow,
+        "select id, customer_id, source_partner_id, destination_partner_id, status,
+     source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at from transfer_forms where token_hash = $1 for update",
+        token_hash,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -113,11 +123,11 @@ pub async fn subscription_ids<'e>(
     db: impl PgExecutor<'e>,
     form_id: Uuid,
 ) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "select subscription_id from transfer_form_subscriptions where form_id = $1
          order by subscription_id",
+        form_id,
     )
-    .bind(form_id)
     .fetch_all(db)
     .await
 }
@@ -136,18 +146,21 @@ pub async fn complete(
     completion: &Completion<'_>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<FormRow> {
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        FormRow,
         "update transfer_forms
          set status = 'returned', customer_contact = $2, destination_partner_id = $3,
              destination_contact = $4, returned_at = $5, updated_at = $5
          where id = $1
-         returning {FORM}"
-    ))
-    .bind(id)
-    .bind(&completion.customer_contact)
-    .bind(completion.destination_partner_id)
-    .bind(&completion.destination_contact)
-    .bind(now)
+         returning id, customer_id, source_partner_id, destination_partner_id, status,
+     source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at",
+        id,
+        &completion.customer_contact,
+        completion.destination_partner_id,
+        &completion.destination_contact,
+        now,
+    )
     .fetch_one(&mut **tx)
     .await
 }
@@ -159,15 +172,18 @@ pub async fn mark_submitted(
     transfer_id: Uuid,
     now: DateTime<Utc>,
 ) -> sqlx::Result<FormRow> {
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        FormRow,
         "update transfer_forms
          set status = 'submitted', transfer_id = $2, submitted_at = $3, updated_at = $3
          where id = $1
-         returning {FORM}"
-    ))
-    .bind(id)
-    .bind(transfer_id)
-    .bind(now)
+         returning id, customer_id, source_partner_id, destination_partner_id, status,
+     source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at",
+        id,
+        transfer_id,
+        now,
+    )
     .fetch_one(&mut **tx)
     .await
 }
@@ -179,16 +195,19 @@ pub async fn end(
     status: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<FormRow> {
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        FormRow,
         "update transfer_forms
          set status = $2, updated_at = $3,
              withdrawn_at = case when $2 = 'withdrawn' then $3 else withdrawn_at end
          where id = $1
-         returning {FORM}"
-    ))
-    .bind(id)
-    .bind(status)
-    .bind(now)
+         returning id, customer_id, source_partner_id, destination_partner_id, status,
+     source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at",
+        id,
+        status,
+        now,
+    )
     .fetch_one(&mut **tx)
     .await
 }
@@ -201,13 +220,13 @@ pub async fn held_subscriptions<'e>(
     partner_id: &str,
     ids: &[String],
 ) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "select id from subscriptions
          where id = any($1) and customer_id = $2 and partner_id = $3",
+        ids,
+        customer_id,
+        partner_id,
     )
-    .bind(ids)
-    .bind(customer_id)
-    .bind(partner_id)
     .fetch_all(db)
     .await
 }

@@ -24,28 +24,30 @@ pub async fn insert_transfer(
     tx: &mut Tx<'_>,
     transfer: &NewTransfer<'_>,
 ) -> sqlx::Result<TransferRow> {
-    let row = sqlx::query_as(&format!(
+    let row = sqlx::query_as!(
+        TransferRow,
         "insert into transfers (id, customer_id, source_partner_id, destination_partner_id, form,
                                 token_id, created_at, updated_at, expires_at)
          values ($1, $2, $3, $4, $5, $6, $7, $7, $8)
-         returning {TRANSFER_COLUMNS}"
-    ))
-    .bind(transfer.id)
-    .bind(transfer.customer_id)
-    .bind(transfer.source_partner_id)
-    .bind(transfer.destination_partner_id)
-    .bind(&transfer.form)
-    .bind(transfer.token_id)
-    .bind(transfer.now)
-    .bind(transfer.expires_at)
+         returning id, customer_id, source_partner_id, destination_partner_id, status,
+     reason, form, token_id, created_at, updated_at, expires_at, completed_at",
+        transfer.id,
+        transfer.customer_id,
+        transfer.source_partner_id,
+        transfer.destination_partner_id,
+        &transfer.form,
+        transfer.token_id,
+        transfer.now,
+        transfer.expires_at,
+    )
     .fetch_one(&mut **tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "insert into transfer_subscriptions (transfer_id, subscription_id)
          select $1, unnest($2::text[])",
+        transfer.id,
+        transfer.subscription_ids,
     )
-    .bind(transfer.id)
-    .bind(transfer.subscription_ids)
     .execute(&mut **tx)
     .await?;
     Ok(row)
@@ -67,14 +69,13 @@ pub struct TransferRow {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-const TRANSFER_COLUMNS: &str = "id, customer_id, source_partner_id, destination_partner_id, status,
-     reason, form, token_id, created_at, updated_at, expires_at, completed_at";
-
 pub async fn lock_transfer(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<TransferRow>> {
-    sqlx::query_as(&format!(
-        "select {TRANSFER_COLUMNS} from transfers where id = $1 for update"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        TransferRow,
+        "select id, customer_id, source_partner_id, destination_partner_id, status,
+     reason, form, token_id, created_at, updated_at, expires_at, completed_at from transfers where id = $1 for update",
+        id,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
@@ -83,10 +84,12 @@ pub async fn find_transfer<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,
 ) -> sqlx::Result<Option<TransferRow>> {
-    sqlx::query_as(&format!(
-        "select {TRANSFER_COLUMNS} from transfers where id = $1"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        TransferRow,
+        "select id, customer_id, source_partner_id, destination_partner_id, status,
+     reason, form, token_id, created_at, updated_at, expires_at, completed_at from transfers where id = $1",
+        id,
+    )
     .fetch_optional(db)
     .await
 }
@@ -95,10 +98,10 @@ pub async fn subscription_ids<'e>(
     db: impl PgExecutor<'e>,
     transfer_id: Uuid,
 ) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "select subscription_id from transfer_subscriptions where transfer_id = $1 order by subscription_id",
+        transfer_id,
     )
-    .bind(transfer_id)
     .fetch_all(db)
     .await
 }
@@ -110,15 +113,15 @@ pub async fn set_status(
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "update transfers set status = $2, reason = $3, updated_at = $4,
                 completed_at = case when $2 = 'completed' then $4 else completed_at end
          where id = $1",
+        id,
+        status,
+        reason,
+        now,
     )
-    .bind(id)
-    .bind(status)
-    .bind(reason)
-    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -133,12 +136,12 @@ pub async fn precondition_failure(
     subscription_ids: &[String],
 ) -> sqlx::Result<Option<String>> {
     // Shared lock: the relationship cannot end while the switch commits.
-    let related: Option<i32> = sqlx::query_scalar(
-        "select 1 from reseller_relationships
-         where partner_id = $1 and customer_id = $2 and status = 'active' for share",
+    let related: Option<i32> = sqlx::query_scalar!(
+        r#"select 1 as "one!" from reseller_relationships
+         where partner_id = $1 and customer_id = $2 and status = 'active' for share"#,
+        &transfer.destination_partner_id,
+        &transfer.customer_id,
     )
-    .bind(&transfer.destination_partner_id)
-    .bind(&transfer.customer_id)
     .fetch_optional(&mut **tx)
     .await?;
     if related.is_none() {
@@ -147,12 +150,15 @@ pub async fn precondition_failure(
             transfer.destination_partner_id, transfer.customer_id
         )));
     }
-    let held: Vec<(String, String, String)> = sqlx::query_as(
+    let held: Vec<(String, String, String)> = sqlx::query!(
         "select id, customer_id, partner_id from subscriptions where id = any($1) order by id for update",
+        subscription_ids,
     )
-    .bind(subscription_ids)
     .fetch_all(&mut **tx)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.customer_id, r.partner_id))
+    .collect();
     for id in subscription_ids {
         match held.iter().find(|(sid, _, _)| sid == id) {
             Some((_, customer, partner))
@@ -181,25 +187,25 @@ pub async fn switch_subscriptions(
     subscription_ids: &[String],
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "update subscriptions set partner_id = $3, updated_at = $4
          where id = any($1) and partner_id = $2",
+        subscription_ids,
+        &transfer.source_partner_id,
+        &transfer.destination_partner_id,
+        now,
     )
-    .bind(subscription_ids)
-    .bind(&transfer.source_partner_id)
-    .bind(&transfer.destination_partner_id)
-    .bind(now)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "insert into subscription_history (subscription_id, from_partner_id, to_partner_id, transfer_id, at)
          select unnest($1::text[]), $2, $3, $4, $5",
+        subscription_ids,
+        &transfer.source_partner_id,
+        &transfer.destination_partner_id,
+        transfer.id,
+        now,
     )
-    .bind(subscription_ids)
-    .bind(&transfer.source_partner_id)
-    .bind(&transfer.destination_partner_id)
-    .bind(transfer.id)
-    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -217,18 +223,18 @@ pub async fn remove_partner_roles(
     subscription_ids: &[String],
     now: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
-    let removed = sqlx::query(
+    let removed = sqlx::query!(
         "update role_assignments set status = 'removed', removed_at = $4, updated_at = $4
          where status = 'present' and principal_type = 'partner' and principal_id = $2
            and ((scope_type = 'subscription' and scope_id = any($3))
              or (scope_type = 'customer' and scope_id = $1
                  and not exists (select 1 from subscriptions
                                  where customer_id = $1 and partner_id = $2)))",
+        customer_id,
+        partner_id,
+        subscription_ids,
+        now,
     )
-    .bind(customer_id)
-    .bind(partner_id)
-    .bind(subscription_ids)
-    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(removed.rows_affected())
@@ -236,8 +242,10 @@ pub async fn remove_partner_roles(
 
 /// Whether the transfer's switch committed (its history exists).
 pub async fn switched<'e>(db: impl PgExecutor<'e>, transfer_id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar("select exists (select 1 from subscription_history where transfer_id = $1)")
-        .bind(transfer_id)
-        .fetch_one(db)
-        .await
+    sqlx::query_scalar!(
+        r#"select exists (select 1 from subscription_history where transfer_id = $1) as "exists!""#,
+        transfer_id,
+    )
+    .fetch_one(db)
+    .await
 }

@@ -18,19 +18,21 @@ pub async fn add_services(
     services: &[String],
     now: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
-    sqlx::query("update trials set services = services || $2, updated_at = $3 where id = $1")
-        .bind(trial_id)
-        .bind(services)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    let licenses = sqlx::query(
+    sqlx::query!(
+        "update trials set services = services || $2, updated_at = $3 where id = $1",
+        trial_id,
+        services,
+        now,
+    )
+    .execute(&mut **tx)
+    .await?;
+    let licenses = sqlx::query!(
         "insert into trial_licenses (trial_id, service, user_id)
          select $1, service, user_id
          from unnest($2::text[]) service, trial_users where trial_id = $1",
+        trial_id,
+        services,
     )
-    .bind(trial_id)
-    .bind(services)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -51,16 +53,16 @@ pub async fn insert_purchase_request(
     request: &PurchaseRequest,
     token_id: Uuid,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "insert into trial_purchase_requests (id, trial_id, services, note, token_id, created_at)
          values ($1, $2, $3, $4, $5, $6)",
+        request.id,
+        request.trial_id,
+        &request.services,
+        request.note.as_deref(),
+        token_id,
+        request.created_at,
     )
-    .bind(request.id)
-    .bind(request.trial_id)
-    .bind(&request.services)
-    .bind(&request.note)
-    .bind(token_id)
-    .bind(request.created_at)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -70,11 +72,12 @@ pub async fn purchase_requests<'e>(
     db: impl PgExecutor<'e>,
     trial_id: Uuid,
 ) -> sqlx::Result<Vec<PurchaseRequest>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        PurchaseRequest,
         "select id, trial_id, services, note, created_at from trial_purchase_requests
          where trial_id = $1 order by created_at, id",
+        trial_id,
     )
-    .bind(trial_id)
     .fetch_all(db)
     .await
 }

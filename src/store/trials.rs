@@ -36,10 +36,6 @@ pub struct TrialRow {
     pub purged_at: Option<DateTime<Utc>>,
 }
 
-const TRIAL_COLUMNS: &str = "id, customer_id, partner_id, services, status, ends_at, grace_ends_at,
-     extensions, customer_admin, partner_admin, token_id, created_at, updated_at, converted_at,
-     purged_at";
-
 pub struct NewTrial<'a> {
     pub id: Uuid,
     pub customer_id: &'a str,
@@ -60,73 +56,93 @@ pub struct NewTrial<'a> {
 /// A number another trial holds fails with a unique violation on
 /// `trial_numbers_in_use`.
 pub async fn insert_trial(tx: &mut Tx<'_>, trial: &NewTrial<'_>) -> sqlx::Result<TrialRow> {
-    let row = sqlx::query_as(&format!(
-        "insert into trials (id, customer_id, partner_id, services, ends_at, customer_admin,
+    let row = sqlx::query_as!(
+        TrialRow,
+        r#"insert into trials (id, customer_id, partner_id, services, ends_at, customer_admin,
                              partner_admin, token_id, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-         returning {TRIAL_COLUMNS}"
-    ))
-    .bind(trial.id)
-    .bind(trial.customer_id)
-    .bind(trial.partner_id)
-    .bind(trial.services)
-    .bind(trial.ends_at)
-    .bind(sqlx::types::Json(trial.customer_admin))
-    .bind(sqlx::types::Json(trial.partner_admin))
-    .bind(trial.token_id)
-    .bind(trial.now)
+         returning id, customer_id, partner_id, services, status, ends_at, grace_ends_at,
+     extensions, customer_admin as "customer_admin: sqlx::types::Json<Admin>",
+     partner_admin as "partner_admin: sqlx::types::Json<Admin>", token_id, created_at, updated_at, converted_at,
+     purged_at"#,
+        trial.id,
+        trial.customer_id,
+        trial.partner_id,
+        trial.services,
+        trial.ends_at,
+        sqlx::types::Json(trial.customer_admin) as _,
+        sqlx::types::Json(trial.partner_admin) as _,
+        trial.token_id,
+        trial.now,
+    )
     .fetch_one(&mut **tx)
     .await?;
-    sqlx::query("insert into trial_users (trial_id, user_id) select $1, unnest($2::text[])")
-        .bind(trial.id)
-        .bind(trial.user_ids)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
+    sqlx::query!(
+        "insert into trial_users (trial_id, user_id) select $1, unnest($2::text[])",
+        trial.id,
+        trial.user_ids,
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
         "insert into trial_licenses (trial_id, service, user_id)
          select $1, service, user_id from unnest($2::text[]) service, unnest($3::text[]) user_id",
+        trial.id,
+        trial.services,
+        trial.user_ids,
     )
-    .bind(trial.id)
-    .bind(trial.services)
-    .bind(trial.user_ids)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "insert into trial_admin_roles (trial_id, principal, email, role)
          values ($1, 'customer_admin', $2, 'trial_admin'), ($1, 'partner_admin', $3, 'partner_admin')",
+        trial.id,
+        &trial.customer_admin.email,
+        &trial.partner_admin.email,
     )
-    .bind(trial.id)
-    .bind(&trial.customer_admin.email)
-    .bind(&trial.partner_admin.email)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("insert into trial_settings (trial_id, settings) values ($1, $2)")
-        .bind(trial.id)
-        .bind(trial.settings)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("insert into trial_numbers (trial_id, number) select $1, unnest($2::text[])")
-        .bind(trial.id)
-        .bind(trial.numbers)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "insert into trial_settings (trial_id, settings) values ($1, $2)",
+        trial.id,
+        trial.settings,
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "insert into trial_numbers (trial_id, number) select $1, unnest($2::text[])",
+        trial.id,
+        trial.numbers,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(row)
 }
 
 pub async fn lock_trial(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<TrialRow>> {
-    sqlx::query_as(&format!(
-        "select {TRIAL_COLUMNS} from trials where id = $1 for update"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        TrialRow,
+        r#"select id, customer_id, partner_id, services, status, ends_at, grace_ends_at,
+     extensions, customer_admin as "customer_admin: sqlx::types::Json<Admin>",
+     partner_admin as "partner_admin: sqlx::types::Json<Admin>", token_id, created_at, updated_at, converted_at,
+     purged_at from trials where id = $1 for update"#,
+        id,
+    )
     .fetch_optional(&mut **tx)
     .await
 }
 
 pub async fn find_trial<'e>(db: impl PgExecutor<'e>, id: Uuid) -> sqlx::Result<Option<TrialRow>> {
-    sqlx::query_as(&format!("select {TRIAL_COLUMNS} from trials where id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as!(
+        TrialRow,
+        r#"select id, customer_id, partner_id, services, status, ends_at, grace_ends_at,
+     extensions, customer_admin as "customer_admin: sqlx::types::Json<Admin>",
+     partner_admin as "partner_admin: sqlx::types::Json<Admin>", token_id, created_at, updated_at, converted_at,
+     purged_at from trials where id = $1"#,
+        id,
+    )
+    .fetch_optional(db)
+    .await
 }
 
 /// Numbers among `numbers` that another trial reserves or holds.
@@ -134,11 +150,11 @@ pub async fn numbers_in_use<'e>(
     db: impl PgExecutor<'e>,
     numbers: &[String],
 ) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "select number from trial_numbers where number = any($1) and status <> 'released'
          order by number",
+        numbers,
     )
-    .bind(numbers)
     .fetch_all(db)
     .await
 }
@@ -151,16 +167,16 @@ pub async fn set_status(
     grace_ends_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "update trials set status = $2, grace_ends_at = $3, updated_at = $4,
-                converted_at = case when $2 = 'converted' then $4 end,
-                purged_at = case when $2 = 'purged' then $4 end
-         where id = $1",
+    sqlx::query!(
+        r#"update trials set status = $2, grace_ends_at = $3, updated_at = $4,
+                converted_at = case when $2 = 'converted' then $4::timestamptz end,
+                purged_at = case when $2 = 'purged' then $4::timestamptz end
+         where id = $1"#,
+        id,
+        status,
+        grace_ends_at,
+        now,
     )
-    .bind(id)
-    .bind(status)
-    .bind(grace_ends_at)
-    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -173,15 +189,19 @@ pub async fn extend(
     ends_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<TrialRow> {
-    sqlx::query_as(&format!(
-        "update trials set ends_at = $2, status = 'active', grace_ends_at = null,
+    sqlx::query_as!(
+        TrialRow,
+        r#"update trials set ends_at = $2, status = 'active', grace_ends_at = null,
                 extensions = extensions + 1, updated_at = $3
          where id = $1
-         returning {TRIAL_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(ends_at)
-    .bind(now)
+         returning id, customer_id, partner_id, services, status, ends_at, grace_ends_at,
+     extensions, customer_admin as "customer_admin: sqlx::types::Json<Admin>",
+     partner_admin as "partner_admin: sqlx::types::Json<Admin>", token_id, created_at, updated_at, converted_at,
+     purged_at"#,
+        id,
+        ends_at,
+        now,
+    )
     .fetch_one(&mut **tx)
     .await
 }
@@ -196,11 +216,12 @@ pub struct NoticeRow {
 }
 
 pub async fn notices<'e>(db: impl PgExecutor<'e>, trial_id: Uuid) -> sqlx::Result<Vec<NoticeRow>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        NoticeRow,
         "select kind, term_ends, outcome, at, job_id from trial_notices
          where trial_id = $1 order by at, kind",
+        trial_id,
     )
-    .bind(trial_id)
     .fetch_all(db)
     .await
 }
@@ -216,17 +237,17 @@ pub async fn record_notice(
     job_id: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "insert into trial_notices (trial_id, kind, term_ends, outcome, at, job_id)
          values ($1, $2, $3, $4, $5, $6)
          on conflict do nothing",
+        trial_id,
+        kind,
+        term_ends,
+        outcome,
+        now,
+        job_id,
     )
-    .bind(trial_id)
-    .bind(kind)
-    .bind(term_ends)
-    .bind(outcome)
-    .bind(now)
-    .bind(job_id)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -242,11 +263,12 @@ pub struct NumberRow {
 }
 
 pub async fn numbers<'e>(db: impl PgExecutor<'e>, trial_id: Uuid) -> sqlx::Result<Vec<NumberRow>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        NumberRow,
         "select number, status, release_at, released_at from trial_numbers
          where trial_id = $1 order by number",
+        trial_id,
     )
-    .bind(trial_id)
     .fetch_all(db)
     .await
 }
@@ -256,12 +278,13 @@ pub async fn members<'e>(
     db: impl PgExecutor<'e>,
     trial_id: Uuid,
 ) -> sqlx::Result<Vec<super::directory::User>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        super::directory::User,
         "select u.id, u.customer_id, u.email, u.locale, u.name, u.status
          from trial_users t join users u on u.id = t.user_id
          where t.trial_id = $1 order by u.id",
+        trial_id,
     )
-    .bind(trial_id)
     .fetch_all(db)
     .await
 }
@@ -277,15 +300,16 @@ pub struct Holdings {
 }
 
 pub async fn holdings<'e>(db: impl PgExecutor<'e>, trial_id: Uuid) -> sqlx::Result<Holdings> {
-    sqlx::query_as(
-        "select (select count(*) from trial_licenses where trial_id = $1) as licenses,
-                (select count(*) from trial_admin_roles where trial_id = $1) as admin_roles,
-                (select count(*) from trial_settings where trial_id = $1) as settings,
+    sqlx::query_as!(
+        Holdings,
+        r#"select (select count(*) from trial_licenses where trial_id = $1) as "licenses!",
+                (select count(*) from trial_admin_roles where trial_id = $1) as "admin_roles!",
+                (select count(*) from trial_settings where trial_id = $1) as "settings!",
                 (select count(*) from trial_users tu join users u on u.id = tu.user_id
-                  where tu.trial_id = $1 and u.status = 'active') as users,
-                (select count(*) from trial_numbers where trial_id = $1 and status = 'reserved') as numbers",
+                  where tu.trial_id = $1 and u.status = 'active') as "users!",
+                (select count(*) from trial_numbers where trial_id = $1 and status = 'reserved') as "numbers!""#,
+        trial_id,
     )
-    .bind(trial_id)
     .fetch_one(db)
     .await
 }
@@ -300,32 +324,32 @@ pub async fn purge_organisation(
     now: DateTime<Utc>,
 ) -> sqlx::Result<Holdings> {
     let before = holdings(&mut **tx, trial_id).await?;
-    sqlx::query("delete from trial_licenses where trial_id = $1")
-        .bind(trial_id)
+    sqlx::query!("delete from trial_licenses where trial_id = $1", trial_id,)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("delete from trial_admin_roles where trial_id = $1")
-        .bind(trial_id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("delete from trial_settings where trial_id = $1")
-        .bind(trial_id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
-        "update users set status = 'moved_to_free', updated_at = $2
-         where status = 'active' and id in (select user_id from trial_users where trial_id = $1)",
+    sqlx::query!(
+        "delete from trial_admin_roles where trial_id = $1",
+        trial_id,
     )
-    .bind(trial_id)
-    .bind(now)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
+    sqlx::query!("delete from trial_settings where trial_id = $1", trial_id,)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query!(
+        "update users set status = 'moved_to_free', updated_at = $2
+         where status = 'active' and id in (select user_id from trial_users where trial_id = $1)",
+        trial_id,
+        now,
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
         "update trial_numbers set status = 'held', release_at = $2
          where trial_id = $1 and status = 'reserved'",
+        trial_id,
+        release_at,
     )
-    .bind(trial_id)
-    .bind(release_at)
     .execute(&mut **tx)
     .await?;
     Ok(before)
@@ -337,13 +361,13 @@ pub async fn release_numbers(
     trial_id: Uuid,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "update trial_numbers set status = 'released', release_at = null, released_at = $2
          where trial_id = $1 and status = 'held' and release_at <= $2
          returning number",
+        trial_id,
+        now,
     )
-    .bind(trial_id)
-    .bind(now)
     .fetch_all(&mut **tx)
     .await
 }
