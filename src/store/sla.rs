@@ -37,37 +37,13 @@ pub struct SlaAlert {
 const LATE_DONE_LOOKBACK: TimeDelta = TimeDelta::days(1);
 
 /// Requests to announce now, soonest deadline first. The stage is computed
-/// from the clock, and a stage already alerted is left out; [`due_alert`]
-/// re-checks one request with the same selection (query! takes one literal,
-/// so it is written twice: keep the two in step).
+/// from the clock, and a stage already alerted is left out.
 pub async fn due_alerts<'e>(
     db: impl PgExecutor<'e>,
     now: DateTime<Utc>,
     margin: TimeDelta,
 ) -> sqlx::Result<Vec<SlaAlert>> {
-    sqlx::query_as!(
-        SlaAlert,
-        r#"
-    with due as (
-        select r.*, case when coalesce(r.completed_at, $1) > r.sla_deadline
-                         then 'breached' else 'at_risk' end as stage
-        from license_requests r
-        where (r.status = 'pending' and r.sla_deadline <= $1 + $2)
-           or (r.status = 'done' and r.completed_at > r.sla_deadline and r.completed_at >= $3)
-    )
-    select d.id as request_id, d.stage as "stage!", d.order_id, o.partner_id, d.kind, d.accepted_at,
-           d.sla_deadline, d.completed_at, j.id as job_id, j.kind as job_kind,
-           j.status as "job_status!", j.attempts, j.last_error
-    from due d
-    join license_orders o on o.id = d.order_id
-    join jobs j on j.id = d.job_id
-    where not exists (select 1 from sla_alerts a where a.request_id = d.id and a.stage = d.stage) order by d.sla_deadline, d.id limit 10000"#,
-        now,
-        margin as _, // a TimeDelta encodes as interval; the macros expect PgInterval
-        now - LATE_DONE_LOOKBACK,
-    )
-        .fetch_all(db)
-        .await
+    select_due(db, now, margin, None).await
 }
 
 /// The request's alert if one is still due, re-read inside the transaction
@@ -78,6 +54,17 @@ pub async fn due_alert(
     now: DateTime<Utc>,
     margin: TimeDelta,
 ) -> sqlx::Result<Option<SlaAlert>> {
+    let mut due = select_due(&mut **tx, now, margin, Some(request_id)).await?;
+    Ok(due.pop())
+}
+
+/// The one selection of due alerts, of every request or of one.
+async fn select_due<'e>(
+    db: impl PgExecutor<'e>,
+    now: DateTime<Utc>,
+    margin: TimeDelta,
+    only: Option<Uuid>,
+) -> sqlx::Result<Vec<SlaAlert>> {
     sqlx::query_as!(
         SlaAlert,
         r#"
@@ -85,8 +72,9 @@ pub async fn due_alert(
         select r.*, case when coalesce(r.completed_at, $1) > r.sla_deadline
                          then 'breached' else 'at_risk' end as stage
         from license_requests r
-        where (r.status = 'pending' and r.sla_deadline <= $1 + $2)
-           or (r.status = 'done' and r.completed_at > r.sla_deadline and r.completed_at >= $3)
+        where ((r.status = 'pending' and r.sla_deadline <= $1 + $2)
+           or (r.status = 'done' and r.completed_at > r.sla_deadline and r.completed_at >= $3))
+          and ($4::uuid is null or r.id = $4)
     )
     select d.id as request_id, d.stage as "stage!", d.order_id, o.partner_id, d.kind, d.accepted_at,
            d.sla_deadline, d.completed_at, j.id as job_id, j.kind as job_kind,
@@ -94,14 +82,15 @@ pub async fn due_alert(
     from due d
     join license_orders o on o.id = d.order_id
     join jobs j on j.id = d.job_id
-    where not exists (select 1 from sla_alerts a where a.request_id = d.id and a.stage = d.stage) and d.id = $4"#,
+    where not exists (select 1 from sla_alerts a where a.request_id = d.id and a.stage = d.stage)
+    order by d.sla_deadline, d.id limit 10000"#,
         now,
         margin as _, // a TimeDelta encodes as interval; the macros expect PgInterval
         now - LATE_DONE_LOOKBACK,
-        request_id,
+        only,
     )
-        .fetch_optional(&mut **tx)
-        .await
+    .fetch_all(db)
+    .await
 }
 
 /// Records the alert; false when another run recorded it first.
