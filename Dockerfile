@@ -11,7 +11,11 @@ WORKDIR /app
 # sources let cargo compile every dependency now.
 # benches/: Cargo.toml names its [[bench]] targets, and cargo refuses a
 # manifest whose targets are missing, even for a build that skips them.
+# .cargo/config.toml sets SQLX_OFFLINE: the query! macros read .sqlx/,
+# so the build needs no database (and the dependencies are built with the
+# same environment as the crate, so they are not built twice).
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo/ .cargo/
 COPY benches/ benches/
 RUN mkdir src \
  && echo 'fn main() {}' > src/main.rs \
@@ -23,6 +27,7 @@ RUN mkdir src \
 # sqlx::migrate!, so it must be here, not only in the runtime image.
 COPY src/ src/
 COPY workers/ workers/
+COPY .sqlx/ .sqlx/
 COPY migrations/ migrations/
 COPY config/ config/
 # touch: COPY keeps the files' own mtimes, which can be older than the
