@@ -27,13 +27,8 @@ impl Worker for MailSend {
         tx: &mut Tx<'_>,
         args: &MailSendArgs,
     ) -> sqlx::Result<StillNeeded> {
-        // A plain read (the store's claim would mark it sending).
-        let status: Option<String> = sqlx::query_scalar("select status from mails where id = $1")
-            .bind(args.mail_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        Ok(match status.as_deref() {
-            Some("sent") => StillNeeded::No("the mail was sent meanwhile".to_owned()),
+        Ok(match mails::is_sent(tx, args.mail_id).await? {
+            Some(true) => StillNeeded::No("the mail was sent meanwhile".to_owned()),
             _ => StillNeeded::Yes,
         })
     }

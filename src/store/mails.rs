@@ -110,3 +110,14 @@ pub async fn claim_unsent(tx: &mut Tx<'_>, id: Uuid, now: DateTime<Utc>) -> sqlx
     })();
     Ok(unsent.map_or(Claim::AlreadySent, Claim::Unsent))
 }
+
+/// Whether the mail was handed over already (`None`: no such mail). A plain
+/// read, for the replay re-check; [`claim_unsent`] is what a send takes.
+pub async fn is_sent(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<bool>> {
+    sqlx::query_scalar!(
+        r#"select status = 'sent' as "sent!" from mails where id = $1"#,
+        id
+    )
+    .fetch_optional(&mut **tx)
+    .await
+}
