@@ -60,28 +60,22 @@ pub trait JobHandler: Send + Sync + 'static {
     /// in its own savepoint. Only for handlers that lock one entity of
     /// their own per job (an order, a mail): a handler that locks several
     /// could deadlock with another batch, and would gain little.
-    fn batches(&self) -> bool {
-        false
-    }
+    fn batches(&self) -> bool;
 
     /// Runs once when the job is dead-lettered, in a transaction of its
     /// own, so that the entity it worked on can record the failure (a
     /// transfer becomes `failed`).
     async fn on_dead(
         &self,
-        _ctx: &JobContext,
-        _job: &JobRow,
-        _tx: &mut Tx<'_>,
-        _error: &str,
-    ) -> Result<(), JobError> {
-        Ok(())
-    }
+        ctx: &JobContext,
+        job: &JobRow,
+        tx: &mut Tx<'_>,
+        error: &str,
+    ) -> Result<(), JobError>;
 
     /// Whether a dead job's entity still needs the work, asked before a
     /// replay (see [`Worker::still_needed`]).
-    async fn still_needed(&self, _tx: &mut Tx<'_>, _job: &JobRow) -> sqlx::Result<StillNeeded> {
-        Ok(StillNeeded::Yes)
-    }
+    async fn still_needed(&self, tx: &mut Tx<'_>, job: &JobRow) -> sqlx::Result<StillNeeded>;
 }
 
 /// Turns deliveries into dispositions, one each, in order; the consumer
