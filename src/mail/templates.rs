@@ -176,6 +176,14 @@ impl Renderer {
         env.set_debug(false);
         env.add_filter("usage_label", usage_label);
         env.add_function("fail", fail);
+        // Compiled once here rather than on every render. A file that does
+        // not compile is left out, and `render` reports its error.
+        for file in TEMPLATES {
+            if let Ok((subject, body)) = split_file(file) {
+                let _ = env.add_template(file.subject_name, subject);
+                let _ = env.add_template(file.body_name, body);
+            }
+        }
         Renderer {
             service_name: service_name.into(),
             env,
@@ -216,7 +224,8 @@ impl Renderer {
         };
         let render = |name: &'static str, src: &'static str| {
             self.env
-                .template_from_named_str(name, src)
+                .get_template(name)
+                .or_else(|_| self.env.template_from_named_str(name, src))
                 .and_then(|t| t.render(&ctx))
                 .map_err(|source| RenderError::Template { source })
         };
