@@ -51,7 +51,9 @@ pub async fn enqueue_unique<A: JobArgs>(
     jobs::enqueue_unique(tx, job, unique_key, opts.max_attempts, opts.now).await
 }
 
-fn new_job<'a, A: JobArgs>(args: &A, opts: &Opts<'a>) -> sqlx::Result<NewJob<'a>> {
+/// The job row of `args` under `opts`, for a store function that writes
+/// it together with rows of its own.
+pub fn new_job<'a, A: JobArgs>(args: &A, opts: &Opts<'a>) -> sqlx::Result<NewJob<'a>> {
     // Args are plain structs, so this fails only for a type no test
     // would let through (a map with non-string keys); it is an encoding
     // error of the insert all the same.

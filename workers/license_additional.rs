@@ -47,9 +47,10 @@ impl Worker for LicenseAdditional {
         LicenseAdditionalArgs(args): LicenseAdditionalArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let Some((order, request)) = orders::load(tx, args).await? else {
+        let Some((start, request)) = orders::load_for_issue(tx, args).await? else {
             return Ok(());
         };
+        let order = start.order;
         let (order_id, request_id) = (order.id, request.id);
         let (Some(vendor_order_id), licenses::OrderStatus::Active) =
             (order.vendor_order_id.clone(), order.status)
@@ -60,24 +61,30 @@ impl Worker for LicenseAdditional {
             )));
         };
         let now = ctx.clock.now();
-        let issued = issuance::issue_pending_keys(
+        let issued = issuance::issue_and_complete(
             &ctx.signer,
             &*ctx.vendor,
             tx,
-            &order,
-            &vendor_order_id,
-            request_id,
-            now,
+            issuance::Issue {
+                order: &order,
+                vendor_order_id: &vendor_order_id,
+                licenses: start.licenses,
+                job,
+            },
+            licenses::Completion {
+                order_id,
+                request_id,
+                activate_with: None,
+                now,
+            },
+            |keys_issued| OrderChange {
+                action: "licenses.issued",
+                from: None,
+                to: None,
+                detail: serde_json::json!({ "request_id": request_id, "keys_issued": keys_issued }),
+            },
         )
         .await?;
-        licenses::complete_request(tx, request_id, now).await?;
-        let change = OrderChange {
-            action: "licenses.issued",
-            from: None,
-            to: None,
-            detail: serde_json::json!({ "request_id": request_id, "keys_issued": issued.len() }),
-        };
-        orders::audit_order(tx, &order, job, change, now).await?;
         issuance::queue_issued_mail(
             &ctx.mailer,
             tx,

@@ -11,7 +11,7 @@ use crate::licensing::orders::{self, LicenseJob, OrderChange};
 use crate::runtime::{JobContext, Worker};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
-use crate::store::licenses;
+use crate::store::licenses::Completion;
 
 /// The args of `license.new`: the order to activate and its first request.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -48,33 +48,40 @@ impl Worker for LicenseNew {
         LicenseNewArgs(args): LicenseNewArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let Some((order, request)) = orders::load(tx, args).await? else {
+        let Some((start, request)) = orders::load_for_issue(tx, args).await? else {
             return Ok(());
         };
+        let order = start.order;
         let request_id = request.id;
         let vendor_order_id = match &order.vendor_order_id {
             Some(id) => id.clone(),
             None => ctx.vendor.create_order(order.id).await?,
         };
         let now = ctx.clock.now();
-        let issued = issuance::issue_pending_keys(
+        let issued = issuance::issue_and_complete(
             &ctx.signer,
             &*ctx.vendor,
             tx,
-            &order,
-            &vendor_order_id,
-            request_id,
-            now,
+            issuance::Issue {
+                order: &order,
+                vendor_order_id: &vendor_order_id,
+                licenses: start.licenses,
+                job,
+            },
+            Completion {
+                order_id: order.id,
+                request_id,
+                activate_with: Some(&vendor_order_id),
+                now,
+            },
+            |keys_issued| OrderChange {
+                action: "order.activated",
+                from: Some("preparing"),
+                to: Some("active"),
+                detail: serde_json::json!({ "request_id": request_id, "keys_issued": keys_issued }),
+            },
         )
         .await?;
-        licenses::activate_order(tx, order.id, request_id, &vendor_order_id, now).await?;
-        let change = OrderChange {
-            action: "order.activated",
-            from: Some("preparing"),
-            to: Some("active"),
-            detail: serde_json::json!({ "request_id": request_id, "keys_issued": issued.len() }),
-        };
-        orders::audit_order(tx, &order, job, change, now).await?;
         issuance::queue_issued_mail(
             &ctx.mailer,
             tx,

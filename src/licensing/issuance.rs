@@ -4,16 +4,17 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use uuid::Uuid;
 
 use super::certificate::{CertificateClaims, Signer};
+use super::orders::{self, OrderChange};
 use super::vendor::VendorAdapter;
 use crate::job::JobError;
 use crate::mail::Locale;
 use crate::mail::message::Attachment;
 use crate::mail::queue::{MailRequest, Mailer, queue_mail};
 use crate::store::Tx;
-use crate::store::licenses::{self, LicenseRow, LicenseStatus, OrderRow};
+use crate::store::jobs::JobRow;
+use crate::store::licenses::{self, Completion, LicenseRow, LicenseStatus, OrderRow};
 
 pub fn certificate_for(
     signer: &Signer,
@@ -34,18 +35,34 @@ pub fn certificate_for(
     })
 }
 
+/// The keys a job is to issue: the request's licenses, read under the
+/// order's lock, and what their certificates name.
+pub struct Issue<'a> {
+    pub order: &'a OrderRow,
+    pub vendor_order_id: &'a str,
+    pub licenses: Vec<LicenseRow>,
+    pub job: &'a JobRow,
+}
+
 /// Fills every pending license of the request with a key and certificate,
-/// then returns all of the request's licenses as stored.
-pub async fn issue_pending_keys(
+/// activates a new order (`activate_with`), closes the request and records
+/// `change`, in one statement; returns all of the request's licenses as
+/// stored.
+pub async fn issue_and_complete(
     signer: &Signer,
     vendor: &dyn VendorAdapter,
     tx: &mut Tx<'_>,
-    order: &OrderRow,
-    vendor_order_id: &str,
-    request_id: Uuid,
-    now: DateTime<Utc>,
+    issue: Issue<'_>,
+    completion: Completion<'_>,
+    change: impl FnOnce(usize) -> OrderChange<'static>,
 ) -> Result<Vec<LicenseRow>, JobError> {
-    let mut rows = licenses::licenses_of_request(tx, request_id).await?;
+    let Issue {
+        order,
+        vendor_order_id,
+        licenses: mut rows,
+        job,
+    } = issue;
+    let now = completion.now;
     let mut keys = Vec::new();
     for license in rows.iter().filter(|l| l.status == LicenseStatus::Pending) {
         let key = vendor.issue_key(order.id, license.id).await?;
@@ -64,11 +81,10 @@ pub async fn issue_pending_keys(
             certificate,
         });
     }
-    if keys.is_empty() {
-        return Ok(rows);
-    }
-    let filled = licenses::issue_licenses(tx, &keys, now).await?;
-    if filled.len() < keys.len() {
+    let event = orders::audit_event(order, job, change(rows.len()), now);
+    let request_id = completion.request_id;
+    let filled = licenses::issue_and_complete(tx, &keys, completion, &event).await?;
+    if filled < keys.len() {
         // The order's lock keeps the rows as read; should a row not have
         // been pending after all, read them again rather than guess.
         return Ok(licenses::licenses_of_request(tx, request_id).await?);

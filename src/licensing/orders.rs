@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::job::{JobError, StillNeeded};
 use crate::store::jobs::JobRow;
-use crate::store::licenses::{self, OrderRow, RequestRow, RequestStatus};
+use crate::store::licenses::{self, IssueStart, OrderRow, RequestRow, RequestStatus};
 use crate::store::{Tx, audit};
 
 /// The args of every license kind: the order and its change request. Each
@@ -32,13 +32,39 @@ pub async fn load(
     } = job;
     let (order, request) = licenses::lock_order_with_request(tx, order_id, request_id)
         .await?
-        .ok_or_else(|| JobError::fatal(format!("license order {order_id} does not exist")))?;
-    let request = request.ok_or_else(|| {
-        JobError::fatal(format!(
-            "license request {request_id} does not exist on order {order_id}"
-        ))
-    })?;
+        .ok_or_else(|| missing_order(order_id))?;
+    let request = request.ok_or_else(|| missing_request(order_id, request_id))?;
     Ok((request.status != RequestStatus::Done).then_some((order, request)))
+}
+
+/// [`load`] for the jobs that issue keys: the request's licenses come
+/// in the same round trip.
+pub async fn load_for_issue(
+    tx: &mut Tx<'_>,
+    job: LicenseJob,
+) -> Result<Option<(IssueStart, RequestRow)>, JobError> {
+    let LicenseJob {
+        order_id,
+        request_id,
+    } = job;
+    let mut start = licenses::lock_order_for_issue(tx, order_id, request_id)
+        .await?
+        .ok_or_else(|| missing_order(order_id))?;
+    let request = start
+        .request
+        .take()
+        .ok_or_else(|| missing_request(order_id, request_id))?;
+    Ok((request.status != RequestStatus::Done).then_some((start, request)))
+}
+
+fn missing_order(order_id: Uuid) -> JobError {
+    JobError::fatal(format!("license order {order_id} does not exist"))
+}
+
+fn missing_request(order_id: Uuid, request_id: Uuid) -> JobError {
+    JobError::fatal(format!(
+        "license request {request_id} does not exist on order {order_id}"
+    ))
 }
 
 /// A change of an order, for the audit trail.
@@ -58,7 +84,18 @@ pub async fn audit_order(
     change: OrderChange<'_>,
     at: DateTime<Utc>,
 ) -> Result<(), JobError> {
-    let event = audit::AuditEvent {
+    audit::record(tx, audit_event(order, job, change, at)).await?;
+    Ok(())
+}
+
+/// The audit event of a change of the job's order.
+pub fn audit_event<'a>(
+    order: &OrderRow,
+    job: &JobRow,
+    change: OrderChange<'a>,
+    at: DateTime<Utc>,
+) -> audit::AuditEvent<'a> {
+    audit::AuditEvent {
         at,
         entity_type: "license_order",
         entity_id: order.id,
@@ -68,9 +105,7 @@ pub async fn audit_order(
         token_id: job.token_id,
         job_id: Some(job.id),
         detail: change.detail,
-    };
-    audit::record(tx, event).await?;
-    Ok(())
+    }
 }
 
 /// A replay of a license job is pointless once its request is done.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::Locale;
 use super::message::{Attachment, message_id_for};
 use super::templates::Renderer;
-use crate::enqueue::{Opts, enqueue_with_id};
+use crate::enqueue::{Opts, new_job};
 use crate::job::{JobArgs, JobError, JobKind};
 use crate::settings::Settings;
 use crate::store::Tx;
@@ -80,35 +80,30 @@ pub async fn queue_mail(
     let job_id = Uuid::now_v7();
     let message_id = message_id_for(&request.cause, &settings.message_id_domain);
     let attachments = serde_json::to_value(&request.attachments).map_err(anyhow::Error::from)?;
-    let inserted = mails::insert_mail(
-        tx,
-        &mails::NewMail {
-            id: mail_id,
-            cause: &request.cause,
-            message_id: &message_id,
-            template: request.template,
-            locale: locale.as_str(),
-            recipient: request.to,
-            recipient_name: request.to_name,
-            subject: &rendered.subject,
-            body: &rendered.body,
-            attachments,
-            job_id,
-            now,
-        },
-    )
-    .await?;
-    if inserted {
-        let opts = Opts {
-            partner_id: request.partner_id,
-            token_id: None,
-            resource_type: "mail",
-            resource_id: mail_id,
-            sla_deadline: None,
-            max_attempts: mailer.settings.jobs.max_attempts,
-            now,
-        };
-        enqueue_with_id(tx, job_id, &MailSendArgs { mail_id }, opts).await?;
-    }
+    let opts = Opts {
+        partner_id: request.partner_id,
+        token_id: None,
+        resource_type: "mail",
+        resource_id: mail_id,
+        sla_deadline: None,
+        max_attempts: mailer.settings.jobs.max_attempts,
+        now,
+    };
+    let job = new_job(&MailSendArgs { mail_id }, &opts)?;
+    let mail = mails::NewMail {
+        id: mail_id,
+        cause: &request.cause,
+        message_id: &message_id,
+        template: request.template,
+        locale: locale.as_str(),
+        recipient: request.to,
+        recipient_name: request.to_name,
+        subject: &rendered.subject,
+        body: &rendered.body,
+        attachments,
+        job_id,
+        now,
+    };
+    let inserted = mails::insert_with_job(tx, &mail, job, opts.max_attempts).await?;
     Ok(inserted.then_some(job_id))
 }

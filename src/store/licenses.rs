@@ -6,6 +6,7 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use super::Tx;
+use super::audit::AuditEvent;
 pub use super::status::{LicenseStatus, OrderStatus, RequestStatus};
 
 pub struct NewOrder<'a> {
@@ -118,7 +119,7 @@ pub async fn insert_request(tx: &mut Tx<'_>, request: &NewRequest) -> sqlx::Resu
     Ok(())
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct OrderRow {
     pub id: Uuid,
     pub partner_id: String,
@@ -190,6 +191,41 @@ pub async fn lock_order_with_request(
     }))
 }
 
+/// What an issuing job starts from: the order, locked; the request; and
+/// the request's licenses in their order.
+#[derive(Debug, serde::Deserialize)]
+pub struct IssueStart {
+    pub order: OrderRow,
+    pub request: Option<RequestRow>,
+    pub licenses: Vec<LicenseRow>,
+}
+
+/// [`lock_order_with_request`] and the request's licenses, in one round
+/// trip: the start of the jobs that issue keys.
+pub async fn lock_order_for_issue(
+    tx: &mut Tx<'_>,
+    order_id: Uuid,
+    request_id: Uuid,
+) -> sqlx::Result<Option<IssueStart>> {
+    let start = sqlx::query_scalar!(
+        r#"select jsonb_build_object(
+                    'order', to_jsonb(o),
+                    'request', to_jsonb(r),
+                    'licenses', (select coalesce(jsonb_agg(to_jsonb(l) order by l.seq), '[]')
+                                 from licenses l where l.request_id = $2)
+                ) as "start!: sqlx::types::Json<IssueStart>"
+         from license_orders o
+         left join license_requests r on r.id = $2 and r.order_id = o.id
+         where o.id = $1
+         for update of o"#,
+        order_id,
+        request_id,
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(start.map(|json| json.0))
+}
+
 pub async fn find_order<'e>(
     db: impl sqlx::PgExecutor<'e>,
     id: Uuid,
@@ -203,32 +239,6 @@ pub async fn find_order<'e>(
     )
     .fetch_optional(db)
     .await
-}
-
-/// Moves a new order `preparing → active` and closes its first request:
-/// one round trip for both, as both happen on every new order.
-pub async fn activate_order(
-    tx: &mut Tx<'_>,
-    id: Uuid,
-    request_id: Uuid,
-    vendor_order_id: &str,
-    now: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "with activated as (
-             update license_orders set status = 'active', vendor_order_id = $2, updated_at = $3
-             where id = $1 and status = 'preparing'
-         )
-         update license_requests set status = 'done', completed_at = $3
-         where id = $4 and status = 'pending'",
-        id,
-        vendor_order_id,
-        now,
-        request_id,
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 #[derive(Debug, Clone, FromRow, serde::Deserialize)]
@@ -273,7 +283,7 @@ pub async fn complete_request(tx: &mut Tx<'_>, id: Uuid, now: DateTime<Utc>) -> 
     Ok(())
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, FromRow, serde::Deserialize)]
 pub struct LicenseRow {
     pub id: Uuid,
     pub order_id: Uuid,
@@ -331,31 +341,68 @@ pub struct NewKey {
     pub certificate: String,
 }
 
-/// Fills the pending rows, all in one statement; a row already issued is
-/// left as it is, so issuing twice keeps the first key. Returns the ids
-/// of the rows it filled.
-pub async fn issue_licenses(
+/// How an issuing job closes its request.
+pub struct Completion<'a> {
+    pub order_id: Uuid,
+    pub request_id: Uuid,
+    /// For a new order: the vendor order id it becomes `active` with.
+    pub activate_with: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
+/// Fills the pending rows with their keys (a row already issued keeps its
+/// first key), activates a new order, closes the request and records the
+/// audit event, all in one statement: the writes every issuing job ends
+/// with. Returns how many rows it filled.
+pub async fn issue_and_complete(
     tx: &mut Tx<'_>,
     keys: &[NewKey],
-    issued_at: DateTime<Utc>,
-) -> sqlx::Result<Vec<Uuid>> {
+    completion: Completion<'_>,
+    event: &AuditEvent<'_>,
+) -> sqlx::Result<usize> {
     let ids: Vec<Uuid> = keys.iter().map(|k| k.license_id).collect();
     let values: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
     let certificates: Vec<&str> = keys.iter().map(|k| k.certificate.as_str()).collect();
-    sqlx::query_scalar!(
-        "update licenses set status = 'issued', key = k.key, certificate = k.certificate,
-                             issued_at = $4
-         from unnest($1::uuid[], $2::text[], $3::text[]) as k(id, key, certificate)
-         where licenses.id = k.id and licenses.status = 'pending'
-         returning licenses.id",
+    let filled = sqlx::query_scalar!(
+        r#"with filled as (
+             update licenses set status = 'issued', key = k.key, certificate = k.certificate,
+                                 issued_at = $4
+             from unnest($1::uuid[], $2::text[], $3::text[]) as k(id, key, certificate)
+             where licenses.id = k.id and licenses.status = 'pending'
+             returning licenses.id
+         ), activated as (
+             update license_orders set status = 'active', vendor_order_id = $6, updated_at = $4
+             where id = $5 and status = 'preparing' and $6::text is not null
+         ), done as (
+             update license_requests set status = 'done', completed_at = $4
+             where id = $7 and status = 'pending'
+         ), audited as (
+             insert into audit_events (at, entity_type, entity_id, action, from_state, to_state,
+                                       token_id, job_id, detail)
+             values ($8, $9, $10, $11, $12, $13, $14, $15, $16)
+         )
+         select count(*) as "filled!" from filled"#,
         &ids,
         // `as _`: Vec<&str> encodes as text[], which the macros only type as String.
         &values as _,
         &certificates as _,
-        issued_at,
+        completion.now,
+        completion.order_id,
+        completion.activate_with,
+        completion.request_id,
+        event.at,
+        event.entity_type,
+        event.entity_id,
+        event.action,
+        event.from_state,
+        event.to_state,
+        event.token_id,
+        event.job_id,
+        &event.detail,
     )
-    .fetch_all(&mut **tx)
-    .await
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(filled as usize)
 }
 
 pub async fn set_vm_count(

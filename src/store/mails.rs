@@ -6,6 +6,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::Tx;
+use super::jobs::NewJob;
 
 pub struct NewMail<'a> {
     pub id: Uuid,
@@ -22,13 +23,32 @@ pub struct NewMail<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// Inserts the mail unless one for the same cause exists; `true` if new.
-pub async fn insert_mail(tx: &mut Tx<'_>, mail: &NewMail<'_>) -> sqlx::Result<bool> {
-    let inserted = sqlx::query!(
-        "insert into mails (id, cause, message_id, template, locale, recipient, subject, body,
-                            attachments, job_id, created_at, recipient_name)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         on conflict (cause) do nothing",
+/// Inserts the mail unless one for the same cause exists, and with it the
+/// `mail.send` job (`job`, under the mail's `job_id`) and its outbox row,
+/// in one round trip; `true` if new. A mail that exists already gets no
+/// second job.
+pub async fn insert_with_job(
+    tx: &mut Tx<'_>,
+    mail: &NewMail<'_>,
+    job: NewJob<'_>,
+    max_attempts: i32,
+) -> sqlx::Result<bool> {
+    let inserted = sqlx::query_scalar!(
+        r#"with mail as (
+             insert into mails (id, cause, message_id, template, locale, recipient, subject, body,
+                                attachments, job_id, created_at, recipient_name)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             on conflict (cause) do nothing
+             returning job_id
+         ), job as (
+             insert into jobs (id, kind, version, payload, max_attempts, partner_id, token_id,
+                               resource_type, resource_id, sla_deadline, enqueued_at)
+             select job_id, $13, $14, $15, $16, $17, $18, $19, $20, $21, $11 from mail
+             returning id
+         ), queued as (
+             insert into outbox (job_id, attempt) select id, 1 from job
+         )
+         select count(*) as "inserted!" from mail"#,
         mail.id,
         mail.cause,
         mail.message_id,
@@ -41,10 +61,19 @@ pub async fn insert_mail(tx: &mut Tx<'_>, mail: &NewMail<'_>) -> sqlx::Result<bo
         mail.job_id,
         mail.now,
         mail.recipient_name.filter(|name| !name.trim().is_empty()),
+        job.kind.as_str(),
+        job.kind.version(),
+        &job.payload,
+        max_attempts,
+        job.partner_id,
+        job.token_id,
+        job.resource_type,
+        job.resource_id,
+        job.sla_deadline,
     )
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(inserted.rows_affected() == 1)
+    Ok(inserted == 1)
 }
 
 #[derive(Debug, FromRow)]
