@@ -140,7 +140,10 @@ fn bench_settings() -> Settings {
     settings.http.addr = "127.0.0.1:0".parse().unwrap();
     settings.http.rate_limit_per_second = 1_000_000;
     settings.http.rate_limit_burst = 1_000_000;
-    settings.mail.dir = std::env::temp_dir().join(format!("fulfil-bench-mail-{id}"));
+    let mail_parent = std::env::var_os("BENCH_MAIL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    settings.mail.dir = mail_parent.join(format!("fulfil-bench-mail-{id}"));
     settings.license.signing_key = Some(SecretString::from(Signer::generate().seed_base64()));
     settings.scheduler.enabled = false;
     settings
@@ -478,9 +481,8 @@ fn cpu_ticks(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time used so far by every PostgreSQL process, ended backends
-/// excluded (the drain's backends live as long as the worker's pool).
-fn postgres_ticks() -> u64 {
+/// CPU time used so far by each PostgreSQL process, by pid.
+fn postgres_ticks() -> std::collections::HashMap<String, u64> {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -491,7 +493,20 @@ fn postgres_ticks() -> u64 {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|comm| comm.starts_with("postgres"))
         })
-        .map(|pid| cpu_ticks(&pid))
+        .map(|pid| {
+            let ticks = cpu_ticks(&pid);
+            (pid, ticks)
+        })
+        .collect()
+}
+
+/// PostgreSQL's CPU time since `before`, of the processes alive now
+/// (the drain's backends live as long as the worker's pool); a backend
+/// that ended meanwhile is not counted, so this is a lower bound.
+fn postgres_ticks_since(before: &std::collections::HashMap<String, u64>) -> u64 {
+    postgres_ticks()
+        .into_iter()
+        .map(|(pid, now)| now.saturating_sub(before.get(&pid).copied().unwrap_or(0)))
         .sum()
 }
 
@@ -546,7 +561,7 @@ async fn intake_then_drain(n: usize, concurrency: usize) -> Drain {
     let mails = start.elapsed();
     rss_peak_kb = rss_peak_kb.max(rss_kb(pid));
     let worker_cpu_s = cpu_ticks(&pid.to_string()) as f64 / TICKS_PER_S;
-    let postgres_cpu_s = postgres_ticks().saturating_sub(postgres_before) as f64 / TICKS_PER_S;
+    let postgres_cpu_s = postgres_ticks_since(&postgres_before) as f64 / TICKS_PER_S;
     terminate(worker);
     quiet.close().await;
     cleanup(&settings).await;
