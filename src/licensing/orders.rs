@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::job::{JobError, StillNeeded};
 use crate::store::jobs::JobRow;
-use crate::store::licenses::{self, IssueStart, OrderRow, RequestRow, RequestStatus};
+use crate::store::licenses::{self, JobStart, OrderRow, RequestRow, RequestStatus};
 use crate::store::{Tx, audit};
 
 /// The args of every license kind: the order and its change request. Each
@@ -26,15 +26,8 @@ pub async fn load(
     tx: &mut Tx<'_>,
     job: LicenseJob,
 ) -> Result<Option<(OrderRow, RequestRow)>, JobError> {
-    let LicenseJob {
-        order_id,
-        request_id,
-    } = job;
-    let (order, request) = licenses::lock_order_with_request(tx, order_id, request_id)
-        .await?
-        .ok_or_else(|| missing_order(order_id))?;
-    let request = request.ok_or_else(|| missing_request(order_id, request_id))?;
-    Ok((request.status != RequestStatus::Done).then_some((order, request)))
+    let loaded = start(tx, job, false).await?;
+    Ok(loaded.map(|(start, request)| (start.order, request)))
 }
 
 /// [`load`] for the jobs that issue keys: the request's licenses come
@@ -42,12 +35,20 @@ pub async fn load(
 pub async fn load_for_issue(
     tx: &mut Tx<'_>,
     job: LicenseJob,
-) -> Result<Option<(IssueStart, RequestRow)>, JobError> {
+) -> Result<Option<(JobStart, RequestRow)>, JobError> {
+    start(tx, job, true).await
+}
+
+async fn start(
+    tx: &mut Tx<'_>,
+    job: LicenseJob,
+    with_licenses: bool,
+) -> Result<Option<(JobStart, RequestRow)>, JobError> {
     let LicenseJob {
         order_id,
         request_id,
     } = job;
-    let mut start = licenses::lock_order_for_issue(tx, order_id, request_id)
+    let mut start = licenses::lock_order_for_job(tx, order_id, request_id, with_licenses)
         .await?
         .ok_or_else(|| missing_order(order_id))?;
     let request = start

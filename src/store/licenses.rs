@@ -150,76 +150,39 @@ pub async fn lock_order(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<OrderR
     .await
 }
 
-/// Locks the order and reads one of its requests, in one round trip: the
-/// start of every license job.
-pub async fn lock_order_with_request(
-    tx: &mut Tx<'_>,
-    order_id: Uuid,
-    request_id: Uuid,
-) -> sqlx::Result<Option<(OrderRow, Option<RequestRow>)>> {
-    let row = sqlx::query!(
-        r#"select o.id, o.partner_id, o.customer_id, o.usage, o.status as "status: OrderStatus", o.vendor_order_id,
-                o.contact_name, o.contact_email, o.contact_locale, o.created_at, o.updated_at,
-                o.revoked_at, o.revocation_job_id,
-                to_jsonb(r) as "request: sqlx::types::Json<RequestRow>"
-         from license_orders o
-         left join license_requests r on r.id = $2 and r.order_id = o.id
-         where o.id = $1
-         for update of o"#,
-        order_id,
-        request_id,
-    )
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(|row| {
-        let order = OrderRow {
-            id: row.id,
-            partner_id: row.partner_id,
-            customer_id: row.customer_id,
-            usage: row.usage,
-            status: row.status,
-            vendor_order_id: row.vendor_order_id,
-            contact_name: row.contact_name,
-            contact_email: row.contact_email,
-            contact_locale: row.contact_locale,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            revoked_at: row.revoked_at,
-            revocation_job_id: row.revocation_job_id,
-        };
-        (order, row.request.map(|json| json.0))
-    }))
-}
-
-/// What an issuing job starts from: the order, locked; the request; and
-/// the request's licenses in their order.
+/// What a license job starts from: its order, locked; its request; and,
+/// when asked for, the request's licenses in their order.
 #[derive(Debug, serde::Deserialize)]
-pub struct IssueStart {
+pub struct JobStart {
     pub order: OrderRow,
     pub request: Option<RequestRow>,
     pub licenses: Vec<LicenseRow>,
 }
 
-/// [`lock_order_with_request`] and the request's licenses, in one round
-/// trip: the start of the jobs that issue keys.
-pub async fn lock_order_for_issue(
+/// Locks the order and reads one of its requests (and its licenses, if
+/// `with_licenses`), in one round trip: the start of every license job.
+pub async fn lock_order_for_job(
     tx: &mut Tx<'_>,
     order_id: Uuid,
     request_id: Uuid,
-) -> sqlx::Result<Option<IssueStart>> {
+    with_licenses: bool,
+) -> sqlx::Result<Option<JobStart>> {
     let start = sqlx::query_scalar!(
         r#"select jsonb_build_object(
                     'order', to_jsonb(o),
                     'request', to_jsonb(r),
-                    'licenses', (select coalesce(jsonb_agg(to_jsonb(l) order by l.seq), '[]')
-                                 from licenses l where l.request_id = $2)
-                ) as "start!: sqlx::types::Json<IssueStart>"
+                    'licenses', case when $3 then
+                                    (select coalesce(jsonb_agg(to_jsonb(l) order by l.seq), '[]')
+                                     from licenses l where l.request_id = $2)
+                                else '[]' end
+                ) as "start!: sqlx::types::Json<JobStart>"
          from license_orders o
          left join license_requests r on r.id = $2 and r.order_id = o.id
          where o.id = $1
          for update of o"#,
         order_id,
         request_id,
+        with_licenses,
     )
     .fetch_optional(&mut **tx)
     .await?;
