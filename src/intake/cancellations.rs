@@ -171,7 +171,7 @@ pub async fn cancel_licenses(
         new_keys: None,
     };
     let (request_id, job_id, deadline) =
-        enqueue_request(&state, &mut fresh.tx, &caller, &order, change, None, now).await?;
+        enqueue_request(&state, &mut fresh.tx, &caller, &order, change, now).await?;
     fresh
         .finish(
             StatusCode::ACCEPTED,

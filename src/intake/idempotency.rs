@@ -57,27 +57,61 @@ pub async fn begin(
     route: &str,
     body: &[u8],
 ) -> Result<Fresh, ApiError> {
-    let key = key(headers)?;
-    let mut hasher = Sha256::new();
-    hasher.update(route.as_bytes());
-    hasher.update([0]);
-    hasher.update(body);
-    let fingerprint = hasher.finalize().to_vec();
-
+    let request = Request::new(headers, route, body)?;
     let mut tx = state.pool.begin().await?;
-    match idempotency::begin(&mut tx, caller.0.id, key).await? {
-        KeyState::Busy => return Err(in_flight()),
-        KeyState::Saved(saved) => {
-            return Err(ApiError::Replayed(Box::new(replay(saved, &fingerprint)?)));
-        }
-        KeyState::Fresh => {}
-    }
+    request.answer(idempotency::begin(&mut tx, caller.0.id, &request.key).await?)?;
     Ok(Fresh {
         tx,
         caller: caller.clone(),
-        key: key.to_owned(),
-        fingerprint,
+        key: request.key,
+        fingerprint: request.fingerprint,
     })
+}
+
+/// A POST's key and the fingerprint of its route and body: what a route
+/// that saves its response in its own statement needs (see
+/// `store::licenses::place_order`); every other route calls [`begin`].
+pub struct Request {
+    pub key: String,
+    pub fingerprint: Vec<u8>,
+}
+
+impl Request {
+    pub fn new(headers: &HeaderMap, route: &str, body: &[u8]) -> Result<Request, ApiError> {
+        let key = key(headers)?.to_owned();
+        let mut hasher = Sha256::new();
+        hasher.update(route.as_bytes());
+        hasher.update([0]);
+        hasher.update(body);
+        Ok(Request {
+            key,
+            fingerprint: hasher.finalize().to_vec(),
+        })
+    }
+
+    /// `Ok` for a key seen for the first time; otherwise the handler ends
+    /// here: 409 while a twin is in flight, or the saved response again
+    /// ([`ApiError::Replayed`]).
+    pub fn answer(&self, state: KeyState) -> Result<(), ApiError> {
+        match state {
+            KeyState::Busy => Err(in_flight()),
+            KeyState::Saved(saved) => Err(ApiError::Replayed(Box::new(replay(
+                saved,
+                &self.fingerprint,
+            )?))),
+            KeyState::Fresh => Ok(()),
+        }
+    }
+}
+
+/// The error of a save that a twin request's save beat, as the 409 of a
+/// twin in flight; any other error as it is.
+pub fn twin_saved_first(error: sqlx::Error) -> ApiError {
+    if idempotency::is_taken(&error) {
+        in_flight()
+    } else {
+        error.into()
+    }
 }
 
 fn in_flight() -> ApiError {
@@ -121,11 +155,8 @@ impl Fresh {
             &body,
         )
         .await;
-        match saved {
-            // The twin committed first; this one's work rolls back with it.
-            Err(error) if idempotency::is_taken(&error) => return Err(in_flight()),
-            saved => saved?,
-        }
+        // The twin committed first; this one's work rolls back with it.
+        saved.map_err(twin_saved_first)?;
         self.tx.commit().await?;
         Ok((status, axum::Json(body)).into_response())
     }

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,11 +17,11 @@ use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
 use super::idempotency;
 use super::problem::ApiError;
-use crate::enqueue::{Opts, enqueue};
+use crate::enqueue::{Opts, enqueue, new_job};
 use crate::licensing::orders::LicenseJob;
 use crate::mail::Locale;
 use crate::store::licenses::{
-    self, LicenseStatus, NewKeys, NewOrder, NewRequest, OrderRow, OrderStatus, RequestKind,
+    self, LicenseStatus, NewKeys, NewRequest, OrderRow, OrderStatus, PlaceOrder, RequestKind,
 };
 use crate::store::tokens::Role;
 use crate::store::{self, Tx, audit};
@@ -234,16 +234,26 @@ pub(super) struct Change {
     pub new_keys: Option<NewKeys>,
 }
 
+/// The detail of a request's `change.accepted` audit event.
+fn change_accepted_detail(
+    request_id: Uuid,
+    kind: RequestKind,
+    quantity: Option<i32>,
+    license_ids: Option<&[Uuid]>,
+    vm_count: Option<i32>,
+) -> serde_json::Value {
+    json!({ "request_id": request_id, "kind": kind.as_str(), "quantity": quantity,
+            "license_ids": license_ids, "vm_count": vm_count })
+}
+
 /// Stores the change request with its job; one transaction with the
-/// caller's other writes. `earlier` is an audit event of the same change
-/// (the order's creation), written with the request's own.
+/// caller's other writes.
 pub(super) async fn enqueue_request(
     state: &AppState,
     tx: &mut Tx<'_>,
     caller: &Caller,
     order: &OrderRow,
     change: Change,
-    earlier: Option<audit::AuditEvent<'_>>,
     now: DateTime<Utc>,
 ) -> Result<(Uuid, Uuid, DateTime<Utc>), ApiError> {
     let Change {
@@ -302,11 +312,15 @@ pub(super) async fn enqueue_request(
                 to_state: None,
                 token_id: Some(caller.0.id),
                 job_id: Some(job_id),
-                detail: json!({ "request_id": request_id, "kind": kind.as_str(), "quantity": quantity,
-                                "license_ids": license_ids, "vm_count": license.map(|(_, c)| c) }),
+                detail: change_accepted_detail(
+                    request_id,
+                    kind,
+                    quantity,
+                    license_ids.as_deref(),
+                    license.map(|(_, count)| count),
+                ),
             };
-            let events: Vec<_> = earlier.into_iter().chain([event]).collect();
-            audit::record_all(tx, &events).await?;
+            audit::record(tx, event).await?;
             Ok((request_id, job_id, deadline))
         }
         Err(sqlx::Error::Database(e)) if e.constraint() == Some("license_requests_one_pending") => {
@@ -341,64 +355,76 @@ pub async fn create_order(
     let request: NewOrderRequest = parse_json(&body)?;
     let locale = validate_new(&request, state.settings.mail.default_locale)?;
 
-    let mut fresh =
-        idempotency::begin(&state, &caller, &headers, "POST /v1/license-orders", &body).await?;
-    // An order names a customer the partner holds or acts for; any other
-    // (unknown included) answers 404 and queues nothing.
-    super::directory::customer_acted_for(&mut fresh.tx, &caller, &request.customer_id).await?;
+    let idempotent = idempotency::Request::new(&headers, "POST /v1/license-orders", &body)?;
     let now = state.clock.now();
     let order_id = Uuid::now_v7();
-    let order = licenses::insert_order(
-        &mut fresh.tx,
-        &NewOrder {
+    let request_id = Uuid::now_v7();
+    let job_id = Uuid::now_v7();
+    let deadline = sla_deadline(&state, RequestKind::New, now);
+    let opts = Opts {
+        partner_id: Some(&partner_id),
+        token_id: Some(caller.0.id),
+        resource_type: "license_order",
+        resource_id: order_id,
+        sla_deadline: Some(deadline),
+        max_attempts: state.settings.jobs.max_attempts,
+        now,
+    };
+    let job = new_job(
+        &LicenseNewArgs(LicenseJob {
+            order_id,
+            request_id,
+        }),
+        &opts,
+    )?;
+    let response = accepted(order_id, request_id, job_id, deadline);
+    let placement = licenses::place_order(
+        &state.pool,
+        &PlaceOrder {
             id: order_id,
             partner_id: &partner_id,
             customer_id: &request.customer_id,
             usage: &request.usage,
+            vm_count: request.vm_count,
+            quantity: request.quantity,
             contact_name: request.contact.name.trim(),
             contact_email: &request.contact.email,
             contact_locale: &locale,
+            request_id,
+            sla_deadline: deadline,
+            job_id,
+            job,
+            max_attempts: opts.max_attempts,
+            token_id: caller.0.id,
+            idempotency_key: &idempotent.key,
+            fingerprint: &idempotent.fingerprint,
+            response_status: StatusCode::ACCEPTED.as_u16(),
+            response_body: &response,
+            audit_details: [
+                json!({ "customer_id": request.customer_id, "usage": request.usage }),
+                change_accepted_detail(
+                    request_id,
+                    RequestKind::New,
+                    Some(request.quantity),
+                    None,
+                    None,
+                ),
+            ],
             now,
         },
     )
-    .await?;
-    let created = audit::AuditEvent {
-        at: now,
-        entity_type: "license_order",
-        entity_id: order_id,
-        action: "order.created",
-        from_state: None,
-        to_state: Some("preparing"),
-        token_id: Some(caller.0.id),
-        job_id: None,
-        detail: json!({ "customer_id": request.customer_id, "usage": request.usage }),
-    };
-    let (request_id, job_id, deadline) = enqueue_request(
-        &state,
-        &mut fresh.tx,
-        &caller,
-        &order,
-        Change {
-            kind: RequestKind::New,
-            quantity: Some(request.quantity),
-            license: None,
-            license_ids: None,
-            new_keys: Some(NewKeys {
-                usage: request.usage.clone(),
-                vm_count: request.vm_count,
-                count: request.quantity,
-            }),
-        },
-        Some(created),
-        now,
-    )
-    .await?;
-    fresh
-        .finish(
-            StatusCode::ACCEPTED,
-            accepted(order_id, request_id, job_id, deadline),
-        )
-        .await
+    .await
+    .map_err(idempotency::twin_saved_first)?;
+    idempotent.answer(placement.key)?;
+    // An order names a customer the partner holds or acts for; any other
+    // (unknown included) answers 404, and nothing was written.
+    if !placement.customer_found {
+        return Err(super::directory::not_found(
+            "customer",
+            &request.customer_id,
+        ));
+    }
+    Ok((StatusCode::ACCEPTED, axum::Json(response)).into_response())
 }
 
 /// Reads the body of a change to an existing order (portal tokens only).
@@ -514,7 +540,6 @@ pub async fn add_licenses(
                 count: request.quantity,
             }),
         },
-        None,
         now,
     )
     .await?;
@@ -605,7 +630,6 @@ pub async fn raise_vm_count(
             license_ids: None,
             new_keys: None,
         },
-        None,
         now,
     )
     .await?;

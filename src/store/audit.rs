@@ -39,32 +39,6 @@ pub async fn record(tx: &mut Tx<'_>, event: AuditEvent<'_>) -> sqlx::Result<()> 
     Ok(())
 }
 
-/// Several events of one change in one round trip.
-pub async fn record_all(tx: &mut Tx<'_>, events: &[AuditEvent<'_>]) -> sqlx::Result<()> {
-    let column = |f: fn(&AuditEvent<'_>) -> Option<String>| -> Vec<Option<String>> {
-        events.iter().map(f).collect()
-    };
-    // `as _`: arrays of nullable elements, which the macros cannot type.
-    sqlx::query!(
-        "insert into audit_events (at, entity_type, entity_id, action, from_state, to_state,
-                                   token_id, job_id, detail)
-         select * from unnest($1::timestamptz[], $2::text[], $3::uuid[], $4::text[], $5::text[],
-                              $6::text[], $7::uuid[], $8::uuid[], $9::jsonb[])",
-        &events.iter().map(|e| e.at).collect::<Vec<_>>(),
-        column(|e| Some(e.entity_type.to_owned())) as _,
-        &events.iter().map(|e| e.entity_id).collect::<Vec<_>>(),
-        column(|e| Some(e.action.to_owned())) as _,
-        column(|e| e.from_state.map(str::to_owned)) as _,
-        column(|e| e.to_state.map(str::to_owned)) as _,
-        events.iter().map(|e| e.token_id).collect::<Vec<_>>() as _,
-        events.iter().map(|e| e.job_id).collect::<Vec<_>>() as _,
-        &events.iter().map(|e| e.detail.clone()).collect::<Vec<_>>(),
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct AuditRow {
     pub id: i64,

@@ -40,24 +40,43 @@ pub async fn begin(tx: &mut Tx<'_>, token_id: Uuid, key: &str) -> sqlx::Result<K
          left join idempotency_keys k on k.token_id = $1 and k.key = $2"#,
         token_id,
         key,
-        format!("idempotency:{token_id}:{key}"),
+        lock_name(token_id, key),
     )
     .fetch_one(&mut **tx)
     .await?;
-    Ok(match row {
-        Row { locked: false, .. } => KeyState::Busy,
-        Row {
-            request_fingerprint: Some(request_fingerprint),
-            response_status: Some(response_status),
-            response_body: Some(response_body),
-            ..
-        } => KeyState::Saved(SavedResponse {
-            request_fingerprint,
-            response_status,
-            response_body,
-        }),
-        _ => KeyState::Fresh,
-    })
+    Ok(KeyState::of(
+        row.locked,
+        row.request_fingerprint,
+        row.response_status,
+        row.response_body,
+    ))
+}
+
+/// The name whose hash is the advisory lock of (token, key).
+pub fn lock_name(token_id: Uuid, key: &str) -> String {
+    format!("idempotency:{token_id}:{key}")
+}
+
+impl KeyState {
+    /// The state from the lock taken and the saved columns read.
+    pub fn of(
+        locked: bool,
+        request_fingerprint: Option<Vec<u8>>,
+        response_status: Option<i16>,
+        response_body: Option<serde_json::Value>,
+    ) -> KeyState {
+        match (locked, request_fingerprint, response_status, response_body) {
+            (false, ..) => KeyState::Busy,
+            (true, Some(request_fingerprint), Some(response_status), Some(response_body)) => {
+                KeyState::Saved(SavedResponse {
+                    request_fingerprint,
+                    response_status,
+                    response_body,
+                })
+            }
+            _ => KeyState::Fresh,
+        }
+    }
 }
 
 pub async fn save(

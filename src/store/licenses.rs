@@ -7,41 +7,142 @@ use uuid::Uuid;
 
 use super::Tx;
 use super::audit::AuditEvent;
+use super::idempotency::{self, KeyState};
+use super::jobs::NewJob;
 pub use super::status::{LicenseStatus, OrderStatus, RequestStatus};
 
-pub struct NewOrder<'a> {
+/// A new order as the intake placed it: the order, its `license.new` job
+/// (`job`, under `job_id`) and outbox row, its request with `quantity`
+/// pending keys, both audit rows, and the saved response of its
+/// `Idempotency-Key`.
+pub struct PlaceOrder<'a> {
     pub id: Uuid,
     pub partner_id: &'a str,
     pub customer_id: &'a str,
     pub usage: &'a str,
+    pub vm_count: Option<i32>,
+    pub quantity: i32,
     pub contact_name: &'a str,
     pub contact_email: &'a str,
     pub contact_locale: &'a str,
+    pub request_id: Uuid,
+    pub sla_deadline: DateTime<Utc>,
+    pub job_id: Uuid,
+    pub job: NewJob<'a>,
+    pub max_attempts: i32,
+    pub token_id: Uuid,
+    pub idempotency_key: &'a str,
+    pub fingerprint: &'a [u8],
+    pub response_status: u16,
+    pub response_body: &'a serde_json::Value,
+    /// The details of `order.created` and `change.accepted`.
+    pub audit_details: [serde_json::Value; 2],
     pub now: DateTime<Utc>,
 }
 
-/// Inserts the order and returns it as stored (its row is locked by the
-/// insert until the transaction ends).
-pub async fn insert_order(tx: &mut Tx<'_>, order: &NewOrder<'_>) -> sqlx::Result<OrderRow> {
-    sqlx::query_as!(
-        OrderRow,
-        r#"insert into license_orders (id, partner_id, customer_id, usage, contact_name,
-                                     contact_email, contact_locale, created_at, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-         returning id, partner_id, customer_id, usage, status as "status: OrderStatus", vendor_order_id,
-     contact_name, contact_email, contact_locale, created_at, updated_at, revoked_at,
-     revocation_job_id"#,
-        order.id,
-        order.partner_id,
+/// What placing an order found: the state of its idempotency key, and
+/// whether the partner holds or acts for the customer. The order is
+/// written iff the key was fresh and the customer found.
+pub struct Placement {
+    pub key: KeyState,
+    pub customer_found: bool,
+}
+
+/// Places a new order in one statement, outside any transaction: the
+/// hottest route of the intake, so every row it writes goes in the
+/// round trip that also takes the idempotency lock (as
+/// [`super::idempotency::begin`] does) and checks the customer (as
+/// [`super::directory::customer_visible_to`] does). A twin request that
+/// commits between this statement's snapshot and its lock is refused by
+/// the primary key of `idempotency_keys`, a unique violation.
+pub async fn place_order(pool: &PgPool, order: &PlaceOrder<'_>) -> sqlx::Result<Placement> {
+    let row = sqlx::query!(
+        r#"with gate as materialized (
+             select pg_try_advisory_xact_lock(hashtextextended($1, 0)) as locked,
+                    k.request_fingerprint, k.response_status, k.response_body,
+                    exists (select 1 from customers c where c.id = $5 and c.partner_id = $6)
+                      or exists (select 1 from reseller_relationships r
+                                 where r.customer_id = $5 and r.partner_id = $6
+                                   and r.status = 'active') as customer_found
+             from (select) as one
+             left join idempotency_keys k on k.token_id = $2 and k.key = $3
+         ), go as materialized (
+             select from gate where locked and request_fingerprint is null and customer_found
+         ), saved as (
+             insert into idempotency_keys (token_id, key, request_fingerprint, response_status,
+                                           response_body)
+             select $2, $3, $4, $7, $8 from go
+         ), placed as (
+             insert into license_orders (id, partner_id, customer_id, usage, contact_name,
+                                         contact_email, contact_locale, created_at, updated_at)
+             select $9, $6, $5, $10, $11, $12, $13, $14, $14 from go
+             returning id
+         ), job as (
+             insert into jobs (id, kind, version, payload, max_attempts, partner_id, token_id,
+                               resource_type, resource_id, sla_deadline, enqueued_at)
+             select $15, $16, $17, $18, $19, $6, $2, $20, placed.id, $21, $14 from placed
+             returning id
+         ), queued as (
+             insert into outbox (job_id, attempt) select id, 1 from job
+         ), request as (
+             insert into license_requests (id, order_id, kind, quantity, job_id, accepted_at,
+                                           sla_deadline)
+             select $22, $9, 'new', $23, job.id, $14, $21 from job
+             returning id
+         ), keys as (
+             insert into licenses (id, order_id, request_id, seq, usage, vm_count)
+             select gen_random_uuid(), $9, request.id, seq, $10, $24
+             from request, generate_series(1, $23) as seq
+         ), audited as (
+             insert into audit_events (at, entity_type, entity_id, action, to_state, token_id,
+                                       job_id, detail)
+             select $14, 'license_order', $9, e.action, e.to_state, $2, e.job_id, e.detail
+             from request,
+                  (values ('order.created', 'preparing', null::uuid, $25::jsonb),
+                          ('change.accepted', null, $15, $26::jsonb)) as e (action, to_state, job_id, detail)
+         )
+         select locked as "locked!", request_fingerprint as "request_fingerprint?",
+                response_status as "response_status?", response_body as "response_body?",
+                customer_found as "customer_found!"
+         from gate"#,
+        idempotency::lock_name(order.token_id, order.idempotency_key),
+        order.token_id,
+        order.idempotency_key,
+        order.fingerprint,
         order.customer_id,
+        order.partner_id,
+        order.response_status as i16,
+        order.response_body,
+        order.id,
         order.usage,
         order.contact_name,
         order.contact_email,
         order.contact_locale,
         order.now,
+        order.job_id,
+        order.job.kind.as_str(),
+        order.job.kind.version(),
+        &order.job.payload,
+        order.max_attempts,
+        order.job.resource_type,
+        order.sla_deadline,
+        order.request_id,
+        order.quantity,
+        order.vm_count,
+        &order.audit_details[0],
+        &order.audit_details[1],
     )
-    .fetch_one(&mut **tx)
-    .await
+    .fetch_one(pool)
+    .await?;
+    Ok(Placement {
+        key: KeyState::of(
+            row.locked,
+            row.request_fingerprint,
+            row.response_status,
+            row.response_body,
+        ),
+        customer_found: row.customer_found,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
