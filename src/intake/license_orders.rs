@@ -378,28 +378,11 @@ pub async fn create_order(
         &opts,
     )?;
     let response = accepted(order_id, request_id, job_id, deadline);
-    let placement = licenses::place_order(
-        &state.pool,
-        &PlaceOrder {
+    let placement = state
+        .orders
+        .place(PlaceOrder {
             id: order_id,
-            partner_id: &partner_id,
-            customer_id: &request.customer_id,
-            usage: &request.usage,
-            vm_count: request.vm_count,
-            quantity: request.quantity,
-            contact_name: request.contact.name.trim(),
-            contact_email: &request.contact.email,
-            contact_locale: &locale,
-            request_id,
-            sla_deadline: deadline,
-            job_id,
-            job,
-            max_attempts: opts.max_attempts,
-            token_id: caller.0.id,
-            idempotency_key: &idempotent.key,
-            fingerprint: &idempotent.fingerprint,
-            response_status: StatusCode::ACCEPTED.as_u16(),
-            response_body: &response,
+            partner_id: partner_id.clone(),
             audit_details: [
                 json!({ "customer_id": request.customer_id, "usage": request.usage }),
                 change_accepted_detail(
@@ -410,11 +393,28 @@ pub async fn create_order(
                     None,
                 ),
             ],
+            customer_id: request.customer_id.clone(),
+            usage: request.usage,
+            vm_count: request.vm_count,
+            quantity: request.quantity,
+            contact_name: request.contact.name.trim().to_owned(),
+            contact_email: request.contact.email,
+            contact_locale: locale,
+            request_id,
+            sla_deadline: deadline,
+            job_id,
+            job_kind: job.kind,
+            job_payload: job.payload,
+            max_attempts: opts.max_attempts,
+            token_id: caller.0.id,
+            idempotency_key: idempotent.key.clone(),
+            fingerprint: idempotent.fingerprint.clone(),
+            response_status: StatusCode::ACCEPTED.as_u16(),
+            response_body: response.clone(),
             now,
-        },
-    )
-    .await
-    .map_err(idempotency::twin_saved_first)?;
+        })
+        .await
+        .map_err(idempotency::twin_saved_first)?;
     idempotent.answer(placement.key)?;
     // An order names a customer the partner holds or acts for; any other
     // (unknown included) answers 404, and nothing was written.

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod license_orders;
 pub mod openapi;
 pub mod ops;
+pub mod order_placer;
 pub mod partnerships;
 pub mod problem;
 pub mod registration_refusal;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub mailer: crate::mail::queue::Mailer,
     /// Runs `POST /v1/sweeps/…`; shares the mailer's compiled templates.
     pub sweeper: crate::sweeps::Sweeper,
+    /// Writes the new orders of concurrent requests together.
+    pub orders: order_placer::OrderPlacer,
 }
 
 impl AppState {
@@ -64,6 +67,7 @@ impl AppState {
         let sweeper =
             crate::sweeps::Sweeper::new(pool.clone(), settings.clone(), clock, mailer.clone());
         AppState {
+            orders: order_placer::OrderPlacer::start(pool.clone()),
             pool,
             settings,
             clock,

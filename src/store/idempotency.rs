@@ -13,6 +13,7 @@ pub struct SavedResponse {
 }
 
 /// What a key holds when a request with it begins.
+#[derive(Debug)]
 pub enum KeyState {
     /// Another request with the same key is in flight right now.
     Busy,

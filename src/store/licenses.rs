@@ -8,33 +8,35 @@ use uuid::Uuid;
 use super::Tx;
 use super::audit::AuditEvent;
 use super::idempotency::{self, KeyState};
-use super::jobs::NewJob;
 pub use super::status::{LicenseStatus, OrderStatus, RequestStatus};
+use crate::job::JobKind;
 
-/// A new order as the intake placed it: the order, its `license.new` job
-/// (`job`, under `job_id`) and outbox row, its request with `quantity`
-/// pending keys, both audit rows, and the saved response of its
+/// A new order as the intake placed it: the order, its job (`job_kind`
+/// with `job_payload`, under `job_id`) and outbox row, its request with
+/// `quantity` pending keys, both audit rows, and the saved response of its
 /// `Idempotency-Key`.
-pub struct PlaceOrder<'a> {
+#[derive(Debug)]
+pub struct PlaceOrder {
     pub id: Uuid,
-    pub partner_id: &'a str,
-    pub customer_id: &'a str,
-    pub usage: &'a str,
+    pub partner_id: String,
+    pub customer_id: String,
+    pub usage: String,
     pub vm_count: Option<i32>,
     pub quantity: i32,
-    pub contact_name: &'a str,
-    pub contact_email: &'a str,
-    pub contact_locale: &'a str,
+    pub contact_name: String,
+    pub contact_email: String,
+    pub contact_locale: String,
     pub request_id: Uuid,
     pub sla_deadline: DateTime<Utc>,
     pub job_id: Uuid,
-    pub job: NewJob<'a>,
+    pub job_kind: JobKind,
+    pub job_payload: serde_json::Value,
     pub max_attempts: i32,
     pub token_id: Uuid,
-    pub idempotency_key: &'a str,
-    pub fingerprint: &'a [u8],
+    pub idempotency_key: String,
+    pub fingerprint: Vec<u8>,
     pub response_status: u16,
-    pub response_body: &'a serde_json::Value,
+    pub response_body: serde_json::Value,
     /// The details of `order.created` and `change.accepted`.
     pub audit_details: [serde_json::Value; 2],
     pub now: DateTime<Utc>,
@@ -43,106 +45,166 @@ pub struct PlaceOrder<'a> {
 /// What placing an order found: the state of its idempotency key, and
 /// whether the partner holds or acts for the customer. The order is
 /// written iff the key was fresh and the customer found.
+#[derive(Debug)]
 pub struct Placement {
     pub key: KeyState,
     pub customer_found: bool,
 }
 
-/// Places a new order in one statement, outside any transaction: the
-/// hottest route of the intake, so every row it writes goes in the
-/// round trip that also takes the idempotency lock (as
-/// [`super::idempotency::begin`] does) and checks the customer (as
-/// [`super::directory::customer_visible_to`] does). A twin request that
-/// commits between this statement's snapshot and its lock is refused by
-/// the primary key of `idempotency_keys`, a unique violation.
-pub async fn place_order(pool: &PgPool, order: &PlaceOrder<'_>) -> sqlx::Result<Placement> {
-    let row = sqlx::query!(
-        r#"with gate as materialized (
-             select pg_try_advisory_xact_lock(hashtextextended($1, 0)) as locked,
-                    k.request_fingerprint, k.response_status, k.response_body,
-                    exists (select 1 from customers c where c.id = $5 and c.partner_id = $6)
+/// Places new orders in one statement, outside any transaction, and
+/// returns a placement per order, in their order. The hottest route of
+/// the intake, so every row an order writes goes in the round trip that
+/// also takes its idempotency lock (as [`super::idempotency::begin`]
+/// does) and checks its customer (as
+/// [`super::directory::customer_visible_to`] does); and the orders of
+/// concurrent requests share it (see `intake::order_placer`).
+///
+/// A twin request that commits between this statement's snapshot and its
+/// lock is refused by the primary key of `idempotency_keys`, a unique
+/// violation that fails the whole statement. Twins within one statement
+/// both get their (re-entrant) lock, and fail it in the same way.
+pub async fn place_orders(pool: &PgPool, orders: &[PlaceOrder]) -> sqlx::Result<Vec<Placement>> {
+    let column = |f: fn(&PlaceOrder) -> String| -> Vec<String> { orders.iter().map(f).collect() };
+    // Per-row subqueries, not joins: the planner cannot count an unnest,
+    // and must not answer a few orders with a scan of a large table.
+    let rows = sqlx::query!(
+        r#"with input as (
+             select * from unnest($1::text[], $2::uuid[], $3::text[], $4::bytea[], $5::text[],
+                                  $6::text[], $7::int2[], $8::jsonb[], $9::uuid[], $10::text[],
+                                  $11::text[], $12::text[], $13::text[], $14::timestamptz[],
+                                  $15::uuid[], $16::text[], $17::int4[], $18::jsonb[],
+                                  $19::int4[], $20::timestamptz[], $21::uuid[], $22::int4[],
+                                  $23::int4[], $24::jsonb[], $25::jsonb[])
+                           with ordinality
+                           as i (lock_name, token_id, key, fingerprint, customer_id, partner_id,
+                                 response_status, response_body, id, usage, contact_name,
+                                 contact_email, contact_locale, now, job_id, job_kind,
+                                 job_version, job_payload, max_attempts, sla_deadline,
+                                 request_id, quantity, vm_count, created_detail,
+                                 accepted_detail, n)
+         ), gate as materialized (
+             select i.n, pg_try_advisory_xact_lock(hashtextextended(i.lock_name, 0)) as locked,
+                    (select k from idempotency_keys k
+                     where k.token_id = i.token_id and k.key = i.key) as saved,
+                    exists (select 1 from customers c
+                            where c.id = i.customer_id and c.partner_id = i.partner_id)
                       or exists (select 1 from reseller_relationships r
-                                 where r.customer_id = $5 and r.partner_id = $6
+                                 where r.customer_id = i.customer_id
+                                   and r.partner_id = i.partner_id
                                    and r.status = 'active') as customer_found
-             from (select) as one
-             left join idempotency_keys k on k.token_id = $2 and k.key = $3
+             from input i
          ), go as materialized (
-             select from gate where locked and request_fingerprint is null and customer_found
+             select i.* from input i join gate using (n)
+             where gate.locked and gate.saved is null and gate.customer_found
          ), saved as (
              insert into idempotency_keys (token_id, key, request_fingerprint, response_status,
                                            response_body)
-             select $2, $3, $4, $7, $8 from go
+             select token_id, key, fingerprint, response_status, response_body from go
          ), placed as (
              insert into license_orders (id, partner_id, customer_id, usage, contact_name,
                                          contact_email, contact_locale, created_at, updated_at)
-             select $9, $6, $5, $10, $11, $12, $13, $14, $14 from go
-             returning id
+             select id, partner_id, customer_id, usage, contact_name, contact_email,
+                    contact_locale, now, now
+             from go
          ), job as (
              insert into jobs (id, kind, version, payload, max_attempts, partner_id, token_id,
                                resource_type, resource_id, sla_deadline, enqueued_at)
-             select $15, $16, $17, $18, $19, $6, $2, $20, placed.id, $21, $14 from placed
-             returning id
+             select job_id, job_kind, job_version, job_payload, max_attempts, partner_id,
+                    token_id, 'license_order', id, sla_deadline, now
+             from go
          ), queued as (
-             insert into outbox (job_id, attempt) select id, 1 from job
+             insert into outbox (job_id, attempt) select job_id, 1 from go
          ), request as (
              insert into license_requests (id, order_id, kind, quantity, job_id, accepted_at,
                                            sla_deadline)
-             select $22, $9, 'new', $23, job.id, $14, $21 from job
-             returning id
+             select request_id, id, 'new', quantity, job_id, now, sla_deadline from go
          ), keys as (
              insert into licenses (id, order_id, request_id, seq, usage, vm_count)
-             select gen_random_uuid(), $9, request.id, seq, $10, $24
-             from request, generate_series(1, $23) as seq
+             select gen_random_uuid(), go.id, go.request_id, seq, go.usage, go.vm_count
+             from go, generate_series(1, go.quantity) as seq
          ), audited as (
              insert into audit_events (at, entity_type, entity_id, action, to_state, token_id,
                                        job_id, detail)
-             select $14, 'license_order', $9, e.action, e.to_state, $2, e.job_id, e.detail
-             from request,
-                  (values ('order.created', 'preparing', null::uuid, $25::jsonb),
-                          ('change.accepted', null, $15, $26::jsonb)) as e (action, to_state, job_id, detail)
+             select go.now, 'license_order', go.id, e.action, e.to_state, go.token_id,
+                    e.job_id, e.detail
+             from go
+             cross join lateral (values ('order.created', 'preparing', null::uuid,
+                                         go.created_detail),
+                                        ('change.accepted', null, go.job_id,
+                                         go.accepted_detail))
+                  as e (action, to_state, job_id, detail)
          )
-         select locked as "locked!", request_fingerprint as "request_fingerprint?",
-                response_status as "response_status?", response_body as "response_body?",
+         select locked as "locked!",
+                (saved).request_fingerprint as "request_fingerprint?",
+                (saved).response_status as "response_status?",
+                (saved).response_body as "response_body?",
                 customer_found as "customer_found!"
-         from gate"#,
-        idempotency::lock_name(order.token_id, order.idempotency_key),
-        order.token_id,
-        order.idempotency_key,
-        order.fingerprint,
-        order.customer_id,
-        order.partner_id,
-        order.response_status as i16,
-        order.response_body,
-        order.id,
-        order.usage,
-        order.contact_name,
-        order.contact_email,
-        order.contact_locale,
-        order.now,
-        order.job_id,
-        order.job.kind.as_str(),
-        order.job.kind.version(),
-        &order.job.payload,
-        order.max_attempts,
-        order.job.resource_type,
-        order.sla_deadline,
-        order.request_id,
-        order.quantity,
-        order.vm_count,
-        &order.audit_details[0],
-        &order.audit_details[1],
+         from gate order by n"#,
+        &orders
+            .iter()
+            .map(|o| idempotency::lock_name(o.token_id, &o.idempotency_key))
+            .collect::<Vec<_>>(),
+        &orders.iter().map(|o| o.token_id).collect::<Vec<_>>(),
+        &column(|o| o.idempotency_key.clone()),
+        &orders
+            .iter()
+            .map(|o| o.fingerprint.clone())
+            .collect::<Vec<_>>(),
+        &column(|o| o.customer_id.clone()),
+        &column(|o| o.partner_id.clone()),
+        &orders
+            .iter()
+            .map(|o| o.response_status as i16)
+            .collect::<Vec<_>>(),
+        &orders
+            .iter()
+            .map(|o| o.response_body.clone())
+            .collect::<Vec<_>>(),
+        &orders.iter().map(|o| o.id).collect::<Vec<_>>(),
+        &column(|o| o.usage.clone()),
+        &column(|o| o.contact_name.clone()),
+        &column(|o| o.contact_email.clone()),
+        &column(|o| o.contact_locale.clone()),
+        &orders.iter().map(|o| o.now).collect::<Vec<_>>(),
+        &orders.iter().map(|o| o.job_id).collect::<Vec<_>>(),
+        &column(|o| o.job_kind.as_str().to_owned()),
+        &orders
+            .iter()
+            .map(|o| o.job_kind.version())
+            .collect::<Vec<_>>(),
+        &orders
+            .iter()
+            .map(|o| o.job_payload.clone())
+            .collect::<Vec<_>>(),
+        &orders.iter().map(|o| o.max_attempts).collect::<Vec<_>>(),
+        &orders.iter().map(|o| o.sla_deadline).collect::<Vec<_>>(),
+        &orders.iter().map(|o| o.request_id).collect::<Vec<_>>(),
+        &orders.iter().map(|o| o.quantity).collect::<Vec<_>>(),
+        // `as _`: an array of nullable elements, which the macros cannot type.
+        orders.iter().map(|o| o.vm_count).collect::<Vec<_>>() as _,
+        &orders
+            .iter()
+            .map(|o| o.audit_details[0].clone())
+            .collect::<Vec<_>>(),
+        &orders
+            .iter()
+            .map(|o| o.audit_details[1].clone())
+            .collect::<Vec<_>>(),
     )
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(Placement {
-        key: KeyState::of(
-            row.locked,
-            row.request_fingerprint,
-            row.response_status,
-            row.response_body,
-        ),
-        customer_found: row.customer_found,
-    })
+    Ok(rows
+        .into_iter()
+        .map(|row| Placement {
+            key: KeyState::of(
+                row.locked,
+                row.request_fingerprint,
+                row.response_status,
+                row.response_body,
+            ),
+            customer_found: row.customer_found,
+        })
+        .collect())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,102 @@
+//! Group commit for new orders. Each `POST /v1/license-orders` hands its
+//! order to the placer and waits; the placer writes whatever orders are
+//! waiting in one statement (`store::licenses::place_orders`) and one
+//! commit. Nothing waits for company: an order that finds the placer idle
+//! goes alone, and orders queue only while earlier statements run, so the
+//! batch grows with the load and a lone request pays nothing for it.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::store::licenses::{self, PlaceOrder, Placement};
+
+/// Orders in one statement at most.
+const MOST: usize = 64;
+/// Statements in flight at once: enough to keep both of PostgreSQL's
+/// cores of a small machine busy while the next batch gathers.
+const IN_FLIGHT: usize = 4;
+
+type Reply = oneshot::Sender<sqlx::Result<Placement>>;
+
+#[derive(Clone)]
+pub struct OrderPlacer {
+    queue: mpsc::Sender<(PlaceOrder, Reply)>,
+}
+
+impl OrderPlacer {
+    /// Starts the placer; it ends once every clone of it is dropped.
+    pub fn start(pool: PgPool) -> OrderPlacer {
+        let (queue, waiting) = mpsc::channel(MOST * IN_FLIGHT);
+        tokio::spawn(run(pool, waiting));
+        OrderPlacer { queue }
+    }
+
+    /// Places the order (with whichever others are waiting).
+    pub async fn place(&self, order: PlaceOrder) -> sqlx::Result<Placement> {
+        let (reply, placement) = oneshot::channel();
+        self.queue
+            .send((order, reply))
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        placement.await.map_err(|_| sqlx::Error::PoolClosed)?
+    }
+}
+
+async fn run(pool: PgPool, mut waiting: mpsc::Receiver<(PlaceOrder, Reply)>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    loop {
+        let slot = slots.clone().acquire_owned().await.expect("never closed");
+        let mut batch = Vec::with_capacity(MOST);
+        if waiting.recv_many(&mut batch, MOST).await == 0 {
+            return;
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let (orders, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            for (reply, placed) in replies.into_iter().zip(place_batch(&pool, orders).await) {
+                // A caller that went away (its client hung up) needs no answer.
+                let _ = reply.send(placed);
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Places the batch in one statement, and answers each order in its
+/// place. If PostgreSQL refuses the statement (a twin's key, say), each
+/// order is placed alone, so that one order's refusal is its own. If the
+/// database is unreachable, every order gets that answer (a 503); one
+/// whose statement did commit before the connection broke finds its saved
+/// response when the client retries.
+pub async fn place_batch(pool: &PgPool, orders: Vec<PlaceOrder>) -> Vec<sqlx::Result<Placement>> {
+    match licenses::place_orders(pool, &orders).await {
+        Ok(placements) => placements.into_iter().map(Ok).collect(),
+        Err(error) if orders.len() == 1 => vec![Err(error)],
+        Err(sqlx::Error::Database(_)) => {
+            let mut placed = Vec::with_capacity(orders.len());
+            for order in &orders {
+                let one = licenses::place_orders(pool, std::slice::from_ref(order)).await;
+                placed.push(one.map(|mut one| one.remove(0)));
+            }
+            placed
+        }
+        Err(error) => {
+            tracing::warn!(%error, orders = orders.len(), "placing new orders failed");
+            let mut placed: Vec<_> = (1..orders.len()).map(|_| Err(same_kind(&error))).collect();
+            placed.insert(0, Err(error));
+            placed
+        }
+    }
+}
+
+/// An error that answers as `error` does (503 or 500), for the orders of
+/// a batch beyond the first: `sqlx::Error` cannot be cloned.
+fn same_kind(error: &sqlx::Error) -> sqlx::Error {
+    if crate::store::is_unavailable(error) {
+        sqlx::Error::PoolTimedOut
+    } else {
+        sqlx::Error::Protocol(format!("placing the batch failed: {error}"))
+    }
+}
