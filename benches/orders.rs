@@ -26,7 +26,8 @@
 //! BENCH_GROWTH=100000 cargo bench --bench orders   # … and at 100,000
 //! ```
 //!
-//! Other knobs: `BENCH_ONLY=drain` (stop after the drain), `BENCH_FLOOR`
+//! Other knobs: `BENCH_ONLY=drain` (stop after the drain), `BENCH_ONLY=latency`
+//! with `BENCH_RATE` (the latency alone, at that many orders/s), `BENCH_FLOOR`
 //! (messages, default 5,000), `BENCH_COUNT`
 //! (orders of the counting run, default 1,000), `BENCH_CONCURRENCY`
 //! (POSTs in flight in the closed-loop phases, default 32).
@@ -772,6 +773,18 @@ async fn count_per_order(n: usize, concurrency: usize) -> Counts {
 }
 
 /// Where the drain's CPU went, per job: the worker process and PostgreSQL.
+fn print_latency(latency: &Latency) {
+    println!(
+        "latency  {} orders offered at {:.0}/s: http 202 p50 {:.1} ms, p99 {:.1} ms (target 20); accepted→issued p50 {:.1} ms, p99 {:.1} ms (target 100)",
+        latency.orders,
+        latency.offered_per_s,
+        latency.p50_http_ms,
+        latency.p99_http_ms,
+        latency.p50_issued_ms,
+        latency.p99_issued_ms
+    );
+}
+
 fn print_drain_cpu(drained: &Drain, jobs: usize, cores: usize) {
     let per_job = |cpu_s: f64| cpu_s * 1000.0 / jobs as f64;
     println!(
@@ -803,6 +816,14 @@ async fn main() {
     // quick loop while working on the worker.
     let drain_only = std::env::var("BENCH_ONLY").is_ok_and(|only| only == "drain");
     let cores = std::thread::available_parallelism().map_or(0, |p| p.get());
+    // `BENCH_ONLY=latency` measures the latency alone, at `BENCH_RATE`
+    // orders/s: the same rate for two builds, whatever their peaks.
+    if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "latency") {
+        let rate = env_usize("BENCH_RATE", 100) as f64;
+        print_latency(&latency_at(rate, latency_secs).await);
+        remove_mail_dirs();
+        return;
+    }
 
     let floor = broker_floor(&bench_settings(), floor_n).await;
     let floor_rate = rate(floor_n, floor);
@@ -869,15 +890,7 @@ async fn main() {
         "         produced {} distinct keys, {} .eml files",
         e2e.keys, e2e.files
     );
-    println!(
-        "latency  {} orders offered at {:.0}/s (half the e2e peak): http 202 p50 {:.1} ms, p99 {:.1} ms (target 20); accepted→issued p50 {:.1} ms, p99 {:.1} ms (target 100)",
-        latency.orders,
-        latency.offered_per_s,
-        latency.p50_http_ms,
-        latency.p99_http_ms,
-        latency.p50_issued_ms,
-        latency.p99_issued_ms
-    );
+    print_latency(&latency);
     println!(
         "counts   {} orders: {} statements ({} of them BEGIN/COMMIT/ROLLBACK/SAVEPOINT), {} commits",
         counts.orders, counts.statements, counts.tx_control, counts.commits
