@@ -71,24 +71,33 @@ async fn run(pool: PgPool, mut waiting: mpsc::Receiver<(PlaceOrder, Reply)>) {
 /// whose statement did commit before the connection broke finds its saved
 /// response when the client retries.
 pub async fn place_batch(pool: &PgPool, orders: Vec<PlaceOrder>) -> Vec<sqlx::Result<Placement>> {
-    match licenses::place_orders(pool, &orders).await {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(error) => return every_one(error, orders.len()),
+    };
+    match licenses::place_orders(&mut conn, &orders).await {
         Ok(placements) => placements.into_iter().map(Ok).collect(),
         Err(error) if orders.len() == 1 => vec![Err(error)],
         Err(sqlx::Error::Database(_)) => {
             let mut placed = Vec::with_capacity(orders.len());
             for order in &orders {
-                let one = licenses::place_orders(pool, std::slice::from_ref(order)).await;
+                let one = licenses::place_orders(&mut conn, std::slice::from_ref(order)).await;
                 placed.push(one.map(|mut one| one.remove(0)));
             }
             placed
         }
         Err(error) => {
             tracing::warn!(%error, orders = orders.len(), "placing new orders failed");
-            let mut placed: Vec<_> = (1..orders.len()).map(|_| Err(same_kind(&error))).collect();
-            placed.insert(0, Err(error));
-            placed
+            every_one(error, orders.len())
         }
     }
+}
+
+/// `error` as the answer of each of `orders` orders.
+fn every_one(error: sqlx::Error, orders: usize) -> Vec<sqlx::Result<Placement>> {
+    let mut placed: Vec<_> = (1..orders).map(|_| Err(same_kind(&error))).collect();
+    placed.insert(0, Err(error));
+    placed
 }
 
 /// An error that answers as `error` does (503 or 500), for the orders of

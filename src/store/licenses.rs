@@ -62,8 +62,14 @@ pub struct Placement {
 /// A twin request that commits between this statement's snapshot and its
 /// lock is refused by the primary key of `idempotency_keys`, a unique
 /// violation that fails the whole statement. Twins within one statement
-/// both get their (re-entrant) lock, and fail it in the same way.
-pub async fn place_orders(pool: &PgPool, orders: &[PlaceOrder]) -> sqlx::Result<Vec<Placement>> {
+/// both get their (re-entrant) lock, and fail it in the same way. The
+/// error can reach the caller before the failed statement's locks are
+/// released, so whatever comes next for these orders goes on the same
+/// connection, which runs it only after the release.
+pub async fn place_orders(
+    conn: &mut sqlx::PgConnection,
+    orders: &[PlaceOrder],
+) -> sqlx::Result<Vec<Placement>> {
     let column = |f: fn(&PlaceOrder) -> String| -> Vec<String> { orders.iter().map(f).collect() };
     // Per-row subqueries, not joins: the planner cannot count an unnest,
     // and must not answer a few orders with a scan of a large table.
@@ -191,7 +197,7 @@ pub async fn place_orders(pool: &PgPool, orders: &[PlaceOrder]) -> sqlx::Result<
             .map(|o| o.audit_details[1].clone())
             .collect::<Vec<_>>(),
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     Ok(rows
         .into_iter()

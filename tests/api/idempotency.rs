@@ -232,7 +232,11 @@ async fn a_batch_the_database_refuses_is_placed_order_by_order() {
         }
     };
     let batch = vec![order("a", 1), order("b", 2), order("a", 1)];
-    let refused = licenses::place_orders(&app.pool, &batch).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    let refused = licenses::place_orders(&mut conn, &batch).await;
+    // Its locks are released once the connection answers the next query.
+    sqlx::query("select 1").execute(&mut *conn).await.unwrap();
+    drop(conn);
     assert!(refused.is_err(), "twins in one statement fail it");
     assert_eq!(app.count("select count(*) from license_orders").await, 0);
 
