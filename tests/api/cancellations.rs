@@ -643,3 +643,68 @@ async fn redelivered_revocation_jobs_change_nothing_more() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_database_refuses_a_revoked_order_with_a_live_key() {
+    // Arrange: an order with two pending keys, no workers.
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
+    let accepted = app.order(&token, &new_order("virtual", 2)).await;
+    let order_id: Uuid = accepted["order_id"].as_str().unwrap().parse().unwrap();
+    let revoke_order = "update license_orders set status = 'revoked', revoked_at = now(), vendor_order_id = 'VO-TEST' where id = $1";
+
+    // Act and assert: revoking the order while its keys live fails at
+    // commit; so does a live key added to a revoked order.
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query(revoke_order)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let refused = tx.commit().await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("revoked but still has a live key"),
+        "{refused}"
+    );
+
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("update licenses set status = 'revoked', revoked_at = now(), key = 'TEST-' || seq where order_id = $1")
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(revoke_order)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit()
+        .await
+        .expect("an order whose keys are all revoked may be revoked");
+
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query(
+        "insert into licenses (id, order_id, request_id, seq, usage)
+         select gen_random_uuid(), order_id, request_id, 3, usage from licenses
+         where order_id = $1 and seq = 1",
+    )
+    .bind(order_id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let refused = tx.commit().await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("revoked but still has a live key"),
+        "{refused}"
+    );
+    assert_eq!(
+        app.count("select count(*) from licenses where status <> 'revoked'")
+            .await,
+        0
+    );
+    app.cleanup().await;
+}
