@@ -651,60 +651,41 @@ async fn the_database_refuses_a_revoked_order_with_a_live_key() {
     let token = app.portal_with_customer("acme", "cust-1").await;
     let accepted = app.order(&token, &new_order("virtual", 2)).await;
     let order_id: Uuid = accepted["order_id"].as_str().unwrap().parse().unwrap();
-    let revoke_order = "update license_orders set status = 'revoked', revoked_at = now(), vendor_order_id = 'VO-TEST' where id = $1";
+    let revoke_order = "update license_orders set status = 'revoked', revoked_at = now(),
+                        vendor_order_id = 'VO-TEST' where id = $1";
+    let revoke_keys = "update licenses set status = 'revoked', revoked_at = now(),
+                       key = 'TEST-' || seq where order_id = $1";
+    let add_key = "insert into licenses (id, order_id, request_id, seq, usage)
+                   select gen_random_uuid(), order_id, request_id, 3, usage from licenses
+                   where order_id = $1 and seq = 1";
+    let refused = |committed: Result<(), sqlx::Error>| {
+        committed.is_err_and(|e| e.to_string().contains("revoked but still has a live key"))
+    };
 
     // Act and assert: revoking the order while its keys live fails at
     // commit; so does a live key added to a revoked order.
-    let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query(revoke_order)
-        .bind(order_id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let refused = tx.commit().await.unwrap_err();
-    assert!(
-        refused
-            .to_string()
-            .contains("revoked but still has a live key"),
-        "{refused}"
-    );
-
-    let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query("update licenses set status = 'revoked', revoked_at = now(), key = 'TEST-' || seq where order_id = $1")
-        .bind(order_id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query(revoke_order)
-        .bind(order_id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit()
+    assert!(refused(commit_all(&app, order_id, &[revoke_order]).await));
+    commit_all(&app, order_id, &[revoke_keys, revoke_order])
         .await
         .expect("an order whose keys are all revoked may be revoked");
-
-    let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query(
-        "insert into licenses (id, order_id, request_id, seq, usage)
-         select gen_random_uuid(), order_id, request_id, 3, usage from licenses
-         where order_id = $1 and seq = 1",
-    )
-    .bind(order_id)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    let refused = tx.commit().await.unwrap_err();
-    assert!(
-        refused
-            .to_string()
-            .contains("revoked but still has a live key"),
-        "{refused}"
-    );
+    assert!(refused(commit_all(&app, order_id, &[add_key]).await));
     assert_eq!(
         app.count("select count(*) from licenses where status <> 'revoked'")
             .await,
         0
     );
     app.cleanup().await;
+}
+
+/// Runs each statement with `order_id` as `$1` in one transaction, and
+/// commits it.
+async fn commit_all(app: &TestApp, order_id: Uuid, statements: &[&str]) -> Result<(), sqlx::Error> {
+    let mut tx = app.pool.begin().await?;
+    for statement in statements {
+        sqlx::query(statement)
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
 }
