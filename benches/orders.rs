@@ -772,7 +772,6 @@ async fn count_per_order(n: usize, concurrency: usize) -> Counts {
     }
 }
 
-/// Where the drain's CPU went, per job: the worker process and PostgreSQL.
 fn print_latency(latency: &Latency) {
     println!(
         "latency  {} orders offered at {:.0}/s: http 202 p50 {:.1} ms, p99 {:.1} ms (target 20); accepted→issued p50 {:.1} ms, p99 {:.1} ms (target 100)",
@@ -785,6 +784,7 @@ fn print_latency(latency: &Latency) {
     );
 }
 
+/// Where the drain's CPU went, per job: the worker process and PostgreSQL.
 fn print_drain_cpu(drained: &Drain, jobs: usize, cores: usize) {
     let per_job = |cpu_s: f64| cpu_s * 1000.0 / jobs as f64;
     println!(
@@ -814,11 +814,12 @@ async fn main() {
     let growth = std::env::var("BENCH_GROWTH").ok();
     // `BENCH_ONLY=drain` stops after the floor, intake and drain: the
     // quick loop while working on the worker.
-    let drain_only = std::env::var("BENCH_ONLY").is_ok_and(|only| only == "drain");
+    let only = std::env::var("BENCH_ONLY").ok();
+    let drain_only = only.as_deref() == Some("drain");
     let cores = std::thread::available_parallelism().map_or(0, |p| p.get());
     // `BENCH_ONLY=latency` measures the latency alone, at `BENCH_RATE`
     // orders/s: the same rate for two builds, whatever their peaks.
-    if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "latency") {
+    if only.as_deref() == Some("latency") {
         let rate = env_usize("BENCH_RATE", 100) as f64;
         print_latency(&latency_at(rate, latency_secs).await);
         remove_mail_dirs();

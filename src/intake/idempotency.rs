@@ -70,7 +70,7 @@ pub async fn begin(
 
 /// A POST's key and the fingerprint of its route and body: what a route
 /// that saves its response in its own statement needs (see
-/// `store::licenses::place_order`); every other route calls [`begin`].
+/// `store::licenses::place_orders`); every other route calls [`begin`].
 pub struct Request {
     pub key: String,
     pub fingerprint: Vec<u8>,

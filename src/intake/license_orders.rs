@@ -246,6 +246,27 @@ fn change_accepted_detail(
             "license_ids": license_ids, "vm_count": vm_count })
 }
 
+/// Where a license order's job belongs: its partner, the calling token,
+/// the order, and the request's SLA deadline.
+fn job_opts<'a>(
+    state: &AppState,
+    partner_id: &'a str,
+    caller: &Caller,
+    order_id: Uuid,
+    deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Opts<'a> {
+    Opts {
+        partner_id: Some(partner_id),
+        token_id: Some(caller.0.id),
+        resource_type: "license_order",
+        resource_id: order_id,
+        sla_deadline: Some(deadline),
+        max_attempts: state.settings.jobs.max_attempts,
+        now,
+    }
+}
+
 /// Stores the change request with its job; one transaction with the
 /// caller's other writes.
 pub(super) async fn enqueue_request(
@@ -265,15 +286,7 @@ pub(super) async fn enqueue_request(
     } = change;
     let request_id = Uuid::now_v7();
     let deadline = sla_deadline(state, kind, now);
-    let opts = Opts {
-        partner_id: Some(&order.partner_id),
-        token_id: Some(caller.0.id),
-        resource_type: "license_order",
-        resource_id: order.id,
-        sla_deadline: Some(deadline),
-        max_attempts: state.settings.jobs.max_attempts,
-        now,
-    };
+    let opts = job_opts(state, &order.partner_id, caller, order.id, deadline, now);
     let job = LicenseJob {
         order_id: order.id,
         request_id,
@@ -361,15 +374,7 @@ pub async fn create_order(
     let request_id = Uuid::now_v7();
     let job_id = Uuid::now_v7();
     let deadline = sla_deadline(&state, RequestKind::New, now);
-    let opts = Opts {
-        partner_id: Some(&partner_id),
-        token_id: Some(caller.0.id),
-        resource_type: "license_order",
-        resource_id: order_id,
-        sla_deadline: Some(deadline),
-        max_attempts: state.settings.jobs.max_attempts,
-        now,
-    };
+    let opts = job_opts(&state, &partner_id, &caller, order_id, deadline, now);
     let job = new_job(
         &LicenseNewArgs(LicenseJob {
             order_id,

@@ -70,7 +70,6 @@ pub async fn place_orders(
     conn: &mut sqlx::PgConnection,
     orders: &[PlaceOrder],
 ) -> sqlx::Result<Vec<Placement>> {
-    let column = |f: fn(&PlaceOrder) -> String| -> Vec<String> { orders.iter().map(f).collect() };
     // Per-row subqueries, not joins: the planner cannot count an unnest,
     // and must not answer a few orders with a scan of a large table.
     let rows = sqlx::query!(
@@ -146,56 +145,35 @@ pub async fn place_orders(
                 (saved).response_body as "response_body?",
                 customer_found as "customer_found!"
          from gate order by n"#,
-        &orders
-            .iter()
-            .map(|o| idempotency::lock_name(o.token_id, &o.idempotency_key))
-            .collect::<Vec<_>>(),
-        &orders.iter().map(|o| o.token_id).collect::<Vec<_>>(),
-        &column(|o| o.idempotency_key.clone()),
-        &orders
-            .iter()
-            .map(|o| o.fingerprint.clone())
-            .collect::<Vec<_>>(),
-        &column(|o| o.customer_id.clone()),
-        &column(|o| o.partner_id.clone()),
-        &orders
-            .iter()
-            .map(|o| o.response_status as i16)
-            .collect::<Vec<_>>(),
-        &orders
-            .iter()
-            .map(|o| o.response_body.clone())
-            .collect::<Vec<_>>(),
-        &orders.iter().map(|o| o.id).collect::<Vec<_>>(),
-        &column(|o| o.usage.clone()),
-        &column(|o| o.contact_name.clone()),
-        &column(|o| o.contact_email.clone()),
-        &column(|o| o.contact_locale.clone()),
-        &orders.iter().map(|o| o.now).collect::<Vec<_>>(),
-        &orders.iter().map(|o| o.job_id).collect::<Vec<_>>(),
-        &column(|o| o.job_kind.as_str().to_owned()),
-        &orders
-            .iter()
-            .map(|o| o.job_kind.version())
-            .collect::<Vec<_>>(),
-        &orders
-            .iter()
-            .map(|o| o.job_payload.clone())
-            .collect::<Vec<_>>(),
-        &orders.iter().map(|o| o.max_attempts).collect::<Vec<_>>(),
-        &orders.iter().map(|o| o.sla_deadline).collect::<Vec<_>>(),
-        &orders.iter().map(|o| o.request_id).collect::<Vec<_>>(),
-        &orders.iter().map(|o| o.quantity).collect::<Vec<_>>(),
+        &each(orders, |o| idempotency::lock_name(
+            o.token_id,
+            &o.idempotency_key
+        )),
+        &each(orders, |o| o.token_id),
+        &each(orders, |o| o.idempotency_key.clone()),
+        &each(orders, |o| o.fingerprint.clone()),
+        &each(orders, |o| o.customer_id.clone()),
+        &each(orders, |o| o.partner_id.clone()),
+        &each(orders, |o| o.response_status as i16),
+        &each(orders, |o| o.response_body.clone()),
+        &each(orders, |o| o.id),
+        &each(orders, |o| o.usage.clone()),
+        &each(orders, |o| o.contact_name.clone()),
+        &each(orders, |o| o.contact_email.clone()),
+        &each(orders, |o| o.contact_locale.clone()),
+        &each(orders, |o| o.now),
+        &each(orders, |o| o.job_id),
+        &each(orders, |o| o.job_kind.as_str().to_owned()),
+        &each(orders, |o| o.job_kind.version()),
+        &each(orders, |o| o.job_payload.clone()),
+        &each(orders, |o| o.max_attempts),
+        &each(orders, |o| o.sla_deadline),
+        &each(orders, |o| o.request_id),
+        &each(orders, |o| o.quantity),
         // `as _`: an array of nullable elements, which the macros cannot type.
-        orders.iter().map(|o| o.vm_count).collect::<Vec<_>>() as _,
-        &orders
-            .iter()
-            .map(|o| o.audit_details[0].clone())
-            .collect::<Vec<_>>(),
-        &orders
-            .iter()
-            .map(|o| o.audit_details[1].clone())
-            .collect::<Vec<_>>(),
+        each(orders, |o| o.vm_count) as _,
+        &each(orders, |o| o.audit_details[0].clone()),
+        &each(orders, |o| o.audit_details[1].clone()),
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -211,6 +189,11 @@ pub async fn place_orders(
             customer_found: row.customer_found,
         })
         .collect())
+}
+
+/// One column of `orders`, as an array parameter.
+fn each<T>(orders: &[PlaceOrder], column: impl Fn(&PlaceOrder) -> T) -> Vec<T> {
+    orders.iter().map(column).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
