@@ -64,6 +64,11 @@ pub struct Envelope {
     pub payload: serde_json::Value,
 }
 
+/// What handling a set of jobs came to: per job, in order, done or failed
+/// (a failed job wrote nothing). `Err` for the set as a whole: nothing it
+/// wrote stands, and its jobs are to run one by one.
+pub type SetOutcome = Result<Vec<Result<(), JobError>>, JobError>;
+
 /// How an attempt failed, which decides what happens next.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {

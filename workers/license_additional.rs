@@ -4,13 +4,12 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
+use crate::job::{JobArgs, JobError, JobKind, SetOutcome, StillNeeded};
 use crate::licensing::issuance;
-use crate::licensing::orders::{self, LicenseJob, OrderChange};
-use crate::runtime::{JobContext, Worker};
+use crate::licensing::orders::{self, LicenseJob};
+use crate::runtime::{Batching, JobContext, Worker, only};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
-use crate::store::licenses;
 
 /// The args of `license.additional`: the order and the request for more keys.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -32,8 +31,8 @@ pub struct LicenseAdditional;
 impl Worker for LicenseAdditional {
     type Args = LicenseAdditionalArgs;
 
-    fn batches(&self) -> bool {
-        true
+    fn batching(&self) -> Batching {
+        Batching::Sets
     }
 
     async fn still_needed(&self, tx: &mut Tx<'_>, args: &Self::Args) -> sqlx::Result<StillNeeded> {
@@ -44,58 +43,25 @@ impl Worker for LicenseAdditional {
         &self,
         ctx: &JobContext,
         job: &JobRow,
-        LicenseAdditionalArgs(args): LicenseAdditionalArgs,
+        args: LicenseAdditionalArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let Some((start, request)) = orders::load_for_issue(tx, args).await? else {
-            return Ok(());
-        };
-        let order = start.order;
-        let (order_id, request_id) = (order.id, request.id);
-        let (Some(vendor_order_id), licenses::OrderStatus::Active) =
-            (order.vendor_order_id.clone(), order.status)
-        else {
-            return Err(JobError::fatal(format!(
-                "license order {order_id} is {}, so no licenses can be added",
-                order.status
-            )));
-        };
-        let now = ctx.clock.now();
-        let issued = issuance::issue_and_complete(
-            &ctx.signer,
-            &*ctx.vendor,
+        only(self.work_set(ctx, &[(job, args)], tx).await)
+    }
+
+    async fn work_set(
+        &self,
+        ctx: &JobContext,
+        jobs: &[(&JobRow, LicenseAdditionalArgs)],
+        tx: &mut Tx<'_>,
+    ) -> SetOutcome {
+        let jobs: Vec<_> = jobs.iter().map(|&(job, args)| (job, args.0)).collect();
+        issuance::issue(
+            ctx.issuer(),
             tx,
-            issuance::Issue {
-                order: &order,
-                vendor_order_id: &vendor_order_id,
-                licenses: start.licenses,
-                job,
-            },
-            licenses::Completion {
-                order_id,
-                request_id,
-                activate_with: None,
-                now,
-            },
-            |keys_issued| OrderChange {
-                action: "licenses.issued",
-                from: None,
-                to: None,
-                detail: serde_json::json!({ "request_id": request_id, "keys_issued": keys_issued }),
-            },
-        )
-        .await?;
-        issuance::queue_issued_mail(
-            &ctx.mailer,
-            tx,
-            "license_added",
-            issuance::Issued {
-                order: &order,
-                vendor_order_id: &vendor_order_id,
-                request: &request,
-                licenses: &issued,
-            },
-            now,
+            issuance::Issuing::Addition,
+            &jobs,
+            ctx.clock.now(),
         )
         .await
     }

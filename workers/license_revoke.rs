@@ -13,7 +13,7 @@ use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
 use crate::licensing::orders::{self, LicenseJob, OrderChange};
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, queue_mail};
-use crate::runtime::{JobContext, Worker};
+use crate::runtime::{Batching, JobContext, Worker};
 use crate::store::jobs::JobRow;
 use crate::store::{Tx, licenses};
 
@@ -37,8 +37,8 @@ pub struct LicenseRevoke;
 impl Worker for LicenseRevoke {
     type Args = LicenseRevokeArgs;
 
-    fn batches(&self) -> bool {
-        true
+    fn batching(&self) -> Batching {
+        Batching::Savepoints
     }
 
     async fn still_needed(&self, tx: &mut Tx<'_>, args: &Self::Args) -> sqlx::Result<StillNeeded> {

@@ -10,7 +10,7 @@ use crate::licensing::issuance;
 use crate::licensing::orders::{self, LicenseJob, OrderChange};
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, queue_mail};
-use crate::runtime::{JobContext, Worker};
+use crate::runtime::{Batching, JobContext, Worker};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
 use crate::store::licenses;
@@ -35,8 +35,8 @@ pub struct LicenseVmCount;
 impl Worker for LicenseVmCount {
     type Args = LicenseVmCountArgs;
 
-    fn batches(&self) -> bool {
-        true
+    fn batching(&self) -> Batching {
+        Batching::Savepoints
     }
 
     async fn still_needed(&self, tx: &mut Tx<'_>, args: &Self::Args) -> sqlx::Result<StillNeeded> {

@@ -1,13 +1,14 @@
-//! `mail.send`: sends one stored mail and marks it sent. A crash after the
+//! `mail.send`: sends stored mails and marks them sent. A crash after the
 //! send and before the commit sends it again with the same Message-ID (the
 //! file transport overwrites the same file; an SMTP peer can dedupe).
 
 use async_trait::async_trait;
+use uuid::Uuid;
 
-use crate::job::{JobError, StillNeeded};
+use crate::job::{JobError, SetOutcome, StillNeeded};
 use crate::mail::message::{Attachment, OutgoingMail};
 use crate::mail::queue::MailSendArgs;
-use crate::runtime::{JobContext, Worker};
+use crate::runtime::{Batching, JobContext, Worker, only};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
 use crate::store::mails;
@@ -18,8 +19,8 @@ pub struct MailSend;
 impl Worker for MailSend {
     type Args = MailSendArgs;
 
-    fn batches(&self) -> bool {
-        true
+    fn batching(&self) -> Batching {
+        Batching::Sets
     }
 
     async fn still_needed(
@@ -36,38 +37,62 @@ impl Worker for MailSend {
     async fn work(
         &self,
         ctx: &JobContext,
-        _job: &JobRow,
-        MailSendArgs { mail_id }: MailSendArgs,
+        job: &JobRow,
+        args: MailSendArgs,
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError> {
-        let mail = match mails::claim_unsent(tx, mail_id, ctx.clock.now()).await? {
-            mails::Claim::Unsent(mail) => mail,
-            mails::Claim::AlreadySent => return Ok(()),
-            mails::Claim::Missing => {
-                return Err(JobError::fatal(format!("mail {mail_id} does not exist")));
-            }
-        };
-        let attachments: Vec<Attachment> =
-            serde_json::from_value(mail.attachments).map_err(|e| {
-                JobError::fatal(format!("mail {mail_id} has unreadable attachments: {e}"))
-            })?;
-        let outgoing = OutgoingMail {
-            message_id: mail.message_id,
-            from: ctx.settings.mail.from.clone(),
-            to: crate::mail::message::recipient(&mail.recipient, mail.recipient_name.as_deref()),
-            subject: mail.subject,
-            body: mail.body,
-            attachments,
-        };
-        let sent = ctx.mail_transport.send(&outgoing).await;
-        crate::meters::mail_handed_over(if sent.is_ok() { "sent" } else { "failed" });
-        sent.map_err(|error| {
-            if error.is_transient() {
-                JobError::Retryable(anyhow::anyhow!("sending mail {mail_id}: {error}"))
-            } else {
-                JobError::Fatal(anyhow::anyhow!("sending mail {mail_id}: {error}"))
-            }
-        })?;
-        Ok(())
+        only(self.work_set(ctx, &[(job, args)], tx).await)
     }
+
+    /// Locks the mails, sends those not sent yet one after the other, and
+    /// marks the ones handed over sent: two statements for the set. A mail
+    /// that fails to send stays unsent, and its job alone fails.
+    async fn work_set(
+        &self,
+        ctx: &JobContext,
+        jobs: &[(&JobRow, MailSendArgs)],
+        tx: &mut Tx<'_>,
+    ) -> SetOutcome {
+        let ids: Vec<Uuid> = jobs.iter().map(|(_, args)| args.mail_id).collect();
+        let claims = mails::claim_unsent(tx, &ids).await?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut sent = Vec::with_capacity(jobs.len());
+        for (mail_id, claim) in ids.into_iter().zip(claims) {
+            let outcome = match claim {
+                mails::Claim::Unsent(mail) => send(ctx, mail).await.map(|()| sent.push(mail_id)),
+                mails::Claim::AlreadySent => Ok(()),
+                mails::Claim::Missing => {
+                    Err(JobError::fatal(format!("mail {mail_id} does not exist")))
+                }
+            };
+            outcomes.push(outcome);
+        }
+        if !sent.is_empty() {
+            mails::mark_sent(tx, &sent, ctx.clock.now()).await?;
+        }
+        Ok(outcomes)
+    }
+}
+
+async fn send(ctx: &JobContext, mail: mails::MailRow) -> Result<(), JobError> {
+    let mail_id = mail.id;
+    let attachments: Vec<Attachment> = serde_json::from_value(mail.attachments)
+        .map_err(|e| JobError::fatal(format!("mail {mail_id} has unreadable attachments: {e}")))?;
+    let outgoing = OutgoingMail {
+        message_id: mail.message_id,
+        from: ctx.settings.mail.from.clone(),
+        to: crate::mail::message::recipient(&mail.recipient, mail.recipient_name.as_deref()),
+        subject: mail.subject,
+        body: mail.body,
+        attachments,
+    };
+    let sent = ctx.mail_transport.send(&outgoing).await;
+    crate::meters::mail_handed_over(if sent.is_ok() { "sent" } else { "failed" });
+    sent.map_err(|error| {
+        if error.is_transient() {
+            JobError::Retryable(anyhow::anyhow!("sending mail {mail_id}: {error}"))
+        } else {
+            JobError::Fatal(anyhow::anyhow!("sending mail {mail_id}: {error}"))
+        }
+    })
 }

@@ -1,20 +1,22 @@
-//! Issuing the pending keys of a request, and the mail that tells the
-//! order's contact about them. Shared by the new-order and addition
-//! workers; all of it runs inside the job's transaction.
+//! Issuing the pending keys of requests, and the mails that tell the
+//! orders' contacts about them. Shared by the new-order and addition
+//! workers, for one job or a set of them; all of it runs inside the jobs'
+//! transaction.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use uuid::Uuid;
 
 use super::certificate::{CertificateClaims, Signer};
-use super::orders::{self, OrderChange};
+use super::orders::{self, LicenseJob, OrderChange};
 use super::vendor::VendorAdapter;
-use crate::job::JobError;
+use crate::job::{JobError, SetOutcome};
 use crate::mail::Locale;
 use crate::mail::message::Attachment;
-use crate::mail::queue::{MailRequest, Mailer, queue_mail};
+use crate::mail::queue::{MailRequest, Mailer, RenderedMail, queue_rendered, render_mail};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
-use crate::store::licenses::{self, Completion, LicenseRow, LicenseStatus, OrderRow};
+use crate::store::licenses::{self, Completion, LicenseRow, LicenseStatus, OrderRow, OrderStatus};
 
 pub fn certificate_for(
     signer: &Signer,
@@ -35,71 +37,201 @@ pub fn certificate_for(
     })
 }
 
-/// The keys a job is to issue: the request's licenses, read under the
-/// order's lock, and what their certificates name.
-pub struct Issue<'a> {
-    pub order: &'a OrderRow,
-    pub vendor_order_id: &'a str,
-    pub licenses: Vec<LicenseRow>,
-    pub job: &'a JobRow,
+/// Which issuing job runs: a new order's first keys, or keys added to an
+/// active order. They differ in where the vendor order id comes from,
+/// what the audit trail and the mail say, and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issuing {
+    NewOrder,
+    Addition,
 }
 
-/// Fills every pending license of the request with a key and certificate,
-/// activates a new order (`activate_with`), closes the request and records
-/// `change`, in one statement; returns all of the request's licenses as
-/// stored.
-pub async fn issue_and_complete(
-    signer: &Signer,
-    vendor: &dyn VendorAdapter,
+impl Issuing {
+    fn template(self) -> &'static str {
+        match self {
+            Issuing::NewOrder => "license_issued",
+            Issuing::Addition => "license_added",
+        }
+    }
+
+    /// The vendor order id the keys are issued under: a new order gets
+    /// one from the vendor (once: a retry finds it stored), an addition
+    /// needs the active order's.
+    async fn vendor_order_id(
+        self,
+        vendor: &dyn VendorAdapter,
+        order: &OrderRow,
+    ) -> Result<String, JobError> {
+        match (self, &order.vendor_order_id, order.status) {
+            (Issuing::NewOrder, Some(id), _)
+            | (Issuing::Addition, Some(id), OrderStatus::Active) => Ok(id.clone()),
+            (Issuing::NewOrder, None, _) => Ok(vendor.create_order(order.id).await?),
+            (Issuing::Addition, _, status) => Err(JobError::fatal(format!(
+                "license order {} is {status}, so no licenses can be added",
+                order.id
+            ))),
+        }
+    }
+
+    fn change(self, request_id: Uuid, keys_issued: usize) -> OrderChange<'static> {
+        let detail = json!({ "request_id": request_id, "keys_issued": keys_issued });
+        match self {
+            Issuing::NewOrder => OrderChange {
+                action: "order.activated",
+                from: Some("preparing"),
+                to: Some("active"),
+                detail,
+            },
+            Issuing::Addition => OrderChange {
+                action: "licenses.issued",
+                from: None,
+                to: None,
+                detail,
+            },
+        }
+    }
+}
+
+/// What issuing needs besides the database.
+#[derive(Clone, Copy)]
+pub struct Issuer<'a> {
+    pub signer: &'a Signer,
+    pub vendor: &'a dyn VendorAdapter,
+    pub mailer: &'a Mailer,
+}
+
+/// One job's keys, made and signed but not yet stored.
+struct Made<'j> {
+    slot: usize,
+    job: &'j JobRow,
+    order: OrderRow,
+    request: licenses::RequestRow,
+    vendor_order_id: String,
+    /// All of the request's licenses, the pending ones filled in with
+    /// `keys` as they will be stored.
+    licenses: Vec<LicenseRow>,
+    keys: Vec<licenses::NewKey>,
+}
+
+/// Issues the pending keys of each job's request, activates new orders,
+/// closes the requests and queues the "keys issued" mails: the writes of
+/// all the jobs go in three statements (lock, issue, mail). A job that
+/// cannot be issued (no such order, a vendor error, a mail that does not
+/// render) fails alone and writes nothing. One outcome per job, in order.
+pub async fn issue(
+    issuer: Issuer<'_>,
     tx: &mut Tx<'_>,
-    issue: Issue<'_>,
-    completion: Completion<'_>,
-    change: impl FnOnce(usize) -> OrderChange<'static>,
-) -> Result<Vec<LicenseRow>, JobError> {
-    let Issue {
-        order,
-        vendor_order_id,
-        licenses: mut rows,
-        job,
-    } = issue;
-    let now = completion.now;
+    issuing: Issuing,
+    jobs: &[(&JobRow, LicenseJob)],
+    now: DateTime<Utc>,
+) -> SetOutcome {
+    let args: Vec<LicenseJob> = jobs.iter().map(|&(_, args)| args).collect();
+    let loaded = orders::load_for_issue(tx, &args).await?;
+    let mut outcomes: Vec<Result<(), JobError>> = Vec::with_capacity(jobs.len());
+    let mut made = Vec::with_capacity(jobs.len());
+    for (slot, (&(job, _), loaded)) in jobs.iter().zip(loaded).enumerate() {
+        let outcome = match loaded {
+            Ok(Some((start, request))) => make_keys(issuer, issuing, job, start, request, now)
+                .await
+                .map(|keys| {
+                    made.push(Made { slot, ..keys });
+                }),
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
+        };
+        outcomes.push(outcome);
+    }
+    let mut fills = Vec::with_capacity(made.len());
+    let mut mails = Vec::with_capacity(made.len());
+    for keys in &made {
+        match issued_mail(issuer.mailer, issuing, keys, now) {
+            Ok(mail) => {
+                fills.push(fill(issuing, keys, now));
+                mails.push(mail);
+            }
+            Err(error) => outcomes[keys.slot] = Err(error),
+        }
+    }
+    if fills.is_empty() {
+        return Ok(outcomes);
+    }
+    let filled = licenses::issue_and_complete(tx, &fills).await?;
+    let expected: usize = fills.iter().map(|f| f.keys.len()).sum();
+    if filled != expected {
+        // The orders' locks keep the rows as read: a row that was not
+        // pending after all means a writer that skipped the lock. Nothing
+        // of this stands; the next attempt reads again.
+        return Err(JobError::Retryable(anyhow::anyhow!(
+            "licenses changed under their order's lock: {filled} of {expected} keys filled"
+        )));
+    }
+    queue_rendered(tx, &mails).await?;
+    Ok(outcomes)
+}
+
+/// Gets the vendor order id and a signed key for every pending license of
+/// the request; stores nothing.
+async fn make_keys<'j>(
+    issuer: Issuer<'_>,
+    issuing: Issuing,
+    job: &'j JobRow,
+    start: licenses::JobStart,
+    request: licenses::RequestRow,
+    now: DateTime<Utc>,
+) -> Result<Made<'j>, JobError> {
+    let order = start.order;
+    let vendor_order_id = issuing.vendor_order_id(issuer.vendor, &order).await?;
+    let mut licenses = start.licenses;
     let mut keys = Vec::new();
-    for license in rows.iter().filter(|l| l.status == LicenseStatus::Pending) {
-        let key = vendor.issue_key(order.id, license.id).await?;
+    for license in licenses
+        .iter_mut()
+        .filter(|l| l.status == LicenseStatus::Pending)
+    {
+        let key = issuer.vendor.issue_key(order.id, license.id).await?;
         let certificate = certificate_for(
-            signer,
-            order,
-            vendor_order_id,
+            issuer.signer,
+            &order,
+            &vendor_order_id,
             license,
             key.as_str(),
             license.vm_count,
             now,
         );
+        license.status = LicenseStatus::Issued;
+        license.key = Some(key.as_str().to_owned());
+        license.certificate = Some(certificate.clone());
+        license.issued_at = Some(now);
         keys.push(licenses::NewKey {
             license_id: license.id,
             key: key.as_str().to_owned(),
             certificate,
         });
     }
-    let event = orders::audit_event(order, job, change(rows.len()), now);
-    let request_id = completion.request_id;
-    let filled = licenses::issue_and_complete(tx, &keys, completion, &event).await?;
-    if filled < keys.len() {
-        // The order's lock keeps the rows as read; should a row not have
-        // been pending after all, read them again rather than guess.
-        return Ok(licenses::licenses_of_request(tx, request_id).await?);
+    Ok(Made {
+        slot: 0,
+        job,
+        order,
+        request,
+        vendor_order_id,
+        licenses,
+        keys,
+    })
+}
+
+/// The writes that end one job: its keys, its request's completion and
+/// its audit event.
+fn fill<'a>(issuing: Issuing, made: &'a Made<'_>, now: DateTime<Utc>) -> licenses::Fill<'a> {
+    let change = issuing.change(made.request.id, made.licenses.len());
+    licenses::Fill {
+        keys: &made.keys,
+        completion: Completion {
+            order_id: made.order.id,
+            request_id: made.request.id,
+            activate_with: (issuing == Issuing::NewOrder).then_some(made.vendor_order_id.as_str()),
+            now,
+        },
+        event: orders::audit_event(&made.order, made.job, change, now),
     }
-    for (license, new) in rows
-        .iter_mut()
-        .filter(|l| l.status == LicenseStatus::Pending)
-        .zip(keys)
-    {
-        license.status = LicenseStatus::Issued;
-        license.key = Some(new.key);
-        license.certificate = Some(new.certificate);
-        license.issued_at = Some(now);
-    }
-    Ok(rows)
 }
 
 /// The certificates of `licenses`, one attachment for the lot.
@@ -116,29 +248,21 @@ pub fn certificates_attachment(licenses: &[LicenseRow]) -> Attachment {
     }
 }
 
-/// Keys just issued for one request of an order.
-pub struct Issued<'a> {
-    pub order: &'a OrderRow,
-    pub vendor_order_id: &'a str,
-    pub request: &'a licenses::RequestRow,
-    pub licenses: &'a [LicenseRow],
-}
-
-/// Queues the "keys issued" mail for a request (`template` tells a new
-/// order from an addition). The cause is the request: one mail per request.
-pub async fn queue_issued_mail(
+/// The "keys issued" mail of a request, rendered: one mail per request
+/// (its cause), listing all of the request's keys.
+fn issued_mail<'a>(
     mailer: &Mailer,
-    tx: &mut Tx<'_>,
-    template: &str,
-    issued: Issued<'_>,
+    issuing: Issuing,
+    made: &'a Made<'_>,
     now: DateTime<Utc>,
-) -> Result<(), JobError> {
-    let Issued {
+) -> Result<RenderedMail<'a>, JobError> {
+    let Made {
         order,
-        vendor_order_id,
         request,
+        vendor_order_id,
         licenses: keys,
-    } = issued;
+        ..
+    } = made;
     let licenses: Vec<_> = keys
         .iter()
         .map(|l| json!({ "key": l.key, "usage": l.usage, "vm_count": l.vm_count }))
@@ -152,9 +276,9 @@ pub async fn queue_issued_mail(
         "licenses": licenses,
         "sla_met": now <= request.sla_deadline,
     });
-    queue_mail(
+    let template = issuing.template();
+    render_mail(
         mailer,
-        tx,
         MailRequest {
             cause: format!("{template}:{}", request.id),
             template,
@@ -167,6 +291,4 @@ pub async fn queue_issued_mail(
         },
         now,
     )
-    .await
-    .map(drop)
 }

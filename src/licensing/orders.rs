@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::job::{JobError, StillNeeded};
 use crate::store::jobs::JobRow;
-use crate::store::licenses::{self, JobStart, OrderRow, RequestRow, RequestStatus};
+use crate::store::licenses::{self, JobStart, JobTarget, OrderRow, RequestRow, RequestStatus};
 use crate::store::{Tx, audit};
 
 /// The args of every license kind: the order and its change request. Each
@@ -20,42 +20,58 @@ pub struct LicenseJob {
     pub request_id: Uuid,
 }
 
-/// Locks the job's order and reads its request; `None` when the request
-/// is already done (a redelivery after the work committed).
+impl LicenseJob {
+    fn target(self) -> JobTarget {
+        JobTarget {
+            order_id: self.order_id,
+            request_id: self.request_id,
+        }
+    }
+}
+
+/// What a license job found under its order's lock: the order and its
+/// request (`None` when the request is done already: a redelivery after
+/// the work committed), or why it cannot run at all.
+pub type Loaded<T> = Result<Option<T>, JobError>;
+
+/// Locks the job's order and reads its request.
 pub async fn load(
     tx: &mut Tx<'_>,
     job: LicenseJob,
 ) -> Result<Option<(OrderRow, RequestRow)>, JobError> {
-    let loaded = start(tx, job, false).await?;
+    let loaded = start_all(tx, &[job], false)
+        .await?
+        .pop()
+        .unwrap_or(Ok(None))?;
     Ok(loaded.map(|(start, request)| (start.order, request)))
 }
 
-/// [`load`] for the jobs that issue keys: the request's licenses come
-/// in the same round trip.
+/// [`load`] for the jobs that issue keys, for several jobs at once: the
+/// requests' licenses come in the same round trip. One result per job,
+/// in order.
 pub async fn load_for_issue(
     tx: &mut Tx<'_>,
-    job: LicenseJob,
-) -> Result<Option<(JobStart, RequestRow)>, JobError> {
-    start(tx, job, true).await
+    jobs: &[LicenseJob],
+) -> sqlx::Result<Vec<Loaded<(JobStart, RequestRow)>>> {
+    start_all(tx, jobs, true).await
 }
 
-async fn start(
+async fn start_all(
     tx: &mut Tx<'_>,
-    job: LicenseJob,
+    jobs: &[LicenseJob],
     with_licenses: bool,
-) -> Result<Option<(JobStart, RequestRow)>, JobError> {
-    let LicenseJob {
-        order_id,
-        request_id,
-    } = job;
-    let mut start = licenses::lock_order_for_job(tx, order_id, request_id, with_licenses)
-        .await?
-        .ok_or_else(|| missing_order(order_id))?;
-    let request = start
-        .request
-        .take()
-        .ok_or_else(|| missing_request(order_id, request_id))?;
-    Ok((request.status != RequestStatus::Done).then_some((start, request)))
+) -> sqlx::Result<Vec<Loaded<(JobStart, RequestRow)>>> {
+    let targets: Vec<JobTarget> = jobs.iter().map(|job| job.target()).collect();
+    let starts = licenses::lock_orders_for_jobs(tx, &targets, with_licenses).await?;
+    let loaded = jobs.iter().zip(starts).map(|(job, start)| {
+        let mut start = start.ok_or_else(|| missing_order(job.order_id))?;
+        let request = start
+            .request
+            .take()
+            .ok_or_else(|| missing_request(job.order_id, job.request_id))?;
+        Ok((request.status != RequestStatus::Done).then_some((start, request)))
+    });
+    Ok(loaded.collect())
 }
 
 fn missing_order(order_id: Uuid) -> JobError {

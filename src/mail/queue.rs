@@ -15,6 +15,7 @@ use crate::enqueue::{Opts, new_job};
 use crate::job::{JobArgs, JobError, JobKind};
 use crate::settings::Settings;
 use crate::store::Tx;
+use crate::store::jobs::NewJob;
 use crate::store::mails;
 
 /// The args of `mail.send`: the stored mail to send. Declared here, with
@@ -62,14 +63,51 @@ pub struct MailRequest<'a> {
     pub partner_id: Option<&'a str>,
 }
 
-/// Returns the `mail.send` job queued, or `None` when a mail with this
-/// cause exists already.
-pub async fn queue_mail(
-    mailer: &Mailer,
-    tx: &mut Tx<'_>,
-    request: MailRequest<'_>,
+/// A mail rendered and given its ids, ready to be stored with its job.
+pub struct RenderedMail<'a> {
+    request: MailRequest<'a>,
+    locale: Locale,
+    subject: String,
+    body: String,
+    message_id: String,
+    attachments: serde_json::Value,
+    mail_id: Uuid,
+    job_id: Uuid,
+    job: NewJob<'a>,
+    max_attempts: i32,
     now: DateTime<Utc>,
-) -> Result<Option<Uuid>, JobError> {
+}
+
+impl<'a> RenderedMail<'a> {
+    fn row(&self) -> mails::MailWithJob<'_> {
+        mails::MailWithJob {
+            mail: mails::NewMail {
+                id: self.mail_id,
+                cause: &self.request.cause,
+                message_id: &self.message_id,
+                template: self.request.template,
+                locale: self.locale.as_str(),
+                recipient: self.request.to,
+                recipient_name: self.request.to_name,
+                subject: &self.subject,
+                body: &self.body,
+                attachments: self.attachments.clone(),
+                job_id: self.job_id,
+                now: self.now,
+            },
+            job: &self.job,
+            max_attempts: self.max_attempts,
+        }
+    }
+}
+
+/// Renders a mail (a template error is the caller's, and fatal) and gives
+/// it and its `mail.send` job their ids; nothing is stored yet.
+pub fn render_mail<'a>(
+    mailer: &Mailer,
+    request: MailRequest<'a>,
+    now: DateTime<Utc>,
+) -> Result<RenderedMail<'a>, JobError> {
     let settings = &mailer.settings.mail;
     let locale = request.locale.unwrap_or(settings.default_locale);
     let rendered = mailer
@@ -77,33 +115,58 @@ pub async fn queue_mail(
         .render(request.template, locale, &request.context)
         .map_err(|e| JobError::fatal(format!("mail template {}: {e}", request.template)))?;
     let mail_id = Uuid::now_v7();
-    let job_id = Uuid::now_v7();
     let message_id = message_id_for(&request.cause, &settings.message_id_domain);
     let attachments = serde_json::to_value(&request.attachments).map_err(anyhow::Error::from)?;
+    let max_attempts = mailer.settings.jobs.max_attempts;
     let opts = Opts {
         partner_id: request.partner_id,
         token_id: None,
         resource_type: "mail",
         resource_id: mail_id,
         sla_deadline: None,
-        max_attempts: mailer.settings.jobs.max_attempts,
+        max_attempts,
         now,
     };
     let job = new_job(&MailSendArgs { mail_id }, &opts)?;
-    let mail = mails::NewMail {
-        id: mail_id,
-        cause: &request.cause,
-        message_id: &message_id,
-        template: request.template,
-        locale: locale.as_str(),
-        recipient: request.to,
-        recipient_name: request.to_name,
-        subject: &rendered.subject,
-        body: &rendered.body,
+    Ok(RenderedMail {
+        request,
+        locale,
+        subject: rendered.subject,
+        body: rendered.body,
+        message_id,
         attachments,
-        job_id,
+        mail_id,
+        job_id: Uuid::now_v7(),
+        job,
+        max_attempts,
         now,
-    };
-    let inserted = mails::insert_with_job(tx, &mail, job, opts.max_attempts).await?;
-    Ok(inserted.then_some(job_id))
+    })
+}
+
+/// Stores rendered mails with their `mail.send` jobs, in one round trip;
+/// per mail, the job queued, or `None` when a mail with its cause exists
+/// already.
+pub async fn queue_rendered(
+    tx: &mut Tx<'_>,
+    mails: &[RenderedMail<'_>],
+) -> Result<Vec<Option<Uuid>>, JobError> {
+    let rows: Vec<_> = mails.iter().map(RenderedMail::row).collect();
+    let queued = mails::insert_with_jobs(tx, &rows).await?;
+    Ok(mails
+        .iter()
+        .map(|mail| queued.contains(&mail.job_id).then_some(mail.job_id))
+        .collect())
+}
+
+/// Renders and queues one mail: returns the `mail.send` job queued, or
+/// `None` when a mail with this cause exists already.
+pub async fn queue_mail(
+    mailer: &Mailer,
+    tx: &mut Tx<'_>,
+    request: MailRequest<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<Uuid>, JobError> {
+    let mail = render_mail(mailer, request, now)?;
+    let queued = queue_rendered(tx, std::slice::from_ref(&mail)).await?;
+    Ok(queued.into_iter().next().flatten())
 }

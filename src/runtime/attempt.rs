@@ -3,18 +3,20 @@
 //! delivery.
 //!
 //! Several deliveries of one kind share a transaction when the handler
-//! allows it ([`JobHandler::batches`]): one commit for the lot instead of
-//! three per job. Each job runs inside its own savepoint, so a failing
-//! job rolls back only its own writes; the others commit. A batch whose
-//! transaction breaks (a timed-out handler, a lost connection, a failed
-//! commit) committed nothing, and its jobs run again one by one.
+//! allows it ([`JobHandler::batching`]): one commit for the lot instead of
+//! three per job. The handler takes them as a set when it can, in a few
+//! statements for all; otherwise, or when the set fails as a whole, each
+//! job runs inside its own savepoint, so a failing job rolls back only its
+//! own writes and the others commit. A batch whose transaction breaks (a
+//! timed-out handler, a lost connection, a failed commit) committed
+//! nothing, and its jobs run again one by one.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
-use super::{JobContext, JobHandler};
+use super::{Batching, JobContext, JobHandler};
 use crate::job::{Envelope, JobError};
 use crate::retry::delay_for_attempt;
 use crate::store::jobs::{self, FailureOutcome, JobRow, Succeeded};
@@ -65,7 +67,7 @@ pub async fn process(
             Err(settled) => dispositions[slot] = settled,
         }
     }
-    if runnable.len() > 1 && handler.batches() {
+    if runnable.len() > 1 && handler.batching() != Batching::Alone {
         run_together(ctx, handler, queue, runnable, &mut dispositions).await;
     } else {
         for job in runnable {
@@ -213,8 +215,8 @@ async fn run_alone(
 }
 
 /// One transaction for the batch: mark the jobs running, lock them, run
-/// each handler (in a savepoint when there are several), record the
-/// successes and commit.
+/// the handler (on the set, or on each job in a savepoint when there are
+/// several), record the successes and commit.
 async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'_>]) -> Tried {
     let broken = |error: sqlx::Error| Tried::Broken {
         timed_out: None,
@@ -232,86 +234,192 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
         Ok(rows) => rows,
         Err(error) => return broken(error),
     };
-    let together = batch.len() > 1;
-    let timeout = ctx.settings.jobs.timeout;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut succeeded = Vec::new();
-    let mut in_savepoint = false;
-    for index in 0..batch.len() {
-        let envelope = &batch[index].envelope;
-        let Some(job) = rows.iter().find(|row| row.id == envelope.job_id) else {
-            outcomes.push(Outcome::Unknown);
-            continue;
-        };
-        if index > 0 && batch[index - 1].envelope.job_id == envelope.job_id {
+    // What needs no run is settled now; the rest is due, in batch order.
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+    let mut due: Vec<(usize, &JobRow)> = Vec::with_capacity(batch.len());
+    for (index, job) in batch.iter().enumerate() {
+        let envelope = &job.envelope;
+        let settled = match rows.iter().find(|row| row.id == envelope.job_id) {
+            None => Some(Outcome::Unknown),
             // A second copy in the same batch: the first one speaks for it.
-            outcomes.push(Outcome::Skipped);
-            continue;
-        }
-        if let Some(skipped) = already_settled(job, envelope) {
-            outcomes.push(skipped);
-            continue;
-        }
-        if together {
-            // One round trip closes the previous job's savepoint and opens
-            // this one's.
-            let sql = if in_savepoint {
-                "release savepoint job; savepoint job"
-            } else {
-                "savepoint job"
-            };
-            if let Err(error) = savepoint(&mut tx, sql).await {
-                return broken(error);
+            Some(_) if index > 0 && batch[index - 1].envelope.job_id == envelope.job_id => {
+                Some(Outcome::Skipped)
             }
-            in_savepoint = true;
-        }
-        let started_at = ctx.clock.now();
-        let span = tracing::info_span!("job", job_id = %envelope.job_id, kind = %envelope.kind, attempt = envelope.attempt);
-        let handled = tokio::time::timeout(timeout, handler.handle(ctx, job, &mut tx))
-            .instrument(span)
-            .await;
-        match handled {
-            Ok(Ok(())) => {
-                succeeded.push(Succeeded {
-                    id: job.id,
-                    attempt: envelope.attempt,
-                    started_at,
-                });
-                outcomes.push(Outcome::Succeeded {
-                    took: elapsed_since(ctx, started_at),
-                });
-            }
-            Ok(Err(error)) if together => {
-                // Only this job's writes go; the savepoint also clears an
-                // aborted transaction, so the batch carries on.
-                if let Err(rollback) = savepoint(&mut tx, "rollback to savepoint job").await {
-                    return broken(rollback);
+            Some(row) => already_settled(row, envelope).or_else(|| {
+                due.push((index, row));
+                None
+            }),
+        };
+        outcomes.push(settled);
+    }
+    let mut succeeded = Vec::new();
+    let mut ran = false;
+    if due.len() > 1 && handler.batching() == Batching::Sets {
+        match run_set(ctx, handler, &mut tx, &due).await {
+            Ok(Some(results)) => {
+                for ((index, job), (result, started_at)) in due.iter().zip(results) {
+                    outcomes[*index] = Some(finished(
+                        ctx,
+                        batch,
+                        &mut succeeded,
+                        *index,
+                        job,
+                        result,
+                        started_at,
+                    ));
                 }
-                outcomes.push(Outcome::Failed { error, started_at });
+                ran = true;
             }
-            Ok(Err(error)) => {
-                // Alone: roll back first, the failure is recorded under the
-                // same job lock that this transaction still holds.
-                let _ = tx.rollback().await;
-                return Tried::Done(vec![Outcome::Failed { error, started_at }]);
-            }
-            Err(_elapsed) => {
-                // The handler was dropped mid-statement: the connection's
-                // state is unknown, so the whole transaction goes.
-                let _ = tx.rollback().await;
-                return Tried::Broken {
-                    timed_out: Some(index),
-                    error: timed_out_error(ctx),
+            // The set is rolled back: its jobs run in savepoints below.
+            Ok(None) => {}
+            Err(tried) => return tried,
+        }
+    }
+    if !ran {
+        let together = due.len() > 1;
+        let timeout = ctx.settings.jobs.timeout;
+        let mut in_savepoint = false;
+        for &(index, job) in &due {
+            let envelope = &batch[index].envelope;
+            if together {
+                // One round trip closes the previous job's savepoint and
+                // opens this one's.
+                let sql = if in_savepoint {
+                    "release savepoint job; savepoint job"
+                } else {
+                    "savepoint job"
                 };
+                if let Err(error) = savepoint(&mut tx, sql).await {
+                    return broken(error);
+                }
+                in_savepoint = true;
+            }
+            let started_at = ctx.clock.now();
+            let span = tracing::info_span!("job", job_id = %envelope.job_id, kind = %envelope.kind, attempt = envelope.attempt);
+            let handled = tokio::time::timeout(timeout, handler.handle(ctx, job, &mut tx))
+                .instrument(span)
+                .await;
+            match handled {
+                Ok(Err(error)) if together => {
+                    // Only this job's writes go; the savepoint also clears
+                    // an aborted transaction, so the batch carries on.
+                    if let Err(rollback) = savepoint(&mut tx, "rollback to savepoint job").await {
+                        return broken(rollback);
+                    }
+                    outcomes[index] = Some(Outcome::Failed { error, started_at });
+                }
+                Ok(Err(error)) => {
+                    // Alone: roll back first, the failure is recorded under
+                    // the same job lock that this transaction still holds.
+                    let _ = tx.rollback().await;
+                    return Tried::Done(vec![Outcome::Failed { error, started_at }]);
+                }
+                Ok(Ok(())) => {
+                    outcomes[index] = Some(finished(
+                        ctx,
+                        batch,
+                        &mut succeeded,
+                        index,
+                        job,
+                        Ok(()),
+                        started_at,
+                    ));
+                }
+                Err(_elapsed) => {
+                    // The handler was dropped mid-statement: the
+                    // connection's state is unknown, so the whole
+                    // transaction goes.
+                    let _ = tx.rollback().await;
+                    return Tried::Broken {
+                        timed_out: Some(index),
+                        error: timed_out_error(ctx),
+                    };
+                }
             }
         }
     }
+    let outcomes = outcomes
+        .into_iter()
+        .map(|outcome| outcome.expect("every job of the batch has an outcome"))
+        .collect();
     match complete(tx, &succeeded, ctx.clock.now()).await {
         Ok(()) => Tried::Done(outcomes),
         Err(error) => Tried::Broken {
             timed_out: None,
             error: error.into(),
         },
+    }
+}
+
+/// The outcome of a job that ran; a success joins the batch's successes.
+fn finished(
+    ctx: &JobContext,
+    batch: &[Runnable<'_>],
+    succeeded: &mut Vec<Succeeded>,
+    index: usize,
+    job: &JobRow,
+    result: Result<(), JobError>,
+    started_at: DateTime<Utc>,
+) -> Outcome {
+    match result {
+        Ok(()) => {
+            succeeded.push(Succeeded {
+                id: job.id,
+                attempt: batch[index].envelope.attempt,
+                started_at,
+            });
+            Outcome::Succeeded {
+                took: elapsed_since(ctx, started_at),
+            }
+        }
+        Err(error) => Outcome::Failed { error, started_at },
+    }
+}
+
+/// Runs the due jobs as one set, behind a savepoint. `Ok(None)`: the set
+/// failed as a whole and is rolled back to the savepoint, so the jobs can
+/// run one by one in the same transaction. A set that overruns the time
+/// of one job breaks the transaction, and its jobs run alone.
+async fn run_set(
+    ctx: &JobContext,
+    handler: &dyn JobHandler,
+    tx: &mut Tx<'_>,
+    due: &[(usize, &JobRow)],
+) -> Result<Option<Vec<(Result<(), JobError>, DateTime<Utc>)>>, Tried> {
+    let broken = |error: sqlx::Error| Tried::Broken {
+        timed_out: None,
+        error: JobError::Retryable(error.into()),
+    };
+    savepoint(tx, "savepoint set").await.map_err(broken)?;
+    let jobs: Vec<&JobRow> = due.iter().map(|&(_, job)| job).collect();
+    let started_at = ctx.clock.now();
+    let span = tracing::info_span!("job set", kind = %handler.kind(), jobs = jobs.len());
+    let handled = tokio::time::timeout(
+        ctx.settings.jobs.timeout,
+        handler.handle_set(ctx, &jobs, tx),
+    )
+    .instrument(span)
+    .await;
+    match handled {
+        Ok(Ok(results)) if results.len() == jobs.len() => Ok(Some(
+            results
+                .into_iter()
+                .map(|result| (result, started_at))
+                .collect(),
+        )),
+        Ok(Ok(_)) | Ok(Err(_)) => {
+            if let Ok(Err(error)) = &handled {
+                tracing::debug!(jobs = jobs.len(), %error, "a set failed as a whole; running its jobs one by one");
+            }
+            savepoint(tx, "rollback to savepoint set")
+                .await
+                .map_err(broken)?;
+            Ok(None)
+        }
+        Err(_elapsed) => Err(Tried::Broken {
+            timed_out: None,
+            error: timed_out_error(ctx),
+        }),
     }
 }
 

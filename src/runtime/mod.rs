@@ -6,7 +6,7 @@ pub mod consumer;
 pub mod dead_letter_intake;
 pub mod worker;
 
-pub use worker::Worker;
+pub use worker::{Worker, only};
 
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use lapin::message::Delivery;
 
 use crate::broker::topology::Topology;
 use crate::clock::Clock;
-use crate::job::{JobError, JobKind, StillNeeded};
+use crate::job::{JobError, JobKind, SetOutcome, StillNeeded};
 use crate::licensing::certificate::Signer;
 use crate::licensing::vendor::VendorAdapter;
 use crate::mail::queue::Mailer;
@@ -44,6 +44,17 @@ pub struct JobContext {
     pub attempts: Arc<tokio::sync::Semaphore>,
 }
 
+impl JobContext {
+    /// What the issuing license workers need of the context.
+    pub fn issuer(&self) -> crate::licensing::issuance::Issuer<'_> {
+        crate::licensing::issuance::Issuer {
+            signer: &self.signer,
+            vendor: &*self.vendor,
+            mailer: &self.mailer,
+        }
+    }
+}
+
 /// One job kind's work, as the runtime holds it (a trait object per kind,
 /// from the registry). Workers implement the typed [`Worker`] instead and
 /// get this by a blanket impl. `handle` runs inside the attempt's
@@ -56,11 +67,11 @@ pub trait JobHandler: Send + Sync + 'static {
     async fn handle(&self, ctx: &JobContext, job: &JobRow, tx: &mut Tx<'_>)
     -> Result<(), JobError>;
 
-    /// Whether several of this kind's jobs may share one transaction, each
-    /// in its own savepoint. Only for handlers that lock one entity of
-    /// their own per job (an order, a mail): a handler that locks several
-    /// could deadlock with another batch, and would gain little.
-    fn batches(&self) -> bool;
+    /// Whether and how several of this kind's jobs share one transaction.
+    fn batching(&self) -> Batching;
+
+    /// Handles several jobs at once (see [`Batching::Sets`]).
+    async fn handle_set(&self, ctx: &JobContext, jobs: &[&JobRow], tx: &mut Tx<'_>) -> SetOutcome;
 
     /// Runs once when the job is dead-lettered, in a transaction of its
     /// own, so that the entity it worked on can record the failure (a
@@ -76,6 +87,24 @@ pub trait JobHandler: Send + Sync + 'static {
     /// Whether a dead job's entity still needs the work, asked before a
     /// replay (see [`Worker::still_needed`]).
     async fn still_needed(&self, tx: &mut Tx<'_>, job: &JobRow) -> sqlx::Result<StillNeeded>;
+}
+
+/// How several deliveries of one kind share a transaction. Anything but
+/// `Alone` is only for handlers that lock one entity of their own per job
+/// (an order, a mail): a handler that locks several could deadlock with
+/// another batch, and would gain little.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    /// One job, one transaction.
+    Alone,
+    /// One transaction for several jobs, each in its own savepoint: one
+    /// commit for the lot.
+    Savepoints,
+    /// One transaction for several jobs, handled as a set
+    /// ([`Worker::work_set`]): a few statements for the lot. Should the
+    /// set fail as a whole, its writes are rolled back and its jobs run
+    /// again in savepoints.
+    Sets,
 }
 
 /// Turns deliveries into dispositions, one each, in order; the consumer
@@ -112,10 +141,9 @@ impl DeliveryProcessor for JobProcessor {
     }
 
     fn batch_limit(&self, settings: &Settings) -> usize {
-        if self.0.batches() {
-            settings.jobs.batch_size.max(1)
-        } else {
-            1
+        match self.0.batching() {
+            Batching::Alone => 1,
+            Batching::Savepoints | Batching::Sets => settings.jobs.batch_size.max(1),
         }
     }
 

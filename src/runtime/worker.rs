@@ -4,10 +4,16 @@
 
 use async_trait::async_trait;
 
-use super::{JobContext, JobHandler, payload};
-use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
+use super::{Batching, JobContext, JobHandler, payload};
+use crate::job::{JobArgs, JobError, JobKind, SetOutcome, StillNeeded};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
+
+/// The outcome of a one-job set, for a worker whose `work` is its
+/// `work_set` on one job.
+pub fn only(outcome: SetOutcome) -> Result<(), JobError> {
+    outcome?.pop().unwrap_or(Ok(()))
+}
 
 /// One job kind's work, given its args already decoded. The kind is the
 /// args type's (`JobArgs::KIND`), so a worker cannot serve the wrong queue.
@@ -24,9 +30,26 @@ pub trait Worker: Send + Sync + 'static {
         tx: &mut Tx<'_>,
     ) -> Result<(), JobError>;
 
-    /// See [`JobHandler::batches`].
-    fn batches(&self) -> bool {
-        false
+    /// See [`JobHandler::batching`].
+    fn batching(&self) -> Batching {
+        Batching::Alone
+    }
+
+    /// The set form of [`Worker::work`], for a kind whose `batching` is
+    /// [`Batching::Sets`]: the work of several jobs in a few statements
+    /// for all. A job that fails must have written nothing, since the
+    /// others commit; a statement that fails is an `Err` for the set. The
+    /// default has no set form, so the jobs run one by one.
+    async fn work_set(
+        &self,
+        _ctx: &JobContext,
+        _jobs: &[(&JobRow, Self::Args)],
+        _tx: &mut Tx<'_>,
+    ) -> SetOutcome {
+        Err(JobError::fatal(format!(
+            "{} has no set form",
+            <Self::Args as JobArgs>::KIND
+        )))
     }
 
     /// See [`JobHandler::on_dead`].
@@ -71,8 +94,30 @@ impl<W: Worker> JobHandler for W {
         Worker::work(self, ctx, job, args, tx).await
     }
 
-    fn batches(&self) -> bool {
-        Worker::batches(self)
+    fn batching(&self) -> Batching {
+        Worker::batching(self)
+    }
+
+    async fn handle_set(&self, ctx: &JobContext, jobs: &[&JobRow], tx: &mut Tx<'_>) -> SetOutcome {
+        // Each payload is decoded once; one that does not parse fails its
+        // job alone.
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut decoded = Vec::with_capacity(jobs.len());
+        for &job in jobs {
+            match payload::<W::Args>(job) {
+                Ok(args) => {
+                    decoded.push((job, args));
+                    outcomes.push(None);
+                }
+                Err(error) => outcomes.push(Some(Err(error))),
+            }
+        }
+        let mut worked = Worker::work_set(self, ctx, &decoded, tx).await?.into_iter();
+        let outcomes = outcomes
+            .into_iter()
+            .map(|failed| failed.or_else(|| worked.next()).unwrap_or(Ok(())))
+            .collect();
+        Ok(outcomes)
     }
 
     async fn on_dead(

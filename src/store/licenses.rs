@@ -311,34 +311,55 @@ pub struct JobStart {
     pub licenses: Vec<LicenseRow>,
 }
 
-/// Locks the order and reads one of its requests (and its licenses, if
+/// The order and request a license job names.
+#[derive(Debug, Clone, Copy)]
+pub struct JobTarget {
+    pub order_id: Uuid,
+    pub request_id: Uuid,
+}
+
+/// Locks the orders and reads one request of each (and its licenses, if
 /// `with_licenses`), in one round trip: the start of every license job.
-pub async fn lock_order_for_job(
+/// One start per target, in order: `None` for an order that does not
+/// exist. Orders are locked in id order, so two callers wait for each
+/// other rather than deadlock.
+pub async fn lock_orders_for_jobs(
     tx: &mut Tx<'_>,
-    order_id: Uuid,
-    request_id: Uuid,
+    targets: &[JobTarget],
     with_licenses: bool,
-) -> sqlx::Result<Option<JobStart>> {
-    let start = sqlx::query_scalar!(
-        r#"select jsonb_build_object(
+) -> sqlx::Result<Vec<Option<JobStart>>> {
+    let order_ids: Vec<Uuid> = targets.iter().map(|t| t.order_id).collect();
+    let request_ids: Vec<Uuid> = targets.iter().map(|t| t.request_id).collect();
+    let rows = sqlx::query!(
+        r#"select t.n as "n!", jsonb_build_object(
                     'order', to_jsonb(o),
                     'request', to_jsonb(r),
                     'licenses', case when $3 then
                                     (select coalesce(jsonb_agg(to_jsonb(l) order by l.seq), '[]')
-                                     from licenses l where l.request_id = $2)
+                                     from licenses l where l.request_id = t.request_id)
                                 else '[]' end
                 ) as "start!: sqlx::types::Json<JobStart>"
-         from license_orders o
-         left join license_requests r on r.id = $2 and r.order_id = o.id
-         where o.id = $1
+         from unnest($1::uuid[], $2::uuid[]) with ordinality as t(order_id, request_id, n)
+         join license_orders o on o.id = t.order_id
+         left join license_requests r on r.id = t.request_id and r.order_id = o.id
+         order by o.id
          for update of o"#,
-        order_id,
-        request_id,
+        &order_ids,
+        &request_ids,
         with_licenses,
     )
-    .fetch_optional(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(start.map(|json| json.0))
+    let mut starts: Vec<Option<JobStart>> = targets.iter().map(|_| None).collect();
+    for row in rows {
+        if let Some(start) = usize::try_from(row.n - 1)
+            .ok()
+            .and_then(|i| starts.get_mut(i))
+        {
+            *start = Some(row.start.0);
+        }
+    }
+    Ok(starts)
 }
 
 pub async fn find_order<'e>(
@@ -426,19 +447,6 @@ pub async fn list_licenses<'e>(
     .await
 }
 
-pub async fn licenses_of_request(
-    tx: &mut Tx<'_>,
-    request_id: Uuid,
-) -> sqlx::Result<Vec<LicenseRow>> {
-    sqlx::query_as!(
-        LicenseRow,
-        r#"select id, order_id, request_id, seq, usage, vm_count, status as "status: LicenseStatus", key, certificate, issued_at, revoked_at from licenses where request_id = $1 order by seq"#,
-        request_id,
-    )
-    .fetch_all(&mut **tx)
-    .await
-}
-
 pub async fn find_license(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<LicenseRow>> {
     sqlx::query_as!(
         LicenseRow,
@@ -465,55 +473,89 @@ pub struct Completion<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// Everything one issuing job writes when it ends: its keys, its
+/// request's completion and its audit event.
+pub struct Fill<'a> {
+    pub keys: &'a [NewKey],
+    pub completion: Completion<'a>,
+    pub event: AuditEvent<'a>,
+}
+
 /// Fills the pending rows with their keys (a row already issued keeps its
-/// first key), activates a new order, closes the request and records the
-/// audit event, all in one statement: the writes every issuing job ends
-/// with. Returns how many rows it filled.
-pub async fn issue_and_complete(
-    tx: &mut Tx<'_>,
-    keys: &[NewKey],
-    completion: Completion<'_>,
-    event: &AuditEvent<'_>,
-) -> sqlx::Result<usize> {
-    let ids: Vec<Uuid> = keys.iter().map(|k| k.license_id).collect();
-    let values: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
-    let certificates: Vec<&str> = keys.iter().map(|k| k.certificate.as_str()).collect();
+/// first key), activates new orders, closes the requests and records the
+/// audit events, all in one statement however many jobs there are: the
+/// writes every issuing job ends with. Returns how many keys were filled.
+pub async fn issue_and_complete(tx: &mut Tx<'_>, fills: &[Fill<'_>]) -> sqlx::Result<usize> {
+    let keys = || {
+        fills
+            .iter()
+            .flat_map(|f| f.keys.iter().map(move |k| (f, k)))
+    };
+    let key_ids: Vec<Uuid> = keys().map(|(_, k)| k.license_id).collect();
+    let key_values: Vec<&str> = keys().map(|(_, k)| k.key.as_str()).collect();
+    let certificates: Vec<&str> = keys().map(|(_, k)| k.certificate.as_str()).collect();
+    let issued_at: Vec<DateTime<Utc>> = keys().map(|(f, _)| f.completion.now).collect();
+    let each = |field: fn(&Fill<'_>) -> Uuid| fills.iter().map(field).collect::<Vec<_>>();
+    let order_ids = each(|f| f.completion.order_id);
+    let request_ids = each(|f| f.completion.request_id);
+    let entity_ids = each(|f| f.event.entity_id);
+    let activate_with: Vec<Option<&str>> =
+        fills.iter().map(|f| f.completion.activate_with).collect();
+    let now: Vec<DateTime<Utc>> = fills.iter().map(|f| f.completion.now).collect();
+    let at: Vec<DateTime<Utc>> = fills.iter().map(|f| f.event.at).collect();
+    let entity_types: Vec<&str> = fills.iter().map(|f| f.event.entity_type).collect();
+    let actions: Vec<&str> = fills.iter().map(|f| f.event.action).collect();
+    let from_states: Vec<Option<&str>> = fills.iter().map(|f| f.event.from_state).collect();
+    let to_states: Vec<Option<&str>> = fills.iter().map(|f| f.event.to_state).collect();
+    let token_ids: Vec<Option<Uuid>> = fills.iter().map(|f| f.event.token_id).collect();
+    let job_ids: Vec<Option<Uuid>> = fills.iter().map(|f| f.event.job_id).collect();
+    let details: Vec<&serde_json::Value> = fills.iter().map(|f| &f.event.detail).collect();
     let filled = sqlx::query_scalar!(
         r#"with filled as (
              update licenses set status = 'issued', key = k.key, certificate = k.certificate,
-                                 issued_at = $4
-             from unnest($1::uuid[], $2::text[], $3::text[]) as k(id, key, certificate)
+                                 issued_at = k.issued_at
+             from unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
+                  as k(id, key, certificate, issued_at)
              where licenses.id = k.id and licenses.status = 'pending'
              returning licenses.id
+         ), fill as (
+             select * from unnest($5::uuid[], $6::uuid[], $7::text[], $8::timestamptz[])
+                           as f(order_id, request_id, activate_with, now)
          ), activated as (
-             update license_orders set status = 'active', vendor_order_id = $6, updated_at = $4
-             where id = $5 and status = 'preparing' and $6::text is not null
+             update license_orders o set status = 'active', vendor_order_id = f.activate_with,
+                                         updated_at = f.now
+             from fill f
+             where o.id = f.order_id and o.status = 'preparing' and f.activate_with is not null
          ), done as (
-             update license_requests set status = 'done', completed_at = $4
-             where id = $7 and status = 'pending'
+             update license_requests r set status = 'done', completed_at = f.now
+             from fill f
+             where r.id = f.request_id and r.status = 'pending'
          ), audited as (
              insert into audit_events (at, entity_type, entity_id, action, from_state, to_state,
                                        token_id, job_id, detail)
-             values ($8, $9, $10, $11, $12, $13, $14, $15, $16)
+             select * from unnest($9::timestamptz[], $10::text[], $11::uuid[], $12::text[],
+                                  $13::text[], $14::text[], $15::uuid[], $16::uuid[],
+                                  $17::jsonb[])
          )
          select count(*) as "filled!" from filled"#,
-        &ids,
+        &key_ids,
         // `as _`: Vec<&str> encodes as text[], which the macros only type as String.
-        &values as _,
+        &key_values as _,
         &certificates as _,
-        completion.now,
-        completion.order_id,
-        completion.activate_with,
-        completion.request_id,
-        event.at,
-        event.entity_type,
-        event.entity_id,
-        event.action,
-        event.from_state,
-        event.to_state,
-        event.token_id,
-        event.job_id,
-        &event.detail,
+        &issued_at,
+        &order_ids,
+        &request_ids,
+        &activate_with as _,
+        &now,
+        &at,
+        &entity_types as _,
+        &entity_ids,
+        &actions as _,
+        &from_states as _,
+        &to_states as _,
+        &token_ids as _,
+        &job_ids as _,
+        &details as _,
     )
     .fetch_one(&mut **tx)
     .await?;

@@ -23,57 +23,109 @@ pub struct NewMail<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// Inserts the mail unless one for the same cause exists, and with it the
-/// `mail.send` job (`job`, under the mail's `job_id`) and its outbox row,
-/// in one round trip; `true` if new. A mail that exists already gets no
-/// second job.
-pub async fn insert_with_job(
+/// A mail to insert with its `mail.send` job (under the mail's `job_id`).
+pub struct MailWithJob<'a> {
+    pub mail: NewMail<'a>,
+    pub job: &'a NewJob<'a>,
+    pub max_attempts: i32,
+}
+
+/// Inserts each mail unless one for the same cause exists, and with it
+/// its `mail.send` job and outbox row, in one round trip however many
+/// there are; returns the ids of the jobs queued. A mail that exists
+/// already gets no second job.
+pub async fn insert_with_jobs(
     tx: &mut Tx<'_>,
-    mail: &NewMail<'_>,
-    job: NewJob<'_>,
-    max_attempts: i32,
-) -> sqlx::Result<bool> {
-    let inserted = sqlx::query_scalar!(
-        r#"with mail as (
+    mails: &[MailWithJob<'_>],
+) -> sqlx::Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = mails.iter().map(|m| m.mail.id).collect();
+    let causes = mails.iter().map(|m| m.mail.cause).collect::<Vec<&str>>();
+    let message_ids = mails
+        .iter()
+        .map(|m| m.mail.message_id)
+        .collect::<Vec<&str>>();
+    let templates = mails.iter().map(|m| m.mail.template).collect::<Vec<&str>>();
+    let locales = mails.iter().map(|m| m.mail.locale).collect::<Vec<&str>>();
+    let recipients = mails
+        .iter()
+        .map(|m| m.mail.recipient)
+        .collect::<Vec<&str>>();
+    let subjects = mails.iter().map(|m| m.mail.subject).collect::<Vec<&str>>();
+    let bodies = mails.iter().map(|m| m.mail.body).collect::<Vec<&str>>();
+    let attachments: Vec<&serde_json::Value> = mails.iter().map(|m| &m.mail.attachments).collect();
+    let job_ids: Vec<Uuid> = mails.iter().map(|m| m.mail.job_id).collect();
+    let now: Vec<DateTime<Utc>> = mails.iter().map(|m| m.mail.now).collect();
+    let recipient_names: Vec<Option<&str>> = mails
+        .iter()
+        .map(|m| m.mail.recipient_name.filter(|name| !name.trim().is_empty()))
+        .collect();
+    let kinds: Vec<&str> = mails.iter().map(|m| m.job.kind.as_str()).collect();
+    let versions: Vec<i32> = mails.iter().map(|m| m.job.kind.version()).collect();
+    let payloads: Vec<&serde_json::Value> = mails.iter().map(|m| &m.job.payload).collect();
+    let max_attempts: Vec<i32> = mails.iter().map(|m| m.max_attempts).collect();
+    let partner_ids: Vec<Option<&str>> = mails.iter().map(|m| m.job.partner_id).collect();
+    let token_ids: Vec<Option<Uuid>> = mails.iter().map(|m| m.job.token_id).collect();
+    let resource_types = mails
+        .iter()
+        .map(|m| m.job.resource_type)
+        .collect::<Vec<&str>>();
+    let resource_ids: Vec<Uuid> = mails.iter().map(|m| m.job.resource_id).collect();
+    let sla_deadlines: Vec<Option<DateTime<Utc>>> =
+        mails.iter().map(|m| m.job.sla_deadline).collect();
+    sqlx::query_scalar!(
+        r#"with input as (
+             select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::uuid[],
+                                  $11::timestamptz[], $12::text[], $13::text[], $14::int4[],
+                                  $15::jsonb[], $16::int4[], $17::text[], $18::uuid[],
+                                  $19::text[], $20::uuid[], $21::timestamptz[])
+                           as i (id, cause, message_id, template, locale, recipient, subject,
+                                 body, attachments, job_id, now, recipient_name, kind, version,
+                                 payload, max_attempts, partner_id, token_id, resource_type,
+                                 resource_id, sla_deadline)
+         ), mail as (
              insert into mails (id, cause, message_id, template, locale, recipient, subject, body,
                                 attachments, job_id, created_at, recipient_name)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             select id, cause, message_id, template, locale, recipient, subject, body,
+                    attachments, job_id, now, recipient_name
+             from input
              on conflict (cause) do nothing
              returning job_id
          ), job as (
              insert into jobs (id, kind, version, payload, max_attempts, partner_id, token_id,
                                resource_type, resource_id, sla_deadline, enqueued_at)
-             select job_id, $13, $14, $15, $16, $17, $18, $19, $20, $21, $11 from mail
+             select i.job_id, i.kind, i.version, i.payload, i.max_attempts, i.partner_id,
+                    i.token_id, i.resource_type, i.resource_id, i.sla_deadline, i.now
+             from input i join mail using (job_id)
              returning id
          ), queued as (
              insert into outbox (job_id, attempt) select id, 1 from job
          )
-         select count(*) as "inserted!" from mail"#,
-        mail.id,
-        mail.cause,
-        mail.message_id,
-        mail.template,
-        mail.locale,
-        mail.recipient,
-        mail.subject,
-        mail.body,
-        &mail.attachments,
-        mail.job_id,
-        mail.now,
-        mail.recipient_name.filter(|name| !name.trim().is_empty()),
-        job.kind.as_str(),
-        job.kind.version(),
-        &job.payload,
-        max_attempts,
-        job.partner_id,
-        job.token_id,
-        job.resource_type,
-        job.resource_id,
-        job.sla_deadline,
+         select job_id as "job_id!" from mail"#,
+        &ids,
+        &causes as _,
+        &message_ids as _,
+        &templates as _,
+        &locales as _,
+        &recipients as _,
+        &subjects as _,
+        &bodies as _,
+        &attachments as _,
+        &job_ids,
+        &now,
+        &recipient_names as _,
+        &kinds as _,
+        &versions,
+        &payloads as _,
+        &max_attempts,
+        &partner_ids as _,
+        &token_ids as _,
+        &resource_types as _,
+        &resource_ids,
+        &sla_deadlines as _,
     )
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(inserted == 1)
+    .fetch_all(&mut **tx)
+    .await
 }
 
 #[derive(Debug, FromRow)]
@@ -87,57 +139,71 @@ pub struct MailRow {
     pub attachments: serde_json::Value,
 }
 
-/// A mail the worker is to send.
+/// What the mail worker found of a mail it is to send.
 pub enum Claim {
-    /// Marked sent in the caller's transaction, which commits only once
-    /// the mail is handed over; a failed send rolls the mark back.
+    /// Locked and not yet sent: the caller sends it, then marks it sent
+    /// ([`mark_sent`]) in the same transaction, which commits only once
+    /// the mail is handed over.
     Unsent(MailRow),
     AlreadySent,
     Missing,
 }
 
-/// Locks the mail and marks it sent, in one round trip.
-pub async fn claim_unsent(tx: &mut Tx<'_>, id: Uuid, now: DateTime<Utc>) -> sqlx::Result<Claim> {
-    #[derive(FromRow)]
+/// Locks the mails and reads those not yet sent, in one round trip; a
+/// claim per id, in order.
+pub async fn claim_unsent(tx: &mut Tx<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<Claim>> {
     struct Row {
-        id: Option<Uuid>,
-        message_id: Option<String>,
-        recipient: Option<String>,
+        id: Uuid,
+        sent: bool,
+        message_id: String,
+        recipient: String,
         recipient_name: Option<String>,
-        subject: Option<String>,
-        body: Option<String>,
-        attachments: Option<serde_json::Value>,
+        subject: String,
+        body: String,
+        attachments: serde_json::Value,
     }
-    let row: Option<Row> = sqlx::query_as!(
+    let mut rows: Vec<Row> = sqlx::query_as!(
         Row,
-        "with old as (select id, status from mails where id = $1 for update),
-         sent as (
-             update mails m set status = 'sent', sent_at = $2, last_error = null
-             from old where m.id = old.id and old.status <> 'sent'
-             returning m.id, m.message_id, m.recipient, m.recipient_name, m.subject, m.body,
-                       m.attachments
-         )
-         select sent.* from old left join sent on true",
-        id,
+        r#"select id, status = 'sent' as "sent!", message_id, recipient, recipient_name, subject,
+                  body, attachments
+         from mails where id = any($1) order by id for update"#,
+        ids,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let claims = ids
+        .iter()
+        .map(|id| match rows.iter().position(|row| row.id == *id) {
+            None => Claim::Missing,
+            Some(at) if rows[at].sent => Claim::AlreadySent,
+            Some(at) => {
+                let row = rows.swap_remove(at);
+                Claim::Unsent(MailRow {
+                    id: row.id,
+                    message_id: row.message_id,
+                    recipient: row.recipient,
+                    recipient_name: row.recipient_name,
+                    subject: row.subject,
+                    body: row.body,
+                    attachments: row.attachments,
+                })
+            }
+        })
+        .collect();
+    Ok(claims)
+}
+
+/// Marks mails sent once they are handed over.
+pub async fn mark_sent(tx: &mut Tx<'_>, ids: &[Uuid], now: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update mails set status = 'sent', sent_at = $2, last_error = null
+         where id = any($1) and status <> 'sent'",
+        ids,
         now,
     )
-    .fetch_optional(&mut **tx)
+    .execute(&mut **tx)
     .await?;
-    let Some(row) = row else {
-        return Ok(Claim::Missing);
-    };
-    let unsent = (|| {
-        Some(MailRow {
-            id: row.id?,
-            message_id: row.message_id?,
-            recipient: row.recipient?,
-            recipient_name: row.recipient_name,
-            subject: row.subject?,
-            body: row.body?,
-            attachments: row.attachments?,
-        })
-    })();
-    Ok(unsent.map_or(Claim::AlreadySent, Claim::Unsent))
+    Ok(())
 }
 
 /// Whether the mail was handed over already (`None`: no such mail). A plain

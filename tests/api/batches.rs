@@ -1,5 +1,6 @@
-//! Jobs of one kind share a transaction under load, each in its own
-//! savepoint: a failing job rolls back its own writes and nothing else.
+//! Jobs of one kind share a transaction under load, as a set (a few
+//! statements for all) or each in its own savepoint: a failing job rolls
+//! back its own writes and nothing else.
 
 use std::time::Duration;
 
@@ -95,6 +96,112 @@ async fn a_batch_commits_its_jobs_together_and_a_failing_job_rolls_back_alone() 
     assert!(
         transactions < 11,
         "eleven jobs succeeded in {transactions} transactions: some shared one"
+    );
+    worker.stop().await;
+    cleanup(&settings).await;
+}
+
+/// A job of the backlog that names nothing: what it would work on does
+/// not exist.
+async fn enqueue_ghost(api: &TestApp, kind: JobKind, payload: serde_json::Value) {
+    let mut tx = api.pool.begin().await.unwrap();
+    let job = fulfil::store::jobs::NewJob {
+        kind,
+        payload,
+        partner_id: Some("acme"),
+        token_id: None,
+        resource_type: "ghost",
+        resource_id: uuid::Uuid::now_v7(),
+        sla_deadline: None,
+    };
+    fulfil::store::jobs::enqueue(&mut tx, job, 1, chrono::Utc::now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_set_of_jobs_shares_its_statements_and_a_job_that_cannot_run_fails_alone() {
+    // Arrange: twelve orders and two ghosts (a new-order job whose order
+    // does not exist, a mail job whose mail does not), all on the broker
+    // before any worker runs.
+    let mut settings = test_settings();
+    settings.database.max_connections = 4;
+    settings.jobs.batch_size = 16;
+    let mut api = spawn_with(settings.clone(), Components::api_only()).await;
+    let token = api.portal_with_customer("acme", "cust-1").await;
+    for _ in 0..12 {
+        api.order(&token, &new_order("virtual", 2)).await;
+    }
+    let ghost =
+        serde_json::json!({ "order_id": uuid::Uuid::now_v7(), "request_id": uuid::Uuid::now_v7() });
+    enqueue_ghost(&api, JobKind::LicenseNew, ghost).await;
+    let ghost_mail = serde_json::json!({ "mail_id": uuid::Uuid::now_v7() });
+    enqueue_ghost(&api, JobKind::MailSend, ghost_mail).await;
+    let published = wait_for(Duration::from_secs(20), || async {
+        api.count("select count(*) from outbox where published_at is null")
+            .await
+            == 0
+    })
+    .await;
+    assert!(published, "the backlog is on the broker");
+    api.stop().await;
+
+    // Act
+    let mut worker = spawn_with(
+        settings.clone(),
+        Components::workers(vec![JobKind::LicenseNew, JobKind::MailSend]),
+    )
+    .await;
+
+    // Assert
+    let settled = wait_for(Duration::from_secs(30), || async {
+        worker
+            .count("select count(*) from jobs where status in ('succeeded', 'dead')")
+            .await
+            == 26
+    })
+    .await;
+    assert!(settled, "every job settled: 13 issuing, 13 mailing");
+    let dead: Vec<String> =
+        sqlx::query_scalar("select kind from jobs where status = 'dead' order by kind")
+            .fetch_all(&worker.pool)
+            .await
+            .unwrap();
+    assert_eq!(dead, ["license.new", "mail.send"], "only the ghosts died");
+    let errors: Vec<String> = sqlx::query_scalar(
+        "select a.error from job_attempts a join jobs j on j.id = a.job_id where j.status = 'dead'",
+    )
+    .fetch_all(&worker.pool)
+    .await
+    .unwrap();
+    assert!(
+        errors.iter().all(|e| e.contains("does not exist")),
+        "{errors:?}"
+    );
+    assert_eq!(
+        worker
+            .count("select count(*) from license_orders where status = 'active'")
+            .await,
+        12
+    );
+    assert_eq!(worker.mail_files().len(), 12, "one mail per order, sent");
+    // A row written inside a savepoint carries the savepoint's own
+    // transaction id (xmin): keys issued job by job would show one per
+    // order, keys issued as a set share theirs.
+    let issuing_statements = worker
+        .count("select count(distinct xmin::text) from licenses where status = 'issued'")
+        .await;
+    assert!(
+        issuing_statements < 12,
+        "24 keys of 12 orders were written by {issuing_statements} set statements"
+    );
+    let sending_statements = worker
+        .count("select count(distinct xmin::text) from mails where status = 'sent'")
+        .await;
+    assert!(
+        sending_statements < 12,
+        "12 mails were marked sent by {sending_statements} set statements"
     );
     worker.stop().await;
     cleanup(&settings).await;
