@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use fulfil::app::Components;
 use fulfil::job::JobKind;
+use fulfil::settings::Settings;
 
 use crate::support::*;
 
@@ -16,14 +17,15 @@ async fn a_batch_commits_its_jobs_together_and_a_failing_job_rolls_back_alone() 
     let mut settings = test_settings();
     settings.database.max_connections = 4;
     settings.jobs.batch_size = 8;
-    let mut api = spawn_with(settings.clone(), Components::api_only()).await;
+    let api = spawn_with(settings.clone(), Components::api_only()).await;
     let token = api.portal_with_customer("acme", "cust-1").await;
     let mut orders = Vec::new();
     for _ in 0..12 {
         let accepted = api.order(&token, &new_order("virtual", 2)).await;
         orders.push(accepted["order_id"].as_str().unwrap().to_owned());
     }
-    // One order's activation fails after its keys were written.
+    // One order's activation fails after its keys were written: the set
+    // statement fails as a whole, and its jobs run again in savepoints.
     let doomed = orders[5].clone();
     let refuse = format!(
         "create function refuse_activation() returns trigger language plpgsql as $$
@@ -37,21 +39,8 @@ async fn a_batch_commits_its_jobs_together_and_a_failing_job_rolls_back_alone() 
              for each row execute function refuse_activation();"
     );
     sqlx::raw_sql(&refuse).execute(&api.pool).await.unwrap();
-    let published = wait_for(Duration::from_secs(20), || async {
-        api.count("select count(*) from outbox where published_at is null")
-            .await
-            == 0
-    })
-    .await;
-    assert!(published, "the backlog is on the broker");
-    api.stop().await;
-
-    // Act
-    let mut worker = spawn_with(
-        settings.clone(),
-        Components::workers(vec![JobKind::LicenseNew]),
-    )
-    .await;
+    // Act: the backlog reaches the broker before any worker runs.
+    let mut worker = publish_then_work(api, &settings, vec![JobKind::LicenseNew]).await;
 
     // Assert
     let settled = wait_for(Duration::from_secs(30), || async {
@@ -101,6 +90,20 @@ async fn a_batch_commits_its_jobs_together_and_a_failing_job_rolls_back_alone() 
     cleanup(&settings).await;
 }
 
+/// Waits until the API's backlog is on the broker, stops the API, and
+/// starts workers of `kinds` (the act of these tests).
+async fn publish_then_work(mut api: TestApp, settings: &Settings, kinds: Vec<JobKind>) -> TestApp {
+    let published = wait_for(Duration::from_secs(20), || async {
+        api.count("select count(*) from outbox where published_at is null")
+            .await
+            == 0
+    })
+    .await;
+    assert!(published, "the backlog is on the broker");
+    api.stop().await;
+    spawn_with(settings.clone(), Components::workers(kinds)).await
+}
+
 /// A job of the backlog that names nothing: what it would work on does
 /// not exist.
 async fn enqueue_ghost(api: &TestApp, kind: JobKind, payload: serde_json::Value) {
@@ -128,7 +131,7 @@ async fn a_set_of_jobs_shares_its_statements_and_a_job_that_cannot_run_fails_alo
     let mut settings = test_settings();
     settings.database.max_connections = 4;
     settings.jobs.batch_size = 16;
-    let mut api = spawn_with(settings.clone(), Components::api_only()).await;
+    let api = spawn_with(settings.clone(), Components::api_only()).await;
     let token = api.portal_with_customer("acme", "cust-1").await;
     for _ in 0..12 {
         api.order(&token, &new_order("virtual", 2)).await;
@@ -138,21 +141,9 @@ async fn a_set_of_jobs_shares_its_statements_and_a_job_that_cannot_run_fails_alo
     enqueue_ghost(&api, JobKind::LicenseNew, ghost).await;
     let ghost_mail = serde_json::json!({ "mail_id": uuid::Uuid::now_v7() });
     enqueue_ghost(&api, JobKind::MailSend, ghost_mail).await;
-    let published = wait_for(Duration::from_secs(20), || async {
-        api.count("select count(*) from outbox where published_at is null")
-            .await
-            == 0
-    })
-    .await;
-    assert!(published, "the backlog is on the broker");
-    api.stop().await;
-
-    // Act
-    let mut worker = spawn_with(
-        settings.clone(),
-        Components::workers(vec![JobKind::LicenseNew, JobKind::MailSend]),
-    )
-    .await;
+    // Act: the backlog reaches the broker before any worker runs.
+    let mut worker =
+        publish_then_work(api, &settings, vec![JobKind::LicenseNew, JobKind::MailSend]).await;
 
     // Assert
     let settled = wait_for(Duration::from_secs(30), || async {
