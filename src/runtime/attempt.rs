@@ -226,7 +226,15 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
     if let Err(error) = jobs::mark_running(&ctx.pool, &ids, ctx.clock.now()).await {
         return broken(error);
     }
-    let mut tx = match ctx.pool.begin().await {
+    // A batch that may run as a set opens the set's savepoint with the
+    // transaction, in the same round trip; unused, it costs nothing.
+    let as_set = batch.len() > 1 && handler.batching() == Batching::Sets;
+    let begun = if as_set {
+        ctx.pool.begin_with("begin; savepoint set").await
+    } else {
+        ctx.pool.begin().await
+    };
+    let mut tx = match begun {
         Ok(tx) => tx,
         Err(error) => return broken(error),
     };
@@ -254,7 +262,7 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
     }
     let mut succeeded = Vec::new();
     let mut ran = false;
-    if due.len() > 1 && handler.batching() == Batching::Sets {
+    if as_set && due.len() > 1 {
         match run_set(ctx, handler, &mut tx, &due).await {
             Ok(Some(results)) => {
                 for ((index, job), (result, started_at)) in due.iter().zip(results) {
@@ -376,10 +384,11 @@ fn finished(
     }
 }
 
-/// Runs the due jobs as one set, behind a savepoint. `Ok(None)`: the set
-/// failed as a whole and is rolled back to the savepoint, so the jobs can
-/// run one by one in the same transaction. A set that overruns the time
-/// of one job breaks the transaction, and its jobs run alone.
+/// Runs the due jobs as one set, behind the savepoint `set` that the
+/// transaction opened with. `Ok(None)`: the set failed as a whole and is
+/// rolled back to the savepoint, so the jobs can run one by one in the
+/// same transaction. A set that overruns the time of one job breaks the
+/// transaction, and its jobs run alone.
 async fn run_set(
     ctx: &JobContext,
     handler: &dyn JobHandler,
@@ -390,7 +399,6 @@ async fn run_set(
         timed_out: None,
         error: JobError::Retryable(error.into()),
     };
-    savepoint(tx, "savepoint set").await.map_err(broken)?;
     let jobs: Vec<&JobRow> = due.iter().map(|&(_, job)| job).collect();
     let started_at = ctx.clock.now();
     let span = tracing::info_span!("job set", kind = %handler.kind(), jobs = jobs.len());
