@@ -131,11 +131,13 @@ pub async fn issue(
     let mut made = Vec::with_capacity(jobs.len());
     for (slot, (&(job, _), loaded)) in jobs.iter().zip(loaded).enumerate() {
         let outcome = match loaded {
-            Ok(Some((start, request))) => make_keys(issuer, issuing, job, start, request, now)
-                .await
-                .map(|keys| {
-                    made.push(Made { slot, ..keys });
-                }),
+            Ok(Some((start, request))) => {
+                make_keys(issuer, issuing, slot, job, start, request, now)
+                    .await
+                    .map(|keys| {
+                        made.push(keys);
+                    })
+            }
             Ok(None) => Ok(()),
             Err(error) => Err(error),
         };
@@ -174,6 +176,7 @@ pub async fn issue(
 async fn make_keys<'j>(
     issuer: Issuer<'_>,
     issuing: Issuing,
+    slot: usize,
     job: &'j JobRow,
     start: licenses::JobStart,
     request: licenses::RequestRow,
@@ -208,7 +211,7 @@ async fn make_keys<'j>(
         });
     }
     Ok(Made {
-        slot: 0,
+        slot,
         job,
         order,
         request,

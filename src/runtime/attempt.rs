@@ -264,8 +264,8 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
     let mut ran = false;
     if as_set && due.len() > 1 {
         match run_set(ctx, handler, &mut tx, &due).await {
-            Ok(Some(results)) => {
-                for ((index, job), (result, started_at)) in due.iter().zip(results) {
+            Ok(Some((results, started_at))) => {
+                for ((index, job), result) in due.iter().zip(results) {
                     outcomes[*index] = Some(finished(
                         ctx,
                         batch,
@@ -394,7 +394,7 @@ async fn run_set(
     handler: &dyn JobHandler,
     tx: &mut Tx<'_>,
     due: &[(usize, &JobRow)],
-) -> Result<Option<Vec<(Result<(), JobError>, DateTime<Utc>)>>, Tried> {
+) -> Result<Option<(Vec<Result<(), JobError>>, DateTime<Utc>)>, Tried> {
     let broken = |error: sqlx::Error| Tried::Broken {
         timed_out: None,
         error: JobError::Retryable(error.into()),
@@ -409,12 +409,7 @@ async fn run_set(
     .instrument(span)
     .await;
     match handled {
-        Ok(Ok(results)) if results.len() == jobs.len() => Ok(Some(
-            results
-                .into_iter()
-                .map(|result| (result, started_at))
-                .collect(),
-        )),
+        Ok(Ok(results)) if results.len() == jobs.len() => Ok(Some((results, started_at))),
         Ok(Ok(_)) | Ok(Err(_)) => {
             if let Ok(Err(error)) = &handled {
                 tracing::debug!(jobs = jobs.len(), %error, "a set failed as a whole; running its jobs one by one");
