@@ -27,10 +27,12 @@
 //! ```
 //!
 //! Other knobs: `BENCH_ONLY=drain` (stop after the drain), `BENCH_ONLY=latency`
-//! with `BENCH_RATE` (the latency alone, at that many orders/s), `BENCH_FLOOR`
+//! with `BENCH_RATE` (the latency alone, at that many orders/s), `BENCH_ONLY=e2e`
+//! (the end-to-end figure alone, at `BENCH_ORDERS`), `BENCH_FLOOR`
 //! (messages, default 5,000), `BENCH_COUNT`
 //! (orders of the counting run, default 1,000), `BENCH_CONCURRENCY`
-//! (POSTs in flight in the closed-loop phases, default 32).
+//! (POSTs in flight in the closed-loop phases, default 32), `BENCH_KEEP_DB=1`
+//! (keep each phase's database, named on stderr, for EXPLAIN).
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -189,7 +191,10 @@ async fn cleanup(settings: &Settings) {
         let _ = connection.close(200, "done".into()).await;
     }
     let name = database_name(settings);
-    if let Ok(admin) = PgPool::connect(ADMIN_URL).await {
+    // `BENCH_KEEP_DB=1` keeps the database for EXPLAIN and pg_stat_statements.
+    if std::env::var_os("BENCH_KEEP_DB").is_some() {
+        eprintln!("kept database {name}");
+    } else if let Ok(admin) = PgPool::connect(ADMIN_URL).await {
         let _ = sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
             .execute(&admin)
             .await;
@@ -829,6 +834,13 @@ async fn main() {
     if only.as_deref() == Some("latency") {
         let rate = env_usize("BENCH_RATE", 100) as f64;
         print_latency(&latency_at(rate, latency_secs).await);
+        remove_mail_dirs();
+        return;
+    }
+    // `BENCH_ONLY=e2e` runs the end-to-end figure alone, at `BENCH_ORDERS`.
+    if only.as_deref() == Some("e2e") {
+        let e2e = end_to_end(orders_n, concurrency).await;
+        println!("e2e_orders_per_s={:.0}", rate(orders_n, e2e.mailed));
         remove_mail_dirs();
         return;
     }

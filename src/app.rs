@@ -118,6 +118,10 @@ impl Application {
             None => None,
         };
 
+        tasks.spawn(crate::store::statistics::maintain(
+            pool.clone(),
+            shutdown.clone(),
+        ));
         if settings.outbox.relay {
             tasks.spawn(Relay::new(pool.clone(), (*settings).clone()).run(shutdown.clone()));
         }

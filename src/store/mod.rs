@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod registrations;
 pub mod relationships;
 pub mod sla;
+pub mod statistics;
 pub mod status;
 pub mod sweeps;
 pub mod tokens;

@@ -20,6 +20,7 @@ mod order_changes;
 mod registrations;
 mod relationships;
 mod sla;
+mod statistics;
 mod transfer_forms;
 mod transfers;
 mod trial_changes;

@@ -1,0 +1,88 @@
+//! The planner's statistics of fulfil's tables, kept current when the
+//! server's autovacuum is off.
+//!
+//! Every hot statement is prepared once per connection, and PostgreSQL
+//! keeps its generic plan until something invalidates it; an `ANALYZE`
+//! of a table it reads does. With autovacuum off nothing ever does: a plan
+//! made while the tables were empty (a hash join over a sequential scan,
+//! the cheapest way to read ten pages) stays in use at 100,000 orders,
+//! and every job then reads a share of the whole table. So when the
+//! server does not analyse, fulfil analyses its own tables once they have
+//! changed by as much as autovacuum's own threshold would wait for.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// How often the tables' change counts are read.
+const CHECK_EVERY: Duration = Duration::from_secs(10);
+
+/// Taken for the duration of one round, so that processes sharing the
+/// database analyse each table once rather than once each.
+const LOCK_KEY: i64 = 0x6675_6c66_696c_0001;
+
+/// Whether the server's autovacuum (and with it autoanalyze) runs.
+pub async fn autovacuum_is_on(pool: &PgPool) -> sqlx::Result<bool> {
+    let setting: Option<String> = sqlx::query_scalar!("select current_setting('autovacuum')")
+        .fetch_one(pool)
+        .await?;
+    Ok(setting.as_deref() == Some("on"))
+}
+
+/// Analyses every table of the schema that changed by more than
+/// autovacuum's default threshold (50 rows plus 10% of the table) since
+/// it was last analysed; returns their names. Another process already
+/// doing so makes this a no-op.
+pub async fn analyze_grown(pool: &PgPool) -> sqlx::Result<Vec<String>> {
+    let mut tx = pool.begin().await?;
+    let locked: Option<bool> =
+        sqlx::query_scalar!("select pg_try_advisory_xact_lock($1)", LOCK_KEY)
+            .fetch_one(&mut *tx)
+            .await?;
+    if locked != Some(true) {
+        return Ok(Vec::new());
+    }
+    let grown: Vec<String> = sqlx::query_scalar!(
+        r#"select relname as "relname!" from pg_stat_user_tables
+         where schemaname = current_schema()
+           and n_mod_since_analyze > 50 + 0.1 * greatest(n_live_tup, 0)
+         order by relname"#
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for table in &grown {
+        // A name read from the catalogue, quoted: not user input.
+        let statement = format!("analyze \"{}\"", table.replace('"', "\"\""));
+        sqlx::query(&statement).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(grown)
+}
+
+/// Keeps the statistics current until `shutdown`, if the server does not.
+pub async fn maintain(pool: PgPool, shutdown: CancellationToken) {
+    match autovacuum_is_on(&pool).await {
+        Ok(true) => return,
+        Ok(false) => tracing::info!(
+            "autovacuum is off on this server: fulfil analyses its own tables as they grow"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "could not read the autovacuum setting; not analysing");
+            return;
+        }
+    }
+    let mut ticks = tokio::time::interval(CHECK_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match analyze_grown(&pool).await {
+            Ok(tables) if !tables.is_empty() => tracing::debug!(?tables, "analysed"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "analysing the grown tables failed"),
+        }
+    }
+}
