@@ -107,6 +107,12 @@ pub async fn open_existing(settings: &DatabaseSettings) -> anyhow::Result<PgPool
 }
 
 /// Creates the configured database when it does not exist yet.
+/// `name` as an SQL identifier, for the DDL and maintenance statements
+/// that cannot take it as a parameter.
+fn quoted_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 pub async fn ensure_database(settings: &DatabaseSettings) -> anyhow::Result<()> {
     let options = connect_options(settings)?;
     let name = options
@@ -123,9 +129,8 @@ pub async fn ensure_database(settings: &DatabaseSettings) -> anyhow::Result<()> 
     .fetch_one(&mut admin)
     .await?;
     if !exists {
-        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
         // Runtime-checked: DDL with the database name as an identifier.
-        match sqlx::query(&format!("create database {quoted}"))
+        match sqlx::query(&format!("create database {}", quoted_identifier(&name)))
             .execute(&mut admin)
             .await
         {

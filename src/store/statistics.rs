@@ -46,14 +46,14 @@ pub async fn analyze_grown(pool: &PgPool) -> sqlx::Result<Vec<String>> {
     let grown: Vec<String> = sqlx::query_scalar!(
         r#"select relname as "relname!" from pg_stat_user_tables
          where schemaname = current_schema()
-           and n_mod_since_analyze > 50 + 0.1 * greatest(n_live_tup, 0)
+           and n_mod_since_analyze > 50 + 0.1 * n_live_tup
          order by relname"#
     )
     .fetch_all(&mut *tx)
     .await?;
     for table in &grown {
-        // A name read from the catalogue, quoted: not user input.
-        let statement = format!("analyze \"{}\"", table.replace('"', "\"\""));
+        // A name read from the catalogue, not user input.
+        let statement = format!("analyze {}", super::quoted_identifier(table));
         sqlx::query(&statement).execute(&mut *tx).await?;
     }
     tx.commit().await?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use fulfil::store::statistics::analyze_grown;
 use sqlx::PgPool;
 
-use crate::support::{ADMIN_DATABASE_URL, test_settings};
+use crate::support::{cleanup, test_settings};
 
 async fn changes_since_analyze(pool: &PgPool, table: &str) -> i64 {
     sqlx::query_scalar(
@@ -50,13 +50,6 @@ async fn a_table_that_grew_is_analysed_once_and_then_left_alone() {
     let again = analyze_grown(&pool).await.unwrap();
     assert!(!again.contains(&"partners".to_owned()), "{again:?}");
 
-    let database = pool.connect_options().get_database().unwrap().to_owned();
     pool.close().await;
-    let admin = PgPool::connect(ADMIN_DATABASE_URL).await.unwrap();
-    sqlx::query(&format!(
-        "drop database if exists \"{database}\" with (force)"
-    ))
-    .execute(&admin)
-    .await
-    .unwrap();
+    cleanup(&settings).await;
 }
