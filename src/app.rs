@@ -16,9 +16,10 @@ use crate::clock::Clock;
 use crate::intake::{self, AppState};
 use crate::job::JobKind;
 use crate::licensing::{self, vendor::LocalVendor};
+use crate::mail::handoff::Handoff;
 use crate::mail::queue::Mailer;
 use crate::runtime::dead_letter_intake::DeadLetterIntake;
-use crate::runtime::{DeliveryProcessor, JobContext, JobProcessor, consumer};
+use crate::runtime::{JobContext, JobProcessor, consumer};
 use crate::settings::Settings;
 use crate::sweeps::Sweeper;
 
@@ -134,6 +135,17 @@ impl Application {
         }
 
         if !components.workers.is_empty() || components.dead_letter_intake {
+            // The mail this process's workers queue goes straight to its
+            // own `mail.send` worker when it runs one (see `mail::handoff`).
+            let (handoff, mut handed_off) = if components.workers.contains(&JobKind::MailSend)
+                && !settings.outbox.handoff_grace.is_zero()
+            {
+                let capacity = usize::from(settings.amqp.prefetch).max(1);
+                let (to, from) = tokio::sync::mpsc::channel(capacity);
+                (Handoff::to(to, settings.outbox.handoff_grace), Some(from))
+            } else {
+                (Handoff::none(), None)
+            };
             let ctx = JobContext {
                 pool: pool.clone(),
                 settings: settings.clone(),
@@ -143,20 +155,26 @@ impl Application {
                 mailer,
                 mail_transport: crate::mail::transport_from_settings(&settings.mail)?,
                 attempts: Arc::new(tokio::sync::Semaphore::new(attempt_slots(&settings))),
+                handoff,
             };
-            let mut processors: Vec<Arc<dyn DeliveryProcessor>> = components
-                .workers
-                .iter()
-                .map(|kind| {
-                    Arc::new(JobProcessor(crate::workers::handler(*kind)))
-                        as Arc<dyn DeliveryProcessor>
-                })
-                .collect();
-            if components.dead_letter_intake {
-                processors.push(Arc::new(DeadLetterIntake));
+            for kind in &components.workers {
+                let processor = Arc::new(JobProcessor(crate::workers::handler(*kind)));
+                let local = handed_off.take_if(|_| *kind == JobKind::MailSend);
+                tasks.spawn(consumer::run(
+                    ctx.clone(),
+                    processor,
+                    local,
+                    shutdown.clone(),
+                ));
             }
-            for processor in processors {
-                tasks.spawn(consumer::run(ctx.clone(), processor, shutdown.clone()));
+            if components.dead_letter_intake {
+                let processor = Arc::new(DeadLetterIntake);
+                tasks.spawn(consumer::run(
+                    ctx.clone(),
+                    processor,
+                    None,
+                    shutdown.clone(),
+                ));
             }
         }
 

@@ -93,6 +93,11 @@ pub struct OutboxSettings {
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     pub batch_size: i64,
+    /// How long the relay leaves the row of a mail job alone that this
+    /// process hands to its own `mail.send` worker; `0s` hands nothing
+    /// over (see `mail::handoff`).
+    #[serde(with = "humantime_serde")]
+    pub handoff_grace: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

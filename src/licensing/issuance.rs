@@ -12,6 +12,7 @@ use super::orders::{self, LicenseJob, OrderChange};
 use super::vendor::VendorAdapter;
 use crate::job::{JobError, SetOutcome};
 use crate::mail::Locale;
+use crate::mail::handoff::Handoff;
 use crate::mail::message::Attachment;
 use crate::mail::queue::{MailRequest, Mailer, RenderedMail, queue_rendered, render_mail};
 use crate::store::Tx;
@@ -98,6 +99,9 @@ pub struct Issuer<'a> {
     pub signer: &'a Signer,
     pub vendor: &'a dyn VendorAdapter,
     pub mailer: &'a Mailer,
+    /// Where the mails' jobs go after the commit, when this process sends
+    /// mail itself.
+    pub handoff: &'a Handoff,
 }
 
 /// One job's keys, made and signed but not yet stored.
@@ -167,7 +171,7 @@ pub async fn issue(
             "licenses changed under their order's lock: {filled} of {expected} keys filled"
         )));
     }
-    queue_rendered(tx, &mails).await?;
+    queue_rendered(tx, &mails, issuer.handoff).await?;
     Ok(outcomes)
 }
 

@@ -2,6 +2,7 @@
 //! deterministic Message-ID, the transports (a directory of `.eml` files,
 //! or SMTP), and queueing a mail with the state change that causes it.
 
+pub mod handoff;
 pub mod message;
 pub mod queue;
 pub mod templates;

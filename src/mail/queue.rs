@@ -9,10 +9,11 @@ use uuid::Uuid;
 use std::sync::Arc;
 
 use super::Locale;
+use super::handoff::{HandedOff, Handoff};
 use super::message::{Attachment, message_id_for};
 use super::templates::Renderer;
 use crate::enqueue::{Opts, new_job};
-use crate::job::{JobArgs, JobError, JobKind};
+use crate::job::{Envelope, JobArgs, JobError, JobKind};
 use crate::settings::Settings;
 use crate::store::Tx;
 use crate::store::jobs::NewJob;
@@ -79,6 +80,18 @@ pub struct RenderedMail<'a> {
 }
 
 impl<'a> RenderedMail<'a> {
+    /// The envelope the relay would publish for the mail's job.
+    fn envelope(&self) -> Envelope {
+        Envelope {
+            job_id: self.job_id,
+            kind: self.job.kind.as_str().to_owned(),
+            version: self.job.kind.version(),
+            enqueued_at: self.now,
+            attempt: 1,
+            payload: self.job.payload.clone(),
+        }
+    }
+
     fn row(&self) -> mails::MailWithJob<'_> {
         mails::MailWithJob {
             mail: mails::NewMail {
@@ -143,18 +156,34 @@ pub fn render_mail<'a>(
     })
 }
 
-/// Stores rendered mails with their `mail.send` jobs, in one round trip;
-/// per mail, the job queued, or `None` when a mail with its cause exists
-/// already.
+/// Stores rendered mails with their `mail.send` jobs, in one round trip,
+/// and holds the jobs for `handoff` when it has room for them; per mail,
+/// the job queued, or `None` when a mail with its cause exists already.
 pub async fn queue_rendered(
     tx: &mut Tx<'_>,
     mails: &[RenderedMail<'_>],
+    handoff: &Handoff,
 ) -> Result<Vec<Option<Uuid>>, JobError> {
     let rows: Vec<_> = mails.iter().map(RenderedMail::row).collect();
-    let queued = mails::insert_with_jobs(tx, &rows).await?;
+    let hold_for = handoff.hold_for(mails.len());
+    let queued = mails::insert_with_jobs(tx, &rows, hold_for).await?;
+    let outbox_id = |mail: &RenderedMail<'_>| {
+        queued
+            .iter()
+            .find(|q| q.job_id == mail.job_id)
+            .map(|q| q.outbox_id)
+    };
+    if !hold_for.is_zero() {
+        handoff.hold(mails.iter().filter_map(|mail| {
+            Some(HandedOff {
+                envelope: mail.envelope(),
+                outbox_id: outbox_id(mail)?,
+            })
+        }));
+    }
     Ok(mails
         .iter()
-        .map(|mail| queued.contains(&mail.job_id).then_some(mail.job_id))
+        .map(|mail| outbox_id(mail).map(|_| mail.job_id))
         .collect())
 }
 
@@ -167,6 +196,6 @@ pub async fn queue_mail(
     now: DateTime<Utc>,
 ) -> Result<Option<Uuid>, JobError> {
     let mail = render_mail(mailer, request, now)?;
-    let queued = queue_rendered(tx, std::slice::from_ref(&mail)).await?;
+    let queued = queue_rendered(tx, std::slice::from_ref(&mail), &Handoff::none()).await?;
     Ok(queued.into_iter().next().flatten())
 }

@@ -20,7 +20,7 @@ use super::{Batching, JobContext, JobHandler};
 use crate::job::{Envelope, JobError};
 use crate::retry::delay_for_attempt;
 use crate::store::jobs::{self, FailureOutcome, JobRow, Succeeded};
-use crate::store::{Tx, dead_letters};
+use crate::store::{Tx, dead_letters, outbox};
 
 /// What to tell the broker about the delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,9 @@ pub enum Disposition {
 pub struct Message<'a> {
     pub data: &'a [u8],
     pub message_id: Option<&'a str>,
+    /// The outbox row of a job handed over in this process, which the
+    /// attempt marks published when the job succeeds.
+    pub handed_off: Option<i64>,
 }
 
 /// A delivery whose envelope names a job this worker runs.
@@ -55,6 +58,7 @@ pub async fn process(
     queue: &str,
     deliveries: &[Message<'_>],
 ) -> Vec<Disposition> {
+    let ctx = &ctx.for_attempts();
     let mut dispositions = vec![Disposition::Ack; deliveries.len()];
     let mut runnable = Vec::with_capacity(deliveries.len());
     for (slot, &message) in (0..).zip(deliveries) {
@@ -222,6 +226,9 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
         timed_out: None,
         error: JobError::Retryable(error.into()),
     };
+    // What an earlier, rolled-back attempt of the batch handed off does
+    // not exist.
+    ctx.handoff.discard();
     let ids: Vec<uuid::Uuid> = batch.iter().map(|job| job.envelope.job_id).collect();
     if let Err(error) = jobs::mark_running(&ctx.pool, &ids, ctx.clock.now()).await {
         return broken(error);
@@ -279,7 +286,7 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
                 ran = true;
             }
             // The set is rolled back: its jobs run in savepoints below.
-            Ok(None) => {}
+            Ok(None) => ctx.handoff.discard(),
             Err(tried) => return tried,
         }
     }
@@ -350,8 +357,18 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
         .into_iter()
         .map(|outcome| outcome.expect("every job of the batch has an outcome"))
         .collect();
-    match complete(tx, &succeeded, ctx.clock.now()).await {
-        Ok(()) => Tried::Done(outcomes),
+    let taken: Vec<i64> = succeeded
+        .iter()
+        .filter_map(|done| {
+            let job = batch.iter().find(|job| job.envelope.job_id == done.id)?;
+            job.message.handed_off
+        })
+        .collect();
+    match complete(tx, &succeeded, &taken, ctx.clock.now()).await {
+        Ok(()) => {
+            ctx.handoff.release();
+            Tried::Done(outcomes)
+        }
         Err(error) => Tried::Broken {
             timed_out: None,
             error: error.into(),
@@ -433,9 +450,19 @@ async fn savepoint(tx: &mut Tx<'_>, sql: &'static str) -> sqlx::Result<()> {
     sqlx::Executor::execute(&mut **tx, sql).await.map(drop)
 }
 
-/// Records the batch's successes and commits them with the work.
-async fn complete(mut tx: Tx<'_>, succeeded: &[Succeeded], now: DateTime<Utc>) -> sqlx::Result<()> {
+/// Records the batch's successes and commits them with the work. The
+/// outbox rows of the jobs handed over in-process (`taken`) are marked
+/// published with them, so that the relay does not publish them later.
+async fn complete(
+    mut tx: Tx<'_>,
+    succeeded: &[Succeeded],
+    taken: &[i64],
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
     jobs::mark_succeeded(&mut tx, succeeded, now).await?;
+    if !taken.is_empty() {
+        outbox::mark_published(&mut tx, taken).await?;
+    }
     tx.commit().await
 }
 
@@ -471,6 +498,9 @@ async fn conclude(
             Disposition::Ack
         }
         Outcome::Skipped => Disposition::Ack,
+        // Handed over by a transaction whose savepoint then rolled back:
+        // the job was never written.
+        Outcome::Unknown if job.message.handed_off.is_some() => Disposition::Ack,
         Outcome::Unknown => {
             let reason = format!("no job {} exists", envelope.job_id);
             dead_letter_raw(ctx, queue, job.message, &reason).await

@@ -13,23 +13,25 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::future::OptionFuture;
 use lapin::Connection;
-use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::FieldTable;
-use tokio::sync::{AcquireError, OwnedSemaphorePermit};
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::Disposition;
-use super::{DeliveryProcessor, JobContext};
+use super::{DeliveryProcessor, Incoming, JobContext};
 use crate::broker::topology::Topology;
+use crate::mail::handoff::HandedOff;
 
-/// Consumes the processor's queue until `shutdown`.
+/// Consumes the processor's queue until `shutdown`, and the jobs handed
+/// over in this process on `handed_off`, if any.
 pub async fn run(
     ctx: JobContext,
     processor: Arc<dyn DeliveryProcessor>,
+    mut handed_off: Option<mpsc::Receiver<HandedOff>>,
     shutdown: CancellationToken,
 ) {
     let topology = Topology::new(&ctx.settings.amqp);
@@ -38,7 +40,16 @@ pub async fn run(
     let lost = format!("worker of {queue} lost the broker");
     let mut link = crate::broker::Reconnect::new(&ctx.settings.amqp, &name, &lost);
     while let Some(connection) = link.connect(&shutdown).await {
-        let session = consume(&ctx, &processor, &topology, &queue, &connection, &shutdown).await;
+        let session = consume(
+            &ctx,
+            &processor,
+            &topology,
+            &queue,
+            &connection,
+            &mut handed_off,
+            &shutdown,
+        )
+        .await;
         if !link.ended(connection, session, &shutdown).await {
             break;
         }
@@ -52,6 +63,7 @@ async fn consume(
     topology: &Topology,
     queue: &str,
     connection: &Connection,
+    handed_off: &mut Option<mpsc::Receiver<HandedOff>>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let channel = connection.create_channel().await?;
@@ -76,9 +88,9 @@ async fn consume(
     // company.
     let limit = processor.batch_limit(&ctx.settings);
     let start_batch = |in_flight: &mut JoinSet<()>,
-                       waiting: &mut VecDeque<Delivery>,
+                       waiting: &mut VecDeque<Incoming>,
                        permit: OwnedSemaphorePermit| {
-        let batch: Vec<Delivery> = waiting.drain(..waiting.len().min(limit)).collect();
+        let batch: Vec<Incoming> = waiting.drain(..waiting.len().min(limit)).collect();
         let task = run_batch(
             ctx.clone(),
             processor.clone(),
@@ -88,7 +100,7 @@ async fn consume(
         );
         in_flight.spawn(task);
     };
-    let mut waiting: VecDeque<Delivery> = VecDeque::new();
+    let mut waiting: VecDeque<Incoming> = VecDeque::new();
     let mut slot: Option<Pin<Box<SlotWait>>> = None;
     let mut in_flight = JoinSet::new();
     let failure = loop {
@@ -106,10 +118,11 @@ async fn consume(
                 }
             }
             delivery = consumer.next() => match delivery {
-                Some(Ok(delivery)) => waiting.push_back(delivery),
+                Some(Ok(delivery)) => waiting.push_back(delivery.into()),
                 Some(Err(error)) => break Some(anyhow::Error::from(error)),
                 None => break Some(anyhow::anyhow!("the broker cancelled the consumer")),
             },
+            Some(job) = recv(handed_off) => waiting.push_back(Incoming::HandedOff(job)),
             Some(permit) = OptionFuture::from(slot.as_mut()), if slot.is_some() => {
                 slot = None;
                 // Closed only if the process is going away.
@@ -156,6 +169,14 @@ async fn consume(
     Ok(())
 }
 
+/// The next job handed over, if this consumer takes any.
+async fn recv(handed_off: &mut Option<mpsc::Receiver<HandedOff>>) -> Option<HandedOff> {
+    match handed_off {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 type SlotWait = dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send;
 
 /// Runs one batch in its attempt slot and settles each delivery.
@@ -163,13 +184,18 @@ async fn run_batch(
     ctx: JobContext,
     processor: Arc<dyn DeliveryProcessor>,
     queue: String,
-    batch: Vec<Delivery>,
+    batch: Vec<Incoming>,
     permit: OwnedSemaphorePermit,
 ) {
     let dispositions = processor.process(&ctx, &queue, &batch).await;
     drop(permit);
     let mut requeue = Vec::new();
-    for (delivery, disposition) in batch.into_iter().zip(dispositions) {
+    for (incoming, disposition) in batch.into_iter().zip(dispositions) {
+        // A job handed over in-process is settled by its commit; one that
+        // is not falls due in the outbox after the grace.
+        let Incoming::Delivery(delivery) = incoming else {
+            continue;
+        };
         let settled = match disposition {
             Disposition::Ack => delivery
                 .acker

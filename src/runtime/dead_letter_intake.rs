@@ -7,7 +7,7 @@ use lapin::message::Delivery;
 use lapin::types::AMQPValue;
 
 use super::attempt::Disposition;
-use super::{DeliveryProcessor, JobContext};
+use super::{DeliveryProcessor, Incoming, JobContext};
 use crate::broker::topology::Topology;
 use crate::job::Envelope;
 use crate::store::jobs;
@@ -28,11 +28,15 @@ impl DeliveryProcessor for DeadLetterIntake {
         &self,
         ctx: &JobContext,
         _queue: &str,
-        deliveries: &[Delivery],
+        incoming: &[Incoming],
     ) -> Vec<Disposition> {
-        let mut settled = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            settled.push(file(ctx, delivery).await);
+        let mut settled = Vec::with_capacity(incoming.len());
+        for delivery in incoming {
+            settled.push(match delivery {
+                Incoming::Delivery(delivery) => file(ctx, delivery).await,
+                // Nothing hands dead letters over in-process.
+                Incoming::HandedOff(_) => Disposition::Ack,
+            });
         }
         settled
     }

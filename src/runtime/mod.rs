@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::job::{JobError, JobKind, SetOutcome, StillNeeded};
 use crate::licensing::certificate::Signer;
 use crate::licensing::vendor::VendorAdapter;
+use crate::mail::handoff::{HandedOff, Handoff};
 use crate::mail::queue::Mailer;
 use crate::mail::transport::MailTransport;
 use crate::settings::Settings;
@@ -42,6 +43,8 @@ pub struct JobContext {
     /// and leaves connections to the API and the relay; deliveries beyond
     /// it wait in memory (they are prefetched, not lost).
     pub attempts: Arc<tokio::sync::Semaphore>,
+    /// The local `mail.send` worker, when this process runs one.
+    pub handoff: Handoff,
 }
 
 impl JobContext {
@@ -51,6 +54,16 @@ impl JobContext {
             signer: &self.signer,
             vendor: &*self.vendor,
             mailer: &self.mailer,
+            handoff: &self.handoff,
+        }
+    }
+
+    /// A copy for one batch of attempts: the mail its transactions hand
+    /// off is its own.
+    fn for_attempts(&self) -> JobContext {
+        JobContext {
+            handoff: self.handoff.for_attempt(),
+            ..self.clone()
         }
     }
 }
@@ -107,6 +120,22 @@ pub enum Batching {
     Sets,
 }
 
+/// What a consumer takes in: a delivery from its queue, or a job of its
+/// kind handed over inside this process (see `mail::handoff`), which
+/// has nothing to ack: its outbox row is the fallback.
+// Deliveries are the common case; boxing them would allocate per message.
+#[allow(clippy::large_enum_variant)]
+pub enum Incoming {
+    Delivery(Delivery),
+    HandedOff(HandedOff),
+}
+
+impl From<Delivery> for Incoming {
+    fn from(delivery: Delivery) -> Incoming {
+        Incoming::Delivery(delivery)
+    }
+}
+
 /// Turns deliveries into dispositions, one each, in order; the consumer
 /// loop acks or requeues accordingly.
 #[async_trait]
@@ -122,7 +151,7 @@ pub trait DeliveryProcessor: Send + Sync + 'static {
         &self,
         ctx: &JobContext,
         queue: &str,
-        deliveries: &[Delivery],
+        incoming: &[Incoming],
     ) -> Vec<Disposition>;
 }
 
@@ -151,13 +180,35 @@ impl DeliveryProcessor for JobProcessor {
         &self,
         ctx: &JobContext,
         queue: &str,
-        deliveries: &[Delivery],
+        incoming: &[Incoming],
     ) -> Vec<Disposition> {
-        let messages: Vec<attempt::Message<'_>> = deliveries
+        let handed_off: Vec<(Vec<u8>, String)> = incoming
             .iter()
-            .map(|d| attempt::Message {
-                data: &d.data,
-                message_id: dead_letter_intake::message_id(d),
+            .filter_map(|i| match i {
+                Incoming::HandedOff(job) => Some((
+                    serde_json::to_vec(&job.envelope).expect("an envelope serialises"),
+                    job.envelope.job_id.to_string(),
+                )),
+                Incoming::Delivery(_) => None,
+            })
+            .collect();
+        let mut bodies = handed_off.iter();
+        let messages: Vec<attempt::Message<'_>> = incoming
+            .iter()
+            .map(|i| match i {
+                Incoming::Delivery(d) => attempt::Message {
+                    data: &d.data,
+                    message_id: dead_letter_intake::message_id(d),
+                    handed_off: None,
+                },
+                Incoming::HandedOff(job) => {
+                    let (data, message_id) = bodies.next().expect("one body per job handed off");
+                    attempt::Message {
+                        data,
+                        message_id: Some(message_id),
+                        handed_off: Some(job.outbox_id),
+                    }
+                }
             })
             .collect();
         attempt::process(ctx, self.0, queue, &messages).await

@@ -1,6 +1,8 @@
 //! Mail rows: written with the state change that causes them, read and
 //! marked by the mail worker.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
@@ -30,14 +32,23 @@ pub struct MailWithJob<'a> {
     pub max_attempts: i32,
 }
 
+/// A mail's job as queued: the job, and its outbox row.
+#[derive(Debug)]
+pub struct Queued {
+    pub job_id: Uuid,
+    pub outbox_id: i64,
+}
+
 /// Inserts each mail unless one for the same cause exists, and with it
 /// its `mail.send` job and outbox row, in one round trip however many
-/// there are; returns the ids of the jobs queued. A mail that exists
-/// already gets no second job.
+/// there are; returns the jobs queued. A mail that exists already gets
+/// no second job. The outbox rows fall due after `hold_for` (see
+/// `mail::handoff`).
 pub async fn insert_with_jobs(
     tx: &mut Tx<'_>,
     mails: &[MailWithJob<'_>],
-) -> sqlx::Result<Vec<Uuid>> {
+    hold_for: Duration,
+) -> sqlx::Result<Vec<Queued>> {
     let ids: Vec<Uuid> = mails.iter().map(|m| m.mail.id).collect();
     let causes = mails.iter().map(|m| m.mail.cause).collect::<Vec<&str>>();
     let message_ids = mails
@@ -72,7 +83,8 @@ pub async fn insert_with_jobs(
     let resource_ids: Vec<Uuid> = mails.iter().map(|m| m.job.resource_id).collect();
     let sla_deadlines: Vec<Option<DateTime<Utc>>> =
         mails.iter().map(|m| m.job.sla_deadline).collect();
-    sqlx::query_scalar!(
+    sqlx::query_as!(
+        Queued,
         r#"with input as (
              select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                                   $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::uuid[],
@@ -99,9 +111,11 @@ pub async fn insert_with_jobs(
              from input i join mail using (job_id)
              returning id
          ), queued as (
-             insert into outbox (job_id, attempt) select id, 1 from job
+             insert into outbox (job_id, attempt, available_at)
+             select id, 1, now() + make_interval(secs => $22) from job
+             returning id, job_id
          )
-         select job_id as "job_id!" from mail"#,
+         select job_id as "job_id!", id as "outbox_id!" from queued"#,
         &ids,
         &causes as _,
         &message_ids as _,
@@ -123,6 +137,7 @@ pub async fn insert_with_jobs(
         &resource_types as _,
         &resource_ids,
         &sla_deadlines as _,
+        hold_for.as_secs_f64(),
     )
     .fetch_all(&mut **tx)
     .await

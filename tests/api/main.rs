@@ -11,6 +11,7 @@ mod cancellations;
 mod cli;
 mod delivery;
 mod directory;
+mod handoff;
 mod health;
 mod idempotency;
 mod idle;

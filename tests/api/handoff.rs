@@ -1,0 +1,147 @@
+//! A process that runs `mail.send` sends the mail its own workers queue
+//! without the broker; the outbox row held back meanwhile is the fallback
+//! when that does not happen.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fulfil::app::Components;
+use fulfil::job::JobKind;
+use fulfil::mail::handoff::Handoff;
+use fulfil::mail::queue::{MailRequest, Mailer, queue_rendered, render_mail};
+use serde_json::json;
+
+use crate::support::*;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// The outbox row of the order's mail job: whether it is published, and
+/// whether it was ever due for the relay.
+async fn mail_outbox_row(app: &TestApp) -> (bool, bool) {
+    sqlx::query_as(
+        "select o.published_at is not null, o.available_at <= now()
+         from outbox o join jobs j on j.id = o.job_id
+         where j.kind = 'mail.send'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn mail_queued_by_a_process_that_sends_mail_itself_never_waits_for_the_broker() {
+    // Arrange: the relay may not publish a held row for an hour, so a
+    // mail sent within the test was handed over in the process.
+    let mut settings = test_settings();
+    settings.outbox.handoff_grace = HOUR;
+    let app = spawn_with(settings, Components::everything()).await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
+
+    // Act
+    app.active_order(&token, &new_order("virtual", 2)).await;
+
+    // Assert
+    let sent = wait_for(Duration::from_secs(30), || async {
+        app.count("select count(*) from mails where status = 'sent'")
+            .await
+            == 1
+    })
+    .await;
+    assert!(sent, "the order's mail was sent");
+    let (published, ever_due) = mail_outbox_row(&app).await;
+    assert!(published, "the local attempt marked the row published");
+    assert!(!ever_due, "the relay never had the row to publish");
+    let job_succeeded = app
+        .count(
+            "select count(*) from jobs where kind = 'mail.send'
+             and status = 'succeeded' and attempts = 1",
+        )
+        .await;
+    assert_eq!(
+        job_succeeded, 1,
+        "the mail job succeeded at its first attempt"
+    );
+    assert_eq!(app.mail_files().len(), 1, "one mail file, written once");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_process_without_mail_send_hands_no_mail_over() {
+    // Arrange: this process issues keys; another one would send the mail.
+    let mut settings = test_settings();
+    settings.outbox.handoff_grace = HOUR;
+    let components = Components {
+        workers: vec![JobKind::LicenseNew],
+        ..Components::api_only()
+    };
+    let app = spawn_with(settings, components).await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
+
+    // Act
+    app.active_order(&token, &new_order("virtual", 1)).await;
+
+    // Assert: the mail job's row was due at once, and the relay published it.
+    let published = wait_for(Duration::from_secs(30), || async {
+        mail_outbox_row(&app).await.0
+    })
+    .await;
+    assert!(published, "the relay published the mail job");
+    assert_eq!(mail_outbox_row(&app).await, (true, true));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_mail_job_held_for_a_handoff_that_never_came_is_published_after_the_grace() {
+    // Arrange: a process whose mail worker is gone (the receiver of its
+    // handoff is dropped, as in a crash after the commit).
+    let mut settings = test_settings();
+    settings.outbox.handoff_grace = Duration::from_secs(1);
+    let app = spawn_with(
+        settings.clone(),
+        Components::workers(vec![JobKind::MailSend]),
+    )
+    .await;
+    let (to, gone) = tokio::sync::mpsc::channel(8);
+    drop(gone);
+    let handoff = Handoff::to(to, settings.outbox.handoff_grace);
+    let mailer = Mailer::new(Arc::new(settings.clone()));
+    let now = chrono::Utc::now();
+    let request = MailRequest {
+        cause: "handoff-test:1".into(),
+        template: "registration",
+        locale: None,
+        to: "new@cust.example",
+        to_name: None,
+        context: json!({
+            "valid_hours": 24, "expires_at": "tomorrow",
+            "link": "https://example.test/r/abc", "email": "new@cust.example"
+        }),
+        attachments: Vec::new(),
+        partner_id: None,
+    };
+    let mail = render_mail(&mailer, request, now).unwrap();
+
+    // Act: the mail is queued for the handoff and committed; the handoff
+    // finds no one to take it.
+    let mut tx = app.pool.begin().await.unwrap();
+    let queued = queue_rendered(&mut tx, std::slice::from_ref(&mail), &handoff)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    handoff.release();
+    assert!(queued[0].is_some(), "the mail and its job were queued");
+    let (published, due) = mail_outbox_row(&app).await;
+    assert!(!published && !due, "the row is held for the grace");
+
+    // Assert: after the grace the relay publishes it and the worker sends it.
+    let sent = wait_for(Duration::from_secs(30), || async {
+        app.count("select count(*) from mails where status = 'sent'")
+            .await
+            == 1
+    })
+    .await;
+    assert!(sent, "the held mail was sent through the broker");
+    assert_eq!(mail_outbox_row(&app).await, (true, true));
+    assert_eq!(app.mail_files().len(), 1, "sent once");
+    app.cleanup().await;
+}
