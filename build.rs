@@ -1,0 +1,64 @@
+//! Lists the mail templates, `src/mail/templates/<kind>.<locale>.txt`, for
+//! `src/mail/templates.rs`: a template added to that directory is compiled
+//! in with no line to write by hand, and so is its example context
+//! (`<kind>.example.json`, what the template tests render it with). A file
+//! whose locale is not a `Locale` variant fails the build.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+const DIR: &str = "src/mail/templates";
+
+fn main() {
+    println!("cargo::rerun-if-changed={DIR}");
+    let names: Vec<String> = std::fs::read_dir(DIR)
+        .expect("src/mail/templates is readable")
+        .map(|entry| entry.expect("a template directory entry").file_name())
+        .filter_map(|name| name.into_string().ok())
+        .collect();
+    let mut templates: Vec<(&str, &str)> = names
+        .iter()
+        .filter_map(|name| name.strip_suffix(".txt")?.rsplit_once('.'))
+        .collect();
+    templates.sort();
+    let mut examples: Vec<&str> = names
+        .iter()
+        .filter_map(|name| name.strip_suffix(".example.json"))
+        .collect();
+    examples.sort();
+
+    let mut list = String::from("&[\n");
+    for (kind, locale) in &templates {
+        let variant = variant_of(locale);
+        writeln!(
+            list,
+            "template_file!({kind:?}, {locale:?}, Locale::{variant}),"
+        )
+        .unwrap();
+    }
+    list.push(']');
+    let mut example_list = String::from("&[\n");
+    for kind in &examples {
+        let path = format!("/{DIR}/{kind}.example.json");
+        writeln!(
+            example_list,
+            "({kind:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {path:?}))),"
+        )
+        .unwrap();
+    }
+    example_list.push(']');
+
+    let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    let out = Path::new(&out);
+    std::fs::write(out.join("mail_templates.rs"), list).expect("OUT_DIR is writable");
+    std::fs::write(out.join("mail_examples.rs"), example_list).expect("OUT_DIR is writable");
+}
+
+/// `ja` → `Ja`: the `Locale` variant a file's locale names.
+fn variant_of(locale: &str) -> String {
+    let mut chars = locale.chars();
+    chars
+        .next()
+        .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
