@@ -615,9 +615,14 @@ mod tests {
     /// Example contexts kept beside their templates, `<kind>.example.json`.
     const EXAMPLES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/mail_examples.rs"));
 
+    fn example_for(kind: &str) -> Option<serde_json::Value> {
+        let (_, example) = EXAMPLES.iter().find(|(k, _)| *k == kind)?;
+        Some(serde_json::from_str(example).expect("an example context is JSON"))
+    }
+
     fn context_for(kind: &str) -> serde_json::Value {
-        if let Some((_, example)) = EXAMPLES.iter().find(|(k, _)| *k == kind) {
-            return serde_json::from_str(example).expect("an example context is JSON");
+        if let Some(example) = example_for(kind) {
+            return example;
         }
         match kind {
             "vm_count_changed" => vm_count_context(),
@@ -712,7 +717,15 @@ mod tests {
                     mail.subject
                 );
                 assert!(!mail.subject.contains('\n'));
-                if kind.starts_with("transfer_") {
+                if let Some(example) = example_for(kind) {
+                    // A template with an example context shows each of its
+                    // top-level strings.
+                    let strings = example.as_object().into_iter().flat_map(|o| o.values());
+                    for value in strings.filter_map(|v| v.as_str()) {
+                        let shown = mail.body.contains(value) || mail.subject.contains(value);
+                        assert!(shown, "{kind}.{locale} does not show {value:?}");
+                    }
+                } else if kind.starts_with("transfer_") {
                     // A transfer is about subscriptions, not about an order.
                     assert!(mail.body.contains(TRANSFER_ID), "{kind}.{locale}");
                     assert!(mail.body.contains("SUB-0001"), "{kind}.{locale}");
