@@ -23,6 +23,7 @@ use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, Mailer, queue_mail};
 use crate::settings::Settings;
 use crate::store::sla::{self, SlaAlert};
+use crate::store::trials::TrialStatus;
 use crate::store::{Tx, sweeps, trials};
 use crate::trials::job::TrialJob;
 use crate::trials::{Timeline, TrialMoment, mail_time};
@@ -240,7 +241,7 @@ impl Sweeper {
                 let ending_before = now + timeline.notice_before;
                 for c in sweeps::notice_candidates(&self.pool, now, ending_before).await? {
                     let moment = TrialMoment {
-                        status: &c.status,
+                        status: c.status,
                         ends_at: c.ends_at,
                         expiring_recorded: c.expiring_recorded,
                         expired_recorded: c.expired_recorded,
@@ -250,7 +251,7 @@ impl Sweeper {
                         items.push(trial_item(
                             c.id,
                             &c.customer_id,
-                            &c.status,
+                            c.status,
                             c.ends_at,
                             plan.describe(),
                         ));
@@ -271,7 +272,7 @@ impl Sweeper {
                         n(held.numbers, "number"),
                         crate::trials::mail_time(now + timeline.number_hold)
                     )];
-                    let item = trial_item(c.id, &c.customer_id, &c.status, c.ends_at, actions);
+                    let item = trial_item(c.id, &c.customer_id, c.status, c.ends_at, actions);
                     items.push(item);
                 }
             }
@@ -279,7 +280,7 @@ impl Sweeper {
                 for c in sweeps::release_candidates(&self.pool, now).await? {
                     let numbers = sweeps::numbers_due(&self.pool, c.id, now).await?;
                     let actions = vec![format!("release numbers {}", numbers.join(", "))];
-                    let item = trial_item(c.id, &c.customer_id, &c.status, c.ends_at, actions);
+                    let item = trial_item(c.id, &c.customer_id, c.status, c.ends_at, actions);
                     items.push(item);
                 }
             }
@@ -379,7 +380,7 @@ impl Sweeper {
 fn trial_item(
     trial_id: Uuid,
     customer_id: &str,
-    status: &str,
+    status: TrialStatus,
     ends_at: DateTime<Utc>,
     actions: Vec<String>,
 ) -> SweepItem {

@@ -53,7 +53,7 @@ impl Worker for TrialNotices {
                 .any(|n| n.kind == kind && n.term_ends == trial.ends_at)
         };
         let moment = TrialMoment {
-            status: &trial.status,
+            status: trial.status,
             ends_at: trial.ends_at,
             expiring_recorded: is_recorded("expiring"),
             expired_recorded: is_recorded("expired"),

@@ -46,7 +46,7 @@ impl Worker for TrialPurge {
         let (trial, now) = lock_trial(tx, args, &ctx.clock).await?;
         let trial_id = trial.id;
         let timeline = Timeline::from_settings(&ctx.settings.trial);
-        if !timeline.purge_due(&trial.status, trial.ends_at, now) {
+        if !timeline.purge_due(trial.status, trial.ends_at, now) {
             tracing::info!(%trial_id, status = %trial.status, ends_at = %trial.ends_at,
                 "purge not due any more; nothing deleted");
             return Ok(());
@@ -67,7 +67,7 @@ impl Worker for TrialPurge {
         .await?;
         let change = TrialChange {
             action: "trial.purged",
-            from: Some(&trial.status),
+            from: Some(trial.status.as_str()),
             to: Some("purged"),
             token_id: job.token_id,
             job_id: Some(job.id),

@@ -19,6 +19,7 @@ use super::problem::ApiError;
 use super::trials::{is_service_name, lock_for_action, refuse_paid_kinds, sorted_unique, view};
 use crate::store::tokens::Role;
 use crate::store::trial_changes::{self, PurchaseRequest};
+use crate::store::trials::TrialStatus;
 use crate::store::{directory, trials};
 use crate::trials::{TrialChange, audit_change, queue_purchase_request_mail};
 
@@ -92,7 +93,7 @@ pub async fn add_services(
     checks.finish()?;
     let (mut fresh, trial) =
         *lock_for_action(&state, &caller, &headers, &id, "services", &body).await?;
-    if trial.status != "active" {
+    if trial.status != TrialStatus::Active {
         return Err(ApiError::Conflict {
             slug: "trial-not-active",
             detail: format!(
@@ -205,7 +206,7 @@ pub async fn request_purchase(
     checks.finish()?;
     let (mut fresh, trial) =
         *lock_for_action(&state, &caller, &headers, &id, "purchase-requests", &body).await?;
-    if !matches!(trial.status.as_str(), "active" | "expired") {
+    if !trial.status.is_open() {
         return Err(ApiError::Conflict {
             slug: "trial-not-purchasable",
             detail: format!("a {} trial takes no purchase request", trial.status),

@@ -288,7 +288,7 @@ pub(super) async fn view(
     let holdings = trials::holdings(&mut *conn, trial.id).await?;
     let history = audit::list(&mut *conn, Some(trial.id), None, 1000).await?;
     let purchase_requests = trial_changes::purchase_requests(&mut *conn, trial.id).await?;
-    let open = matches!(trial.status.as_str(), "active" | "expired");
+    let open = trial.status.is_open();
     Ok(json!({
         "id": trial.id,
         "status": trial.status,
@@ -401,13 +401,13 @@ pub async fn extend(
         *begin_action(&state, &caller, &headers, &id, "extensions", &body).await?;
     let now = state.clock.now();
     let timeline = Timeline::from_settings(&state.settings.trial);
-    if !matches!(trial.status.as_str(), "active" | "expired") {
+    if !trial.status.is_open() {
         return Err(ApiError::Conflict {
             slug: "trial-not-extendable",
             detail: format!("a {} trial cannot be extended", trial.status),
         });
     }
-    if timeline.purge_due(&trial.status, trial.ends_at, now) {
+    if timeline.purge_due(trial.status, trial.ends_at, now) {
         return Err(ApiError::Conflict {
             slug: "trial-grace-over",
             detail: format!(
@@ -429,7 +429,7 @@ pub async fn extend(
     let extended = trials::extend(&mut fresh.tx, trial.id, ends_at, now).await?;
     let change = TrialChange {
         action: "trial.extended",
-        from: Some(&trial.status),
+        from: Some(trial.status.as_str()),
         to: Some("active"),
         token_id: Some(caller.0.id),
         job_id: None,
@@ -456,7 +456,7 @@ pub async fn convert(
 ) -> Result<Response, ApiError> {
     let (mut fresh, trial) =
         *begin_action(&state, &caller, &headers, &id, "conversions", &body).await?;
-    if !matches!(trial.status.as_str(), "active" | "expired") {
+    if !trial.status.is_open() {
         return Err(ApiError::Conflict {
             slug: "trial-not-convertible",
             detail: format!("a {} trial cannot be converted", trial.status),
@@ -477,7 +477,7 @@ pub async fn convert(
     .await?;
     let change = TrialChange {
         action: "trial.status",
-        from: Some(&trial.status),
+        from: Some(trial.status.as_str()),
         to: Some("converted"),
         token_id: Some(caller.0.id),
         job_id: None,

@@ -78,6 +78,24 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// `trials.status`.
+    pub enum TrialStatus {
+        Active = "active",
+        Expired = "expired",
+        Converted = "converted",
+        Purged = "purged",
+    }
+}
+
+impl TrialStatus {
+    /// Active or expired (in grace): not converted, not purged, so it may
+    /// still be extended, converted or purged.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Active | Self::Expired)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +122,10 @@ mod tests {
         assert_eq!(
             serde_json::to_value(LicenseStatus::Issued).unwrap(),
             "issued"
+        );
+        assert_eq!(
+            serde_json::to_value(TrialStatus::Expired).unwrap(),
+            "expired"
         );
     }
 }

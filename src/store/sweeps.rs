@@ -6,12 +6,14 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgExecutor, PgPool};
 use uuid::Uuid;
 
+use super::status::TrialStatus;
+
 /// A trial as the notices sweep sees it.
 #[derive(Debug, Clone, FromRow)]
 pub struct NoticeCandidate {
     pub id: Uuid,
     pub customer_id: String,
-    pub status: String,
+    pub status: TrialStatus,
     pub ends_at: DateTime<Utc>,
     pub expiring_recorded: bool,
     pub expired_recorded: bool,
@@ -27,7 +29,7 @@ pub async fn notice_candidates<'e>(
 ) -> sqlx::Result<Vec<NoticeCandidate>> {
     sqlx::query_as!(
         NoticeCandidate,
-        r#"select c.id, c.customer_id, c.status, c.ends_at,
+        r#"select c.id, c.customer_id, c.status as "status: TrialStatus", c.ends_at,
                 c.expiring_recorded as "expiring_recorded!", c.expired_recorded as "expired_recorded!"
          from (
              select t.id, t.customer_id, t.status, t.ends_at,
@@ -53,7 +55,7 @@ pub async fn notice_candidates<'e>(
 pub struct TrialCandidate {
     pub id: Uuid,
     pub customer_id: String,
-    pub status: String,
+    pub status: TrialStatus,
     pub ends_at: DateTime<Utc>,
 }
 
@@ -64,9 +66,9 @@ pub async fn purge_candidates<'e>(
 ) -> sqlx::Result<Vec<TrialCandidate>> {
     sqlx::query_as!(
         TrialCandidate,
-        "select id, customer_id, status, ends_at from trials
+        r#"select id, customer_id, status as "status: TrialStatus", ends_at from trials
          where status in ('active', 'expired') and ends_at <= $1
-         order by ends_at, id",
+         order by ends_at, id"#,
         ended_before,
     )
     .fetch_all(db)
@@ -80,10 +82,10 @@ pub async fn release_candidates<'e>(
 ) -> sqlx::Result<Vec<TrialCandidate>> {
     sqlx::query_as!(
         TrialCandidate,
-        "select t.id, t.customer_id, t.status, t.ends_at from trials t
+        r#"select t.id, t.customer_id, t.status as "status: TrialStatus", t.ends_at from trials t
          where exists (select 1 from trial_numbers n
                        where n.trial_id = t.id and n.status = 'held' and n.release_at <= $1)
-         order by t.id",
+         order by t.id"#,
         now,
     )
     .fetch_all(db)

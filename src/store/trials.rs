@@ -7,6 +7,7 @@ use sqlx::{FromRow, PgExecutor};
 use uuid::Uuid;
 
 use super::Tx;
+pub use super::status::TrialStatus;
 
 /// Someone who hears about the trial: the customer's or the partner's admin.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -23,7 +24,7 @@ pub struct TrialRow {
     pub customer_id: String,
     pub partner_id: String,
     pub services: Vec<String>,
-    pub status: String,
+    pub status: TrialStatus,
     pub ends_at: DateTime<Utc>,
     pub grace_ends_at: Option<DateTime<Utc>>,
     pub extensions: i32,
@@ -61,7 +62,7 @@ pub async fn insert_trial(tx: &mut Tx<'_>, trial: &NewTrial<'_>) -> sqlx::Result
         r#"insert into trials (id, customer_id, partner_id, services, ends_at, customer_admin,
                              partner_admin, token_id, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-         returning id, customer_id, partner_id, services, status, ends_at, grace_ends_at,
+         returning id, customer_id, partner_id, services, status as "status: TrialStatus", ends_at, grace_ends_at,
      extensions, customer_admin as "customer_admin: sqlx::types::Json<Admin>",
      partner_admin as "partner_admin: sqlx::types::Json<Admin>", token_id, created_at, updated_at, converted_at,
      purged_at"#,
@@ -122,7 +123,7 @@ pub async fn insert_trial(tx: &mut Tx<'_>, trial: &NewTrial<'_>) -> sqlx::Result
 pub async fn lock_trial(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<TrialRow>> {
     sqlx::query_as!(
         TrialRow,
-        r#"select id, customer_id, partner_id, services, status, ends_at, grace_ends_at,
+        r#"select id, customer_id, partner_id, services, status as "status: TrialStatus", ends_at, grace_ends_at,
      extensions, customer_admin as "customer_admin: sqlx::types::Json<Admin>",
      partner_admin as "partner_admin: sqlx::types::Json<Admin>", token_id, created_at, updated_at, converted_at,
      purged_at from trials where id = $1 for update"#,
@@ -135,7 +136,7 @@ pub async fn lock_trial(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<TrialR
 pub async fn find_trial<'e>(db: impl PgExecutor<'e>, id: Uuid) -> sqlx::Result<Option<TrialRow>> {
     sqlx::query_as!(
         TrialRow,
-        r#"select id, customer_id, partner_id, services, status, ends_at, grace_ends_at,
+        r#"select id, customer_id, partner_id, services, status as "status: TrialStatus", ends_at, grace_ends_at,
      extensions, customer_admin as "customer_admin: sqlx::types::Json<Admin>",
      partner_admin as "partner_admin: sqlx::types::Json<Admin>", token_id, created_at, updated_at, converted_at,
      purged_at from trials where id = $1"#,
@@ -194,7 +195,7 @@ pub async fn extend(
         r#"update trials set ends_at = $2, status = 'active', grace_ends_at = null,
                 extensions = extensions + 1, updated_at = $3
          where id = $1
-         returning id, customer_id, partner_id, services, status, ends_at, grace_ends_at,
+         returning id, customer_id, partner_id, services, status as "status: TrialStatus", ends_at, grace_ends_at,
      extensions, customer_admin as "customer_admin: sqlx::types::Json<Admin>",
      partner_admin as "partner_admin: sqlx::types::Json<Admin>", token_id, created_at, updated_at, converted_at,
      purged_at"#,

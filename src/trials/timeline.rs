@@ -6,6 +6,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::settings::TrialSettings;
+use crate::store::trials::TrialStatus;
 
 /// The lifecycle's offsets, as durations on the business clock.
 #[derive(Debug, Clone, Copy)]
@@ -38,8 +39,13 @@ impl Timeline {
 
     /// Whether a trial in `status` ending at `ends_at` is due for purging:
     /// not converted, not purged, and its grace is over.
-    pub fn purge_due(&self, status: &str, ends_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        matches!(status, "active" | "expired") && now >= self.grace_ends(ends_at)
+    pub fn purge_due(
+        &self,
+        status: TrialStatus,
+        ends_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        status.is_open() && now >= self.grace_ends(ends_at)
     }
 
     /// The new end after one more extension: a step past the later of now
@@ -50,14 +56,14 @@ impl Timeline {
 
     /// What the notices job does for a trial now, given which notices of
     /// its current term (`ends_at`) are already recorded.
-    pub fn notice_plan(&self, trial: TrialMoment<'_>, now: DateTime<Utc>) -> NoticePlan {
+    pub fn notice_plan(&self, trial: TrialMoment, now: DateTime<Utc>) -> NoticePlan {
         let mut plan = NoticePlan::default();
-        if !matches!(trial.status, "active" | "expired") {
+        if !trial.status.is_open() {
             return plan;
         }
         let ended = now >= trial.ends_at;
         let grace_over = now >= self.grace_ends(trial.ends_at);
-        plan.expire = trial.status == "active" && ended;
+        plan.expire = trial.status == TrialStatus::Active && ended;
         if now >= trial.ends_at - self.notice_before && !trial.expiring_recorded {
             // Past the end, "your trial ends in N days" would be a lie; the
             // expiry notice says what is true now.
@@ -78,8 +84,8 @@ impl Timeline {
 
 /// A trial as the notice plan sees it.
 #[derive(Debug, Clone, Copy)]
-pub struct TrialMoment<'a> {
-    pub status: &'a str,
+pub struct TrialMoment {
+    pub status: TrialStatus,
     pub ends_at: DateTime<Utc>,
     /// The `expiring` notice of this term is recorded (sent or skipped).
     pub expiring_recorded: bool,
@@ -153,7 +159,7 @@ mod tests {
     }
 
     /// A trial ending on day 30, nothing recorded yet.
-    fn fresh(status: &str) -> TrialMoment<'_> {
+    fn fresh(status: TrialStatus) -> TrialMoment {
         TrialMoment {
             status,
             ends_at: at(30),
@@ -164,16 +170,21 @@ mod tests {
 
     #[test]
     fn nothing_is_due_before_the_notice_window() {
-        assert!(timeline().notice_plan(fresh("active"), at(22)).is_empty());
+        assert!(
+            timeline()
+                .notice_plan(fresh(TrialStatus::Active), at(22))
+                .is_empty()
+        );
     }
 
     #[test]
     fn the_expiring_notice_is_due_from_seven_days_before() {
-        let plan = timeline().notice_plan(fresh("active"), at(23));
+        let plan = timeline().notice_plan(fresh(TrialStatus::Active), at(23));
         assert_eq!(plan.expiring, Some(Notice::Send));
         assert!(!plan.expire && plan.expired.is_none());
         // A sweep that missed days still sends it while it is true.
-        let late = timeline().notice_plan(fresh("active"), at(29) + TimeDelta::hours(23));
+        let late =
+            timeline().notice_plan(fresh(TrialStatus::Active), at(29) + TimeDelta::hours(23));
         assert_eq!(late.expiring, Some(Notice::Send));
     }
 
@@ -181,7 +192,7 @@ mod tests {
     fn a_recorded_notice_is_never_planned_again() {
         let trial = TrialMoment {
             expiring_recorded: true,
-            ..fresh("active")
+            ..fresh(TrialStatus::Active)
         };
         assert!(timeline().notice_plan(trial, at(25)).is_empty());
     }
@@ -190,7 +201,7 @@ mod tests {
     fn at_the_end_the_trial_expires_and_the_expiry_notice_goes_out() {
         let trial = TrialMoment {
             expiring_recorded: true,
-            ..fresh("active")
+            ..fresh(TrialStatus::Active)
         };
         let plan = timeline().notice_plan(trial, at(30));
         assert!(plan.expire);
@@ -200,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_sweep_that_missed_the_window_skips_the_stale_notice() {
-        let plan = timeline().notice_plan(fresh("active"), at(33));
+        let plan = timeline().notice_plan(fresh(TrialStatus::Active), at(33));
         assert!(plan.expire);
         assert_eq!(plan.expiring, Some(Notice::Skip));
         assert_eq!(plan.expired, Some(Notice::Send));
@@ -208,14 +219,14 @@ mod tests {
 
     #[test]
     fn after_grace_no_notice_offers_what_is_over() {
-        let plan = timeline().notice_plan(fresh("expired"), at(61));
+        let plan = timeline().notice_plan(fresh(TrialStatus::Expired), at(61));
         assert!(!plan.expire, "already expired");
         assert_eq!(plan.expired, Some(Notice::Skip));
     }
 
     #[test]
     fn converted_and_purged_trials_get_nothing() {
-        for status in ["converted", "purged"] {
+        for status in [TrialStatus::Converted, TrialStatus::Purged] {
             assert!(timeline().notice_plan(fresh(status), at(40)).is_empty());
         }
     }
@@ -223,11 +234,14 @@ mod tests {
     #[test]
     fn purge_is_due_when_grace_ends_and_only_for_unconverted_trials() {
         let timeline = timeline();
-        assert!(!timeline.purge_due("expired", at(30), at(59)));
-        assert!(timeline.purge_due("expired", at(30), at(60)));
-        assert!(timeline.purge_due("active", at(30), at(61)), "never swept");
-        assert!(!timeline.purge_due("converted", at(30), at(90)));
-        assert!(!timeline.purge_due("purged", at(30), at(90)));
+        assert!(!timeline.purge_due(TrialStatus::Expired, at(30), at(59)));
+        assert!(timeline.purge_due(TrialStatus::Expired, at(30), at(60)));
+        assert!(
+            timeline.purge_due(TrialStatus::Active, at(30), at(61)),
+            "never swept"
+        );
+        assert!(!timeline.purge_due(TrialStatus::Converted, at(30), at(90)));
+        assert!(!timeline.purge_due(TrialStatus::Purged, at(30), at(90)));
     }
 
     #[test]
