@@ -13,6 +13,7 @@ use crate::job::{JobError, StillNeeded};
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, Mailer, queue_mail};
 use crate::store::jobs::JobRow;
+use crate::store::transfers::TransferStatus;
 use crate::store::transfers::{self, TransferRow};
 use crate::store::{Tx, audit};
 
@@ -91,7 +92,7 @@ pub async fn queue_mails(
 pub async fn audit_transition(
     tx: &mut Tx<'_>,
     transfer: &TransferRow,
-    (from, to): (&str, &str),
+    (from, to): (Option<TransferStatus>, TransferStatus),
     job_id: Option<uuid::Uuid>,
     detail: serde_json::Value,
     at: DateTime<Utc>,
@@ -101,8 +102,9 @@ pub async fn audit_transition(
         entity_type: "transfer",
         entity_id: transfer.id,
         action: "transfer.status",
-        from_state: Some(from),
-        to_state: Some(to),
+        // A new ticket's row has always said "" for where it came from.
+        from_state: Some(from.map_or("", TransferStatus::as_str)),
+        to_state: Some(to.as_str()),
         token_id: transfer.token_id,
         job_id,
         detail,
@@ -123,18 +125,16 @@ pub async fn fail_transfer(
     let Some(mut transfer) = transfers::lock_transfer(tx, transfer_id).await? else {
         return Ok(());
     };
-    if ["completed", "rejected", "failed", "expired", "cancelled"]
-        .contains(&transfer.status.as_str())
-    {
+    if transfer.status.is_final() {
         return Ok(());
     }
     let now = clock.now();
-    transfers::set_status(tx, transfer_id, "failed", Some(error), now).await?;
-    let from = transfer.status.clone();
+    transfers::set_status(tx, transfer_id, TransferStatus::Failed, Some(error), now).await?;
+    let from = transfer.status;
     audit_transition(
         tx,
         &transfer,
-        (&from, "failed"),
+        (Some(from), TransferStatus::Failed),
         Some(job.id),
         json!({ "error": error }),
         now,
@@ -164,9 +164,9 @@ pub async fn step_still_needed(tx: &mut Tx<'_>, transfer_id: Uuid) -> sqlx::Resu
     let status = transfers::find_transfer(&mut **tx, transfer_id)
         .await?
         .map(|t| t.status);
-    Ok(match status.as_deref() {
-        None | Some("submitted" | "cleaning_roles") => StillNeeded::Yes,
-        Some("failed") => StillNeeded::No(format!(
+    Ok(match status {
+        None | Some(TransferStatus::Submitted | TransferStatus::CleaningRoles) => StillNeeded::Yes,
+        Some(TransferStatus::Failed) => StillNeeded::No(format!(
             "transfer {transfer_id} is failed: resume it with POST /v1/transfers/{transfer_id}/retry"
         )),
         Some(other) => StillNeeded::No(format!(

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
 use crate::runtime::{JobContext, Worker};
 use crate::store::jobs::JobRow;
+use crate::store::transfers::TransferStatus;
 use crate::store::{Tx, transfers};
 use crate::transfers::{audit_transition, fail_transfer, queue_mails, step_still_needed};
 
@@ -64,15 +65,18 @@ impl Worker for RoleCleanup {
         )
         .await?;
         tracing::info!(removed, "role cleanup done");
-        let Some(transfer) = transfer.filter(|t| t.status == "cleaning_roles") else {
+        let Some(transfer) = transfer.filter(|t| t.status == TransferStatus::CleaningRoles) else {
             return Ok(());
         };
-        transfers::set_status(tx, transfer.id, "completed", None, now).await?;
+        transfers::set_status(tx, transfer.id, TransferStatus::Completed, None, now).await?;
         let detail = json!({ "roles_removed": removed });
         audit_transition(
             tx,
             &transfer,
-            ("cleaning_roles", "completed"),
+            (
+                Some(TransferStatus::CleaningRoles),
+                TransferStatus::Completed,
+            ),
             Some(job.id),
             detail,
             now,

@@ -13,6 +13,7 @@ use crate::enqueue::{Opts, enqueue};
 use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
 use crate::runtime::{JobContext, Worker};
 use crate::store::jobs::JobRow;
+use crate::store::transfers::TransferStatus;
 use crate::store::{Tx, transfers};
 use crate::transfers::{audit_transition, fail_transfer, queue_mails, step_still_needed};
 
@@ -47,17 +48,17 @@ impl Worker for TransferProcess {
         let mut transfer = transfers::lock_transfer(tx, transfer_id)
             .await?
             .ok_or_else(|| JobError::fatal(format!("transfer {transfer_id} does not exist")))?;
-        if transfer.status != "submitted" {
+        if transfer.status != TransferStatus::Submitted {
             return Ok(()); // cancelled, or carried out by an earlier delivery
         }
         let now = ctx.clock.now();
         let subscription_ids = transfers::subscription_ids(&mut **tx, transfer_id).await?;
         if now > transfer.expires_at {
-            transfers::set_status(tx, transfer_id, "expired", None, now).await?;
+            transfers::set_status(tx, transfer_id, TransferStatus::Expired, None, now).await?;
             audit_transition(
                 tx,
                 &transfer,
-                ("submitted", "expired"),
+                (Some(TransferStatus::Submitted), TransferStatus::Expired),
                 Some(job.id),
                 json!({}),
                 now,
@@ -68,11 +69,18 @@ impl Worker for TransferProcess {
         if let Some(reason) =
             transfers::precondition_failure(tx, &transfer, &subscription_ids).await?
         {
-            transfers::set_status(tx, transfer_id, "rejected", Some(&reason), now).await?;
+            transfers::set_status(
+                tx,
+                transfer_id,
+                TransferStatus::Rejected,
+                Some(&reason),
+                now,
+            )
+            .await?;
             audit_transition(
                 tx,
                 &transfer,
-                ("submitted", "rejected"),
+                (Some(TransferStatus::Submitted), TransferStatus::Rejected),
                 Some(job.id),
                 json!({ "reason": reason }),
                 now,
@@ -92,19 +100,22 @@ impl Worker for TransferProcess {
         audit_transition(
             tx,
             &transfer,
-            ("submitted", "switching"),
+            (Some(TransferStatus::Submitted), TransferStatus::Switching),
             Some(job.id),
             json!({}),
             now,
         )
         .await?;
         transfers::switch_subscriptions(tx, &transfer, &subscription_ids, now).await?;
-        transfers::set_status(tx, transfer_id, "cleaning_roles", None, now).await?;
+        transfers::set_status(tx, transfer_id, TransferStatus::CleaningRoles, None, now).await?;
         let detail = json!({ "subscription_ids": subscription_ids });
         audit_transition(
             tx,
             &transfer,
-            ("switching", "cleaning_roles"),
+            (
+                Some(TransferStatus::Switching),
+                TransferStatus::CleaningRoles,
+            ),
             Some(job.id),
             detail,
             now,

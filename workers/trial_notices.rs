@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::job::{JobArgs, JobError, JobKind};
 use crate::runtime::{JobContext, Worker};
 use crate::store::jobs::JobRow;
+use crate::store::trials::TrialStatus;
 use crate::store::{Tx, directory, trials};
 use crate::trials::job::{TrialJob, lock_trial};
 use crate::trials::{
@@ -64,7 +65,7 @@ impl Worker for TrialNotices {
         }
         if plan.expire {
             let grace_ends = timeline.grace_ends(trial.ends_at);
-            trials::set_status(tx, trial_id, "expired", Some(grace_ends), now).await?;
+            trials::set_status(tx, trial_id, TrialStatus::Expired, Some(grace_ends), now).await?;
             let change = TrialChange {
                 action: "trial.status",
                 from: Some("active"),

@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::job::{JobArgs, JobError, JobKind};
 use crate::runtime::{JobContext, Worker};
 use crate::store::jobs::JobRow;
+use crate::store::trials::TrialStatus;
 use crate::store::{Tx, directory, trials};
 use crate::trials::job::{TrialJob, lock_trial};
 use crate::trials::{Timeline, TrialChange, audit_change, queue_purge_mails};
@@ -54,7 +55,7 @@ impl Worker for TrialPurge {
         let members = trials::members(&mut **tx, trial_id).await?;
         let release_at = now + timeline.number_hold;
         let deleted = trials::purge_organisation(tx, trial_id, release_at, now).await?;
-        trials::set_status(tx, trial_id, "purged", None, now).await?;
+        trials::set_status(tx, trial_id, TrialStatus::Purged, None, now).await?;
         trials::record_notice(
             tx,
             trial_id,

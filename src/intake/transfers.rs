@@ -18,6 +18,7 @@ use super::idempotency;
 use super::problem::ApiError;
 use crate::enqueue::{Opts, enqueue};
 use crate::store::tokens::Role;
+use crate::store::transfers::TransferStatus;
 use crate::store::transfers::{self, NewTransfer, TransferRow};
 use crate::store::{self, audit, directory};
 use crate::transfers::{Contact, Form, audit_transition, queue_mails};
@@ -228,7 +229,15 @@ pub(super) async fn open_ticket(
     if let Some(form_id) = ticket.form_id {
         detail["form_id"] = json!(form_id);
     }
-    audit_transition(tx, &transfer, ("", "submitted"), None, detail, now).await?;
+    audit_transition(
+        tx,
+        &transfer,
+        (None, TransferStatus::Submitted),
+        None,
+        detail,
+        now,
+    )
+    .await?;
     let opts = Opts {
         partner_id: Some(ticket.destination_partner_id),
         token_id: Some(caller.0.id),
@@ -342,7 +351,7 @@ pub async fn cancel(
             "only the destination partner may cancel a transfer".into(),
         ));
     }
-    if transfer.status != "submitted" {
+    if transfer.status != TransferStatus::Submitted {
         return Err(ApiError::Conflict {
             slug: "transfer-not-submitted",
             detail: format!(
@@ -352,13 +361,13 @@ pub async fn cancel(
         });
     }
     let now = state.clock.now();
-    transfers::set_status(&mut fresh.tx, uuid, "cancelled", None, now).await?;
+    transfers::set_status(&mut fresh.tx, uuid, TransferStatus::Cancelled, None, now).await?;
     let mut actor = transfer.clone();
     actor.token_id = Some(caller.0.id);
     audit_transition(
         &mut fresh.tx,
         &actor,
-        ("submitted", "cancelled"),
+        (Some(TransferStatus::Submitted), TransferStatus::Cancelled),
         None,
         json!({}),
         now,
@@ -388,7 +397,7 @@ pub async fn retry(
     let (mut fresh, transfer) =
         *begin_action(&state, &caller, &headers, &id, "retry", &body).await?;
     let uuid = transfer.id;
-    if transfer.status != "failed" {
+    if transfer.status != TransferStatus::Failed {
         return Err(ApiError::Conflict {
             slug: "transfer-not-failed",
             detail: format!(
@@ -409,9 +418,9 @@ pub async fn retry(
             transfer_id: Some(uuid),
         });
     let status = if cleanup.is_some() {
-        "cleaning_roles"
+        TransferStatus::CleaningRoles
     } else {
-        "submitted"
+        TransferStatus::Submitted
     };
     transfers::set_status(&mut fresh.tx, uuid, status, None, now).await?;
     let mut actor = transfer.clone();
@@ -419,7 +428,7 @@ pub async fn retry(
     audit_transition(
         &mut fresh.tx,
         &actor,
-        ("failed", status),
+        (Some(TransferStatus::Failed), status),
         None,
         json!({ "retried_by": "operator" }),
         now,

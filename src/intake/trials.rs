@@ -19,6 +19,7 @@ use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json
 use super::idempotency::{self, Fresh};
 use super::problem::{ApiError, FieldError};
 use crate::store::tokens::Role;
+use crate::store::trials::TrialStatus;
 use crate::store::trials::{self, Admin, NewTrial, TrialRow};
 use crate::store::{self, audit, customer_services, directory, trial_changes};
 use crate::trials::{Timeline, TrialChange, audit_change};
@@ -463,7 +464,7 @@ pub async fn convert(
         });
     }
     let now = state.clock.now();
-    trials::set_status(&mut fresh.tx, trial.id, "converted", None, now).await?;
+    trials::set_status(&mut fresh.tx, trial.id, TrialStatus::Converted, None, now).await?;
     // What the customer now pays for: no new trial of these kinds.
     customer_services::lock_customer(&mut fresh.tx, &trial.customer_id).await?;
     let paid = customer_services::record(

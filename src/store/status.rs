@@ -96,6 +96,31 @@ impl TrialStatus {
     }
 }
 
+text_enum! {
+    /// `transfers.status`.
+    pub enum TransferStatus {
+        Submitted = "submitted",
+        Switching = "switching",
+        CleaningRoles = "cleaning_roles",
+        Completed = "completed",
+        Rejected = "rejected",
+        Failed = "failed",
+        Expired = "expired",
+        Cancelled = "cancelled",
+    }
+}
+
+impl TransferStatus {
+    /// Nothing more happens to the ticket (an operator may retry a failed
+    /// one).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Rejected | Self::Failed | Self::Expired | Self::Cancelled
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +151,11 @@ mod tests {
         assert_eq!(
             serde_json::to_value(TrialStatus::Expired).unwrap(),
             "expired"
+        );
+        assert_eq!(TransferStatus::CleaningRoles.as_str(), "cleaning_roles");
+        assert_eq!(
+            serde_json::to_value(TransferStatus::CleaningRoles).unwrap(),
+            "cleaning_roles"
         );
     }
 }

@@ -6,6 +6,7 @@ use sqlx::{FromRow, PgExecutor};
 use uuid::Uuid;
 
 use super::Tx;
+pub use super::status::TransferStatus;
 
 pub struct NewTransfer<'a> {
     pub id: Uuid,
@@ -26,11 +27,11 @@ pub async fn insert_transfer(
 ) -> sqlx::Result<TransferRow> {
     let row = sqlx::query_as!(
         TransferRow,
-        "insert into transfers (id, customer_id, source_partner_id, destination_partner_id, form,
+        r#"insert into transfers (id, customer_id, source_partner_id, destination_partner_id, form,
                                 token_id, created_at, updated_at, expires_at)
          values ($1, $2, $3, $4, $5, $6, $7, $7, $8)
-         returning id, customer_id, source_partner_id, destination_partner_id, status,
-     reason, form, token_id, created_at, updated_at, expires_at, completed_at",
+         returning id, customer_id, source_partner_id, destination_partner_id, status as "status: TransferStatus",
+     reason, form, token_id, created_at, updated_at, expires_at, completed_at"#,
         transfer.id,
         transfer.customer_id,
         transfer.source_partner_id,
@@ -59,7 +60,7 @@ pub struct TransferRow {
     pub customer_id: String,
     pub source_partner_id: String,
     pub destination_partner_id: String,
-    pub status: String,
+    pub status: TransferStatus,
     pub reason: Option<String>,
     pub form: serde_json::Value,
     pub token_id: Option<Uuid>,
@@ -72,8 +73,8 @@ pub struct TransferRow {
 pub async fn lock_transfer(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<TransferRow>> {
     sqlx::query_as!(
         TransferRow,
-        "select id, customer_id, source_partner_id, destination_partner_id, status,
-     reason, form, token_id, created_at, updated_at, expires_at, completed_at from transfers where id = $1 for update",
+        r#"select id, customer_id, source_partner_id, destination_partner_id, status as "status: TransferStatus",
+     reason, form, token_id, created_at, updated_at, expires_at, completed_at from transfers where id = $1 for update"#,
         id,
     )
     .fetch_optional(&mut **tx)
@@ -86,8 +87,8 @@ pub async fn find_transfer<'e>(
 ) -> sqlx::Result<Option<TransferRow>> {
     sqlx::query_as!(
         TransferRow,
-        "select id, customer_id, source_partner_id, destination_partner_id, status,
-     reason, form, token_id, created_at, updated_at, expires_at, completed_at from transfers where id = $1",
+        r#"select id, customer_id, source_partner_id, destination_partner_id, status as "status: TransferStatus",
+     reason, form, token_id, created_at, updated_at, expires_at, completed_at from transfers where id = $1"#,
         id,
     )
     .fetch_optional(db)
@@ -109,7 +110,7 @@ pub async fn subscription_ids<'e>(
 pub async fn set_status(
     tx: &mut Tx<'_>,
     id: Uuid,
-    status: &str,
+    status: TransferStatus,
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
@@ -118,7 +119,7 @@ pub async fn set_status(
                 completed_at = case when $2 = 'completed' then $4 else completed_at end
          where id = $1",
         id,
-        status,
+        status.as_str(),
         reason,
         now,
     )

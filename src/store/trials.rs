@@ -164,7 +164,7 @@ pub async fn numbers_in_use<'e>(
 pub async fn set_status(
     tx: &mut Tx<'_>,
     id: Uuid,
-    status: &str,
+    status: TrialStatus,
     grace_ends_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
@@ -174,7 +174,7 @@ pub async fn set_status(
                 purged_at = case when $2 = 'purged' then $4::timestamptz end
          where id = $1"#,
         id,
-        status,
+        status.as_str(),
         grace_ends_at,
         now,
     )
