@@ -14,6 +14,7 @@ use super::problem::ApiError;
 use super::registrations::{Addressee, audit_registration, queue};
 use crate::mail::Locale;
 use crate::store::registrations;
+use crate::store::registrations::RegistrationStatus;
 use crate::store::{Tx, audit};
 
 /// Why no link was issued.
@@ -63,7 +64,7 @@ pub async fn why_no_link(
     let now = state.clock.now();
     let mut in_progress = false;
     for registration in registrations::in_progress(tx, email).await? {
-        if registration.status == "pending" && now > registration.expires_at {
+        if registration.status == RegistrationStatus::Pending && now > registration.expires_at {
             registrations::expire(tx, registration.id).await?;
             let states = (Some("pending"), Some("expired"));
             let token_id = caller.map(|c| c.0.id);

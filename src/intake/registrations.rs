@@ -24,6 +24,7 @@ use super::problem::ApiError;
 use super::registration_refusal as refusal;
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, queue_mail};
+use crate::store::registrations::RegistrationStatus;
 use crate::store::registrations::{self, NewRegistration, RegistrationRow};
 use crate::store::tokens::{Role, hash_secret, random_secret};
 use crate::store::{Tx, audit};
@@ -251,17 +252,6 @@ pub struct RegistrationView {
     review: Review,
 }
 
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-#[serde(rename_all = "snake_case")]
-enum RegistrationStatus {
-    Pending,
-    Applied,
-    Approved,
-    Rejected,
-    Expired,
-}
-
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 struct Review {
@@ -342,15 +332,15 @@ pub async fn complete_link(
         .ok_or_else(not_found)?;
     let token_id = caller.map(|c| c.0.id);
     let now = state.clock.now();
-    match registration.status.as_str() {
-        "pending" if now > registration.expires_at => {
+    match registration.status {
+        RegistrationStatus::Pending if now > registration.expires_at => {
             registrations::expire(tx, registration.id).await?;
             let states = (Some("pending"), Some("expired"));
             audit_registration(tx, &registration, states, token_id, json!({}), now).await?;
             return Ok(LinkOutcome::Expired(registration));
         }
-        "pending" => {}
-        "expired" => return Err(link_expired(&registration)),
+        RegistrationStatus::Pending => {}
+        RegistrationStatus::Expired => return Err(link_expired(&registration)),
         _ => {
             return Err(ApiError::Conflict {
                 slug: "registration-link-used",

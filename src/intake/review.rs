@@ -19,6 +19,7 @@ use super::body::{RawBody, is_identifier, parse_json};
 use super::idempotency;
 use super::problem::ApiError;
 use super::registrations::{Addressee, audit_registration, queue, view};
+use crate::store::registrations::RegistrationStatus;
 use crate::store::registrations::{self, Approval, RegistrationRow};
 use crate::store::tokens::{Role, TokenIdentity};
 use crate::store::{Tx, directory};
@@ -61,7 +62,7 @@ async fn applied(
     let registration = registrations::lock(tx, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no registration {id}")))?;
-    if registration.status != "applied" {
+    if registration.status != RegistrationStatus::Applied {
         return Err(not_reviewable(format!(
             "a {} registration cannot be reviewed; only an applied one can",
             registration.status

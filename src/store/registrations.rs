@@ -7,6 +7,7 @@ use sqlx::{FromRow, PgExecutor};
 use uuid::Uuid;
 
 use super::Tx;
+pub use super::status::RegistrationStatus;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct RegistrationRow {
@@ -14,7 +15,7 @@ pub struct RegistrationRow {
     pub partner_id: Option<String>,
     pub email: String,
     pub locale: String,
-    pub status: String,
+    pub status: RegistrationStatus,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -41,10 +42,10 @@ pub struct NewRegistration<'a> {
 pub async fn insert(tx: &mut Tx<'_>, new: &NewRegistration<'_>) -> sqlx::Result<RegistrationRow> {
     sqlx::query_as!(
         RegistrationRow,
-        "insert into registrations (id, partner_id, token_hash, email, locale, expires_at,
+        r#"insert into registrations (id, partner_id, token_hash, email, locale, expires_at,
                                     created_at, token_id)
          values ($1, $2, $3, $4, $5, $6, $7, $8)
-         returning id, partner_id, email, locale, status, expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id",
+         returning id, partner_id, email, locale, status as "status: RegistrationStatus", expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id"#,
         new.id,
         new.partner_id,
         new.token_hash,
@@ -65,7 +66,7 @@ pub async fn lock_by_token_hash(
 ) -> sqlx::Result<Option<RegistrationRow>> {
     sqlx::query_as!(
         RegistrationRow,
-        "select id, partner_id, email, locale, status, expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations where token_hash = $1 for update",
+        r#"select id, partner_id, email, locale, status as "status: RegistrationStatus", expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations where token_hash = $1 for update"#,
         token_hash,
     )
     .fetch_optional(&mut **tx)
@@ -75,7 +76,7 @@ pub async fn lock_by_token_hash(
 pub async fn lock(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<RegistrationRow>> {
     sqlx::query_as!(
         RegistrationRow,
-        "select id, partner_id, email, locale, status, expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations where id = $1 for update",
+        r#"select id, partner_id, email, locale, status as "status: RegistrationStatus", expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations where id = $1 for update"#,
         id,
     )
     .fetch_optional(&mut **tx)
@@ -85,7 +86,7 @@ pub async fn lock(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<Registration
 pub async fn find<'e>(db: impl PgExecutor<'e>, id: Uuid) -> sqlx::Result<Option<RegistrationRow>> {
     sqlx::query_as!(
         RegistrationRow,
-        "select id, partner_id, email, locale, status, expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations where id = $1",
+        r#"select id, partner_id, email, locale, status as "status: RegistrationStatus", expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations where id = $1"#,
         id,
     )
     .fetch_optional(db)
@@ -185,8 +186,8 @@ pub async fn lock_address(tx: &mut Tx<'_>, email: &str) -> sqlx::Result<()> {
 pub async fn in_progress(tx: &mut Tx<'_>, email: &str) -> sqlx::Result<Vec<RegistrationRow>> {
     sqlx::query_as!(
         RegistrationRow,
-        "select id, partner_id, email, locale, status, expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations
-         where lower(email) = lower($1) and status in ('pending', 'applied') for update",
+        r#"select id, partner_id, email, locale, status as "status: RegistrationStatus", expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations
+         where lower(email) = lower($1) and status in ('pending', 'applied') for update"#,
         email,
     )
     .fetch_all(&mut **tx)
@@ -200,8 +201,8 @@ pub async fn awaiting_review<'e>(
 ) -> sqlx::Result<Vec<RegistrationRow>> {
     sqlx::query_as!(
         RegistrationRow,
-        "select id, partner_id, email, locale, status, expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations where status = 'applied'
-         order by completed_at, id limit $1",
+        r#"select id, partner_id, email, locale, status as "status: RegistrationStatus", expires_at, created_at, completed_at, started_at, token_id, application, reviewed_at, rejection_reason, customer_id, user_id from registrations where status = 'applied'
+         order by completed_at, id limit $1"#,
         limit,
     )
     .fetch_all(db)

@@ -121,6 +121,20 @@ impl TransferStatus {
     }
 }
 
+text_enum! {
+    /// `registrations.status`: a link is `pending` until the application
+    /// comes in (`applied`), which an operator approves or rejects. Also
+    /// the API document's schema of it.
+    #[derive(utoipa::ToSchema)]
+    pub enum RegistrationStatus {
+        Pending = "pending",
+        Applied = "applied",
+        Approved = "approved",
+        Rejected = "rejected",
+        Expired = "expired",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +167,10 @@ mod tests {
             "expired"
         );
         assert_eq!(TransferStatus::CleaningRoles.as_str(), "cleaning_roles");
+        assert_eq!(
+            serde_json::to_value(RegistrationStatus::Applied).unwrap(),
+            "applied"
+        );
         assert_eq!(
             serde_json::to_value(TransferStatus::CleaningRoles).unwrap(),
             "cleaning_roles"
