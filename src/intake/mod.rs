@@ -67,7 +67,7 @@ impl AppState {
         let sweeper =
             crate::sweeps::Sweeper::new(pool.clone(), settings.clone(), clock, mailer.clone());
         AppState {
-            orders: order_placer::OrderPlacer::start(pool.clone()),
+            orders: order_placer::OrderPlacer::start(&pool),
             pool,
             settings,
             clock,
