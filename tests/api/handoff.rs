@@ -28,6 +28,16 @@ async fn mail_outbox_row(app: &TestApp) -> (bool, bool) {
     .unwrap()
 }
 
+/// Waits until the one mail of the test is sent.
+async fn one_mail_sent(app: &TestApp) -> bool {
+    wait_for(Duration::from_secs(30), || async {
+        app.count("select count(*) from mails where status = 'sent'")
+            .await
+            == 1
+    })
+    .await
+}
+
 #[tokio::test]
 async fn mail_queued_by_a_process_that_sends_mail_itself_never_waits_for_the_broker() {
     // Arrange: the relay may not publish a held row for an hour, so a
@@ -41,12 +51,7 @@ async fn mail_queued_by_a_process_that_sends_mail_itself_never_waits_for_the_bro
     app.active_order(&token, &new_order("virtual", 2)).await;
 
     // Assert
-    let sent = wait_for(Duration::from_secs(30), || async {
-        app.count("select count(*) from mails where status = 'sent'")
-            .await
-            == 1
-    })
-    .await;
+    let sent = one_mail_sent(&app).await;
     assert!(sent, "the order's mail was sent");
     let (published, ever_due) = mail_outbox_row(&app).await;
     assert!(published, "the local attempt marked the row published");
@@ -134,12 +139,7 @@ async fn a_mail_job_held_for_a_handoff_that_never_came_is_published_after_the_gr
     assert!(!published && !due, "the row is held for the grace");
 
     // Assert: after the grace the relay publishes it and the worker sends it.
-    let sent = wait_for(Duration::from_secs(30), || async {
-        app.count("select count(*) from mails where status = 'sent'")
-            .await
-            == 1
-    })
-    .await;
+    let sent = one_mail_sent(&app).await;
     assert!(sent, "the held mail was sent through the broker");
     assert_eq!(mail_outbox_row(&app).await, (true, true));
     assert_eq!(app.mail_files().len(), 1, "sent once");
