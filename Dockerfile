@@ -25,6 +25,9 @@ RUN mkdir src \
 
 # The crate itself. migrations/ is embedded at compile time by
 # sqlx::migrate!, so it must be here, not only in the runtime image.
+# build.rs lists src/mail/templates/, so it comes with the sources, not
+# with the stand-ins above.
+COPY build.rs ./
 COPY src/ src/
 COPY workers/ workers/
 COPY .sqlx/ .sqlx/
