@@ -28,6 +28,7 @@ use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, queue_mail};
 use crate::store::Tx;
 use crate::store::directory::{self, Partner};
+use crate::store::relationships::InvitationStatus;
 use crate::store::relationships::{self, NewPartnership, PartnershipRow};
 use crate::store::tokens::{Role, hash_secret, random_secret};
 use crate::trials::mail_time;
@@ -43,10 +44,11 @@ pub struct PartnershipBody {
 }
 
 fn view(partnership: &PartnershipRow, now: DateTime<Utc>) -> serde_json::Value {
-    let status = if partnership.status == "invited" && now > partnership.expires_at {
-        "expired"
+    let status = if partnership.status == InvitationStatus::Invited && now > partnership.expires_at
+    {
+        InvitationStatus::Expired
     } else {
-        partnership.status.as_str()
+        partnership.status
     };
     json!({
         "partnership_id": partnership.id,
@@ -116,7 +118,7 @@ pub async fn invite(
     if let Some(stale) =
         relationships::expire_open_partnership(tx, &provider_id, &reseller.id, now).await?
     {
-        let states = (Some("invited"), Some("expired"));
+        let states = (Some(InvitationStatus::Invited), InvitationStatus::Expired);
         audit_status(
             tx,
             (Invitation::Partnership, stale.id),
@@ -147,7 +149,7 @@ pub async fn invite(
             ),
         })?;
     let detail = json!({ "provider_id": provider_id, "reseller_id": reseller.id });
-    let states = (None, Some("invited"));
+    let states = (None, InvitationStatus::Invited);
     audit_status(
         tx,
         (Invitation::Partnership, partnership.id),
@@ -226,7 +228,15 @@ pub async fn accept(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    answer(state, caller, token, headers, body, "active").await
+    answer(
+        state,
+        caller,
+        token,
+        headers,
+        body,
+        InvitationStatus::Active,
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/v1/partnerships/{token}/decline", tag = "relationships",
@@ -244,7 +254,15 @@ pub async fn decline(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    answer(state, caller, token, headers, body, "declined").await
+    answer(
+        state,
+        caller,
+        token,
+        headers,
+        body,
+        InvitationStatus::Declined,
+    )
+    .await
 }
 
 async fn answer(
@@ -253,11 +271,11 @@ async fn answer(
     token: String,
     headers: HeaderMap,
     body: axum::body::Bytes,
-    to: &'static str,
+    to: InvitationStatus,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Portal])?;
     let token_hash = hash_secret(&token);
-    let action = if to == "active" {
+    let action = if to == InvitationStatus::Active {
         "acceptance"
     } else {
         "decline"
@@ -278,7 +296,7 @@ async fn answer(
     let now = state.clock.now();
     let found = row.as_ref().map(|p| Found {
         id: p.id,
-        status: &p.status,
+        status: p.status,
         expires_at: p.expires_at,
     });
     let mut fresh =
@@ -286,7 +304,7 @@ async fn answer(
     let partnership = row.expect("refuse_unanswerable refuses a missing invitation");
     let tx = &mut fresh.tx;
     let decided = relationships::set_partnership_status(tx, partnership.id, to, now).await?;
-    let states = (Some("invited"), Some(to));
+    let states = (Some(InvitationStatus::Invited), to);
     audit_status(
         tx,
         (Invitation::Partnership, decided.id),
@@ -318,7 +336,10 @@ pub async fn end(
         .await?
         .filter(|p| is_side(&caller, p))
         .ok_or_else(missing)?;
-    if !matches!(partnership.status.as_str(), "invited" | "active") {
+    if !matches!(
+        partnership.status,
+        InvitationStatus::Invited | InvitationStatus::Active
+    ) {
         return Err(ApiError::Conflict {
             slug: "partnership-not-live",
             detail: format!("partnership {id} is {} already", partnership.status),
@@ -336,8 +357,10 @@ async fn end_with_grants(
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, ApiError> {
-    let ended = relationships::set_partnership_status(tx, partnership.id, "ended", now).await?;
-    let states = (Some(partnership.status.as_str()), Some("ended"));
+    let ended =
+        relationships::set_partnership_status(tx, partnership.id, InvitationStatus::Ended, now)
+            .await?;
+    let states = (Some(partnership.status), InvitationStatus::Ended);
     audit_status(
         tx,
         (Invitation::Partnership, ended.id),

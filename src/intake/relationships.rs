@@ -34,6 +34,7 @@ use super::problem::ApiError;
 use crate::mail::Locale;
 use crate::mail::queue::{MailRequest, queue_mail};
 use crate::store::directory::{self, Customer};
+use crate::store::relationships::InvitationStatus;
 use crate::store::relationships::{self, Grant, Relationship, RequestRow};
 use crate::store::tokens::{Role, hash_secret, random_secret};
 use crate::store::{Tx, audit};
@@ -74,7 +75,7 @@ async fn audit_event(
 pub(super) async fn audit_status(
     tx: &mut Tx<'_>,
     (kind, id): (Invitation, Uuid),
-    states: (Option<&str>, Option<&str>),
+    (from, to): (Option<InvitationStatus>, InvitationStatus),
     caller: &Caller,
     detail: serde_json::Value,
     now: DateTime<Utc>,
@@ -84,7 +85,7 @@ pub(super) async fn audit_status(
         tx,
         entity,
         kind.status_action(),
-        states,
+        (from.map(InvitationStatus::as_str), Some(to.as_str())),
         caller,
         detail,
         now,
@@ -400,7 +401,7 @@ pub async fn request(
     let now = state.clock.now();
     let stale = relationships::expire_open_request(tx, &own, &customer.id, now).await?;
     if let Some(stale) = &stale {
-        let states = (Some("invited"), Some("expired"));
+        let states = (Some(InvitationStatus::Invited), InvitationStatus::Expired);
         let invitation = (Invitation::RelationshipRequest, stale.id);
         audit_status(tx, invitation, states, &caller, json!({}), now).await?;
     }
@@ -437,7 +438,7 @@ pub async fn request(
     audit_status(
         tx,
         invitation_id,
-        (None, Some("invited")),
+        (None, InvitationStatus::Invited),
         &caller,
         detail,
         now,
@@ -544,7 +545,7 @@ pub async fn get_request(
         return Err(missing());
     }
     let mut view = request_view(&request);
-    if request.status == "invited" && state.clock.now() > request.expires_at {
+    if request.status == InvitationStatus::Invited && state.clock.now() > request.expires_at {
         view["status"] = json!("expired");
     }
     Ok(Json(view))
@@ -633,9 +634,9 @@ impl Invitation {
 }
 
 /// What a link token found: its invitation's id, state and expiry.
-pub(super) struct Found<'a> {
+pub(super) struct Found {
     pub id: Uuid,
-    pub status: &'a str,
+    pub status: InvitationStatus,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -644,7 +645,7 @@ pub(super) struct Found<'a> {
 pub(super) async fn refuse_unanswerable(
     fresh: Fresh,
     kind: Invitation,
-    found: Option<Found<'_>>,
+    found: Option<Found>,
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Result<Fresh, ApiError> {
@@ -659,19 +660,30 @@ pub(super) async fn refuse_unanswerable(
         ),
     };
     match found.status {
-        "invited" if now <= found.expires_at => Ok(fresh),
-        "invited" => {
+        InvitationStatus::Invited if now <= found.expires_at => Ok(fresh),
+        InvitationStatus::Invited => {
             let mut fresh = fresh;
             match kind {
                 Invitation::RelationshipRequest => {
-                    relationships::decide_request(&mut fresh.tx, found.id, "expired", now).await?;
+                    relationships::decide_request(
+                        &mut fresh.tx,
+                        found.id,
+                        InvitationStatus::Expired,
+                        now,
+                    )
+                    .await?;
                 }
                 Invitation::Partnership => {
-                    relationships::set_partnership_status(&mut fresh.tx, found.id, "expired", now)
-                        .await?;
+                    relationships::set_partnership_status(
+                        &mut fresh.tx,
+                        found.id,
+                        InvitationStatus::Expired,
+                        now,
+                    )
+                    .await?;
                 }
             }
-            let states = (Some("invited"), Some("expired"));
+            let states = (Some(InvitationStatus::Invited), InvitationStatus::Expired);
             audit_status(
                 &mut fresh.tx,
                 (kind, found.id),
@@ -684,7 +696,7 @@ pub(super) async fn refuse_unanswerable(
             fresh.tx.commit().await?;
             Err(expired())
         }
-        "expired" => Err(expired()),
+        InvitationStatus::Expired => Err(expired()),
         answered => Err(ApiError::Conflict {
             slug: "invitation-answered",
             detail: format!("this {what} link was already used: it is {answered}"),
@@ -716,7 +728,7 @@ async fn answer(
     let now = state.clock.now();
     let found = row.as_ref().map(|r| Found {
         id: r.id,
-        status: &r.status,
+        status: r.status,
         expires_at: r.expires_at,
     });
     let kind = Invitation::RelationshipRequest;
@@ -724,18 +736,18 @@ async fn answer(
     let request = row.expect("refuse_unanswerable refuses a missing invitation");
     let tx = &mut fresh.tx;
     let to = match answer {
-        Answer::Decline => "declined",
+        Answer::Decline => InvitationStatus::Declined,
         Answer::Accept => {
             grant_requested(tx, &request, &caller, now).await?;
-            "active"
+            InvitationStatus::Active
         }
     };
     relationships::decide_request(tx, request.id, to, now).await?;
-    let states = (Some("invited"), Some(to));
+    let states = (Some(InvitationStatus::Invited), to);
     let invitation = (Invitation::RelationshipRequest, request.id);
     audit_status(tx, invitation, states, &caller, json!({}), now).await?;
     let decided = RequestRow {
-        status: to.to_owned(),
+        status: to,
         decided_at: Some(now),
         ..request
     };

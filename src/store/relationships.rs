@@ -8,6 +8,7 @@ use sqlx::{FromRow, PgExecutor};
 use uuid::Uuid;
 
 use super::Tx;
+pub use super::status::InvitationStatus;
 
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Relationship {
@@ -148,7 +149,7 @@ pub struct RequestRow {
     pub partnership_id: Option<Uuid>,
     pub admin_email: String,
     pub locale: String,
-    pub status: String,
+    pub status: InvitationStatus,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
@@ -175,12 +176,12 @@ pub async fn insert_request(
 ) -> sqlx::Result<Option<RequestRow>> {
     sqlx::query_as!(
         RequestRow,
-        "insert into relationship_requests
+        r#"insert into relationship_requests
              (id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale,
               token_hash, expires_at, created_at, token_id)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          on conflict (partner_id, customer_id) where status = 'invited' do nothing
-         returning id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale, status, expires_at, created_at, decided_at",
+         returning id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale, status as "status: InvitationStatus", expires_at, created_at, decided_at"#,
         new.id,
         new.partner_id,
         new.customer_id,
@@ -203,7 +204,7 @@ pub async fn find_request<'e>(
 ) -> sqlx::Result<Option<RequestRow>> {
     sqlx::query_as!(
         RequestRow,
-        "select id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale, status, expires_at, created_at, decided_at from relationship_requests where id = $1",
+        r#"select id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale, status as "status: InvitationStatus", expires_at, created_at, decided_at from relationship_requests where id = $1"#,
         id,
     )
     .fetch_optional(db)
@@ -217,7 +218,7 @@ pub async fn lock_request_by_token(
 ) -> sqlx::Result<Option<RequestRow>> {
     sqlx::query_as!(
         RequestRow,
-        "select id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale, status, expires_at, created_at, decided_at from relationship_requests where token_hash = $1 for update",
+        r#"select id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale, status as "status: InvitationStatus", expires_at, created_at, decided_at from relationship_requests where token_hash = $1 for update"#,
         token_hash,
     )
     .fetch_optional(&mut **tx)
@@ -234,9 +235,9 @@ pub async fn expire_open_request(
 ) -> sqlx::Result<Option<RequestRow>> {
     sqlx::query_as!(
         RequestRow,
-        "update relationship_requests set status = 'expired', decided_at = $3
+        r#"update relationship_requests set status = 'expired', decided_at = $3
          where partner_id = $1 and customer_id = $2 and status = 'invited' and expires_at < $3
-         returning id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale, status, expires_at, created_at, decided_at",
+         returning id, partner_id, customer_id, provider_id, partnership_id, admin_email, locale, status as "status: InvitationStatus", expires_at, created_at, decided_at"#,
         partner_id,
         customer_id,
         now,
@@ -248,13 +249,13 @@ pub async fn expire_open_request(
 pub async fn decide_request(
     tx: &mut Tx<'_>,
     id: Uuid,
-    status: &str,
+    status: InvitationStatus,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update relationship_requests set status = $2, decided_at = $3 where id = $1",
         id,
-        status,
+        status.as_str(),
         now,
     )
     .execute(&mut **tx)
@@ -269,7 +270,7 @@ pub struct PartnershipRow {
     pub id: Uuid,
     pub provider_id: String,
     pub reseller_id: String,
-    pub status: String,
+    pub status: InvitationStatus,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
@@ -294,10 +295,10 @@ pub async fn insert_partnership(
 ) -> sqlx::Result<Option<PartnershipRow>> {
     sqlx::query_as!(
         PartnershipRow,
-        "insert into partnerships (id, provider_id, reseller_id, token_hash, expires_at, created_at, token_id)
+        r#"insert into partnerships (id, provider_id, reseller_id, token_hash, expires_at, created_at, token_id)
          values ($1, $2, $3, $4, $5, $6, $7)
          on conflict (provider_id, reseller_id) where status in ('invited', 'active') do nothing
-         returning id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at",
+         returning id, provider_id, reseller_id, status as "status: InvitationStatus", expires_at, created_at, decided_at, ended_at"#,
         new.id,
         new.provider_id,
         new.reseller_id,
@@ -316,7 +317,7 @@ pub async fn find_partnership<'e>(
 ) -> sqlx::Result<Option<PartnershipRow>> {
     sqlx::query_as!(
         PartnershipRow,
-        "select id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at from partnerships where id = $1",
+        r#"select id, provider_id, reseller_id, status as "status: InvitationStatus", expires_at, created_at, decided_at, ended_at from partnerships where id = $1"#,
         id,
     )
     .fetch_optional(db)
@@ -326,7 +327,7 @@ pub async fn find_partnership<'e>(
 pub async fn lock_partnership(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<PartnershipRow>> {
     sqlx::query_as!(
         PartnershipRow,
-        "select id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at from partnerships where id = $1 for update",
+        r#"select id, provider_id, reseller_id, status as "status: InvitationStatus", expires_at, created_at, decided_at, ended_at from partnerships where id = $1 for update"#,
         id,
     )
     .fetch_optional(&mut **tx)
@@ -339,7 +340,7 @@ pub async fn lock_partnership_by_token(
 ) -> sqlx::Result<Option<PartnershipRow>> {
     sqlx::query_as!(
         PartnershipRow,
-        "select id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at from partnerships where token_hash = $1 for update",
+        r#"select id, provider_id, reseller_id, status as "status: InvitationStatus", expires_at, created_at, decided_at, ended_at from partnerships where token_hash = $1 for update"#,
         token_hash,
     )
     .fetch_optional(&mut **tx)
@@ -355,8 +356,8 @@ pub async fn lock_active_partnership(
 ) -> sqlx::Result<Option<PartnershipRow>> {
     sqlx::query_as!(
         PartnershipRow,
-        "select id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at from partnerships
-         where provider_id = $1 and reseller_id = $2 and status = 'active' for update",
+        r#"select id, provider_id, reseller_id, status as "status: InvitationStatus", expires_at, created_at, decided_at, ended_at from partnerships
+         where provider_id = $1 and reseller_id = $2 and status = 'active' for update"#,
         provider_id,
         reseller_id,
     )
@@ -374,9 +375,9 @@ pub async fn expire_open_partnership(
 ) -> sqlx::Result<Option<PartnershipRow>> {
     sqlx::query_as!(
         PartnershipRow,
-        "update partnerships set status = 'expired', decided_at = $3
+        r#"update partnerships set status = 'expired', decided_at = $3
          where provider_id = $1 and reseller_id = $2 and status = 'invited' and expires_at < $3
-         returning id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at",
+         returning id, provider_id, reseller_id, status as "status: InvitationStatus", expires_at, created_at, decided_at, ended_at"#,
         provider_id,
         reseller_id,
         now,
@@ -388,18 +389,18 @@ pub async fn expire_open_partnership(
 pub async fn set_partnership_status(
     tx: &mut Tx<'_>,
     id: Uuid,
-    status: &str,
+    status: InvitationStatus,
     now: DateTime<Utc>,
 ) -> sqlx::Result<PartnershipRow> {
     sqlx::query_as!(
         PartnershipRow,
-        "update partnerships set status = $2,
+        r#"update partnerships set status = $2,
                 decided_at = case when $2 in ('active', 'declined', 'expired') then $3 else decided_at end,
                 ended_at = case when $2 = 'ended' then $3 else ended_at end
          where id = $1
-         returning id, provider_id, reseller_id, status, expires_at, created_at, decided_at, ended_at",
+         returning id, provider_id, reseller_id, status as "status: InvitationStatus", expires_at, created_at, decided_at, ended_at"#,
         id,
-        status,
+        status.as_str(),
         now,
     )
     .fetch_one(&mut **tx)

@@ -135,6 +135,19 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// `relationship_requests.status` and `partnerships.status`: an
+    /// invitation answered through its one-time link. Only a partnership
+    /// is ever `ended`.
+    pub enum InvitationStatus {
+        Invited = "invited",
+        Active = "active",
+        Declined = "declined",
+        Expired = "expired",
+        Ended = "ended",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +180,10 @@ mod tests {
             "expired"
         );
         assert_eq!(TransferStatus::CleaningRoles.as_str(), "cleaning_roles");
+        assert_eq!(
+            serde_json::to_value(InvitationStatus::Declined).unwrap(),
+            "declined"
+        );
         assert_eq!(
             serde_json::to_value(RegistrationStatus::Applied).unwrap(),
             "applied"
