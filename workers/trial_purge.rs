@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::job::{JobArgs, JobError, JobKind};
 use crate::runtime::{JobContext, Worker};
+use crate::store::directory::UserStatus;
 use crate::store::jobs::JobRow;
 use crate::store::trials::TrialStatus;
 use crate::store::{Tx, directory, trials};
@@ -76,7 +77,7 @@ impl Worker for TrialPurge {
                 "ends_at": trial.ends_at,
                 "deleted": { "licenses": deleted.licenses, "admin_roles": deleted.admin_roles,
                              "settings": deleted.settings },
-                "users_moved_to_free": members.iter().filter(|u| u.status == "active")
+                "users_moved_to_free": members.iter().filter(|u| u.status == UserStatus::Active)
                     .map(|u| &u.id).collect::<Vec<_>>(),
                 "numbers_held_until": release_at,
             }),

@@ -17,6 +17,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
 use super::problem::ApiError;
+use crate::store::directory::UserStatus;
 use crate::store::directory::{self, Customer, Partner, RoleAssignment, Subscription, User};
 use crate::store::tokens::Role;
 
@@ -308,7 +309,7 @@ pub async fn put_user(
         email: body.email,
         locale,
         name: body.name,
-        status: "active".into(),
+        status: UserStatus::Active,
     };
     let mut tx = state.pool.begin().await?;
     let created = directory::upsert_user(&mut tx, &user).await?;

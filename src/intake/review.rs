@@ -19,6 +19,7 @@ use super::body::{RawBody, is_identifier, parse_json};
 use super::idempotency;
 use super::problem::ApiError;
 use super::registrations::{Addressee, audit_registration, queue, view};
+use crate::store::directory::UserStatus;
 use crate::store::registrations::RegistrationStatus;
 use crate::store::registrations::{self, Approval, RegistrationRow};
 use crate::store::tokens::{Role, TokenIdentity};
@@ -153,7 +154,7 @@ pub async fn approve_as(
                 email: registration.email.clone(),
                 locale: registration.locale.clone(),
                 name: application.contact.name.clone(),
-                status: "active".into(),
+                status: UserStatus::Active,
             };
             directory::upsert_user(tx, &user).await?;
             user.id

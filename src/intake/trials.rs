@@ -18,6 +18,7 @@ use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
 use super::idempotency::{self, Fresh};
 use super::problem::{ApiError, FieldError};
+use crate::store::directory::UserStatus;
 use crate::store::tokens::Role;
 use crate::store::trials::TrialStatus;
 use crate::store::trials::{self, Admin, NewTrial, TrialRow};
@@ -180,7 +181,11 @@ pub async fn create(
         .user_ids
         .iter()
         .enumerate()
-        .filter(|(_, id)| !members.iter().any(|u| &u.id == *id && u.status == "active"))
+        .filter(|(_, id)| {
+            !members
+                .iter()
+                .any(|u| &u.id == *id && u.status == UserStatus::Active)
+        })
         .map(|(i, id)| FieldError {
             field: format!("user_ids[{i}]"),
             message: format!("{id} is not an active user of customer {}", customer.id),

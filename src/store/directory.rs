@@ -5,6 +5,7 @@
 use sqlx::{FromRow, PgExecutor};
 
 use super::Tx;
+pub use super::status::UserStatus;
 
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Partner {
@@ -28,7 +29,7 @@ pub struct User {
     pub email: String,
     pub locale: String,
     pub name: String,
-    pub status: String,
+    pub status: UserStatus,
 }
 
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -135,7 +136,7 @@ pub async fn customer_visible_to<'e>(
 pub async fn find_user<'e>(db: impl PgExecutor<'e>, id: &str) -> sqlx::Result<Option<User>> {
     sqlx::query_as!(
         User,
-        "select id, customer_id, email, locale, name, status from users where id = $1",
+        r#"select id, customer_id, email, locale, name, status as "status: UserStatus" from users where id = $1"#,
         id,
     )
     .fetch_optional(db)
@@ -254,8 +255,8 @@ pub async fn users_of_customer<'e>(
 ) -> sqlx::Result<Vec<User>> {
     sqlx::query_as!(
         User,
-        "select id, customer_id, email, locale, name, status from users
-         where customer_id = $1 and id = any($2)",
+        r#"select id, customer_id, email, locale, name, status as "status: UserStatus" from users
+         where customer_id = $1 and id = any($2)"#,
         customer_id,
         ids,
     )
@@ -268,8 +269,8 @@ pub async fn users_of_customer<'e>(
 pub async fn user_by_email<'e>(db: impl PgExecutor<'e>, email: &str) -> sqlx::Result<Option<User>> {
     sqlx::query_as!(
         User,
-        "select id, customer_id, email, locale, name, status from users
-         where lower(email) = lower($1) order by created_at, id limit 1",
+        r#"select id, customer_id, email, locale, name, status as "status: UserStatus" from users
+         where lower(email) = lower($1) order by created_at, id limit 1"#,
         email,
     )
     .fetch_optional(db)

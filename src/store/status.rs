@@ -148,6 +148,16 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// `users.status`: a trial's purge moves its members to the free plan.
+    /// Also the API document's schema of it.
+    #[derive(utoipa::ToSchema)]
+    pub enum UserStatus {
+        Active = "active",
+        MovedToFree = "moved_to_free",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +190,10 @@ mod tests {
             "expired"
         );
         assert_eq!(TransferStatus::CleaningRoles.as_str(), "cleaning_roles");
+        assert_eq!(
+            serde_json::to_value(UserStatus::MovedToFree).unwrap(),
+            "moved_to_free"
+        );
         assert_eq!(
             serde_json::to_value(InvitationStatus::Declined).unwrap(),
             "declined"

@@ -7,6 +7,7 @@ use sqlx::{FromRow, PgExecutor};
 use uuid::Uuid;
 
 use super::Tx;
+use super::directory::UserStatus;
 pub use super::status::TrialStatus;
 
 /// Someone who hears about the trial: the customer's or the partner's admin.
@@ -281,9 +282,9 @@ pub async fn members<'e>(
 ) -> sqlx::Result<Vec<super::directory::User>> {
     sqlx::query_as!(
         super::directory::User,
-        "select u.id, u.customer_id, u.email, u.locale, u.name, u.status
+        r#"select u.id, u.customer_id, u.email, u.locale, u.name, u.status as "status: UserStatus"
          from trial_users t join users u on u.id = t.user_id
-         where t.trial_id = $1 order by u.id",
+         where t.trial_id = $1 order by u.id"#,
         trial_id,
     )
     .fetch_all(db)
