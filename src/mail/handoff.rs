@@ -17,12 +17,24 @@ use tokio::sync::mpsc;
 
 use crate::job::Envelope;
 
-/// A job given to the local worker: its envelope, and the outbox row
-/// that the attempt marks published when it commits.
+/// A job given to the local worker: the body the relay would publish,
+/// its message id (the job's id, as the relay sets it), and the outbox
+/// row that the attempt marks published when it commits.
 #[derive(Debug)]
 pub struct HandedOff {
-    pub envelope: Envelope,
+    pub body: Vec<u8>,
+    pub message_id: String,
     pub outbox_id: i64,
+}
+
+impl HandedOff {
+    pub fn new(envelope: &Envelope, outbox_id: i64) -> HandedOff {
+        HandedOff {
+            body: serde_json::to_vec(envelope).expect("an envelope serialises"),
+            message_id: envelope.job_id.to_string(),
+            outbox_id,
+        }
+    }
 }
 
 /// Where this process's mail jobs go after their commit. Each attempt
@@ -89,7 +101,7 @@ impl Handoff {
             if let Err(error) = to.try_send(job) {
                 let job_id = match &error {
                     mpsc::error::TrySendError::Full(job)
-                    | mpsc::error::TrySendError::Closed(job) => job.envelope.job_id,
+                    | mpsc::error::TrySendError::Closed(job) => &job.message_id,
                 };
                 tracing::debug!(%job_id, grace = ?self.grace, "the local mail worker is full; the relay publishes the job after the grace");
             }

@@ -167,23 +167,28 @@ pub async fn queue_rendered(
     let rows: Vec<_> = mails.iter().map(RenderedMail::row).collect();
     let hold_for = handoff.hold_for(mails.len());
     let queued = mails::insert_with_jobs(tx, &rows, hold_for).await?;
-    let outbox_id = |mail: &RenderedMail<'_>| {
-        queued
-            .iter()
-            .find(|q| q.job_id == mail.job_id)
-            .map(|q| q.outbox_id)
-    };
+    // Per mail, its outbox row: `None` for a mail whose cause had one.
+    let outbox_ids: Vec<Option<i64>> = mails
+        .iter()
+        .map(|mail| {
+            let queued = queued.iter().find(|q| q.job_id == mail.job_id)?;
+            Some(queued.outbox_id)
+        })
+        .collect();
     if !hold_for.is_zero() {
-        handoff.hold(mails.iter().filter_map(|mail| {
-            Some(HandedOff {
-                envelope: mail.envelope(),
-                outbox_id: outbox_id(mail)?,
-            })
-        }));
+        handoff.hold(
+            mails
+                .iter()
+                .zip(&outbox_ids)
+                .filter_map(|(mail, outbox_id)| {
+                    Some(HandedOff::new(&mail.envelope(), (*outbox_id)?))
+                }),
+        );
     }
     Ok(mails
         .iter()
-        .map(|mail| outbox_id(mail).map(|_| mail.job_id))
+        .zip(outbox_ids)
+        .map(|(mail, outbox_id)| outbox_id.map(|_| mail.job_id))
         .collect())
 }
 

@@ -182,17 +182,6 @@ impl DeliveryProcessor for JobProcessor {
         queue: &str,
         incoming: &[Incoming],
     ) -> Vec<Disposition> {
-        let handed_off: Vec<(Vec<u8>, String)> = incoming
-            .iter()
-            .filter_map(|i| match i {
-                Incoming::HandedOff(job) => Some((
-                    serde_json::to_vec(&job.envelope).expect("an envelope serialises"),
-                    job.envelope.job_id.to_string(),
-                )),
-                Incoming::Delivery(_) => None,
-            })
-            .collect();
-        let mut bodies = handed_off.iter();
         let messages: Vec<attempt::Message<'_>> = incoming
             .iter()
             .map(|i| match i {
@@ -201,14 +190,11 @@ impl DeliveryProcessor for JobProcessor {
                     message_id: dead_letter_intake::message_id(d),
                     handed_off: None,
                 },
-                Incoming::HandedOff(job) => {
-                    let (data, message_id) = bodies.next().expect("one body per job handed off");
-                    attempt::Message {
-                        data,
-                        message_id: Some(message_id),
-                        handed_off: Some(job.outbox_id),
-                    }
-                }
+                Incoming::HandedOff(job) => attempt::Message {
+                    data: &job.body,
+                    message_id: Some(&job.message_id),
+                    handed_off: Some(job.outbox_id),
+                },
             })
             .collect();
         attempt::process(ctx, self.0, queue, &messages).await
