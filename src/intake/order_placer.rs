@@ -6,7 +6,6 @@
 //! batch grows with the load and a lone request pays nothing for it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -54,14 +53,15 @@ impl OrderPlacer {
 /// a custom plan for the batch at hand. The statement is written to need
 /// no particular plan (each order's checks are subqueries by key), and
 /// nothing else runs on these connections. They are opened on the first
-/// order, and checked at each checkout as the main pool's are.
+/// order, and wait for a connection and check it as the main pool does.
 fn own_connections(pool: &PgPool) -> PgPool {
     let options = (*pool.connect_options())
         .clone()
         .options([("plan_cache_mode", "force_generic_plan")]);
     PgPoolOptions::new()
         .max_connections(IN_FLIGHT as u32)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .test_before_acquire(pool.options().get_test_before_acquire())
         .connect_lazy_with(options)
 }
 
