@@ -11,6 +11,10 @@ const DIR: &str = "src/mail/templates";
 
 fn main() {
     println!("cargo::rerun-if-changed={DIR}");
+    // `sqlx::migrate!` embeds migrations/ at compile time, but a stable
+    // compiler cannot tell cargo it read them: without this line a new
+    // migration is left out of the binary until something else changes.
+    println!("cargo::rerun-if-changed=migrations");
     let names: Vec<String> = std::fs::read_dir(DIR)
         .expect("src/mail/templates is readable")
         .map(|entry| entry.expect("a template directory entry").file_name())
