@@ -218,7 +218,8 @@ async fn run_alone(
     conclude(ctx, handler, queue, &job, outcome).await
 }
 
-/// One transaction for the batch: mark the jobs running, lock them, run
+/// One transaction for the batch: mark the jobs running (in a commit of
+/// its own, except for kinds that run as sets), lock them, run
 /// the handler (on the set, or on each job in a savepoint when there are
 /// several), record the successes and commit.
 async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'_>]) -> Tried {
@@ -230,8 +231,11 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
     // not exist.
     ctx.handoff.discard();
     let ids: Vec<uuid::Uuid> = batch.iter().map(|job| job.envelope.job_id).collect();
-    if let Err(error) = jobs::mark_running(&ctx.pool, &ids, ctx.clock.now()).await {
-        return broken(error);
+    let uncounted = uncounted_deliveries(handler);
+    if uncounted == 0 {
+        if let Err(error) = jobs::mark_running(&ctx.pool, &ids, ctx.clock.now()).await {
+            return broken(error);
+        }
     }
     // A batch that may run as a set opens the set's savepoint with the
     // transaction, in the same round trip; unused, it costs nothing.
@@ -277,7 +281,7 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
                         ctx,
                         batch,
                         &mut succeeded,
-                        *index,
+                        (*index, uncounted),
                         job,
                         result,
                         started_at,
@@ -334,7 +338,7 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
                         ctx,
                         batch,
                         &mut succeeded,
-                        index,
+                        (index, uncounted),
                         job,
                         Ok(()),
                         started_at,
@@ -376,12 +380,13 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
     }
 }
 
-/// The outcome of a job that ran; a success joins the batch's successes.
+/// The outcome of a job that ran; a success joins the batch's successes,
+/// with the deliveries of it that `mark_running` did not count.
 fn finished(
     ctx: &JobContext,
     batch: &[Runnable<'_>],
     succeeded: &mut Vec<Succeeded>,
-    index: usize,
+    (index, uncounted): (usize, i32),
     job: &JobRow,
     result: Result<(), JobError>,
     started_at: DateTime<Utc>,
@@ -392,6 +397,7 @@ fn finished(
                 id: job.id,
                 attempt: batch[index].envelope.attempt,
                 started_at,
+                uncounted,
             });
             Outcome::Succeeded {
                 took: elapsed_since(ctx, started_at),
@@ -466,6 +472,17 @@ async fn complete(
     tx.commit().await
 }
 
+/// Deliveries an attempt leaves to be counted when it is recorded: none
+/// where `mark_running` counted them up front, in a commit of its own so
+/// that operators see the job running. Kinds that run as sets skip that
+/// commit: their jobs take moments, and each of them paid for that commit
+/// and a row version more (every index of `jobs` written again); such a
+/// job goes from queued (or retrying) to succeeded in the transaction that
+/// does it.
+fn uncounted_deliveries(handler: &dyn JobHandler) -> i32 {
+    i32::from(handler.batching() == Batching::Sets)
+}
+
 /// A delivery of a job that needs no attempt: finished already, or an
 /// attempt whose failure is already recorded (its successor is scheduled).
 fn already_settled(job: &JobRow, envelope: &Envelope) -> Option<Outcome> {
@@ -497,7 +514,15 @@ async fn conclude(
                 elapsed_ms = took.as_millis() as u64, "job succeeded");
             Disposition::Ack
         }
-        Outcome::Skipped => Disposition::Ack,
+        Outcome::Skipped => {
+            if uncounted_deliveries(handler) > 0 {
+                // Only a figure for operators: not worth a redelivery.
+                if let Err(error) = jobs::count_delivery(&ctx.pool, envelope.job_id).await {
+                    tracing::warn!(job_id = %envelope.job_id, %error, "cannot count a duplicate delivery");
+                }
+            }
+            Disposition::Ack
+        }
         // Handed over by a transaction whose savepoint then rolled back:
         // the job was never written.
         Outcome::Unknown if job.message.handed_off.is_some() => Disposition::Ack,
@@ -563,6 +588,7 @@ async fn record_failure(
         queue,
         body: &body,
         message_id: message.message_id,
+        uncounted: uncounted_deliveries(handler),
     };
     match jobs::record_failure(&ctx.pool, failure, now).await {
         Ok(FailureOutcome::RetryIn(delay)) => {

@@ -24,22 +24,24 @@ pub async fn by_kind<'e>(
 ) -> sqlx::Result<Vec<KindActivity>> {
     sqlx::query_as!(
         KindActivity,
-        r#"with attempts as (
+        r#"with failed as (
              select j.kind,
-                    count(*) filter (where a.outcome = 'succeeded') as succeeded,
                     count(*) filter (where a.outcome = 'retrying') as retried,
                     count(*) filter (where a.outcome = 'dead') as dead
              from job_attempts a join jobs j on j.id = a.job_id
-             where a.finished_at >= $1 group by j.kind
-         ), latency as (
-             select kind,
+             where a.finished_at >= $1 and a.outcome <> 'succeeded' group by j.kind
+         ), done as (
+             -- A successful attempt is filed on its job row: one per job.
+             select kind, count(*) as succeeded,
                     percentile_cont(0.5) within group (order by extract(epoch from finished_at - enqueued_at)::float8) as p50_secs,
                     percentile_cont(0.95) within group (order by extract(epoch from finished_at - enqueued_at)::float8) as p95_secs
              from jobs where status = 'succeeded' and finished_at >= $1 group by kind
          )
-         select a.kind, a.succeeded as "succeeded!", a.retried as "retried!", a.dead as "dead!", l.p50_secs, l.p95_secs
-         from attempts a left join latency l on l.kind = a.kind
-         order by a.kind"#,
+         select coalesce(d.kind, f.kind) as "kind!", coalesce(d.succeeded, 0) as "succeeded!",
+                coalesce(f.retried, 0) as "retried!", coalesce(f.dead, 0) as "dead!",
+                d.p50_secs, d.p95_secs
+         from done d full join failed f on f.kind = d.kind
+         order by 1"#,
         since,
     )
     .fetch_all(db)

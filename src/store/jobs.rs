@@ -148,7 +148,8 @@ pub async fn lock_many(tx: &mut Tx<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<JobRow
 
 /// Counts the deliveries of each job (an id may come twice) and, unless
 /// it is finished, marks it running. Its own commit, so that ops see the
-/// attempt while it runs.
+/// attempt while it runs. Kinds that run as sets skip it: their jobs are
+/// done in moments, and [`mark_succeeded`] counts their deliveries.
 pub async fn mark_running(pool: &PgPool, ids: &[Uuid], now: DateTime<Utc>) -> sqlx::Result<()> {
     sqlx::query!(
         "update jobs set deliveries = deliveries + d.copies,
@@ -165,15 +166,30 @@ pub async fn mark_running(pool: &PgPool, ids: &[Uuid], now: DateTime<Utc>) -> sq
     Ok(())
 }
 
+/// Counts one delivery of a job that needed no attempt (a copy of a
+/// finished job), for a kind that does not [`mark_running`].
+pub async fn count_delivery(pool: &PgPool, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update jobs set deliveries = deliveries + 1 where id = $1",
+        id
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// One attempt that succeeded, as the batch completer records it.
 pub struct Succeeded {
     pub id: Uuid,
     pub attempt: i32,
     pub started_at: DateTime<Utc>,
+    /// Deliveries of the attempt not yet counted by [`mark_running`].
+    pub uncounted: i32,
 }
 
-/// Marks every job of a batch succeeded and files their attempts: one
-/// statement however many there are (River's batch completer).
+/// Marks every job of a batch succeeded, with its attempt: one statement
+/// however many there are (River's batch completer). The job row is the
+/// record of its successful attempt; `job_attempts` files failures.
 pub async fn mark_succeeded(
     tx: &mut Tx<'_>,
     done: &[Succeeded],
@@ -185,22 +201,20 @@ pub async fn mark_succeeded(
     let ids: Vec<Uuid> = done.iter().map(|d| d.id).collect();
     let attempts: Vec<i32> = done.iter().map(|d| d.attempt).collect();
     let started: Vec<DateTime<Utc>> = done.iter().map(|d| d.started_at).collect();
+    let uncounted: Vec<i32> = done.iter().map(|d| d.uncounted).collect();
     sqlx::query!(
-        "with finished as (
-             select * from unnest($1::uuid[], $2::int4[], $3::timestamptz[])
-                 as f(id, attempt, started_at)
-         ), done as (
-             update jobs set status = 'succeeded', attempts = f.attempt, finished_at = $4,
-                             next_attempt_at = null
-             from finished f where jobs.id = f.id
-         )
-         insert into job_attempts (job_id, attempt, started_at, finished_at, outcome)
-         select id, attempt, started_at, $4, 'succeeded' from finished
-         on conflict (job_id, attempt) do nothing",
+        "update jobs set status = 'succeeded', attempts = f.attempt, finished_at = $4,
+                         next_attempt_at = null, attempt_started_at = f.started_at,
+                         started_at = coalesce(jobs.started_at, f.started_at),
+                         deliveries = jobs.deliveries + f.uncounted
+         from unnest($1::uuid[], $2::int4[], $3::timestamptz[], $5::int4[])
+              as f(id, attempt, started_at, uncounted)
+         where jobs.id = f.id",
         &ids,
         &attempts,
         &started,
         now,
+        &uncounted,
     )
     .execute(&mut **tx)
     .await?;
@@ -253,6 +267,8 @@ pub struct Failure<'a> {
     /// The raw message and its AMQP message id, kept with the dead letter.
     pub body: &'a str,
     pub message_id: Option<&'a str>,
+    /// Deliveries of the attempt not yet counted by [`mark_running`].
+    pub uncounted: i32,
 }
 
 /// Records a failed attempt: schedules the next one through the outbox, or
@@ -271,6 +287,7 @@ pub async fn record_failure(
         queue,
         body,
         message_id,
+        uncounted,
     } = failure;
     let mut tx = pool.begin().await?;
     let Some(job) = lock(&mut tx, id).await? else {
@@ -288,12 +305,15 @@ pub async fn record_failure(
             let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
             sqlx::query!(
                 "update jobs set status = 'retrying', attempts = $2, last_error = $3,
-                        next_attempt_at = now() + make_interval(secs => $4::float8 / 1000)
+                        next_attempt_at = now() + make_interval(secs => $4::float8 / 1000),
+                        started_at = coalesce(started_at, $5), deliveries = deliveries + $6
                  where id = $1",
                 id,
                 attempt,
                 error,
                 delay_ms as f64,
+                started_at,
+                uncounted,
             )
             .execute(&mut *tx)
             .await?;
@@ -324,6 +344,8 @@ pub async fn record_failure(
                 queue,
                 body,
                 message_id,
+                uncounted,
+                started_at: Some(started_at),
             };
             mark_dead(&mut tx, &job, letter, now).await?;
             insert_attempt(&mut tx, id, attempt, started_at, now, "dead", Some(error)).await?;
@@ -341,6 +363,10 @@ struct DeadJob<'a> {
     queue: &'a str,
     body: &'a str,
     message_id: Option<&'a str>,
+    /// Deliveries not yet counted by [`mark_running`], and the start of
+    /// the attempt that failed, if one ran.
+    uncounted: i32,
+    started_at: Option<DateTime<Utc>>,
 }
 
 /// Marks a locked job dead and files its dead letter.
@@ -352,12 +378,15 @@ async fn mark_dead(
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update jobs set status = 'dead', attempts = $2, last_error = $3,
-                finished_at = $4, next_attempt_at = null
+                finished_at = $4, next_attempt_at = null,
+                started_at = coalesce(started_at, $5), deliveries = deliveries + $6
          where id = $1",
         job.id,
         letter.attempts,
         letter.reason,
         now,
+        letter.started_at,
+        letter.uncounted,
     )
     .execute(&mut **tx)
     .await?;
@@ -399,6 +428,8 @@ pub async fn dead_letter_unrunnable(
                 queue,
                 body,
                 message_id,
+                uncounted: 0,
+                started_at: None,
             };
             mark_dead(&mut tx, &job, letter, now).await?;
         }
@@ -457,8 +488,17 @@ pub async fn find_view(
     let Some(job) = job else { return Ok(None) };
     let attempts = sqlx::query_as!(
         AttemptView,
-        "select attempt, started_at, finished_at, outcome, error from job_attempts
-         where job_id = $1 order by attempt",
+        r#"select attempt as "attempt!", started_at as "started_at!",
+                  finished_at as "finished_at!", outcome as "outcome!", error
+           from job_attempts where job_id = $1
+           union all
+           select attempts, coalesce(attempt_started_at, started_at), finished_at,
+                  'succeeded', null
+           from jobs
+           where id = $1 and status = 'succeeded'
+             and not exists (select 1 from job_attempts
+                             where job_id = $1 and outcome = 'succeeded')
+           order by 1"#,
         id,
     )
     .fetch_all(&mut *snapshot)

@@ -59,8 +59,17 @@ async fn redelivered_jobs_issue_no_second_key_and_no_second_mail() {
         api.count("select count(distinct key) from licenses").await,
         3
     );
-    let attempts = format!("select count(*) from job_attempts where job_id = '{job_id}'");
-    assert_eq!(api.count(&attempts).await, 1, "one attempt ran");
+    let job: Value = api
+        .get(&format!("/v1/jobs/{job_id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let log = job["attempt_log"].as_array().unwrap();
+    assert_eq!(log.len(), 1, "one attempt ran: {log:?}");
+    assert_eq!(log[0]["outcome"], "succeeded");
+    assert_eq!(log[0]["attempt"], 1);
+    assert_eq!(job["deliveries"], 3);
     assert!(
         wait_for(Duration::from_secs(20), || async {
             api.count("select count(*) from mails where status = 'sent'")
