@@ -1,9 +1,10 @@
 //! What each mail template is filled in with: one struct per template,
 //! tied to it by [`MailContext`]. A producer fills in the struct, so a key
-//! it misspells or leaves out is a compile error.
+//! it misspells or leaves out is a compile error; the template tests check
+//! the other side, that a template reads only fields its struct has.
 //!
-//! The structs borrow what they show: a context lives only until it has
-//! been serialised.
+//! The structs borrow what they show: a context lives only until
+//! [`Content::of`] has taken its values.
 
 mod invitations;
 mod licensing;
@@ -38,7 +39,40 @@ pub trait MailContext: Serialize {
     const TEMPLATE: &'static str;
 }
 
-/// How instants read in mails: `2026-12-24 00:00 UTC`.
+/// A template and the values of its context, taken together from a
+/// [`MailContext`]: a producer cannot name one template and fill in
+/// another's context. No `Debug`: the values include license keys.
+pub struct Content {
+    template: &'static str,
+    context: minijinja::Value,
+}
+
+impl Content {
+    /// Takes the context's values (serialised once, straight into what
+    /// the templates read).
+    pub fn of<C: MailContext>(context: &C) -> Content {
+        Content {
+            template: C::TEMPLATE,
+            context: minijinja::Value::from_serialize(context),
+        }
+    }
+
+    pub fn template(&self) -> &'static str {
+        self.template
+    }
+
+    pub(super) fn context(&self) -> &minijinja::Value {
+        &self.context
+    }
+}
+
+/// How instants read to people, in mails and in the messages that speak
+/// of the same instants (API errors, sweep summaries):
+/// `2026-12-24 00:00 UTC`.
+pub fn mail_time(at: DateTime<Utc>) -> String {
+    at.format(MAIL_TIME).to_string()
+}
+
 const MAIL_TIME: &str = "%Y-%m-%d %H:%M UTC";
 
 /// `#[serde(serialize_with)]` for an instant a template shows as is.
