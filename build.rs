@@ -1,8 +1,7 @@
 //! Lists the mail templates, `src/mail/templates/<kind>.<locale>.txt`, for
 //! `src/mail/templates.rs`: a template added to that directory is compiled
-//! in with no line to write by hand, and so is its example context
-//! (`<kind>.example.json`, what the template tests render it with). A file
-//! whose locale is not a `Locale` variant fails the build.
+//! in with no line to write by hand. A file whose locale is not a `Locale`
+//! variant fails the build.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -25,11 +24,6 @@ fn main() {
         .filter_map(|name| name.strip_suffix(".txt")?.rsplit_once('.'))
         .collect();
     templates.sort();
-    let mut examples: Vec<&str> = names
-        .iter()
-        .filter_map(|name| name.strip_suffix(".example.json"))
-        .collect();
-    examples.sort();
 
     let mut list = String::from("&[\n");
     for (kind, locale) in &templates {
@@ -41,21 +35,10 @@ fn main() {
         .unwrap();
     }
     list.push(']');
-    let mut example_list = String::from("&[\n");
-    for kind in &examples {
-        let path = format!("/{DIR}/{kind}.example.json");
-        writeln!(
-            example_list,
-            "({kind:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {path:?}))),"
-        )
-        .unwrap();
-    }
-    example_list.push(']');
 
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let out = Path::new(&out);
     std::fs::write(out.join("mail_templates.rs"), list).expect("OUT_DIR is writable");
-    std::fs::write(out.join("mail_examples.rs"), example_list).expect("OUT_DIR is writable");
 }
 
 /// `ja` → `Ja`: the `Locale` variant a file's locale names.

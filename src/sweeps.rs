@@ -12,7 +12,6 @@
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Serialize;
-use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -20,13 +19,14 @@ use crate::clock::Clock;
 use crate::enqueue::{Opts, enqueue_unique};
 use crate::job::JobArgs;
 use crate::mail::Locale;
+use crate::mail::contexts::{self, Content, mail_time};
 use crate::mail::queue::{MailRequest, Mailer, queue_mail};
 use crate::settings::Settings;
 use crate::store::sla::{self, SlaAlert};
 use crate::store::trials::TrialStatus;
 use crate::store::{Tx, sweeps, trials};
 use crate::trials::job::TrialJob;
-use crate::trials::{Timeline, TrialMoment, mail_time};
+use crate::trials::{Timeline, TrialMoment};
 use crate::workers::number_release::NumberReleaseArgs;
 use crate::workers::trial_notices::TrialNoticesArgs;
 use crate::workers::trial_purge::TrialPurgeArgs;
@@ -270,7 +270,7 @@ impl Sweeper {
                         n(held.settings, "setting"),
                         n(held.users, "user"),
                         n(held.numbers, "number"),
-                        crate::trials::mail_time(now + timeline.number_hold)
+                        mail_time(now + timeline.number_hold)
                     )];
                     let item = trial_item(c.id, &c.customer_id, c.status, c.ends_at, actions);
                     items.push(item);
@@ -356,11 +356,10 @@ impl Sweeper {
             }
             let mail = MailRequest {
                 cause: format!("sla_{}:{}", alert.stage, alert.request_id),
-                template: "sla_alert",
+                content: sla_mail(&alert, now),
                 locale: Some(Locale::En),
                 to: &self.settings.ops.email,
                 to_name: None,
-                context: sla_mail_context(&alert, now),
                 attachments: Vec::new(),
                 partner_id: None,
             };
@@ -432,23 +431,26 @@ fn late_by(delta: TimeDelta) -> String {
     }
 }
 
-fn sla_mail_context(alert: &SlaAlert, now: DateTime<Utc>) -> serde_json::Value {
-    json!({
-        "stage": alert.stage,
-        "request_id": alert.request_id,
-        "kind": alert.kind,
-        "order_id": alert.order_id,
-        "partner_id": alert.partner_id,
-        "accepted_at": mail_time(alert.accepted_at),
-        "sla_deadline": mail_time(alert.sla_deadline),
-        "now": mail_time(now),
-        "completed_at": alert.completed_at.map(mail_time),
-        "late": alert.completed_at.map(|done| late_by(done - alert.sla_deadline)),
-        "job_id": alert.job_id,
-        "job_kind": alert.job_kind,
-        "job_status": alert.job_status,
-        "attempts": alert.attempts,
-        "last_error": alert.last_error,
+fn sla_mail(alert: &SlaAlert, now: DateTime<Utc>) -> Content {
+    let late = alert
+        .completed_at
+        .map(|done| late_by(done - alert.sla_deadline));
+    Content::of(&contexts::SlaAlert {
+        stage: &alert.stage,
+        request_id: alert.request_id,
+        kind: &alert.kind,
+        order_id: alert.order_id,
+        partner_id: &alert.partner_id,
+        accepted_at: alert.accepted_at,
+        sla_deadline: alert.sla_deadline,
+        now,
+        completed_at: alert.completed_at,
+        late: late.as_deref(),
+        job_id: alert.job_id,
+        job_kind: &alert.job_kind,
+        job_status: &alert.job_status,
+        attempts: alert.attempts,
+        last_error: alert.last_error.as_deref(),
     })
 }
 

@@ -11,6 +11,10 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::job::{JobError, StillNeeded};
 use crate::mail::Locale;
+use crate::mail::contexts::{
+    Content, TransferCompleted, TransferFailed, TransferNotice, TransferRejected, TransferRole,
+    TransferSubmitted,
+};
 use crate::mail::queue::{MailRequest, Mailer, queue_mail};
 use crate::store::jobs::JobRow;
 use crate::store::transfers::TransferStatus;
@@ -42,14 +46,38 @@ pub struct Form {
     pub destination_contact: Contact,
 }
 
-/// Queues `template` (transfer_submitted, _completed, _rejected, _failed)
-/// to the customer and both partners, once per transfer and recipient.
+/// The mail a step of the ticket sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferMail {
+    Submitted,
+    Completed,
+    /// Says the ticket's `reason`.
+    Rejected,
+    /// Says the ticket's `reason`.
+    Failed,
+}
+
+impl TransferMail {
+    /// This step's mail to one recipient; `reason` shows only in a
+    /// rejection or a failure.
+    pub fn content(self, notice: TransferNotice<'_>, reason: &str) -> Content {
+        match self {
+            Self::Submitted => Content::of(&TransferSubmitted(notice)),
+            Self::Completed => Content::of(&TransferCompleted(notice)),
+            Self::Rejected => Content::of(&TransferRejected { notice, reason }),
+            Self::Failed => Content::of(&TransferFailed { notice, reason }),
+        }
+    }
+}
+
+/// Queues a step's mail to the customer and both partners, once per
+/// transfer and recipient.
 pub async fn queue_mails(
     mailer: &Mailer,
     tx: &mut Tx<'_>,
     transfer: &TransferRow,
     subscription_ids: &[String],
-    template: &str,
+    mail: TransferMail,
     now: DateTime<Utc>,
 ) -> Result<(), JobError> {
     let form: Form = serde_json::from_value(transfer.form.clone()).map_err(|e| {
@@ -59,27 +87,29 @@ pub async fn queue_mails(
         ))
     })?;
     let recipients = [
-        ("customer", &form.customer_contact),
-        ("source", &form.source_contact),
-        ("destination", &form.destination_contact),
+        (TransferRole::Customer, &form.customer_contact),
+        (TransferRole::Source, &form.source_contact),
+        (TransferRole::Destination, &form.destination_contact),
     ];
+    let subscription_ids: Vec<&str> = subscription_ids.iter().map(String::as_str).collect();
+    let reason = transfer.reason.as_deref().unwrap_or_default();
     for (role, contact) in recipients {
+        let notice = TransferNotice {
+            transfer_id: transfer.id,
+            customer_id: &transfer.customer_id,
+            source_partner_id: &transfer.source_partner_id,
+            destination_partner_id: &transfer.destination_partner_id,
+            subscription_ids: &subscription_ids,
+            recipient_name: &contact.name,
+            recipient_role: role,
+        };
+        let content = mail.content(notice, reason);
         let request = MailRequest {
-            cause: format!("{template}:{}:{role}", transfer.id),
-            template,
+            cause: format!("{}:{}:{}", content.template(), transfer.id, role.as_str()),
+            content,
             locale: contact.locale.as_deref().and_then(Locale::parse),
             to: &contact.email,
             to_name: Some(&contact.name),
-            context: json!({
-                "transfer_id": transfer.id,
-                "customer_id": transfer.customer_id,
-                "source_partner_id": transfer.source_partner_id,
-                "destination_partner_id": transfer.destination_partner_id,
-                "subscription_ids": subscription_ids,
-                "recipient_name": contact.name,
-                "recipient_role": role,
-                "reason": transfer.reason.clone().unwrap_or_default(),
-            }),
             attachments: Vec::new(),
             partner_id: Some(&transfer.destination_partner_id),
         };
@@ -152,7 +182,7 @@ pub async fn fail_transfer(
         tx,
         &transfer,
         &subscription_ids,
-        "transfer_failed",
+        TransferMail::Failed,
         now,
     )
     .await

@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::job::{JobArgs, JobError, JobKind};
 use crate::licensing::orders::{self, LicenseJob, OrderChange};
 use crate::mail::Locale;
+use crate::mail::contexts::{Content, OrderRevoked};
 use crate::mail::queue::{MailRequest, queue_mail};
 use crate::runtime::{JobContext, Worker};
 use crate::store::jobs::JobRow;
@@ -90,17 +91,16 @@ impl Worker for LicenseOrderRevoke {
         for (role, to, locale, name, for_partner) in recipients {
             let mail = MailRequest {
                 cause: format!("order_revoked:{}:{role}", order.id),
-                template: "order_revoked",
+                content: Content::of(&OrderRevoked {
+                    order_id: order.id,
+                    vendor_order_id: &vendor_order_id,
+                    customer_id: &order.customer_id,
+                    recipient_name: &name,
+                    for_partner,
+                }),
                 locale,
                 to: &to,
                 to_name: (!for_partner).then_some(name.as_str()),
-                context: json!({
-                    "order_id": order.id,
-                    "vendor_order_id": vendor_order_id,
-                    "customer_id": order.customer_id,
-                    "recipient_name": name,
-                    "for_partner": for_partner,
-                }),
                 attachments: Vec::new(),
                 partner_id: Some(&order.partner_id),
             };

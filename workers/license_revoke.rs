@@ -12,6 +12,7 @@ use crate::enqueue::{Opts, enqueue_with_id};
 use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
 use crate::licensing::orders::{self, LicenseJob, OrderChange};
 use crate::mail::Locale;
+use crate::mail::contexts::{Content, KeysCancelled};
 use crate::mail::queue::{MailRequest, queue_mail};
 use crate::runtime::{Batching, JobContext, Worker};
 use crate::store::jobs::JobRow;
@@ -101,21 +102,20 @@ impl Worker for LicenseRevoke {
             licenses::complete_request(tx, request.id, now).await?;
         }
 
-        let keys: Vec<_> = revoked.iter().filter_map(|l| l.key.clone()).collect();
+        let keys: Vec<_> = revoked.iter().filter_map(|l| l.key.as_deref()).collect();
         let mail = MailRequest {
             cause: format!("keys_cancelled:{}", request.id),
-            template: "keys_cancelled",
+            content: Content::of(&KeysCancelled {
+                order_id: order.id,
+                vendor_order_id: order.vendor_order_id.as_deref(),
+                contact_name: &order.contact_name,
+                keys: &keys,
+                remaining,
+                order_revoked_next: remaining == 0,
+            }),
             locale: Locale::parse(&order.contact_locale),
             to: &order.contact_email,
             to_name: Some(&order.contact_name),
-            context: json!({
-                "order_id": order.id,
-                "vendor_order_id": order.vendor_order_id,
-                "contact_name": order.contact_name,
-                "keys": keys,
-                "remaining": remaining,
-                "order_revoked_next": remaining == 0,
-            }),
             attachments: Vec::new(),
             partner_id: Some(&order.partner_id),
         };

@@ -9,6 +9,7 @@ use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
 use crate::licensing::issuance;
 use crate::licensing::orders::{self, LicenseJob, OrderChange};
 use crate::mail::Locale;
+use crate::mail::contexts::{Content, VmCountChanged};
 use crate::mail::queue::{MailRequest, queue_mail};
 use crate::runtime::{Batching, JobContext, Worker};
 use crate::store::Tx;
@@ -97,18 +98,17 @@ impl Worker for LicenseVmCount {
             tx,
             MailRequest {
                 cause: format!("vm_count_changed:{request_id}"),
-                template: "vm_count_changed",
+                content: Content::of(&VmCountChanged {
+                    order_id: order.id,
+                    vendor_order_id: &vendor_order_id,
+                    contact_name: &order.contact_name,
+                    key: &key,
+                    previous_vm_count: previous,
+                    vm_count,
+                }),
                 locale: Locale::parse(&order.contact_locale),
                 to: &order.contact_email,
                 to_name: Some(&order.contact_name),
-                context: json!({
-                    "order_id": order.id,
-                    "vendor_order_id": vendor_order_id,
-                    "contact_name": order.contact_name,
-                    "key": key,
-                    "previous_vm_count": previous,
-                    "vm_count": vm_count,
-                }),
                 attachments: vec![issuance::certificates_attachment(&[updated])],
                 partner_id: Some(&order.partner_id),
             },

@@ -13,7 +13,9 @@ use crate::runtime::{JobContext, Worker};
 use crate::store::jobs::JobRow;
 use crate::store::transfers::TransferStatus;
 use crate::store::{Tx, transfers};
-use crate::transfers::{audit_transition, fail_transfer, queue_mails, step_still_needed};
+use crate::transfers::{
+    TransferMail, audit_transition, fail_transfer, queue_mails, step_still_needed,
+};
 
 /// The args of `role.cleanup`: whose roles to remove where.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -87,7 +89,7 @@ impl Worker for RoleCleanup {
             tx,
             &transfer,
             &cleanup.subscription_ids,
-            "transfer_completed",
+            TransferMail::Completed,
             now,
         )
         .await

@@ -15,7 +15,9 @@ use crate::runtime::{JobContext, Worker};
 use crate::store::jobs::JobRow;
 use crate::store::transfers::TransferStatus;
 use crate::store::{Tx, transfers};
-use crate::transfers::{audit_transition, fail_transfer, queue_mails, step_still_needed};
+use crate::transfers::{
+    TransferMail, audit_transition, fail_transfer, queue_mails, step_still_needed,
+};
 
 /// The args of `transfer.process`: the submitted ticket.
 #[derive(Debug, Clone, Copy, serde::Deserialize, serde::Serialize)]
@@ -92,7 +94,7 @@ impl Worker for TransferProcess {
                 tx,
                 &transfer,
                 &subscription_ids,
-                "transfer_rejected",
+                TransferMail::Rejected,
                 now,
             )
             .await;

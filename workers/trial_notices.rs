@@ -14,7 +14,7 @@ use crate::store::trials::TrialStatus;
 use crate::store::{Tx, directory, trials};
 use crate::trials::job::{TrialJob, lock_trial};
 use crate::trials::{
-    Notice, Timeline, TrialChange, TrialMoment, audit_change, queue_admin_notices,
+    AdminNotice, Notice, Timeline, TrialChange, TrialMoment, audit_change, queue_admin_notices,
 };
 
 /// The args of `trial.notices`: the trial whose notices may be due.
@@ -80,9 +80,9 @@ impl Worker for TrialNotices {
             .await?
             .map(|c| c.name)
             .unwrap_or_default();
-        for (kind, template, notice) in [
-            ("expiring", "trial_expiring", plan.expiring),
-            ("expired", "trial_expired", plan.expired),
+        for (kind, mail, notice) in [
+            ("expiring", AdminNotice::Expiring, plan.expiring),
+            ("expired", AdminNotice::Expired, plan.expired),
         ] {
             let Some(notice) = notice else { continue };
             let outcome = notice.outcome();
@@ -101,7 +101,7 @@ impl Worker for TrialNotices {
                     &ctx.mailer,
                     tx,
                     &trial,
-                    template,
+                    mail,
                     &customer_name,
                     &ctx.settings.trial,
                     now,

@@ -25,13 +25,13 @@ use super::relationships::{
     refuse_unanswerable, shown_name,
 };
 use crate::mail::Locale;
+use crate::mail::contexts::{Content, PartnershipInvitation};
 use crate::mail::queue::{MailRequest, queue_mail};
 use crate::store::Tx;
 use crate::store::directory::{self, Partner};
 use crate::store::relationships::InvitationStatus;
 use crate::store::relationships::{self, NewPartnership, PartnershipRow};
 use crate::store::tokens::{Role, hash_secret, random_secret};
-use crate::trials::mail_time;
 
 const LINK_TOKEN_PREFIX: &str = "pship_";
 
@@ -159,20 +159,22 @@ pub async fn invite(
         now,
     )
     .await?;
-    let context = json!({
-        "provider_name": display_name(&provider),
-        "reseller_name": display_name(&reseller),
-        "link": format!("{}{link_token}", state.settings.relationships.partnership_link_base),
-        "expires_at": mail_time(partnership.expires_at),
-        "valid_days": invite_valid(&state).num_days(),
-    });
+    let context = PartnershipInvitation {
+        provider_name: &display_name(&provider),
+        reseller_name: &display_name(&reseller),
+        link: &format!(
+            "{}{link_token}",
+            state.settings.relationships.partnership_link_base
+        ),
+        expires_at: partnership.expires_at,
+        valid_days: invite_valid(&state).num_days(),
+    };
     let mail = MailRequest {
         cause: format!("partnership_invitation:{}", partnership.id),
-        template: "partnership_invitation",
+        content: Content::of(&context),
         locale: Locale::parse(&reseller.locale),
         to: &admin_email,
         to_name: None,
-        context,
         attachments: Vec::new(),
         partner_id: Some(&reseller.id),
     };

@@ -13,6 +13,7 @@ use super::auth::Caller;
 use super::problem::ApiError;
 use super::registrations::{Addressee, audit_registration, queue};
 use crate::mail::Locale;
+use crate::mail::contexts::RegistrationRefused;
 use crate::store::registrations;
 use crate::store::registrations::RegistrationStatus;
 use crate::store::{Tx, audit};
@@ -94,8 +95,11 @@ pub async fn refuse(
         locale: locale.as_str(),
         partner_id,
     };
-    let context = json!({ "email": email, "reason": refusal.as_str() });
-    queue(state, tx, to, "registration_refused", context, now).await?;
+    let context = RegistrationRefused {
+        email,
+        reason: refusal.as_str(),
+    };
+    queue(state, tx, to, &context, now).await?;
     let event = audit::AuditEvent {
         at: now,
         entity_type: "registration_refusal",

@@ -23,12 +23,12 @@ use super::idempotency;
 use super::problem::ApiError;
 use super::registration_refusal as refusal;
 use crate::mail::Locale;
+use crate::mail::contexts::{Content, MailContext, Registration, RegistrationCompleted, mail_time};
 use crate::mail::queue::{MailRequest, queue_mail};
 use crate::store::registrations::RegistrationStatus;
 use crate::store::registrations::{self, NewRegistration, RegistrationRow};
 use crate::store::tokens::{Role, hash_secret, random_secret};
 use crate::store::{Tx, audit};
-use crate::trials::mail_time;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -89,17 +89,16 @@ pub(super) async fn queue(
     state: &AppState,
     tx: &mut Tx<'_>,
     to: Addressee<'_>,
-    template: &str,
-    context: serde_json::Value,
+    context: &impl MailContext,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
+    let content = Content::of(context);
     let request = MailRequest {
-        cause: format!("{template}:{}", to.cause_id),
-        template,
+        cause: format!("{}:{}", content.template(), to.cause_id),
+        content,
         locale: Locale::parse(to.locale),
         to: to.email,
         to_name: None,
-        context,
         attachments: Vec::new(),
         partner_id: to.partner_id,
     };
@@ -180,14 +179,14 @@ pub async fn create(
         now,
     };
     let registration = registrations::insert(&mut fresh.tx, &new).await?;
-    let context = json!({
-        "email": registration.email,
-        "link": format!("{}{link_token}", settings.link_base),
-        "expires_at": mail_time(registration.expires_at),
-        "valid_hours": valid.num_hours(),
-    });
+    let context = Registration {
+        email: &registration.email,
+        link: &format!("{}{link_token}", settings.link_base),
+        expires_at: registration.expires_at,
+        valid_hours: valid.num_hours(),
+    };
     let to = Addressee::from(&registration);
-    queue(&state, &mut fresh.tx, to, "registration", context, now).await?;
+    queue(&state, &mut fresh.tx, to, &context, now).await?;
     let states = (None, Some("pending"));
     let token_id = Some(caller.0.id);
     audit_registration(
@@ -359,13 +358,13 @@ pub async fn complete_link(
     let detail = json!({ "services": application.service_names() });
     let states = (Some("pending"), Some("applied"));
     audit_registration(tx, &registration, states, token_id, detail, now).await?;
-    let context = json!({
-        "email": registration.email,
-        "organisation": application.organisation.name,
-        "services": application.service_names(),
-    });
+    let context = RegistrationCompleted {
+        email: &registration.email,
+        organisation: &application.organisation.name,
+        services: &application.service_names(),
+    };
     let to = Addressee::from(&registration);
-    queue(state, tx, to, "registration_completed", context, now).await?;
+    queue(state, tx, to, &context, now).await?;
     let applied = registrations::lock(tx, registration.id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("registration vanished")))?;

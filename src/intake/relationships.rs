@@ -32,13 +32,13 @@ use super::directory::owns;
 use super::idempotency::{self, Fresh};
 use super::problem::ApiError;
 use crate::mail::Locale;
+use crate::mail::contexts::{Content, RelationshipInvitation, mail_time};
 use crate::mail::queue::{MailRequest, queue_mail};
 use crate::store::directory::{self, Customer};
 use crate::store::relationships::InvitationStatus;
 use crate::store::relationships::{self, Grant, Relationship, RequestRow};
 use crate::store::tokens::{Role, hash_secret, random_secret};
 use crate::store::{Tx, audit};
-use crate::trials::mail_time;
 
 const LINK_TOKEN_PREFIX: &str = "rel_";
 
@@ -492,22 +492,20 @@ async fn queue_invitation(
         Some(provider) => Some(partner_name(tx, provider).await?),
         None => None,
     };
-    let customer_name = shown_name(&customer.name, &customer.id);
-    let context = json!({
-        "partner_name": partner_name(tx, &invitation.partner_id).await?,
-        "customer_name": customer_name,
-        "provider_name": provider_name,
-        "link": format!("{}{link_token}", state.settings.relationships.link_base),
-        "expires_at": mail_time(invitation.expires_at),
-        "valid_days": invite_valid(state).num_days(),
-    });
+    let context = RelationshipInvitation {
+        partner_name: &partner_name(tx, &invitation.partner_id).await?,
+        customer_name: &shown_name(&customer.name, &customer.id),
+        provider_name: provider_name.as_deref(),
+        link: &format!("{}{link_token}", state.settings.relationships.link_base),
+        expires_at: invitation.expires_at,
+        valid_days: invite_valid(state).num_days(),
+    };
     let request = MailRequest {
         cause: format!("relationship_invitation:{}", invitation.id),
-        template: "relationship_invitation",
+        content: Content::of(&context),
         locale: Locale::parse(&invitation.locale),
         to: &invitation.admin_email,
         to_name: None,
-        context,
         attachments: Vec::new(),
         partner_id: Some(&invitation.partner_id),
     };

@@ -19,6 +19,7 @@ use super::body::{RawBody, is_identifier, parse_json};
 use super::idempotency;
 use super::problem::ApiError;
 use super::registrations::{Addressee, audit_registration, queue, view};
+use crate::mail::contexts::{RegistrationRejected, ServiceStarted};
 use crate::store::directory::UserStatus;
 use crate::store::registrations::RegistrationStatus;
 use crate::store::registrations::{self, Approval, RegistrationRow};
@@ -181,9 +182,12 @@ pub async fn approve_as(
                          "user_id": user_id, "user_created": user_created });
     let states = (Some("applied"), Some("approved"));
     audit_registration(tx, &registration, states, Some(operator.id), detail, now).await?;
-    let context = json!({ "email": registration.email, "services": application.service_names() });
+    let context = ServiceStarted {
+        email: &registration.email,
+        services: &application.service_names(),
+    };
     let to = Addressee::from(&registration);
-    queue(state, tx, to, "service_started", context, now).await?;
+    queue(state, tx, to, &context, now).await?;
     reread(tx, id).await
 }
 
@@ -203,9 +207,12 @@ pub async fn reject_as(
     let states = (Some("applied"), Some("rejected"));
     let detail = json!({ "reason": reason });
     audit_registration(tx, &registration, states, Some(operator.id), detail, now).await?;
-    let context = json!({ "email": registration.email, "reason": reason });
+    let context = RegistrationRejected {
+        email: &registration.email,
+        reason,
+    };
     let to = Addressee::from(&registration);
-    queue(state, tx, to, "registration_rejected", context, now).await?;
+    queue(state, tx, to, &context, now).await?;
     reread(tx, id).await
 }
 

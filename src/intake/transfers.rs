@@ -21,7 +21,7 @@ use crate::store::tokens::Role;
 use crate::store::transfers::TransferStatus;
 use crate::store::transfers::{self, NewTransfer, TransferRow};
 use crate::store::{self, audit, directory};
-use crate::transfers::{Contact, Form, audit_transition, queue_mails};
+use crate::transfers::{Contact, Form, TransferMail, audit_transition, queue_mails};
 use crate::workers::role_cleanup::RoleCleanupArgs;
 use crate::workers::transfer_process::TransferProcessArgs;
 
@@ -253,7 +253,7 @@ pub(super) async fn open_ticket(
         tx,
         &transfer,
         &subscription_ids,
-        "transfer_submitted",
+        TransferMail::Submitted,
         now,
     )
     .await

@@ -12,6 +12,7 @@ use super::orders::{self, LicenseJob, OrderChange};
 use super::vendor::VendorAdapter;
 use crate::job::{JobError, SetOutcome};
 use crate::mail::Locale;
+use crate::mail::contexts::{Content, IssuedKey, IssuedKeys, LicenseAdded, LicenseIssued};
 use crate::mail::handoff::Handoff;
 use crate::mail::message::Attachment;
 use crate::mail::queue::{MailRequest, Mailer, RenderedMail, queue_rendered, render_mail};
@@ -48,10 +49,11 @@ pub enum Issuing {
 }
 
 impl Issuing {
-    fn template(self) -> &'static str {
+    /// The mail that lists the keys: issued, or added.
+    fn mail(self, keys: IssuedKeys<'_>) -> Content {
         match self {
-            Issuing::NewOrder => "license_issued",
-            Issuing::Addition => "license_added",
+            Issuing::NewOrder => Content::of(&LicenseIssued(keys)),
+            Issuing::Addition => Content::of(&LicenseAdded(keys)),
         }
     }
 
@@ -270,29 +272,31 @@ fn issued_mail<'a>(
         licenses: keys,
         ..
     } = made;
-    let licenses: Vec<_> = keys
+    let licenses = keys
         .iter()
-        .map(|l| json!({ "key": l.key, "usage": l.usage, "vm_count": l.vm_count }))
+        .map(|l| IssuedKey {
+            key: l.key.as_deref(),
+            usage: &l.usage,
+            vm_count: l.vm_count,
+        })
         .collect();
-    let context = json!({
-        "order_id": order.id,
-        "vendor_order_id": vendor_order_id,
-        "customer_id": order.customer_id,
-        "contact_name": order.contact_name,
-        "usage": order.usage,
-        "licenses": licenses,
-        "sla_met": now <= request.sla_deadline,
+    let content = issuing.mail(IssuedKeys {
+        order_id: order.id,
+        vendor_order_id,
+        customer_id: &order.customer_id,
+        contact_name: &order.contact_name,
+        usage: &order.usage,
+        licenses,
+        sla_met: now <= request.sla_deadline,
     });
-    let template = issuing.template();
     render_mail(
         mailer,
         MailRequest {
-            cause: format!("{template}:{}", request.id),
-            template,
+            cause: format!("{}:{}", content.template(), request.id),
+            content,
             locale: Locale::parse(&order.contact_locale),
             to: &order.contact_email,
             to_name: Some(&order.contact_name),
-            context,
             attachments: vec![certificates_attachment(keys)],
             partner_id: Some(&order.partner_id),
         },

@@ -1,7 +1,9 @@
-//! Mail: templates in Japanese and English, message building with a
-//! deterministic Message-ID, the transports (a directory of `.eml` files,
-//! or SMTP), and queueing a mail with the state change that causes it.
+//! Mail: templates in Japanese and English and the typed context each is
+//! filled in with, message building with a deterministic Message-ID, the
+//! transports (a directory of `.eml` files, or SMTP), and queueing a mail
+//! with the state change that causes it.
 
+pub mod contexts;
 pub mod handoff;
 pub mod message;
 pub mod queue;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use std::sync::Arc;
 
 use super::Locale;
+use super::contexts::Content;
 use super::handoff::{HandedOff, Handoff};
 use super::message::{Attachment, message_id_for};
 use super::templates::Renderer;
@@ -53,13 +54,13 @@ impl Mailer {
 pub struct MailRequest<'a> {
     /// What this mail is about, e.g. `license_issued:<request id>`.
     pub cause: String,
-    pub template: &'a str,
+    /// The template and its context: `Content::of(&SomeContext { .. })`.
+    pub content: Content,
     /// The recipient's locale; `None` falls back to the configured default.
     pub locale: Option<Locale>,
     pub to: &'a str,
     /// The recipient's name, for the To: header's display name.
     pub to_name: Option<&'a str>,
-    pub context: serde_json::Value,
     pub attachments: Vec<Attachment>,
     pub partner_id: Option<&'a str>,
 }
@@ -98,7 +99,7 @@ impl<'a> RenderedMail<'a> {
                 id: self.mail_id,
                 cause: &self.request.cause,
                 message_id: &self.message_id,
-                template: self.request.template,
+                template: self.request.content.template(),
                 locale: self.locale.as_str(),
                 recipient: self.request.to,
                 recipient_name: self.request.to_name,
@@ -123,10 +124,11 @@ pub fn render_mail<'a>(
 ) -> Result<RenderedMail<'a>, JobError> {
     let settings = &mailer.settings.mail;
     let locale = request.locale.unwrap_or(settings.default_locale);
+    let template = request.content.template();
     let rendered = mailer
         .renderer
-        .render(request.template, locale, &request.context)
-        .map_err(|e| JobError::fatal(format!("mail template {}: {e}", request.template)))?;
+        .render(&request.content, locale)
+        .map_err(|e| JobError::fatal(format!("mail template {template}: {e}")))?;
     let mail_id = Uuid::now_v7();
     let message_id = message_id_for(&request.cause, &settings.message_id_domain);
     let attachments = serde_json::to_value(&request.attachments).map_err(anyhow::Error::from)?;

@@ -1,13 +1,14 @@
 //! Mail templates: owns the wording of every mail and the rendering of a
-//! mail kind + locale + JSON context into a subject and a plain-text body.
+//! template's [`Content`] (its typed context, see `contexts`) in a locale
+//! into a subject and a plain-text body.
 //!
 //! Each kind has one file per locale, `templates/<kind>.<locale>.txt`, compiled
 //! into the binary with `include_str!` so a deployed worker never depends on
 //! files next to it; the build script lists the directory, so a new file
 //! needs no line here. A file's first line is `subject: ...`, then one blank line,
-//! then the body; both parts are minijinja templates and see the caller's
-//! context plus `service_name`. Line numbers in body errors count from the first
-//! body line (line 3 of the file).
+//! then the body; both parts are minijinja templates and see the fields of the
+//! kind's context struct plus `service_name`. Line numbers in body errors count
+//! from the first body line (line 3 of the file).
 //!
 //! Rendering is strict: an undefined variable is an error, because a mail row
 //! is written once, in the same transaction as the state change, and a blank
@@ -16,8 +17,10 @@
 //! What this module does not own: choosing the recipient, the Message-ID, and
 //! turning the rendered text into MIME (see `message`).
 
+use minijinja::value::ValueKind;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
 
+use super::contexts::Content;
 pub use crate::locale::Locale;
 
 /// One template file compiled into the binary.
@@ -89,7 +92,7 @@ impl std::fmt::Debug for RenderedMail {
 pub enum RenderError {
     #[error("no mail template {template:?} for locale {locale}")]
     UnknownTemplate { template: String, locale: Locale },
-    #[error("mail context for {template:?} must be a JSON object")]
+    #[error("mail context for {template:?} must be a struct with named fields")]
     ContextNotObject { template: String },
     #[error("mail template {name} is malformed: {reason}")]
     Malformed {
@@ -157,13 +160,18 @@ impl Renderer {
         &self.service_name
     }
 
-    /// `template` is a kind name like `"license_issued"`; context is JSON.
-    /// Returns subject (already prefixed `"[service] "`) and plain-text body.
-    pub fn render(
+    /// Renders `content`'s template in `locale` with its context: subject
+    /// (already prefixed `"[service] "`) and plain-text body.
+    pub fn render(&self, content: &Content, locale: Locale) -> Result<RenderedMail, RenderError> {
+        self.render_context(content.template(), locale, content.context())
+    }
+
+    /// `template` is a kind name like `"license_issued"`.
+    fn render_context(
         &self,
         template: &str,
         locale: Locale,
-        context: &serde_json::Value,
+        context: &Value,
     ) -> Result<RenderedMail, RenderError> {
         let file = TEMPLATES
             .iter()
@@ -172,7 +180,7 @@ impl Renderer {
                 template: template.to_owned(),
                 locale,
             })?;
-        if !context.is_object() {
+        if context.kind() != ValueKind::Map {
             return Err(RenderError::ContextNotObject {
                 template: template.to_owned(),
             });
@@ -183,7 +191,7 @@ impl Renderer {
         // of the same name: the prefix and the text must agree.
         let ctx = context! {
             service_name => self.service_name.as_str(),
-            ..Value::from_serialize(context)
+            ..context.clone()
         };
         let render = |name: &'static str, src: &'static str| {
             self.env
@@ -260,115 +268,173 @@ fn fail(message: String) -> Result<String, minijinja::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, NaiveDateTime, Utc};
+    use serde::Serialize;
     use serde_json::json;
+    use std::collections::BTreeSet;
+    use uuid::Uuid;
 
-    fn license_context(sla_met: bool) -> serde_json::Value {
-        json!({
-            "order_id": "0190f3a2-7c41-7d2e-9a51-3b8f2c1d4e5f",
-            "vendor_order_id": "VO-2026-004211",
-            "customer_id": "CUST-0042",
-            "contact_name": "山田 太郎",
-            "usage": "hypervisor",
-            "licenses": [
-                { "key": "AAAA-BBBB-CCCC-0001", "usage": "hypervisor", "vm_count": 25 },
-                { "key": "AAAA-BBBB-CCCC-0002", "usage": "virtual", "vm_count": null }
+    use crate::mail::contexts::{
+        IssuedKey, IssuedKeys, KeysCancelled, LicenseAdded, LicenseIssued, MailContext,
+        OrderRevoked, PartnershipInvitation, Registration, RegistrationCompleted,
+        RegistrationRefused, RegistrationRejected, RelationshipInvitation, ServiceStarted,
+        SlaAlert, TransferFormLink, TransferFormReturned, TransferNotice, TransferRole,
+        TrialExpired, TrialExpiring, TrialNotice, TrialPurchaseRequest, TrialPurged, TrialRole,
+        VmCountChanged,
+    };
+    use crate::store::trials::TrialStatus;
+    use crate::transfers::TransferMail;
+
+    const ORDER_ID: &str = "0190f3a2-7c41-7d2e-9a51-3b8f2c1d4e5f";
+
+    fn id(text: &str) -> Uuid {
+        Uuid::parse_str(text).unwrap()
+    }
+
+    /// The instant a mail shows as `shown`, e.g. `2026-12-24 00:00 UTC`.
+    fn instant(shown: &str) -> DateTime<Utc> {
+        NaiveDateTime::parse_from_str(shown, "%Y-%m-%d %H:%M UTC")
+            .unwrap()
+            .and_utc()
+    }
+
+    fn issued_keys(sla_met: bool) -> IssuedKeys<'static> {
+        IssuedKeys {
+            order_id: id(ORDER_ID),
+            vendor_order_id: "VO-2026-004211",
+            customer_id: "CUST-0042",
+            contact_name: "山田 太郎",
+            usage: "hypervisor",
+            licenses: vec![
+                IssuedKey {
+                    key: Some("AAAA-BBBB-CCCC-0001"),
+                    usage: "hypervisor",
+                    vm_count: Some(25),
+                },
+                IssuedKey {
+                    key: Some("AAAA-BBBB-CCCC-0002"),
+                    usage: "virtual",
+                    vm_count: None,
+                },
             ],
-            "sla_met": sla_met
-        })
+            sla_met,
+        }
     }
 
-    fn vm_count_context() -> serde_json::Value {
-        json!({
-            "order_id": "0190f3a2-7c41-7d2e-9a51-3b8f2c1d4e5f",
-            "vendor_order_id": "VO-2026-004211",
-            "contact_name": "Jane Smith",
-            "key": "AAAA-BBBB-CCCC-0001",
-            "previous_vm_count": 25,
-            "vm_count": 40
-        })
+    fn vm_count_changed() -> VmCountChanged<'static> {
+        VmCountChanged {
+            order_id: id(ORDER_ID),
+            vendor_order_id: "VO-2026-004211",
+            contact_name: "Jane Smith",
+            key: "AAAA-BBBB-CCCC-0001",
+            previous_vm_count: 25,
+            vm_count: 40,
+        }
     }
 
-    fn keys_cancelled_context(order_revoked_next: bool) -> serde_json::Value {
-        let (keys, remaining) = if order_revoked_next {
-            (json!(["AAAA-BBBB-CCCC-0001", "AAAA-BBBB-CCCC-0002"]), 0)
+    fn keys_cancelled(order_revoked_next: bool) -> KeysCancelled<'static> {
+        let (keys, remaining): (&[&str], _) = if order_revoked_next {
+            (&["AAAA-BBBB-CCCC-0001", "AAAA-BBBB-CCCC-0002"], 0)
         } else {
-            (json!(["AAAA-BBBB-CCCC-0001"]), 1)
+            (&["AAAA-BBBB-CCCC-0001"], 1)
         };
-        json!({
-            "order_id": "0190f3a2-7c41-7d2e-9a51-3b8f2c1d4e5f",
-            "vendor_order_id": "VO-2026-004211",
-            "contact_name": "山田 太郎",
-            "keys": keys,
-            "remaining": remaining,
-            "order_revoked_next": order_revoked_next
-        })
+        KeysCancelled {
+            order_id: id(ORDER_ID),
+            vendor_order_id: Some("VO-2026-004211"),
+            contact_name: "山田 太郎",
+            keys,
+            remaining,
+            order_revoked_next,
+        }
     }
 
-    fn order_revoked_context(for_partner: bool) -> serde_json::Value {
-        json!({
-            "order_id": "0190f3a2-7c41-7d2e-9a51-3b8f2c1d4e5f",
-            "vendor_order_id": "VO-2026-004211",
-            "customer_id": "CUST-0042",
-            "recipient_name": if for_partner { "佐藤 花子" } else { "山田 太郎" },
-            "for_partner": for_partner
-        })
+    fn order_revoked(for_partner: bool) -> OrderRevoked<'static> {
+        OrderRevoked {
+            order_id: id(ORDER_ID),
+            vendor_order_id: "VO-2026-004211",
+            customer_id: "CUST-0042",
+            recipient_name: if for_partner {
+                "佐藤 花子"
+            } else {
+                "山田 太郎"
+            },
+            for_partner,
+        }
     }
 
-    const TRANSFER_KINDS: [&str; 4] = [
-        "transfer_submitted",
-        "transfer_completed",
-        "transfer_rejected",
-        "transfer_failed",
+    const TRANSFER_MAILS: [TransferMail; 4] = [
+        TransferMail::Submitted,
+        TransferMail::Completed,
+        TransferMail::Rejected,
+        TransferMail::Failed,
     ];
-    const TRANSFER_ROLES: [&str; 3] = ["customer", "source", "destination"];
     const TRANSFER_ID: &str = "0190f4c8-1b2a-7e3d-8f4a-6c5b4a3d2e1f";
     const REJECTED_REASON: &str =
         "partner PARTNER-0019 has no reseller relationship with customer CUST-0042";
     const FAILED_REASON: &str = "switching subscription SUB-0002 timed out";
 
-    /// `reason` is empty unless the transfer was rejected or failed, as the
-    /// callers send it.
-    fn transfer_context(kind: &str, role: &str) -> serde_json::Value {
-        let reason = match kind {
-            "transfer_rejected" => REJECTED_REASON,
-            "transfer_failed" => FAILED_REASON,
-            _ => "",
-        };
-        let recipient_name = match role {
-            "customer" => "山田 太郎",
-            "source" => "佐藤 花子",
-            _ => "鈴木 一郎",
-        };
-        json!({
-            "transfer_id": TRANSFER_ID,
-            "customer_id": "CUST-0042",
-            "source_partner_id": "PARTNER-0007",
-            "destination_partner_id": "PARTNER-0019",
-            "subscription_ids": ["SUB-0001", "SUB-0002"],
-            "recipient_name": recipient_name,
-            "recipient_role": role,
-            "reason": reason
-        })
+    fn transfer_notice(role: TransferRole) -> TransferNotice<'static> {
+        TransferNotice {
+            transfer_id: id(TRANSFER_ID),
+            customer_id: "CUST-0042",
+            source_partner_id: "PARTNER-0007",
+            destination_partner_id: "PARTNER-0019",
+            subscription_ids: &["SUB-0001", "SUB-0002"],
+            recipient_name: match role {
+                TransferRole::Customer => "山田 太郎",
+                TransferRole::Source => "佐藤 花子",
+                TransferRole::Destination => "鈴木 一郎",
+            },
+            recipient_role: role,
+        }
     }
 
-    /// Both transfer-form mails take the same context: the form is named by
-    /// its id (`TRANSFER_ID`) and lists its subscriptions.
-    fn transfer_form_context() -> serde_json::Value {
-        json!({
-            "form_id": TRANSFER_ID, "customer_id": "CUST-0042", "customer_name": "株式会社サンプル",
-            "source_partner_name": "Acme Resale", "subscription_ids": ["SUB-0001", "SUB-0002"],
-            "link": LINK, "expires_at": EXPIRES_AT, "valid_days": 14,
-            "recipient_name": "佐藤 花子", "customer_contact_name": "山田 太郎",
-            "destination_partner_id": "PARTNER-0019", "destination_partner_name": "Globex Resale",
-            "destination_contact_name": "鈴木 一郎",
-        })
+    /// The reason a step's mail gives: empty unless the transfer was
+    /// rejected or failed, as the callers send it.
+    fn transfer_reason(mail: TransferMail) -> &'static str {
+        match mail {
+            TransferMail::Rejected => REJECTED_REASON,
+            TransferMail::Failed => FAILED_REASON,
+            TransferMail::Submitted | TransferMail::Completed => "",
+        }
+    }
+
+    fn transfer_mail(mail: TransferMail, notice: TransferNotice<'static>) -> Content {
+        mail.content(notice, transfer_reason(mail))
+    }
+
+    fn transfer_form_link() -> TransferFormLink<'static> {
+        TransferFormLink {
+            form_id: id(TRANSFER_ID),
+            customer_name: "株式会社サンプル",
+            source_partner_name: "Acme Resale",
+            subscription_ids: &["SUB-0001", "SUB-0002"],
+            link: LINK,
+            expires_at: instant(EXPIRES_AT),
+            valid_days: 14,
+        }
+    }
+
+    fn transfer_form_returned() -> TransferFormReturned<'static> {
+        TransferFormReturned {
+            form_id: id(TRANSFER_ID),
+            customer_id: "CUST-0042",
+            customer_name: "株式会社サンプル",
+            recipient_name: "佐藤 花子",
+            customer_contact_name: "山田 太郎",
+            destination_partner_id: Some("PARTNER-0019"),
+            destination_partner_name: "Globex Resale",
+            destination_contact_name: "鈴木 一郎",
+            subscription_ids: &["SUB-0001", "SUB-0002"],
+            expires_at: instant(EXPIRES_AT),
+        }
     }
 
     #[test]
     fn the_form_link_goes_in_the_body_and_the_returned_form_names_the_customers_part() {
         for locale in Locale::ALL {
-            let link = render_with("transfer_form_link", locale, &transfer_form_context());
-            let returned = render_with("transfer_form_returned", locale, &transfer_form_context());
+            let link = render_with(&transfer_form_link(), locale);
+            let returned = render_with(&transfer_form_returned(), locale);
             assert_well_formed(&link, "link");
             assert_well_formed(&returned, "returned");
             assert!(link.body.contains(TOKEN), "{locale}: {}", link.body);
@@ -381,14 +447,12 @@ mod tests {
         }
     }
 
-    fn render_transfer(kind: &str, locale: Locale, role: &str) -> RenderedMail {
-        Renderer::new("C-Chorus")
-            .render(kind, locale, &transfer_context(kind, role))
-            .unwrap()
+    fn render_transfer(mail: TransferMail, locale: Locale, role: TransferRole) -> RenderedMail {
+        render_content(&transfer_mail(mail, transfer_notice(role)), locale)
     }
 
     const TRIAL_KINDS: [&str; 2] = ["trial_expiring", "trial_expired"];
-    const TRIAL_ROLES: [&str; 2] = ["customer_admin", "partner_admin"];
+    const TRIAL_ROLES: [TrialRole; 2] = [TrialRole::CustomerAdmin, TrialRole::PartnerAdmin];
     const TRIAL_ID: &str = "0190f6e2-3c4d-7f5e-8a6b-7d6c5b4a3f2e";
     const ENDS_AT: &str = "2026-12-24 00:00 UTC";
     const GRACE_ENDS_AT: &str = "2027-01-23 00:00 UTC";
@@ -400,56 +464,76 @@ mod tests {
     const PURCHASE_LINK: &str =
         "https://portal.example.com/purchase?trial=0190f6e2-3c4d-7f5e-8a6b-7d6c5b4a3f2e";
 
-    /// A notice seven days before the end, with two extensions left, as the
-    /// trial sweep sends it.
-    fn trial_context(kind: &str, role: &str) -> serde_json::Value {
-        let mut ctx = json!({
-            "recipient_role": role,
-            "customer_id": "CUST-0042",
-            "customer_name": "株式会社サンプル",
-            "trial_id": TRIAL_ID,
-            "services": ["C-Chorus Chat", "C-Chorus Phone"],
-            "ends_at": ENDS_AT,
-            "grace_days": 30
-        });
-        ctx["purchase_link"] = json!(PURCHASE_LINK);
-        if kind == "trial_expiring" {
-            ctx["days_left"] = json!(7);
-            ctx["extensions_left"] = json!(2);
-        } else {
-            ctx["grace_ends_at"] = json!(GRACE_ENDS_AT);
+    fn trial_notice(role: TrialRole) -> TrialNotice<'static> {
+        TrialNotice {
+            recipient_role: role,
+            customer_id: "CUST-0042",
+            customer_name: "株式会社サンプル",
+            trial_id: id(TRIAL_ID),
+            services: &["C-Chorus Chat", "C-Chorus Phone"],
+            ends_at: instant(ENDS_AT),
+            grace_days: 30,
+            purchase_link: PURCHASE_LINK,
         }
-        ctx
     }
 
-    fn trial_purchase_request_context() -> serde_json::Value {
-        json!({
-            "customer_id": "CUST-0042",
-            "customer_name": "株式会社サンプル",
-            "customer_admin_email": EMAIL,
-            "trial_id": TRIAL_ID,
-            "status": "active",
-            "services": ["C-Chorus Chat", "C-Chorus Phone"],
-            "note": "",
-            "ends_at": ENDS_AT,
-            "requested_at": EXPIRES_AT,
-            "purchase_link": PURCHASE_LINK
-        })
+    /// A notice seven days before the end, with two extensions left, as the
+    /// trial sweep sends it.
+    fn trial_expiring(role: TrialRole) -> TrialExpiring<'static> {
+        TrialExpiring {
+            notice: trial_notice(role),
+            days_left: 7,
+            extensions_left: 2,
+        }
+    }
+
+    fn trial_expired(role: TrialRole) -> TrialExpired<'static> {
+        TrialExpired {
+            notice: trial_notice(role),
+            grace_ends_at: instant(GRACE_ENDS_AT),
+        }
+    }
+
+    /// One of `TRIAL_KINDS` with `notice`, for what both say.
+    fn trial_mail(kind: &str, notice: TrialNotice<'static>) -> Content {
+        match kind {
+            "trial_expiring" => Content::of(&TrialExpiring {
+                notice,
+                ..trial_expiring(TrialRole::CustomerAdmin)
+            }),
+            _ => Content::of(&TrialExpired {
+                notice,
+                ..trial_expired(TrialRole::CustomerAdmin)
+            }),
+        }
+    }
+
+    fn trial_purchase_request() -> TrialPurchaseRequest<'static> {
+        TrialPurchaseRequest {
+            customer_id: "CUST-0042",
+            customer_name: "株式会社サンプル",
+            customer_admin_email: EMAIL,
+            trial_id: id(TRIAL_ID),
+            status: TrialStatus::Active,
+            services: &["C-Chorus Chat", "C-Chorus Phone"],
+            note: "",
+            ends_at: instant(ENDS_AT),
+            requested_at: instant(EXPIRES_AT),
+            purchase_link: PURCHASE_LINK,
+        }
     }
 
     #[test]
     fn trial_purchase_request_both_locales() {
-        let kind = "trial_purchase_request";
-        let mut with_note = trial_purchase_request_context();
-        with_note["note"] = json!("Please call us.");
-        with_note["status"] = json!("expired");
+        let with_note = || TrialPurchaseRequest {
+            note: "Please call us.",
+            status: TrialStatus::Expired,
+            ..trial_purchase_request()
+        };
         for locale in Locale::ALL {
-            for (ctx, note) in [
-                (trial_purchase_request_context(), false),
-                (with_note.clone(), true),
-            ] {
-                let mail = render_with(kind, locale, &ctx);
-                let at = format!("{kind}.{locale} (note: {note})");
+            for (ctx, note) in [(trial_purchase_request(), false), (with_note(), true)] {
+                let mail = render_with(&ctx, locale);
+                let at = format!("trial_purchase_request.{locale} (note: {note})");
                 assert_well_formed(&mail, &at);
                 // Partners handle many customers: the subject says which.
                 assert!(mail.subject.contains("CUST-0042"), "{at}: {}", mail.subject);
@@ -470,14 +554,14 @@ mod tests {
                 assert_eq!(mail.body.contains(grace), note, "{at}");
             }
         }
-        let ja = render_with(kind, Locale::Ja, &trial_purchase_request_context());
+        let ja = render_with(&trial_purchase_request(), Locale::Ja);
         assert_eq!(
             ja.subject,
             "[C-Chorus] トライアルからのご購入依頼のお知らせ（お客様ID：CUST-0042）"
         );
         assert!(ja.body.starts_with("ご担当者様\n\n"));
         assert!(ja.body.contains("お客様名：株式会社サンプル\n"));
-        let en = render_with(kind, Locale::En, &trial_purchase_request_context());
+        let en = render_with(&trial_purchase_request(), Locale::En);
         assert_eq!(
             en.subject,
             "[C-Chorus] Purchase request from your customer's trial (customer ID CUST-0042)"
@@ -490,60 +574,62 @@ mod tests {
         for kind in TRIAL_KINDS {
             for locale in Locale::ALL {
                 for role in TRIAL_ROLES {
-                    let mail = render_with(kind, locale, &trial_context(kind, role));
+                    let mail = render_content(&trial_mail(kind, trial_notice(role)), locale);
                     let line = format!("{PURCHASE_LINK}\n");
-                    assert!(mail.body.contains(&line), "{kind}.{locale} for {role}");
+                    assert!(mail.body.contains(&line), "{kind}.{locale} for {role:?}");
                 }
             }
         }
     }
 
-    fn trial_purged_context() -> serde_json::Value {
-        json!({
-            "user_name": "山田 太郎",
-            "customer_id": "CUST-0042",
-            "customer_name": "株式会社サンプル",
-            "trial_id": TRIAL_ID,
-            "services": ["C-Chorus Chat", "C-Chorus Phone"],
-            "purged_at": PURGED_AT
-        })
+    fn trial_purged() -> TrialPurged<'static> {
+        TrialPurged {
+            user_name: "山田 太郎",
+            customer_id: "CUST-0042",
+            customer_name: "株式会社サンプル",
+            trial_id: id(TRIAL_ID),
+            services: &["C-Chorus Chat", "C-Chorus Phone"],
+            purged_at: instant(PURGED_AT),
+        }
     }
 
-    fn registration_context() -> serde_json::Value {
-        json!({
-            "email": EMAIL,
-            "link": LINK,
-            "expires_at": EXPIRES_AT,
-            "valid_hours": 3
-        })
+    fn registration() -> Registration<'static> {
+        Registration {
+            email: EMAIL,
+            link: LINK,
+            expires_at: instant(EXPIRES_AT),
+            valid_hours: 3,
+        }
     }
 
-    fn relationship_invitation_context(provider: Option<&str>) -> serde_json::Value {
-        json!({
-            "partner_name": "Globex Resale", "customer_name": "株式会社サンプル",
-            "provider_name": provider, "link": LINK, "expires_at": EXPIRES_AT, "valid_days": 7
-        })
+    fn relationship_invitation(provider: Option<&'static str>) -> RelationshipInvitation<'static> {
+        RelationshipInvitation {
+            partner_name: "Globex Resale",
+            customer_name: "株式会社サンプル",
+            provider_name: provider,
+            link: LINK,
+            expires_at: instant(EXPIRES_AT),
+            valid_days: 7,
+        }
     }
 
-    fn partnership_invitation_context() -> serde_json::Value {
-        json!({
-            "provider_name": "Initech Distribution", "reseller_name": "Globex Resale",
-            "link": LINK, "expires_at": EXPIRES_AT, "valid_days": 7
-        })
+    fn partnership_invitation() -> PartnershipInvitation<'static> {
+        PartnershipInvitation {
+            provider_name: "Initech Distribution",
+            reseller_name: "Globex Resale",
+            link: LINK,
+            expires_at: instant(EXPIRES_AT),
+            valid_days: 7,
+        }
     }
 
     #[test]
     fn a_two_tier_invitation_names_the_provider_and_a_direct_one_does_not() {
         for locale in Locale::ALL {
-            let direct = render_with(
-                "relationship_invitation",
-                locale,
-                &relationship_invitation_context(None),
-            );
+            let direct = render_with(&relationship_invitation(None), locale);
             let two_tier = render_with(
-                "relationship_invitation",
+                &relationship_invitation(Some("Initech Distribution")),
                 locale,
-                &relationship_invitation_context(Some("Initech Distribution")),
             );
             assert_well_formed(&direct, "direct");
             assert_well_formed(&two_tier, "two-tier");
@@ -558,26 +644,40 @@ mod tests {
         }
     }
 
-    fn service_started_context() -> serde_json::Value {
-        json!({ "email": EMAIL, "services": ["C-Chorus Chat", "C-Chorus Phone"] })
+    fn service_started() -> ServiceStarted<'static> {
+        ServiceStarted {
+            email: EMAIL,
+            services: &["C-Chorus Chat", "C-Chorus Phone"],
+        }
     }
 
-    fn sla_alert_context(stage: &str, completed: bool) -> serde_json::Value {
-        json!({
-            "stage": stage, "request_id": "r-1", "kind": "additional", "order_id": "o-1",
-            "partner_id": "acme", "accepted_at": "2030-01-01 09:00 UTC",
-            "sla_deadline": "2030-01-01 09:30 UTC", "now": "2030-01-01 09:40 UTC",
-            "completed_at": if completed { json!("2030-01-01 09:35 UTC") } else { json!(null) },
-            "late": "5m", "job_id": "j-1", "job_kind": "license.additional",
-            "job_status": "retrying", "attempts": 3, "last_error": "vendor timed out",
-        })
+    const SLA_REQUEST_ID: &str = "0190f7a1-2b3c-7d4e-8f5a-6b7c8d9e0f1a";
+
+    fn sla_alert(stage: &'static str, completed: bool) -> SlaAlert<'static> {
+        SlaAlert {
+            stage,
+            request_id: id(SLA_REQUEST_ID),
+            kind: "additional",
+            order_id: id(ORDER_ID),
+            partner_id: "acme",
+            accepted_at: instant("2030-01-01 09:00 UTC"),
+            sla_deadline: instant("2030-01-01 09:30 UTC"),
+            now: instant("2030-01-01 09:40 UTC"),
+            completed_at: completed.then(|| instant("2030-01-01 09:35 UTC")),
+            late: completed.then_some("5m"),
+            job_id: id("0190f7a1-2b3c-7d4e-8f5a-6b7c8d9e0f1b"),
+            job_kind: "license.additional",
+            job_status: "retrying",
+            attempts: 3,
+            last_error: Some("vendor timed out"),
+        }
     }
 
     #[test]
     fn sla_alert_names_the_stage_and_what_is_late() {
         for locale in Locale::ALL {
-            let breached = render_with("sla_alert", locale, &sla_alert_context("breached", true));
-            let at_risk = render_with("sla_alert", locale, &sla_alert_context("at_risk", false));
+            let breached = render_with(&sla_alert("breached", true), locale);
+            let at_risk = render_with(&sla_alert("at_risk", false), locale);
             assert_well_formed(&breached, "breached");
             assert_well_formed(&at_risk, "at_risk");
             assert_ne!(breached.subject, at_risk.subject, "{locale}");
@@ -585,16 +685,32 @@ mod tests {
             assert!(at_risk.body.contains("2030-01-01 09:40 UTC"), "{locale}");
             assert!(at_risk.body.contains("vendor timed out"), "{locale}");
         }
-        let stray = Renderer::new("C-Chorus").render(
-            "sla_alert",
-            Locale::En,
-            &sla_alert_context("late", false),
-        );
+        let stray =
+            Renderer::new("C-Chorus").render(&Content::of(&sla_alert("late", false)), Locale::En);
         assert!(stray.is_err());
     }
 
-    fn render_with(kind: &str, locale: Locale, ctx: &serde_json::Value) -> RenderedMail {
-        Renderer::new("C-Chorus").render(kind, locale, ctx).unwrap()
+    fn render_with(context: &impl MailContext, locale: Locale) -> RenderedMail {
+        render_content(&Content::of(context), locale)
+    }
+
+    fn render_content(content: &Content, locale: Locale) -> RenderedMail {
+        Renderer::new("C-Chorus").render(content, locale).unwrap()
+    }
+
+    /// A context as JSON, to take apart in ways its struct does not allow.
+    fn json_of(context: &impl Serialize) -> serde_json::Value {
+        serde_json::to_value(context).unwrap()
+    }
+
+    /// Renders `kind` with a context made by hand: a field missing, a word
+    /// no variant has.
+    fn render_json(
+        kind: &str,
+        locale: Locale,
+        context: &serde_json::Value,
+    ) -> Result<RenderedMail, RenderError> {
+        Renderer::new("C-Chorus").render_context(kind, locale, &Value::from_serialize(context))
     }
 
     /// What holds for every mail: prefixed one-line subject, no template
@@ -612,71 +728,62 @@ mod tests {
         assert!(mail.body.ends_with('\n'), "{at}");
     }
 
-    /// Example contexts kept beside their templates, `<kind>.example.json`.
-    const EXAMPLES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/mail_examples.rs"));
-
-    fn example_for(kind: &str) -> Option<serde_json::Value> {
-        let (_, example) = EXAMPLES.iter().find(|(k, _)| *k == kind)?;
-        Some(serde_json::from_str(example).expect("an example context is JSON"))
+    /// A template's example context, and the fields of it that choose the
+    /// wording rather than show in the mail (a role, a stage, a code).
+    struct Example {
+        content: Content,
+        wording: &'static [&'static str],
     }
 
-    fn context_for(kind: &str) -> serde_json::Value {
-        if let Some(example) = example_for(kind) {
-            return example;
-        }
-        match kind {
-            "vm_count_changed" => vm_count_context(),
-            "keys_cancelled" => keys_cancelled_context(false),
-            "order_revoked" => order_revoked_context(false),
-            kind if kind.starts_with("transfer_form_") => transfer_form_context(),
-            kind if kind.starts_with("transfer_") => transfer_context(kind, "customer"),
-            "trial_expiring" | "trial_expired" => trial_context(kind, "customer_admin"),
-            "trial_purged" => trial_purged_context(),
-            "trial_purchase_request" => trial_purchase_request_context(),
-            "registration" => registration_context(),
-            "registration_completed" => registration_completed_context(),
-            "service_started" => service_started_context(),
-            "registration_refused" => json!({ "email": EMAIL, "reason": "in_progress" }),
-            "registration_rejected" => json!({ "email": EMAIL, "reason": "credit check" }),
-            "relationship_invitation" => relationship_invitation_context(None),
-            "partnership_invitation" => partnership_invitation_context(),
-            "sla_alert" => sla_alert_context("breached", true),
-            _ => license_context(true),
-        }
+    fn example(context: &impl MailContext, wording: &'static [&'static str]) -> Example {
+        let content = Content::of(context);
+        Example { content, wording }
+    }
+
+    /// One example per template.
+    fn examples() -> Vec<Example> {
+        let customer = TransferRole::Customer;
+        let mut examples = vec![
+            example(&LicenseIssued(issued_keys(true)), &["usage"]),
+            example(&LicenseAdded(issued_keys(true)), &["usage"]),
+            example(&vm_count_changed(), &[]),
+            example(&keys_cancelled(false), &[]),
+            example(&order_revoked(false), &[]),
+            example(&transfer_form_link(), &[]),
+            example(&transfer_form_returned(), &[]),
+            example(
+                &trial_expiring(TrialRole::CustomerAdmin),
+                &["recipient_role"],
+            ),
+            example(
+                &trial_expired(TrialRole::CustomerAdmin),
+                &["recipient_role"],
+            ),
+            example(&trial_purged(), &[]),
+            example(&trial_purchase_request(), &["status"]),
+            example(&registration(), &[]),
+            example(&registration_completed(), &[]),
+            example(&registration_refused("in_progress"), &["reason"]),
+            example(&registration_rejected(), &[]),
+            example(&service_started(), &[]),
+            example(&relationship_invitation(None), &[]),
+            example(&partnership_invitation(), &[]),
+            example(&sla_alert("at_risk", false), &["stage"]),
+        ];
+        examples.extend(TRANSFER_MAILS.map(|mail| Example {
+            content: transfer_mail(mail, transfer_notice(customer)),
+            wording: &["recipient_role"],
+        }));
+        examples
     }
 
     #[test]
-    fn every_kind_exists_in_every_locale() {
-        let kinds: Vec<_> = kinds().collect();
-        // The kinds the code sends are compiled in (the build script
-        // lists the directory, so a lost file would go unnoticed there).
-        for sent in [
-            "license_issued",
-            "license_added",
-            "vm_count_changed",
-            "keys_cancelled",
-            "order_revoked",
-            "transfer_submitted",
-            "transfer_completed",
-            "transfer_rejected",
-            "transfer_failed",
-            "transfer_form_link",
-            "transfer_form_returned",
-            "trial_expiring",
-            "trial_expired",
-            "trial_purged",
-            "trial_purchase_request",
-            "registration",
-            "registration_completed",
-            "service_started",
-            "registration_refused",
-            "registration_rejected",
-            "relationship_invitation",
-            "partnership_invitation",
-            "sla_alert",
-        ] {
-            assert!(kinds.contains(&sent), "no template {sent}");
-        }
+    fn every_template_has_an_example_in_every_locale() {
+        let examples = examples();
+        let templates: BTreeSet<&str> = examples.iter().map(|e| e.content.template()).collect();
+        assert_eq!(templates.len(), examples.len(), "one example per template");
+        let kinds: BTreeSet<&str> = kinds().collect();
+        assert_eq!(templates, kinds, "the examples and the template files");
         for kind in kinds {
             for locale in Locale::ALL {
                 assert!(
@@ -689,12 +796,59 @@ mod tests {
         }
     }
 
+    /// Strict rendering catches a variable missing from the branch that
+    /// runs; this catches it in every branch: each template reads only
+    /// fields of its context struct (and `service_name`), and each field is
+    /// read by a template of its kind.
+    #[test]
+    fn every_template_reads_only_fields_of_its_context() {
+        let r = Renderer::new("C-Chorus");
+        let globals: BTreeSet<&str> = r.env.globals().map(|(name, _)| name).collect();
+        for example in examples() {
+            let kind = example.content.template();
+            let context = json_of(example.content.context());
+            let fields: BTreeSet<&str> = context
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.as_str())
+                .collect();
+            assert!(
+                !fields.contains("service_name"),
+                "{kind}: set by the renderer"
+            );
+            let mut read = BTreeSet::new();
+            for file in TEMPLATES.iter().filter(|f| f.kind == kind) {
+                for name in [file.subject_name, file.body_name] {
+                    let template = r.env.get_template(name).unwrap();
+                    for variable in template.undeclared_variables(false) {
+                        if variable == "service_name" || globals.contains(variable.as_str()) {
+                            continue;
+                        }
+                        assert!(
+                            fields.contains(variable.as_str()),
+                            "{name} reads {variable:?}, which {kind}'s context lacks"
+                        );
+                        read.insert(variable);
+                    }
+                }
+            }
+            for field in fields {
+                assert!(read.contains(field), "no {kind} template reads {field:?}");
+            }
+        }
+    }
+
     #[test]
     fn no_subject_repeats_the_service_name_after_its_prefix() {
         let r = Renderer::new("C-Chorus");
-        for kind in kinds().filter(|k| !k.starts_with("registration")) {
+        for example in examples() {
+            let kind = example.content.template();
+            if kind.starts_with("registration") {
+                continue;
+            }
             for locale in Locale::ALL {
-                let subject = r.render(kind, locale, &context_for(kind)).unwrap().subject;
+                let subject = r.render(&example.content, locale).unwrap().subject;
                 let after_prefix = subject.trim_start_matches("[C-Chorus] ");
                 assert!(
                     !after_prefix.starts_with("C-Chorus")
@@ -708,24 +862,34 @@ mod tests {
     #[test]
     fn every_template_renders_with_prefixed_one_line_subject() {
         let r = Renderer::new("C-Chorus");
-        for kind in kinds() {
+        for example in examples() {
+            let kind = example.content.template();
+            let context = json_of(example.content.context());
+            let fields = context.as_object().unwrap();
+            for field in example.wording {
+                assert!(fields.contains_key(*field), "{kind} has no field {field}");
+            }
             for locale in Locale::ALL {
-                let mail = r.render(kind, locale, &context_for(kind)).unwrap();
+                let mail = r.render(&example.content, locale).unwrap();
                 assert!(
                     mail.subject.starts_with("[C-Chorus] "),
                     "{kind}.{locale}: {}",
                     mail.subject
                 );
                 assert!(!mail.subject.contains('\n'));
-                if let Some(example) = example_for(kind) {
-                    // A template with an example context shows each of its
-                    // top-level strings.
-                    let strings = example.as_object().into_iter().flat_map(|o| o.values());
-                    for value in strings.filter_map(|v| v.as_str()) {
-                        let shown = mail.body.contains(value) || mail.subject.contains(value);
-                        assert!(shown, "{kind}.{locale} does not show {value:?}");
+                // The example's top-level strings all show, but for those
+                // that choose the wording.
+                for (field, value) in fields {
+                    let Some(value) = value.as_str() else {
+                        continue;
+                    };
+                    if example.wording.contains(&field.as_str()) {
+                        continue;
                     }
-                } else if kind.starts_with("transfer_") {
+                    let shown = mail.body.contains(value) || mail.subject.contains(value);
+                    assert!(shown, "{kind}.{locale} does not show {field} {value:?}");
+                }
+                if kind.starts_with("transfer_") {
                     // A transfer is about subscriptions, not about an order.
                     assert!(mail.body.contains(TRANSFER_ID), "{kind}.{locale}");
                     assert!(mail.body.contains("SUB-0001"), "{kind}.{locale}");
@@ -756,7 +920,7 @@ mod tests {
                     assert!(mail.body.contains("Globex Resale"), "{kind}.{locale}");
                 } else if kind == "sla_alert" {
                     // For operators: what is late and where to look.
-                    assert!(mail.body.contains("r-1"), "{kind}.{locale}");
+                    assert!(mail.body.contains(SLA_REQUEST_ID), "{kind}.{locale}");
                     assert!(mail.body.contains("fulfil queues"), "{kind}.{locale}");
                 } else {
                     assert!(mail.body.contains("VO-2026-004211"), "{kind}.{locale}");
@@ -777,10 +941,7 @@ mod tests {
 
     #[test]
     fn license_issued_ja() {
-        let r = Renderer::new("C-Chorus");
-        let mail = r
-            .render("license_issued", Locale::Ja, &license_context(true))
-            .unwrap();
+        let mail = render_with(&LicenseIssued(issued_keys(true)), Locale::Ja);
         assert_eq!(mail.subject, "[C-Chorus] ライセンスキー発行のお知らせ");
         assert!(mail.body.starts_with("山田 太郎 様\n"));
         assert!(mail.body.contains("AAAA-BBBB-CCCC-0001"));
@@ -796,10 +957,7 @@ mod tests {
 
     #[test]
     fn license_issued_en() {
-        let r = Renderer::new("C-Chorus");
-        let mail = r
-            .render("license_issued", Locale::En, &license_context(true))
-            .unwrap();
+        let mail = render_with(&LicenseIssued(issued_keys(true)), Locale::En);
         assert_eq!(
             mail.subject,
             "[C-Chorus] Your license keys have been issued"
@@ -814,27 +972,26 @@ mod tests {
 
     #[test]
     fn missed_sla_apologises() {
-        let r = Renderer::new("C-Chorus");
-        for kind in ["license_issued", "license_added"] {
-            let ja = r.render(kind, Locale::Ja, &license_context(false)).unwrap();
+        let late = [
+            Content::of(&LicenseIssued(issued_keys(false))),
+            Content::of(&LicenseAdded(issued_keys(false))),
+        ];
+        for content in late {
+            let kind = content.template();
+            let ja = render_content(&content, Locale::Ja);
             assert!(ja.body.contains("お詫び"), "{kind}");
-            let en = r.render(kind, Locale::En, &license_context(false)).unwrap();
+            let en = render_content(&content, Locale::En);
             assert!(en.body.contains("apologise"), "{kind}");
         }
     }
 
     #[test]
     fn license_added_both_locales() {
-        let r = Renderer::new("C-Chorus");
-        let ja = r
-            .render("license_added", Locale::Ja, &license_context(true))
-            .unwrap();
+        let ja = render_with(&LicenseAdded(issued_keys(true)), Locale::Ja);
         assert_eq!(ja.subject, "[C-Chorus] 追加ライセンスキー発行のお知らせ");
         assert!(ja.body.contains("追加"));
         assert!(ja.body.contains("AAAA-BBBB-CCCC-0002"));
-        let en = r
-            .render("license_added", Locale::En, &license_context(true))
-            .unwrap();
+        let en = render_with(&LicenseAdded(issued_keys(true)), Locale::En);
         assert_eq!(
             en.subject,
             "[C-Chorus] Additional license keys have been issued"
@@ -844,17 +1001,12 @@ mod tests {
 
     #[test]
     fn vm_count_changed_both_locales() {
-        let r = Renderer::new("C-Chorus");
-        let ja = r
-            .render("vm_count_changed", Locale::Ja, &vm_count_context())
-            .unwrap();
+        let ja = render_with(&vm_count_changed(), Locale::Ja);
         assert_eq!(ja.subject, "[C-Chorus] 対象VM数変更完了のお知らせ");
         assert!(ja.body.contains("25台"));
         assert!(ja.body.contains("40台"));
         assert!(ja.body.contains("添付"));
-        let en = r
-            .render("vm_count_changed", Locale::En, &vm_count_context())
-            .unwrap();
+        let en = render_with(&vm_count_changed(), Locale::En);
         assert!(en.subject.starts_with("[C-Chorus] "));
         assert!(en.body.contains("from 25 to 40"));
         assert!(en.body.contains("attached"));
@@ -862,10 +1014,7 @@ mod tests {
 
     #[test]
     fn keys_cancelled_ja() {
-        let r = Renderer::new("C-Chorus");
-        let mail = r
-            .render("keys_cancelled", Locale::Ja, &keys_cancelled_context(false))
-            .unwrap();
+        let mail = render_with(&keys_cancelled(false), Locale::Ja);
         assert_eq!(mail.subject, "[C-Chorus] ライセンスキー解約完了のお知らせ");
         assert!(mail.body.starts_with("山田 太郎 様\n"));
         assert!(mail.body.contains("1. AAAA-BBBB-CCCC-0001\n"));
@@ -880,9 +1029,7 @@ mod tests {
         assert!(!mail.body.contains("失効"));
         assert!(!mail.body.contains("別途"));
 
-        let mail = r
-            .render("keys_cancelled", Locale::Ja, &keys_cancelled_context(true))
-            .unwrap();
+        let mail = render_with(&keys_cancelled(true), Locale::Ja);
         assert!(mail.body.contains("1. AAAA-BBBB-CCCC-0001\n"));
         assert!(mail.body.contains("2. AAAA-BBBB-CCCC-0002\n"));
         assert!(mail.body.contains("解約後の有効なライセンスキー数：0件"));
@@ -898,10 +1045,7 @@ mod tests {
 
     #[test]
     fn keys_cancelled_en() {
-        let r = Renderer::new("C-Chorus");
-        let mail = r
-            .render("keys_cancelled", Locale::En, &keys_cancelled_context(false))
-            .unwrap();
+        let mail = render_with(&keys_cancelled(false), Locale::En);
         assert_eq!(
             mail.subject,
             "[C-Chorus] Your license key has been cancelled"
@@ -919,9 +1063,7 @@ mod tests {
         assert!(!mail.body.contains("revoked"));
         assert!(!mail.body.contains("separate notice"));
 
-        let mail = r
-            .render("keys_cancelled", Locale::En, &keys_cancelled_context(true))
-            .unwrap();
+        let mail = render_with(&keys_cancelled(true), Locale::En);
         assert_eq!(
             mail.subject,
             "[C-Chorus] Your license keys have been cancelled"
@@ -940,10 +1082,7 @@ mod tests {
 
     #[test]
     fn order_revoked_for_customer_both_locales() {
-        let r = Renderer::new("C-Chorus");
-        let ja = r
-            .render("order_revoked", Locale::Ja, &order_revoked_context(false))
-            .unwrap();
+        let ja = render_with(&order_revoked(false), Locale::Ja);
         assert_eq!(ja.subject, "[C-Chorus] ご注文終了のお知らせ");
         assert!(ja.body.starts_with("山田 太郎 様\n"));
         assert!(ja.body.contains("ご利用いただき"));
@@ -955,9 +1094,7 @@ mod tests {
         assert!(ja.body.contains("お問い合わせいただくことはできません"));
         assert!(!ja.body.contains("貴社"));
         assert!(!ja.body.contains("別途"));
-        let en = r
-            .render("order_revoked", Locale::En, &order_revoked_context(false))
-            .unwrap();
+        let en = render_with(&order_revoked(false), Locale::En);
         assert_eq!(en.subject, "[C-Chorus] Your order has been closed");
         assert!(en.body.starts_with("Dear 山田 太郎,\n"));
         assert!(
@@ -975,10 +1112,7 @@ mod tests {
 
     #[test]
     fn order_revoked_for_partner_both_locales() {
-        let r = Renderer::new("C-Chorus");
-        let ja = r
-            .render("order_revoked", Locale::Ja, &order_revoked_context(true))
-            .unwrap();
+        let ja = render_with(&order_revoked(true), Locale::Ja);
         assert_eq!(
             ja.subject,
             "[C-Chorus] ご注文終了のお知らせ（お客様ID：CUST-0042）"
@@ -993,9 +1127,7 @@ mod tests {
         assert!(ja.body.contains("お問い合わせいただくことはできません"));
         assert!(ja.body.contains("別途"));
         assert!(!ja.body.contains("\n\n\n"));
-        let en = r
-            .render("order_revoked", Locale::En, &order_revoked_context(true))
-            .unwrap();
+        let en = render_with(&order_revoked(true), Locale::En);
         assert_eq!(
             en.subject,
             "[C-Chorus] Your customer's order has been closed (customer ID CUST-0042)"
@@ -1015,18 +1147,17 @@ mod tests {
 
     #[test]
     fn transfer_kinds_render_for_every_role() {
-        for kind in TRANSFER_KINDS {
+        for kind in TRANSFER_MAILS {
             for locale in Locale::ALL {
-                for role in TRANSFER_ROLES {
-                    let ctx = transfer_context(kind, role);
-                    let name = ctx["recipient_name"].as_str().unwrap();
+                for role in TransferRole::ALL {
+                    let name = transfer_notice(role).recipient_name;
                     let mail = render_transfer(kind, locale, role);
-                    let at = format!("{kind}.{locale} for {role}");
+                    let at = format!("{kind:?}.{locale} for {role:?}");
                     assert!(mail.subject.starts_with("[C-Chorus] "), "{at}");
                     // Partners handle many customers: their subject says which.
                     assert_eq!(
                         mail.subject.contains("CUST-0042"),
-                        role != "customer",
+                        role != TransferRole::Customer,
                         "{at}: {}",
                         mail.subject
                     );
@@ -1041,7 +1172,7 @@ mod tests {
                     }
                     assert!(b.contains("1. SUB-0001\n"), "{at}");
                     assert!(b.contains("2. SUB-0002\n"), "{at}");
-                    let reason = ctx["reason"].as_str().unwrap();
+                    let reason = transfer_reason(kind);
                     if !reason.is_empty() {
                         assert!(b.contains(&format!("\n{reason}\n")), "{at}");
                     }
@@ -1059,14 +1190,14 @@ mod tests {
                         ),
                     };
                     let own = match role {
-                        "source" => format!("{src}{ours}\n{dst}\n"),
-                        "destination" => format!("{src}\n{dst}{ours}\n"),
-                        _ => format!("{src}\n{dst}\n"),
+                        TransferRole::Source => format!("{src}{ours}\n{dst}\n"),
+                        TransferRole::Destination => format!("{src}\n{dst}{ours}\n"),
+                        TransferRole::Customer => format!("{src}\n{dst}\n"),
                     };
                     assert!(b.contains(&own), "{at}");
                     assert_eq!(
                         b.matches(ours).count(),
-                        usize::from(role != "customer"),
+                        usize::from(role != TransferRole::Customer),
                         "{at}"
                     );
                     assert!(!b.contains("{{"), "{at}");
@@ -1079,8 +1210,8 @@ mod tests {
 
     #[test]
     fn transfer_submitted_both_locales() {
-        let kind = "transfer_submitted";
-        let ja = render_transfer(kind, Locale::Ja, "customer");
+        let kind = TransferMail::Submitted;
+        let ja = render_transfer(kind, Locale::Ja, TransferRole::Customer);
         assert_eq!(
             ja.subject,
             "[C-Chorus] サブスクリプション移管受付のお知らせ"
@@ -1095,7 +1226,7 @@ mod tests {
         assert!(ja.body.contains("あらためてメールにてご案内いたします"));
         assert!(!ja.body.contains("貴社"));
         assert!(!ja.body.contains("管理者権限"));
-        let ja = render_transfer(kind, Locale::Ja, "source");
+        let ja = render_transfer(kind, Locale::Ja, TransferRole::Source);
         assert_eq!(
             ja.subject,
             "[C-Chorus] サブスクリプション移管受付のお知らせ（お客様ID：CUST-0042）"
@@ -1107,7 +1238,7 @@ mod tests {
             ja.body
                 .contains("貴社に付与されている管理者権限は削除されます")
         );
-        let ja = render_transfer(kind, Locale::Ja, "destination");
+        let ja = render_transfer(kind, Locale::Ja, TransferRole::Destination);
         assert!(
             ja.body
                 .contains("（パートナーID：PARTNER-0007）から貴社へ移管する")
@@ -1115,7 +1246,7 @@ mod tests {
         assert!(ja.body.contains("貴社にて管理していただくことになります"));
         assert!(!ja.body.contains("管理者権限"));
 
-        let en = render_transfer(kind, Locale::En, "customer");
+        let en = render_transfer(kind, Locale::En, TransferRole::Customer);
         assert_eq!(
             en.subject,
             "[C-Chorus] Your subscription transfer request has been received"
@@ -1132,7 +1263,7 @@ mod tests {
         );
         assert!(en.body.contains("let you know the outcome by email"));
         assert!(!en.body.contains("your company"));
-        let en = render_transfer(kind, Locale::En, "source");
+        let en = render_transfer(kind, Locale::En, TransferRole::Source);
         assert_eq!(
             en.subject,
             "[C-Chorus] A C-Chorus subscription transfer request has been received (customer ID CUST-0042)"
@@ -1142,7 +1273,7 @@ mod tests {
             "your company will no longer manage the\n\
              subscriptions, and your admin roles on them will be removed.\n"
         ));
-        let en = render_transfer(kind, Locale::En, "destination");
+        let en = render_transfer(kind, Locale::En, TransferRole::Destination);
         assert!(
             en.body
                 .contains("from partner PARTNER-0007 to your company.\n")
@@ -1156,8 +1287,8 @@ mod tests {
 
     #[test]
     fn transfer_completed_both_locales() {
-        let kind = "transfer_completed";
-        let ja = render_transfer(kind, Locale::Ja, "customer");
+        let kind = TransferMail::Completed;
+        let ja = render_transfer(kind, Locale::Ja, TransferRole::Customer);
         assert_eq!(
             ja.subject,
             "[C-Chorus] サブスクリプション移管完了のお知らせ"
@@ -1176,7 +1307,7 @@ mod tests {
                 .contains("■移管したサブスクリプション\n1. SUB-0001\n")
         );
         assert!(!ja.body.contains("貴社"));
-        let ja = render_transfer(kind, Locale::Ja, "source");
+        let ja = render_transfer(kind, Locale::Ja, TransferRole::Source);
         assert_eq!(
             ja.subject,
             "[C-Chorus] サブスクリプション移管完了のお知らせ（お客様ID：CUST-0042）"
@@ -1186,14 +1317,14 @@ mod tests {
                 .contains("貴社に付与されていた管理者権限は削除されており")
         );
         assert!(ja.body.contains("管理していただくことはできません"));
-        let ja = render_transfer(kind, Locale::Ja, "destination");
+        let ja = render_transfer(kind, Locale::Ja, TransferRole::Destination);
         assert!(ja.body.contains("今後は貴社にて管理していただけます"));
         assert!(
             ja.body
                 .contains("移管元パートナーに付与されていた管理者権限は削除済みです")
         );
 
-        let en = render_transfer(kind, Locale::En, "customer");
+        let en = render_transfer(kind, Locale::En, TransferRole::Customer);
         assert_eq!(
             en.subject,
             "[C-Chorus] Your subscription transfer is complete"
@@ -1206,7 +1337,7 @@ mod tests {
             en.body
                 .contains("Transferred subscriptions\n  1. SUB-0001\n")
         );
-        let en = render_transfer(kind, Locale::En, "source");
+        let en = render_transfer(kind, Locale::En, TransferRole::Source);
         assert_eq!(
             en.subject,
             "[C-Chorus] A C-Chorus subscription transfer is complete (customer ID CUST-0042)"
@@ -1215,7 +1346,7 @@ mod tests {
             "Your company's admin roles on them have been removed, and your company\n\
              no longer manages them.\n"
         ));
-        let en = render_transfer(kind, Locale::En, "destination");
+        let en = render_transfer(kind, Locale::En, TransferRole::Destination);
         assert!(en.body.contains("from now on your company manages them"));
         assert!(
             en.body
@@ -1225,56 +1356,59 @@ mod tests {
 
     #[test]
     fn transfer_rejected_both_locales() {
-        let kind = "transfer_rejected";
-        for role in TRANSFER_ROLES {
+        let kind = TransferMail::Rejected;
+        for role in TransferRole::ALL {
             let ja = render_transfer(kind, Locale::Ja, role);
             assert!(
                 ja.subject
                     .starts_with("[C-Chorus] サブスクリプション移管不成立のお知らせ"),
-                "{role}"
+                "{role:?}"
             );
             assert!(
                 ja.body
                     .contains(&format!("■移管を実施できなかった理由\n{REJECTED_REASON}\n")),
-                "{role}"
+                "{role:?}"
             );
             assert!(
                 ja.body.contains("移管を実施することが\nできませんでした"),
-                "{role}"
+                "{role:?}"
             );
-            assert!(ja.body.contains("一切行っておらず"), "{role}");
-            assert!(ja.body.contains("■今後のお手続きについて"), "{role}");
+            assert!(ja.body.contains("一切行っておらず"), "{role:?}");
+            assert!(ja.body.contains("■今後のお手続きについて"), "{role:?}");
             assert!(
                 ja.body.contains("新しい移管のご依頼をお送りください"),
-                "{role}"
+                "{role:?}"
             );
-            assert!(!ja.body.contains("再度実行"), "{role}");
+            assert!(!ja.body.contains("再度実行"), "{role:?}");
 
             let en = render_transfer(kind, Locale::En, role);
-            assert!(en.subject.contains("could not be carried out"), "{role}");
+            assert!(en.subject.contains("could not be carried out"), "{role:?}");
             assert!(
                 en.body.contains(&format!("\nReason\n{REJECTED_REASON}\n")),
-                "{role}"
+                "{role:?}"
             );
             assert!(
                 en.body.contains("Nothing has been changed by this request"),
-                "{role}"
+                "{role:?}"
             );
-            assert!(en.body.contains("submit a new transfer request"), "{role}");
-            assert!(!en.body.contains("retry"), "{role}");
+            assert!(
+                en.body.contains("submit a new transfer request"),
+                "{role:?}"
+            );
+            assert!(!en.body.contains("retry"), "{role:?}");
         }
-        let ja = render_transfer(kind, Locale::Ja, "customer");
+        let ja = render_transfer(kind, Locale::Ja, TransferRole::Customer);
         assert_eq!(
             ja.subject,
             "[C-Chorus] サブスクリプション移管不成立のお知らせ"
         );
         assert!(!ja.body.contains("貴社"));
-        let ja = render_transfer(kind, Locale::Ja, "destination");
+        let ja = render_transfer(kind, Locale::Ja, TransferRole::Destination);
         assert!(
             ja.body
                 .contains("から貴社へ移管するご依頼につきまして、\n移管の条件")
         );
-        let en = render_transfer(kind, Locale::En, "source");
+        let en = render_transfer(kind, Locale::En, TransferRole::Source);
         assert_eq!(
             en.subject,
             "[C-Chorus] A C-Chorus subscription transfer could not be carried out (customer ID CUST-0042)"
@@ -1287,43 +1421,43 @@ mod tests {
 
     #[test]
     fn transfer_failed_both_locales() {
-        let kind = "transfer_failed";
-        for role in TRANSFER_ROLES {
+        let kind = TransferMail::Failed;
+        for role in TransferRole::ALL {
             let ja = render_transfer(kind, Locale::Ja, role);
             assert!(
                 ja.subject
                     .starts_with("[C-Chorus] サブスクリプション移管処理エラーのお知らせ"),
-                "{role}"
+                "{role:?}"
             );
             assert!(
                 ja.body.contains(&format!("■エラー内容\n{FAILED_REASON}\n")),
-                "{role}"
+                "{role:?}"
             );
             assert!(
                 ja.body.contains("移管の手続きが完了しておりません"),
-                "{role}"
+                "{role:?}"
             );
-            assert!(ja.body.contains("申し訳ございません"), "{role}");
-            assert!(ja.body.contains("運用担当者へ通知されており"), "{role}");
-            assert!(ja.body.contains("処理を再度実行いたします"), "{role}");
-            assert!(!ja.body.contains("新しい移管のご依頼"), "{role}");
+            assert!(ja.body.contains("申し訳ございません"), "{role:?}");
+            assert!(ja.body.contains("運用担当者へ通知されており"), "{role:?}");
+            assert!(ja.body.contains("処理を再度実行いたします"), "{role:?}");
+            assert!(!ja.body.contains("新しい移管のご依頼"), "{role:?}");
 
             let en = render_transfer(kind, Locale::En, role);
             assert!(
                 en.subject.contains("An error occurred while processing"),
-                "{role}"
+                "{role:?}"
             );
             assert!(
                 en.body.contains(&format!("\nError\n{FAILED_REASON}\n")),
-                "{role}"
+                "{role:?}"
             );
-            assert!(en.body.contains("has not been completed"), "{role}");
-            assert!(en.body.contains("apologise"), "{role}");
-            assert!(en.body.contains("will retry the transfer"), "{role}");
-            assert!(en.body.contains("No action is needed from you"), "{role}");
-            assert!(!en.body.contains("submit a new"), "{role}");
+            assert!(en.body.contains("has not been completed"), "{role:?}");
+            assert!(en.body.contains("apologise"), "{role:?}");
+            assert!(en.body.contains("will retry the transfer"), "{role:?}");
+            assert!(en.body.contains("No action is needed from you"), "{role:?}");
+            assert!(!en.body.contains("submit a new"), "{role:?}");
         }
-        let ja = render_transfer(kind, Locale::Ja, "customer");
+        let ja = render_transfer(kind, Locale::Ja, TransferRole::Customer);
         assert_eq!(
             ja.subject,
             "[C-Chorus] サブスクリプション移管処理エラーのお知らせ"
@@ -1333,12 +1467,12 @@ mod tests {
                 .contains("現時点でお客様にてご対応いただく必要はございません")
         );
         assert!(!ja.body.contains("貴社"));
-        let ja = render_transfer(kind, Locale::Ja, "source");
+        let ja = render_transfer(kind, Locale::Ja, TransferRole::Source);
         assert!(
             ja.body
                 .contains("現時点で貴社にてご対応いただく必要はございません")
         );
-        let en = render_transfer(kind, Locale::En, "destination");
+        let en = render_transfer(kind, Locale::En, TransferRole::Destination);
         assert_eq!(
             en.subject,
             "[C-Chorus] An error occurred while processing a C-Chorus subscription transfer (customer ID CUST-0042)"
@@ -1347,29 +1481,31 @@ mod tests {
 
     #[test]
     fn transfer_with_one_subscription_is_singular_in_english() {
-        for kind in TRANSFER_KINDS {
-            for role in TRANSFER_ROLES {
-                let mut ctx = transfer_context(kind, role);
-                ctx["subscription_ids"] = json!(["SUB-0001"]);
-                let en = Renderer::new("C-Chorus")
-                    .render(kind, Locale::En, &ctx)
-                    .unwrap();
-                assert!(en.body.contains("  1. SUB-0001\n"), "{kind} {role}");
-                assert!(!en.body.contains("2. "), "{kind} {role}");
-                assert!(!en.body.contains("subscriptions"), "{kind} {role}");
-                assert!(!en.body.contains("them"), "{kind} {role}");
+        for kind in TRANSFER_MAILS {
+            for role in TransferRole::ALL {
+                let notice = TransferNotice {
+                    subscription_ids: &["SUB-0001"],
+                    ..transfer_notice(role)
+                };
+                let en = render_content(&transfer_mail(kind, notice), Locale::En);
+                assert!(en.body.contains("  1. SUB-0001\n"), "{kind:?} {role:?}");
+                assert!(!en.body.contains("2. "), "{kind:?} {role:?}");
+                assert!(!en.body.contains("subscriptions"), "{kind:?} {role:?}");
+                assert!(!en.body.contains("them"), "{kind:?} {role:?}");
             }
         }
     }
 
     #[test]
     fn transfer_with_unknown_recipient_role_is_an_error() {
-        let r = Renderer::new("C-Chorus");
-        for kind in TRANSFER_KINDS {
+        for mail in TRANSFER_MAILS {
+            let content = transfer_mail(mail, transfer_notice(TransferRole::Customer));
+            let kind = content.template();
             for locale in Locale::ALL {
                 for role in ["reseller", "Customer", ""] {
-                    let ctx = transfer_context(kind, role);
-                    let err = r.render(kind, locale, &ctx).unwrap_err();
+                    let mut ctx = json_of(content.context());
+                    ctx["recipient_role"] = json!(role);
+                    let err = render_json(kind, locale, &ctx).unwrap_err();
                     assert!(matches!(err, RenderError::Template { .. }), "{err:?}");
                     assert!(
                         err.to_string().contains("recipient_role must be"),
@@ -1386,29 +1522,33 @@ mod tests {
             for locale in Locale::ALL {
                 for role in TRIAL_ROLES {
                     for customer_name in ["株式会社サンプル", ""] {
-                        let mut ctx = trial_context(kind, role);
-                        ctx["customer_name"] = json!(customer_name);
-                        let mail = render_with(kind, locale, &ctx);
-                        let at = format!("{kind}.{locale} for {role} ({customer_name:?})");
+                        let notice = TrialNotice {
+                            customer_name,
+                            ..trial_notice(role)
+                        };
+                        let mail = render_content(&trial_mail(kind, notice), locale);
+                        let at = format!("{kind}.{locale} for {role:?} ({customer_name:?})");
                         assert_well_formed(&mail, &at);
                         // Partners handle many customers: their subject says which.
                         assert_eq!(
                             mail.subject.contains("CUST-0042"),
-                            role == "partner_admin",
+                            role == TrialRole::PartnerAdmin,
                             "{at}: {}",
                             mail.subject
                         );
                         let b = &mail.body;
                         let greeting = match (locale, role, customer_name) {
-                            (Locale::Ja, "customer_admin", "") => "ご担当者様\n\n".to_owned(),
-                            (Locale::Ja, "customer_admin", name) => {
+                            (Locale::Ja, TrialRole::CustomerAdmin, "") => {
+                                "ご担当者様\n\n".to_owned()
+                            }
+                            (Locale::Ja, TrialRole::CustomerAdmin, name) => {
                                 format!("{name} ご担当者様\n\n")
                             }
                             (Locale::Ja, _, _) => "ご担当者様\n\n".to_owned(),
-                            (Locale::En, "customer_admin", "") => {
+                            (Locale::En, TrialRole::CustomerAdmin, "") => {
                                 "Dear administrator,\n\n".to_owned()
                             }
-                            (Locale::En, "customer_admin", name) => {
+                            (Locale::En, TrialRole::CustomerAdmin, name) => {
                                 format!("Dear administrator of {name},\n\n")
                             }
                             (Locale::En, _, _) => "Dear partner administrator,\n\n".to_owned(),
@@ -1430,12 +1570,13 @@ mod tests {
                             Locale::Ja => "貴社",
                             Locale::En => "your customer",
                         };
-                        assert_eq!(b.contains(partner_words), role == "partner_admin", "{at}");
+                        let for_partner = role == TrialRole::PartnerAdmin;
+                        assert_eq!(b.contains(partner_words), for_partner, "{at}");
                         let contact = match locale {
                             Locale::Ja => "パートナー（販売店）",
                             Locale::En => "partner (reseller)",
                         };
-                        assert_eq!(b.contains(contact), role == "customer_admin", "{at}");
+                        assert_eq!(b.contains(contact), !for_partner, "{at}");
                         assert!(b.contains("C-Chorus\n"), "{at}");
                     }
                 }
@@ -1445,8 +1586,7 @@ mod tests {
 
     #[test]
     fn trial_expiring_ja() {
-        let kind = "trial_expiring";
-        let ja = render_with(kind, Locale::Ja, &trial_context(kind, "customer_admin"));
+        let ja = render_with(&trial_expiring(TrialRole::CustomerAdmin), Locale::Ja);
         assert_eq!(ja.subject, "[C-Chorus] トライアル期間終了予定のお知らせ");
         assert!(
             ja.body
@@ -1480,7 +1620,7 @@ mod tests {
                 .ends_with("――――――――――――――――――――\nC-Chorus\n――――――――――――――――――――\n")
         );
 
-        let ja = render_with(kind, Locale::Ja, &trial_context(kind, "partner_admin"));
+        let ja = render_with(&trial_expiring(TrialRole::PartnerAdmin), Locale::Ja);
         assert_eq!(
             ja.subject,
             "[C-Chorus] トライアル期間終了予定のお知らせ（お客様ID：CUST-0042）"
@@ -1498,10 +1638,12 @@ mod tests {
         );
 
         // The last day, and no extension left.
-        let mut ctx = trial_context(kind, "customer_admin");
-        ctx["days_left"] = json!(0);
-        ctx["extensions_left"] = json!(0);
-        let ja = render_with(kind, Locale::Ja, &ctx);
+        let ctx = TrialExpiring {
+            days_left: 0,
+            extensions_left: 0,
+            ..trial_expiring(TrialRole::CustomerAdmin)
+        };
+        let ja = render_with(&ctx, Locale::Ja);
         assert_well_formed(&ja, "ja, last day");
         assert!(
             ja.body
@@ -1516,9 +1658,11 @@ mod tests {
         assert!(!ja.body.contains("延長が可能"));
         assert!(!ja.body.contains("あと0"));
         assert!(!ja.body.contains("や延長"));
-        let mut ctx = trial_context(kind, "partner_admin");
-        ctx["extensions_left"] = json!(0);
-        let ja = render_with(kind, Locale::Ja, &ctx);
+        let ctx = TrialExpiring {
+            extensions_left: 0,
+            ..trial_expiring(TrialRole::PartnerAdmin)
+        };
+        let ja = render_with(&ctx, Locale::Ja);
         assert!(
             ja.body
                 .contains("本契約への切り替えのお手続きをお願いいたします")
@@ -1527,8 +1671,7 @@ mod tests {
 
     #[test]
     fn trial_expiring_en() {
-        let kind = "trial_expiring";
-        let en = render_with(kind, Locale::En, &trial_context(kind, "customer_admin"));
+        let en = render_with(&trial_expiring(TrialRole::CustomerAdmin), Locale::En);
         assert_eq!(en.subject, "[C-Chorus] Your trial ends soon");
         assert!(
             en.body
@@ -1557,7 +1700,7 @@ mod tests {
         assert!(en.body.contains("please contact your partner (reseller)"));
         assert!(en.body.ends_with("Kind regards,\nC-Chorus\n"));
 
-        let en = render_with(kind, Locale::En, &trial_context(kind, "partner_admin"));
+        let en = render_with(&trial_expiring(TrialRole::PartnerAdmin), Locale::En);
         assert_eq!(
             en.subject,
             "[C-Chorus] Your customer's trial ends soon (customer ID CUST-0042)"
@@ -1575,11 +1718,13 @@ mod tests {
         assert!(en.body.contains("contract or extend it."));
         assert!(en.body.contains("sent the\nsame notice separately"));
 
-        let mut ctx = trial_context(kind, "customer_admin");
-        ctx["days_left"] = json!(0);
-        ctx["extensions_left"] = json!(0);
-        ctx["grace_days"] = json!(1);
-        let en = render_with(kind, Locale::En, &ctx);
+        let mut ctx = TrialExpiring {
+            days_left: 0,
+            extensions_left: 0,
+            ..trial_expiring(TrialRole::CustomerAdmin)
+        };
+        ctx.notice.grace_days = 1;
+        let en = render_with(&ctx, Locale::En);
         assert_well_formed(&en, "en, last day");
         assert!(en.body.contains("ends today,\nat 2026-12-24 00:00 UTC."));
         assert!(en.body.contains("grace period of\n1 day begins"));
@@ -1591,18 +1736,19 @@ mod tests {
         assert!(!en.body.contains("extended."));
         assert!(!en.body.contains("or extend it"));
 
-        let mut ctx = trial_context(kind, "partner_admin");
-        ctx["days_left"] = json!(1);
-        ctx["extensions_left"] = json!(1);
-        let en = render_with(kind, Locale::En, &ctx);
+        let ctx = TrialExpiring {
+            days_left: 1,
+            extensions_left: 1,
+            ..trial_expiring(TrialRole::PartnerAdmin)
+        };
+        let en = render_with(&ctx, Locale::En);
         assert!(en.body.contains("ends in 1 day, at"));
         assert!(en.body.contains("The trial can be extended 1 more time.\n"));
     }
 
     #[test]
     fn trial_expired_both_locales() {
-        let kind = "trial_expired";
-        let ja = render_with(kind, Locale::Ja, &trial_context(kind, "customer_admin"));
+        let ja = render_with(&trial_expired(TrialRole::CustomerAdmin), Locale::Ja);
         assert_eq!(ja.subject, "[C-Chorus] トライアル期間終了のお知らせ");
         assert!(
             ja.body
@@ -1626,7 +1772,7 @@ mod tests {
         ));
         assert!(ja.body.contains("復元することができず"));
         assert!(ja.body.contains("取り消すことができません"));
-        let ja = render_with(kind, Locale::Ja, &trial_context(kind, "partner_admin"));
+        let ja = render_with(&trial_expired(TrialRole::PartnerAdmin), Locale::Ja);
         assert_eq!(
             ja.subject,
             "[C-Chorus] トライアル期間終了のお知らせ（お客様ID：CUST-0042）"
@@ -1634,7 +1780,7 @@ mod tests {
         assert!(ja.body.contains("貴社のお客様（お客様ID：CUST-0042）"));
         assert!(ja.body.contains("別途お送りしております"));
 
-        let en = render_with(kind, Locale::En, &trial_context(kind, "customer_admin"));
+        let en = render_with(&trial_expired(TrialRole::CustomerAdmin), Locale::En);
         assert_eq!(en.subject, "[C-Chorus] Your trial has ended");
         assert!(en.body.contains(
             "Your C-Chorus trial ended at 2026-12-24 00:00 UTC, and the services listed\n\
@@ -1661,7 +1807,7 @@ mod tests {
             en.body
                 .contains("This cannot be undone, and deleted data cannot be restored.")
         );
-        let en = render_with(kind, Locale::En, &trial_context(kind, "partner_admin"));
+        let en = render_with(&trial_expired(TrialRole::PartnerAdmin), Locale::En);
         assert_eq!(
             en.subject,
             "[C-Chorus] Your customer's trial has ended (customer ID CUST-0042)"
@@ -1674,12 +1820,13 @@ mod tests {
 
     #[test]
     fn trial_with_unknown_recipient_role_is_an_error() {
-        let r = Renderer::new("C-Chorus");
         for kind in TRIAL_KINDS {
+            let content = trial_mail(kind, trial_notice(TrialRole::CustomerAdmin));
             for locale in Locale::ALL {
                 for role in ["customer", "Partner_admin", "source", ""] {
-                    let ctx = trial_context(kind, role);
-                    let err = r.render(kind, locale, &ctx).unwrap_err();
+                    let mut ctx = json_of(content.context());
+                    ctx["recipient_role"] = json!(role);
+                    let err = render_json(kind, locale, &ctx).unwrap_err();
                     assert!(matches!(err, RenderError::Template { .. }), "{err:?}");
                     assert!(
                         err.to_string().contains("recipient_role must be"),
@@ -1692,8 +1839,7 @@ mod tests {
 
     #[test]
     fn trial_purged_both_locales() {
-        let kind = "trial_purged";
-        let ja = render_with(kind, Locale::Ja, &trial_purged_context());
+        let ja = render_with(&trial_purged(), Locale::Ja);
         assert_eq!(
             ja.subject,
             "[C-Chorus] トライアルサービス提供終了のお知らせ"
@@ -1718,7 +1864,7 @@ mod tests {
         assert!(ja.body.contains("引き続きサインインしていただけます"));
         assert!(ja.body.contains(TRIAL_ID));
 
-        let en = render_with(kind, Locale::En, &trial_purged_context());
+        let en = render_with(&trial_purged(), Locale::En);
         assert_eq!(
             en.subject,
             "[C-Chorus] Your trial services are no longer available"
@@ -1742,16 +1888,18 @@ mod tests {
         assert!(en.body.contains("keep signing in"));
 
         // No name: addressed to the customer; no organisation name either.
-        let mut ctx = trial_purged_context();
-        ctx["user_name"] = json!("");
-        ctx["customer_name"] = json!("");
-        let ja = render_with(kind, Locale::Ja, &ctx);
+        let ctx = TrialPurged {
+            user_name: "",
+            customer_name: "",
+            ..trial_purged()
+        };
+        let ja = render_with(&ctx, Locale::Ja);
         assert_well_formed(&ja, "ja without names");
         assert!(ja.body.starts_with("お客様\n\n"));
         assert!(ja.body.contains("トライアル組織\n（お客様ID：CUST-0042）"));
         assert!(!ja.body.contains("「"));
         assert!(!ja.body.contains("お客様名"));
-        let en = render_with(kind, Locale::En, &ctx);
+        let en = render_with(&ctx, Locale::En);
         assert_well_formed(&en, "en without names");
         assert!(en.body.starts_with("Dear customer,\n\n"));
         assert!(
@@ -1763,8 +1911,7 @@ mod tests {
 
     #[test]
     fn registration_both_locales() {
-        let kind = "registration";
-        let ja = render_with(kind, Locale::Ja, &registration_context());
+        let ja = render_with(&registration(), Locale::Ja);
         assert_eq!(ja.subject, "[C-Chorus] C-Chorus申し込み手続きのご案内");
         assert!(ja.body.starts_with(&format!("{EMAIL} 様\n\n")));
         assert!(
@@ -1784,7 +1931,7 @@ mod tests {
         assert!(ja.body.contains("お心当たりのない場合は"));
         assert!(ja.body.contains("破棄してください"));
 
-        let en = render_with(kind, Locale::En, &registration_context());
+        let en = render_with(&registration(), Locale::En);
         assert_eq!(en.subject, "[C-Chorus] Complete your C-Chorus registration");
         assert!(en.body.starts_with("Dear customer,\n\n"));
         assert!(
@@ -1800,9 +1947,11 @@ mod tests {
                 .contains("If you did not request this registration, please ignore this email.")
         );
 
-        let mut ctx = registration_context();
-        ctx["valid_hours"] = json!(1);
-        let en = render_with(kind, Locale::En, &ctx);
+        let ctx = Registration {
+            valid_hours: 1,
+            ..registration()
+        };
+        let en = render_with(&ctx, Locale::En);
         assert!(en.body.contains("within 1 hour, by"));
 
         for mail in [&ja, &en] {
@@ -1816,9 +1965,7 @@ mod tests {
 
     #[test]
     fn registration_completed_both_locales() {
-        let kind = "registration_completed";
-        let ctx = registration_completed_context();
-        let ja = render_with(kind, Locale::Ja, &ctx);
+        let ja = render_with(&registration_completed(), Locale::Ja);
         assert_eq!(ja.subject, "[C-Chorus] C-Chorus申し込み完了のお知らせ");
         assert!(ja.body.starts_with(&format!("{EMAIL} 様\n\n")));
         assert!(ja.body.contains("お申し込み手続きが完了いたしました"));
@@ -1835,7 +1982,7 @@ mod tests {
                 .contains("お申し込みサービス：AWS、Google Cloud\n\n■今後の流れ")
         );
         assert!(ja.body.contains("お申し込み団体名：Cust KK\n"));
-        let en = render_with(kind, Locale::En, &ctx);
+        let en = render_with(&registration_completed(), Locale::En);
         assert_eq!(
             en.subject,
             "[C-Chorus] Your C-Chorus registration is complete"
@@ -1850,47 +1997,66 @@ mod tests {
         );
     }
 
-    fn registration_completed_context() -> serde_json::Value {
-        json!({ "email": EMAIL, "organisation": "Cust KK", "services": ["AWS", "Google Cloud"] })
+    fn registration_completed() -> RegistrationCompleted<'static> {
+        RegistrationCompleted {
+            email: EMAIL,
+            organisation: "Cust KK",
+            services: &["AWS", "Google Cloud"],
+        }
+    }
+
+    fn registration_rejected() -> RegistrationRejected<'static> {
+        RegistrationRejected {
+            email: EMAIL,
+            reason: "credit check",
+        }
+    }
+
+    fn registration_refused(reason: &'static str) -> RegistrationRefused<'static> {
+        RegistrationRefused {
+            email: EMAIL,
+            reason,
+        }
     }
 
     #[test]
     fn registration_refused_says_why_in_both_locales() {
-        let kind = "registration_refused";
-        let ctx = |reason: &str| json!({ "email": EMAIL, "reason": reason });
-        let ja = render_with(kind, Locale::Ja, &ctx("in_progress"));
+        let ja = render_with(&registration_refused("in_progress"), Locale::Ja);
         assert_eq!(
             ja.subject,
             "[C-Chorus] リセールサービス申し込み手続き未完了のご案内"
         );
         assert!(ja.body.contains("手続き中のお申し込みがすでにございます"));
-        let ja = render_with(kind, Locale::Ja, &ctx("domain_refused"));
+        let ja = render_with(&registration_refused("domain_refused"), Locale::Ja);
         assert!(
             ja.body
                 .contains("ドメインでは、お申し込みをお受けできません")
         );
-        let en = render_with(kind, Locale::En, &ctx("in_progress"));
+        let en = render_with(&registration_refused("in_progress"), Locale::En);
         assert_eq!(
             en.subject,
             "[C-Chorus] Your resale service application could not be completed"
         );
         assert!(en.body.contains("already has an application in progress"));
-        let en = render_with(kind, Locale::En, &ctx("domain_refused"));
+        let en = render_with(&registration_refused("domain_refused"), Locale::En);
         assert!(en.body.contains("from this email address's domain"));
         for locale in Locale::ALL {
-            let unknown = Renderer::new("C-Chorus").render(kind, locale, &ctx("other"));
+            let unknown = Content::of(&registration_refused("other"));
+            let unknown = Renderer::new("C-Chorus").render(&unknown, locale);
             assert!(unknown.is_err(), "{locale}: an unknown reason fails");
         }
     }
 
     #[test]
     fn registration_rejected_carries_the_reason_in_both_locales() {
-        let kind = "registration_rejected";
-        let ctx = json!({ "email": EMAIL, "reason": "The credit check failed." });
-        let ja = render_with(kind, Locale::Ja, &ctx);
+        let ctx = RegistrationRejected {
+            email: EMAIL,
+            reason: "The credit check failed.",
+        };
+        let ja = render_with(&ctx, Locale::Ja);
         assert_eq!(ja.subject, "[C-Chorus] お申し込み審査結果のお知らせ");
         assert!(ja.body.contains("■理由\nThe credit check failed.\n"));
-        let en = render_with(kind, Locale::En, &ctx);
+        let en = render_with(&ctx, Locale::En);
         assert_eq!(
             en.subject,
             "[C-Chorus] The result of the review of your application"
@@ -1900,8 +2066,7 @@ mod tests {
 
     #[test]
     fn service_started_both_locales() {
-        let kind = "service_started";
-        let ja = render_with(kind, Locale::Ja, &service_started_context());
+        let ja = render_with(&service_started(), Locale::Ja);
         assert_eq!(ja.subject, "[C-Chorus] サービス提供開始のお知らせ");
         assert!(ja.body.starts_with(&format!("{EMAIL} 様\n\n")));
         assert!(ja.body.contains("C-Chorusのサービス提供を開始いたしました"));
@@ -1913,7 +2078,7 @@ mod tests {
             ja.body
                 .contains("■ご利用いただけるサービス\n1. C-Chorus Chat\n2. C-Chorus Phone\n")
         );
-        let en = render_with(kind, Locale::En, &service_started_context());
+        let en = render_with(&service_started(), Locale::En);
         assert_eq!(en.subject, "[C-Chorus] Your service is now available");
         assert!(en.body.starts_with("Dear customer,\n\n"));
         assert!(en.body.contains("has started and is now available to you"));
@@ -1926,15 +2091,21 @@ mod tests {
                 .contains("Available services\n  1. C-Chorus Chat\n  2. C-Chorus Phone\n")
         );
 
-        let ctx = json!({ "email": EMAIL, "services": ["C-Chorus Chat"] });
-        let en = render_with(kind, Locale::En, &ctx);
+        let ctx = ServiceStarted {
+            services: &["C-Chorus Chat"],
+            ..service_started()
+        };
+        let en = render_with(&ctx, Locale::En);
         assert!(en.body.contains("Available service\n  1. C-Chorus Chat\n"));
         assert!(!en.body.contains("2. "));
 
         // No list: the mail still says the service started, without a
         // heading over nothing.
-        let ctx = json!({ "email": EMAIL, "services": [] });
-        let ja = render_with(kind, Locale::Ja, &ctx);
+        let ctx = ServiceStarted {
+            services: &[],
+            ..service_started()
+        };
+        let ja = render_with(&ctx, Locale::Ja);
         assert_well_formed(&ja, "ja without services");
         assert!(
             ja.body
@@ -1942,68 +2113,82 @@ mod tests {
         );
         assert!(!ja.body.contains("■ご利用いただけるサービス"));
         assert!(!ja.body.contains("1. "));
-        let en = render_with(kind, Locale::En, &ctx);
+        let en = render_with(&ctx, Locale::En);
         assert_well_formed(&en, "en without services");
         assert!(en.body.contains("is now available to you."));
         assert!(!en.body.contains("Available service"));
         assert!(!en.body.contains("listed below"));
     }
 
+    /// Renders `content`, then each context with one of its fields left
+    /// out, which must fail: the template reads every field, whichever
+    /// branch its values select.
+    fn assert_every_field_required(content: &Content) {
+        let kind = content.template();
+        let context = json_of(content.context());
+        for locale in Locale::ALL {
+            assert!(
+                Renderer::new("C-Chorus").render(content, locale).is_ok(),
+                "{kind}.{locale}"
+            );
+            for field in context.as_object().unwrap().keys() {
+                let mut without = context.clone();
+                without.as_object_mut().unwrap().remove(field);
+                let err = render_json(kind, locale, &without).unwrap_err();
+                assert!(
+                    matches!(err, RenderError::Template { .. }),
+                    "{kind}.{locale} without {field}: {err:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn trial_and_registration_kinds_require_every_field() {
-        let r = Renderer::new("C-Chorus");
-        let mut cases: Vec<(&str, serde_json::Value)> = Vec::new();
+        let mut cases: Vec<Content> = Vec::new();
         for kind in TRIAL_KINDS {
             for role in TRIAL_ROLES {
-                cases.push((kind, trial_context(kind, role)));
+                cases.push(trial_mail(kind, trial_notice(role)));
                 // An empty name selects other branches; the keys stay required.
-                let mut ctx = trial_context(kind, role);
-                ctx["customer_name"] = json!("");
-                cases.push((kind, ctx));
+                let notice = TrialNotice {
+                    customer_name: "",
+                    ..trial_notice(role)
+                };
+                cases.push(trial_mail(kind, notice));
             }
         }
-        cases.push(("trial_purged", trial_purged_context()));
-        cases.push(("trial_purchase_request", trial_purchase_request_context()));
-        let mut ctx = trial_purged_context();
-        ctx["user_name"] = json!("");
-        ctx["customer_name"] = json!("");
-        cases.push(("trial_purged", ctx));
-        cases.push(("registration", registration_context()));
-        cases.push(("registration_completed", registration_completed_context()));
+        cases.push(Content::of(&trial_purged()));
+        cases.push(Content::of(&trial_purchase_request()));
+        cases.push(Content::of(&TrialPurged {
+            user_name: "",
+            customer_name: "",
+            ..trial_purged()
+        }));
+        cases.push(Content::of(&registration()));
+        cases.push(Content::of(&registration_completed()));
         for reason in ["in_progress", "domain_refused"] {
-            cases.push((
-                "registration_refused",
-                json!({ "email": EMAIL, "reason": reason }),
-            ));
+            cases.push(Content::of(&registration_refused(reason)));
         }
-        cases.push((
-            "registration_rejected",
-            json!({ "email": EMAIL, "reason": "credit check" }),
-        ));
-        cases.push(("service_started", service_started_context()));
-        cases.push(("service_started", json!({ "email": EMAIL, "services": [] })));
-        for (kind, ctx) in cases {
-            for locale in Locale::ALL {
-                assert!(r.render(kind, locale, &ctx).is_ok(), "{kind}.{locale}");
-                for field in ctx.as_object().unwrap().keys() {
-                    let mut without = ctx.clone();
-                    without.as_object_mut().unwrap().remove(field);
-                    let err = r.render(kind, locale, &without).unwrap_err();
-                    assert!(
-                        matches!(err, RenderError::Template { .. }),
-                        "{kind}.{locale} without {field}: {err:?}"
-                    );
-                }
-            }
+        cases.push(Content::of(&registration_rejected()));
+        cases.push(Content::of(&service_started()));
+        cases.push(Content::of(&ServiceStarted {
+            services: &[],
+            ..service_started()
+        }));
+        for content in &cases {
+            assert_every_field_required(content);
         }
     }
 
     #[test]
     fn service_name_is_configurable_and_wins_over_context() {
         let r = Renderer::new("Backup Store");
-        let mut ctx = vm_count_context();
+        let mut ctx = json_of(&vm_count_changed());
         ctx["service_name"] = json!("Spoofed");
-        let mail = r.render("vm_count_changed", Locale::En, &ctx).unwrap();
+        let ctx = Value::from_serialize(&ctx);
+        let mail = r
+            .render_context("vm_count_changed", Locale::En, &ctx)
+            .unwrap();
         assert!(mail.subject.starts_with("[Backup Store] "));
         assert!(mail.body.contains("Backup Store"));
         assert!(!mail.body.contains("Spoofed"));
@@ -2012,107 +2197,59 @@ mod tests {
 
     #[test]
     fn missing_variable_is_an_error() {
-        let r = Renderer::new("C-Chorus");
         for locale in Locale::ALL {
-            let mut ctx = license_context(true);
+            let mut ctx = json_of(&LicenseIssued(issued_keys(true)));
             ctx.as_object_mut().unwrap().remove("vendor_order_id");
-            let err = r.render("license_issued", locale, &ctx).unwrap_err();
+            let err = render_json("license_issued", locale, &ctx).unwrap_err();
             assert!(matches!(err, RenderError::Template { .. }), "{err:?}");
             assert!(err.to_string().contains("undefined"), "{err}");
 
             // A missing field inside a list item fails as well.
-            let mut ctx = license_context(true);
+            let mut ctx = json_of(&LicenseIssued(issued_keys(true)));
             ctx["licenses"][1]
                 .as_object_mut()
                 .unwrap()
                 .remove("vm_count");
-            assert!(r.render("license_issued", locale, &ctx).is_err());
+            assert!(render_json("license_issued", locale, &ctx).is_err());
 
-            let mut ctx = vm_count_context();
+            let mut ctx = json_of(&vm_count_changed());
             ctx.as_object_mut().unwrap().remove("previous_vm_count");
-            assert!(r.render("vm_count_changed", locale, &ctx).is_err());
-
-            // Every field of the new kinds is required, whichever branch the
-            // flags select.
-            for flag in [false, true] {
-                for field in [
-                    "order_id",
-                    "vendor_order_id",
-                    "contact_name",
-                    "keys",
-                    "remaining",
-                    "order_revoked_next",
-                ] {
-                    let mut ctx = keys_cancelled_context(flag);
-                    ctx.as_object_mut().unwrap().remove(field);
-                    assert!(
-                        r.render("keys_cancelled", locale, &ctx).is_err(),
-                        "keys_cancelled.{locale} without {field}"
-                    );
-                }
-                for field in [
-                    "order_id",
-                    "vendor_order_id",
-                    "customer_id",
-                    "recipient_name",
-                    "for_partner",
-                ] {
-                    let mut ctx = order_revoked_context(flag);
-                    ctx.as_object_mut().unwrap().remove(field);
-                    assert!(
-                        r.render("order_revoked", locale, &ctx).is_err(),
-                        "order_revoked.{locale} without {field}"
-                    );
-                }
+            assert!(render_json("vm_count_changed", locale, &ctx).is_err());
+        }
+        // Every field of these kinds is required, whichever branch the
+        // flags and roles select.
+        let mut cases: Vec<Content> = Vec::new();
+        for flag in [false, true] {
+            cases.push(Content::of(&keys_cancelled(flag)));
+            cases.push(Content::of(&order_revoked(flag)));
+        }
+        for mail in TRANSFER_MAILS {
+            for role in TransferRole::ALL {
+                cases.push(transfer_mail(mail, transfer_notice(role)));
             }
-            for kind in TRANSFER_KINDS {
-                // Only a rejected or failed transfer has a reason to show.
-                let uses_reason = matches!(kind, "transfer_rejected" | "transfer_failed");
-                for role in TRANSFER_ROLES {
-                    for field in [
-                        "transfer_id",
-                        "customer_id",
-                        "source_partner_id",
-                        "destination_partner_id",
-                        "subscription_ids",
-                        "recipient_name",
-                        "recipient_role",
-                        "reason",
-                    ] {
-                        if field == "reason" && !uses_reason {
-                            continue;
-                        }
-                        let mut ctx = transfer_context(kind, role);
-                        ctx.as_object_mut().unwrap().remove(field);
-                        assert!(
-                            r.render(kind, locale, &ctx).is_err(),
-                            "{kind}.{locale} for {role} without {field}"
-                        );
-                    }
-                }
-            }
+        }
+        for content in &cases {
+            assert_every_field_required(content);
         }
     }
 
     #[test]
     fn render_error_does_not_leak_context_values() {
-        let r = Renderer::new("C-Chorus");
-        let mut ctx = license_context(true);
+        let mut ctx = json_of(&LicenseIssued(issued_keys(true)));
         ctx.as_object_mut().unwrap().remove("contact_name");
-        let err = r.render("license_issued", Locale::En, &ctx).unwrap_err();
+        let err = render_json("license_issued", Locale::En, &ctx).unwrap_err();
         let shown = format!("{err} {err:?} {err:#}");
         assert!(!shown.contains("AAAA-BBBB"), "{shown}");
     }
 
     #[test]
     fn unknown_template_and_bad_context() {
-        let r = Renderer::new("C-Chorus");
         assert!(matches!(
-            r.render("no_such_kind", Locale::Ja, &json!({})),
+            render_json("no_such_kind", Locale::Ja, &json!({})),
             Err(RenderError::UnknownTemplate { .. })
         ));
         assert!(matches!(
-            r.render("license_issued", Locale::Ja, &json!(null)),
+            render_json("license_issued", Locale::Ja, &json!(null)),
             Err(RenderError::ContextNotObject { .. })
         ));
     }
@@ -2121,7 +2258,7 @@ mod tests {
     fn newline_in_a_value_cannot_break_the_subject() {
         let r = Renderer::new("C-Chorus\r\nBcc: x@example.com");
         let mail = r
-            .render("vm_count_changed", Locale::En, &vm_count_context())
+            .render(&Content::of(&vm_count_changed()), Locale::En)
             .unwrap();
         assert!(!mail.subject.contains('\n') && !mail.subject.contains('\r'));
     }

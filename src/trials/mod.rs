@@ -5,10 +5,12 @@ pub mod job;
 pub mod timeline;
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use crate::job::JobError;
 use crate::mail::Locale;
+use crate::mail::contexts::{
+    Content, TrialExpired, TrialExpiring, TrialNotice, TrialPurchaseRequest, TrialPurged, TrialRole,
+};
 use crate::mail::queue::{MailRequest, Mailer, queue_mail};
 use crate::settings::TrialSettings;
 use crate::store::directory::User;
@@ -17,15 +19,17 @@ use crate::store::trials::TrialRow;
 use crate::store::{Tx, audit};
 pub use timeline::{Notice, NoticePlan, Timeline, TrialMoment};
 
-/// How instants read in mails.
-pub fn mail_time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
 /// Where the customer buys what it tried: `trial.purchase_link_base` with
 /// the trial id appended. The id is no secret; the portal's page signs in.
 pub fn purchase_link(settings: &TrialSettings, trial_id: uuid::Uuid) -> String {
     format!("{}{trial_id}", settings.purchase_link_base)
+}
+
+/// Which admin notice: the trial's end coming, or come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminNotice {
+    Expiring,
+    Expired,
 }
 
 /// Queues an admin notice (`trial_expiring` or `trial_expired`) to the
@@ -35,42 +39,52 @@ pub async fn queue_admin_notices(
     mailer: &Mailer,
     tx: &mut Tx<'_>,
     trial: &TrialRow,
-    template: &str,
+    mail: AdminNotice,
     customer_name: &str,
     settings: &TrialSettings,
     now: DateTime<Utc>,
 ) -> Result<(), JobError> {
     let timeline = Timeline::from_settings(settings);
-    let days_left = (trial.ends_at - now).num_days().max(0);
-    let grace_ends = timeline.grace_ends(trial.ends_at);
+    let services: Vec<&str> = trial.services.iter().map(String::as_str).collect();
+    let purchase_link = purchase_link(settings, trial.id);
     let recipients = [
-        ("customer_admin", &trial.customer_admin.0),
-        ("partner_admin", &trial.partner_admin.0),
+        (TrialRole::CustomerAdmin, &trial.customer_admin.0),
+        (TrialRole::PartnerAdmin, &trial.partner_admin.0),
     ];
     for (role, admin) in recipients {
+        let notice = TrialNotice {
+            recipient_role: role,
+            customer_id: &trial.customer_id,
+            customer_name,
+            trial_id: trial.id,
+            services: &services,
+            ends_at: trial.ends_at,
+            grace_days: timeline.grace.num_days(),
+            purchase_link: &purchase_link,
+        };
+        let content = match mail {
+            AdminNotice::Expiring => Content::of(&TrialExpiring {
+                notice,
+                days_left: (trial.ends_at - now).num_days().max(0),
+                extensions_left: (timeline.max_extensions - trial.extensions).max(0),
+            }),
+            AdminNotice::Expired => Content::of(&TrialExpired {
+                notice,
+                grace_ends_at: timeline.grace_ends(trial.ends_at),
+            }),
+        };
         let request = MailRequest {
             cause: format!(
-                "{template}:{}:{}:{role}",
+                "{}:{}:{}:{}",
+                content.template(),
                 trial.id,
-                trial.ends_at.timestamp()
+                trial.ends_at.timestamp(),
+                role.as_str()
             ),
-            template,
+            content,
             locale: admin.locale.as_deref().and_then(Locale::parse),
             to: &admin.email,
             to_name: None,
-            context: json!({
-                "recipient_role": role,
-                "customer_id": trial.customer_id,
-                "customer_name": customer_name,
-                "trial_id": trial.id,
-                "services": trial.services,
-                "ends_at": mail_time(trial.ends_at),
-                "days_left": days_left,
-                "grace_days": timeline.grace.num_days(),
-                "grace_ends_at": mail_time(grace_ends),
-                "extensions_left": (timeline.max_extensions - trial.extensions).max(0),
-                "purchase_link": purchase_link(settings, trial.id),
-            }),
             attachments: Vec::new(),
             partner_id: Some(&trial.partner_id),
         };
@@ -88,21 +102,21 @@ pub async fn queue_purge_mails(
     customer_name: &str,
     now: DateTime<Utc>,
 ) -> Result<(), JobError> {
+    let services: Vec<&str> = trial.services.iter().map(String::as_str).collect();
     for user in members {
         let request = MailRequest {
             cause: format!("trial_purged:{}:{}", trial.id, user.id),
-            template: "trial_purged",
+            content: Content::of(&TrialPurged {
+                user_name: &user.name,
+                customer_id: &trial.customer_id,
+                customer_name,
+                trial_id: trial.id,
+                services: &services,
+                purged_at: now,
+            }),
             locale: Locale::parse(&user.locale),
             to: &user.email,
             to_name: Some(&user.name),
-            context: json!({
-                "user_name": user.name,
-                "customer_id": trial.customer_id,
-                "customer_name": customer_name,
-                "trial_id": trial.id,
-                "services": trial.services,
-                "purged_at": mail_time(now),
-            }),
             attachments: Vec::new(),
             partner_id: Some(&trial.partner_id),
         };
@@ -122,24 +136,24 @@ pub async fn queue_purchase_request_mail(
     settings: &TrialSettings,
 ) -> Result<(), JobError> {
     let admin = &trial.partner_admin.0;
+    let services: Vec<&str> = request.services.iter().map(String::as_str).collect();
     let mail = MailRequest {
         cause: format!("trial_purchase_request:{}", request.id),
-        template: "trial_purchase_request",
+        content: Content::of(&TrialPurchaseRequest {
+            customer_id: &trial.customer_id,
+            customer_name,
+            customer_admin_email: &trial.customer_admin.0.email,
+            trial_id: trial.id,
+            status: trial.status,
+            services: &services,
+            note: request.note.as_deref().unwrap_or_default(),
+            ends_at: trial.ends_at,
+            requested_at: request.created_at,
+            purchase_link: &purchase_link(settings, trial.id),
+        }),
         locale: admin.locale.as_deref().and_then(Locale::parse),
         to: &admin.email,
         to_name: None,
-        context: json!({
-            "customer_id": trial.customer_id,
-            "customer_name": customer_name,
-            "customer_admin_email": trial.customer_admin.0.email,
-            "trial_id": trial.id,
-            "status": trial.status,
-            "services": request.services,
-            "note": request.note.as_deref().unwrap_or_default(),
-            "ends_at": mail_time(trial.ends_at),
-            "requested_at": mail_time(request.created_at),
-            "purchase_link": purchase_link(settings, trial.id),
-        }),
         attachments: Vec::new(),
         partner_id: Some(&trial.partner_id),
     };

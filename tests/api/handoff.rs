@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use fulfil::app::Components;
 use fulfil::job::JobKind;
+use fulfil::mail::contexts::{Content, Registration};
 use fulfil::mail::handoff::Handoff;
 use fulfil::mail::queue::{MailRequest, Mailer, queue_rendered, render_mail};
-use serde_json::json;
 
 use crate::support::*;
 
@@ -113,14 +113,15 @@ async fn a_mail_job_held_for_a_handoff_that_never_came_is_published_after_the_gr
     let now = chrono::Utc::now();
     let request = MailRequest {
         cause: "handoff-test:1".into(),
-        template: "registration",
+        content: Content::of(&Registration {
+            email: "new@cust.example",
+            link: "https://example.test/r/abc",
+            expires_at: now + chrono::TimeDelta::days(1),
+            valid_hours: 24,
+        }),
         locale: None,
         to: "new@cust.example",
         to_name: None,
-        context: json!({
-            "valid_hours": 24, "expires_at": "tomorrow",
-            "link": "https://example.test/r/abc", "email": "new@cust.example"
-        }),
         attachments: Vec::new(),
         partner_id: None,
     };

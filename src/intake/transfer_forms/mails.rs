@@ -3,7 +3,6 @@
 //! source contact's notice that the customer returned the form.
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use super::super::AppState;
 use super::super::problem::ApiError;
@@ -11,12 +10,12 @@ use super::super::relationships::{partner_name, shown_name};
 use super::form_valid;
 use super::view::contact;
 use crate::mail::Locale;
+use crate::mail::contexts::{Content, TransferFormLink, TransferFormReturned};
 use crate::mail::queue::{MailRequest, queue_mail};
 use crate::store::Tx;
 use crate::store::directory::{self, Customer};
 use crate::store::transfer_forms::{self, FormRow};
 use crate::transfers::Contact;
-use crate::trials::mail_time;
 
 fn mail_error(e: crate::job::JobError) -> ApiError {
     ApiError::Internal(anyhow::anyhow!("{e}"))
@@ -30,22 +29,22 @@ pub(super) async fn queue_link(
     link_token: &str,
 ) -> Result<(), ApiError> {
     let subscription_ids = transfer_forms::subscription_ids(&mut **tx, form.id).await?;
-    let context = json!({
-        "form_id": form.id,
-        "customer_name": shown_name(&customer.name, &customer.id),
-        "source_partner_name": partner_name(tx, &form.source_partner_id).await?,
-        "subscription_ids": subscription_ids,
-        "link": format!("{}{link_token}", state.settings.transfers.form_link_base),
-        "expires_at": mail_time(form.expires_at),
-        "valid_days": form_valid(state).num_days(),
-    });
+    let subscription_ids: Vec<&str> = subscription_ids.iter().map(String::as_str).collect();
+    let context = TransferFormLink {
+        form_id: form.id,
+        customer_name: &shown_name(&customer.name, &customer.id),
+        source_partner_name: &partner_name(tx, &form.source_partner_id).await?,
+        subscription_ids: &subscription_ids,
+        link: &format!("{}{link_token}", state.settings.transfers.form_link_base),
+        expires_at: form.expires_at,
+        valid_days: form_valid(state).num_days(),
+    };
     let request = MailRequest {
         cause: format!("transfer_form_link:{}", form.id),
-        template: "transfer_form_link",
+        content: Content::of(&context),
         locale: Locale::parse(&form.locale),
         to: &form.admin_email,
         to_name: None,
-        context,
         attachments: Vec::new(),
         partner_id: Some(&form.source_partner_id),
     };
@@ -75,25 +74,26 @@ pub(super) async fn queue_returned(
         Some(customer) => shown_name(&customer.name, &customer.id),
         None => form.customer_id.clone(),
     };
-    let context = json!({
-        "form_id": form.id,
-        "customer_id": form.customer_id,
-        "customer_name": customer_name,
-        "recipient_name": source.name,
-        "customer_contact_name": returned.customer_contact.name,
-        "destination_partner_id": form.destination_partner_id,
-        "destination_partner_name": returned.destination_name,
-        "destination_contact_name": returned.destination_contact.name,
-        "subscription_ids": transfer_forms::subscription_ids(&mut **tx, form.id).await?,
-        "expires_at": mail_time(form.expires_at),
-    });
+    let subscription_ids = transfer_forms::subscription_ids(&mut **tx, form.id).await?;
+    let subscription_ids: Vec<&str> = subscription_ids.iter().map(String::as_str).collect();
+    let context = TransferFormReturned {
+        form_id: form.id,
+        customer_id: &form.customer_id,
+        customer_name: &customer_name,
+        recipient_name: &source.name,
+        customer_contact_name: &returned.customer_contact.name,
+        destination_partner_id: form.destination_partner_id.as_deref(),
+        destination_partner_name: &returned.destination_name,
+        destination_contact_name: &returned.destination_contact.name,
+        subscription_ids: &subscription_ids,
+        expires_at: form.expires_at,
+    };
     let request = MailRequest {
         cause: format!("transfer_form_returned:{}", form.id),
-        template: "transfer_form_returned",
+        content: Content::of(&context),
         locale: source.locale.as_deref().and_then(Locale::parse),
         to: &source.email,
         to_name: Some(&source.name),
-        context,
         attachments: Vec::new(),
         partner_id: Some(&form.source_partner_id),
     };
