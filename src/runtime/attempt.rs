@@ -232,10 +232,10 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
     ctx.handoff.discard();
     let ids: Vec<uuid::Uuid> = batch.iter().map(|job| job.envelope.job_id).collect();
     let uncounted = uncounted_deliveries(handler);
-    if uncounted == 0 {
-        if let Err(error) = jobs::mark_running(&ctx.pool, &ids, ctx.clock.now()).await {
-            return broken(error);
-        }
+    if uncounted == 0
+        && let Err(error) = jobs::mark_running(&ctx.pool, &ids, ctx.clock.now()).await
+    {
+        return broken(error);
     }
     // A batch that may run as a set opens the set's savepoint with the
     // transaction, in the same round trip; unused, it costs nothing.
