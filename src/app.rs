@@ -221,16 +221,20 @@ impl Application {
     }
 }
 
-/// Attempts that may run at once: the pool minus a quarter (at least two
-/// connections) kept for the API, the relay and failure bookkeeping.
-/// Each attempt holds a connection: the pool keeps a reserve for the API
-/// and the relay, and a setting may ask for fewer.
+/// Attempts that may run at once. Each attempt holds a connection, and
+/// the pool keeps a quarter (at least two connections) for the API, the
+/// relay and failure bookkeeping; a setting may ask for fewer. Unset, a
+/// process runs two attempts per core: deliveries that wait for a slot
+/// join the next batch, and a batch's statements serve all its jobs. On
+/// two cores, twelve slots took deliveries one or two at a time and ran
+/// 10-15 % fewer orders end to end than four (see README, Benchmarks).
 fn attempt_slots(settings: &Settings) -> usize {
     let max_connections = settings.database.max_connections;
     let reserve = (max_connections / 4).max(2);
     let fitting = max_connections.saturating_sub(reserve).max(1) as usize;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     match settings.jobs.concurrency {
-        0 => fitting,
+        0 => fitting.min(2 * cores),
         wanted => wanted.min(fitting),
     }
 }

@@ -82,7 +82,8 @@ pub struct JobSettings {
     /// Deliveries of one kind that may share a transaction.
     pub batch_size: usize,
     /// Attempts (batches) running at once per process, across all kinds;
-    /// 0 derives it from the pool: max_connections − max(max/4, 2).
+    /// 0: two per core, within what the pool allows
+    /// (max_connections − max(max/4, 2)).
     #[serde(default)]
     pub concurrency: usize,
 }
