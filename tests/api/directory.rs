@@ -309,3 +309,46 @@ async fn operators_write_for_any_partner_and_must_name_it() {
     assert_eq!(unknown_partner.status(), 400);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn partners_and_tokens_are_never_deleted_so_orders_need_not_lock_them() {
+    // Arrange: an order names its partner and token without a foreign key
+    // (20261206000023): what keeps those references whole is that the
+    // rows stay.
+    let (app, acme, _globex) = directory_app().await;
+    seed_acme(&app, &acme).await;
+    let tokens = app.count("select count(*) from api_tokens").await;
+
+    // Act
+    let deleted_partner = sqlx::query("delete from partners where id = 'acme'")
+        .execute(&app.pool)
+        .await;
+    let renamed_partner = sqlx::query("update partners set id = 'acme-2' where id = 'acme'")
+        .execute(&app.pool)
+        .await;
+    let deleted_tokens = sqlx::query("delete from api_tokens")
+        .execute(&app.pool)
+        .await;
+
+    // Assert: each refused as a reference that would dangle, nothing changed.
+    for refused in [deleted_partner, renamed_partner, deleted_tokens] {
+        let error = refused.expect_err("refused");
+        let code = error.as_database_error().and_then(|e| e.code());
+        assert_eq!(code.as_deref(), Some("23503"), "{error}");
+    }
+    assert_eq!(
+        app.count("select count(*) from partners where id = 'acme'")
+            .await,
+        1
+    );
+    assert_eq!(app.count("select count(*) from api_tokens").await, tokens);
+    let still = app
+        .client
+        .get(app.url("/v1/customers/cust-1"))
+        .bearer_auth(&acme)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200);
+    app.cleanup().await;
+}
