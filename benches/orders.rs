@@ -5,7 +5,8 @@
 //! readable ones:
 //!
 //! - `broker_floor_msgs_per_s`: N persistent messages published with
-//!   confirms into a quorum queue and consumed with manual acks.
+//!   confirms into a quorum queue and consumed with manual acks; the
+//!   median of three such runs.
 //! - `intake_orders_per_s`: new orders answered 202 with the workers off
 //!   (API and relay only); these orders are the drain's backlog.
 //! - `drain_jobs_per_s`: that backlog of `license.new` jobs, all published
