@@ -13,6 +13,7 @@ pub mod clock;
 pub mod commands;
 pub mod dashboard;
 pub mod enqueue;
+pub mod fields;
 pub mod intake;
 pub mod job;
 pub mod licensing;

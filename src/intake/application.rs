@@ -287,7 +287,7 @@ impl Application {
             "consents.privacy",
             "the privacy policy must be accepted",
         );
-        checks.finish()
+        Ok(checks.finish()?)
     }
 
     /// The services as the start mail names them.
