@@ -21,6 +21,7 @@ pub mod locale;
 pub mod mail;
 pub mod meters;
 pub mod ops;
+pub mod registrations;
 pub mod retry;
 pub mod runtime;
 pub mod scheduler;

@@ -1,7 +1,6 @@
 //! The HTTP intake API (axum): authentication, idempotency, validation,
 //! and the routes that turn portal requests into jobs.
 
-pub mod application;
 pub mod auth;
 pub mod body;
 pub mod cancellations;

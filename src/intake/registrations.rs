@@ -16,7 +16,6 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::AppState;
-use super::application::Application;
 use super::auth::Caller;
 use super::body::{Checks, RawBody, is_plausible_email, parse_json};
 use super::idempotency;
@@ -25,6 +24,7 @@ use super::registration_refusal as refusal;
 use crate::mail::Locale;
 use crate::mail::contexts::{Content, MailContext, Registration, RegistrationCompleted, mail_time};
 use crate::mail::queue::{MailRequest, queue_mail};
+use crate::registrations::application::Application;
 use crate::store::registrations::RegistrationStatus;
 use crate::store::registrations::{self, NewRegistration, RegistrationRow};
 use crate::store::tokens::{Role, hash_secret, random_secret};
@@ -266,7 +266,7 @@ struct Review {
 }
 
 #[utoipa::path(post, path = "/v1/registrations/{token}/completion", tag = "registrations",
-    request_body = super::application::Application,
+    request_body = Application,
     params(("token" = String, Path, description = "the one-time token from the registration mail's link"),
            ("Idempotency-Key" = String, Header, description = "unique per request")),
     responses((status = 200, body = RegistrationView, description = "`applied`: the application awaits review; the completion mail is on its way"),

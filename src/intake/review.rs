@@ -13,13 +13,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::AppState;
-use super::application::Application;
 use super::auth::Caller;
 use super::body::{RawBody, is_identifier, parse_json};
 use super::idempotency;
 use super::problem::ApiError;
 use super::registrations::{Addressee, audit_registration, queue, view};
 use crate::mail::contexts::{RegistrationRejected, ServiceStarted};
+use crate::registrations::application::Application;
 use crate::store::directory::UserStatus;
 use crate::store::registrations::RegistrationStatus;
 use crate::store::registrations::{self, Approval, RegistrationRow};
