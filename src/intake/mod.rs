@@ -15,7 +15,6 @@ pub mod ops;
 pub mod order_placer;
 pub mod partnerships;
 pub mod problem;
-pub mod registration_refusal;
 pub mod registrations;
 pub mod relationships;
 pub mod review;
