@@ -5,7 +5,7 @@
 //! the keys, and revokes the order when no live key remains.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -13,10 +13,10 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::Caller;
 use super::body::{Checks, RawBody};
-use super::license_orders::{accepted_change, begin_change, read_change};
+use super::license_orders::{accept_change, begin_change, read_change};
 use super::problem::ApiError;
+use crate::licensing::changes::Change;
 use crate::licensing::changes::keys::{self, Named};
-use crate::licensing::changes::{self, Change};
 use crate::licensing::key::LicenseKey;
 use crate::workers::license_revoke::LicenseRevokeArgs;
 
@@ -94,17 +94,5 @@ pub async fn cancel_licenses(
         license_ids: Some(ids),
         new_keys: None,
     };
-    let now = state.clock.now();
-    let receipt = changes::accept::<LicenseRevokeArgs>(
-        &mut fresh.tx,
-        &state.settings,
-        &order,
-        change,
-        caller.0.id,
-        now,
-    )
-    .await?;
-    fresh
-        .finish(StatusCode::ACCEPTED, accepted_change(&order, receipt))
-        .await
+    accept_change::<LicenseRevokeArgs>(&state, &caller, fresh, &order, change).await
 }

@@ -19,7 +19,9 @@ use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json
 use super::idempotency;
 use super::problem::ApiError;
 use crate::enqueue::{Opts, new_job};
-use crate::licensing::changes::{self, Change, ChangeError, Receipt, change_accepted_detail, keys};
+use crate::licensing::changes::{
+    self, Change, ChangeError, ChangeJob, change_accepted_detail, keys,
+};
 use crate::licensing::orders::LicenseJob;
 use crate::mail::Locale;
 use crate::store::licenses::{self, NewKeys, OrderRow, PlaceOrder, RequestKind};
@@ -210,16 +212,6 @@ pub(super) fn accepted(
     .expect("serialisable")
 }
 
-/// The answer to an accepted change of `order`.
-pub(super) fn accepted_change(order: &OrderRow, receipt: Receipt) -> serde_json::Value {
-    accepted(
-        order.id,
-        receipt.request_id,
-        receipt.job_id,
-        receipt.sla_deadline,
-    )
-}
-
 /// The SLA deadline of a request of `kind` accepted `now`.
 fn sla_deadline(state: &AppState, kind: RequestKind, now: DateTime<Utc>) -> DateTime<Utc> {
     changes::sla_deadline(&state.settings.license.sla, kind, now)
@@ -402,6 +394,35 @@ pub(super) async fn begin_change(
     Ok(Box::new((fresh, order)))
 }
 
+/// The end of every change to an existing order: accepted in the
+/// request's transaction (`licensing::changes::accept`), by the job of
+/// kind `J`, and answered 202 under the request's Idempotency-Key.
+pub(super) async fn accept_change<J: ChangeJob>(
+    state: &AppState,
+    caller: &Caller,
+    mut fresh: idempotency::Fresh,
+    order: &OrderRow,
+    change: Change,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let receipt = changes::accept::<J>(
+        &mut fresh.tx,
+        &state.settings,
+        order,
+        change,
+        caller.0.id,
+        now,
+    )
+    .await?;
+    let body = accepted(
+        order.id,
+        receipt.request_id,
+        receipt.job_id,
+        receipt.sla_deadline,
+    );
+    fresh.finish(StatusCode::ACCEPTED, body).await
+}
+
 #[utoipa::path(post, path = "/v1/license-orders/{id}/additions", tag = "license orders",
     request_body = AdditionRequest,
     params(("id" = Uuid, Path, description = "order id"), ("Idempotency-Key" = String, Header, description = "unique per request")),
@@ -436,19 +457,7 @@ pub async fn add_licenses(
             count: request.quantity,
         }),
     };
-    let now = state.clock.now();
-    let receipt = changes::accept::<LicenseAdditionalArgs>(
-        &mut fresh.tx,
-        &state.settings,
-        &order,
-        change,
-        caller.0.id,
-        now,
-    )
-    .await?;
-    fresh
-        .finish(StatusCode::ACCEPTED, accepted_change(&order, receipt))
-        .await
+    accept_change::<LicenseAdditionalArgs>(&state, &caller, fresh, &order, change).await
 }
 
 #[utoipa::path(post, path = "/v1/license-orders/{id}/vm-count", tag = "license orders",
@@ -482,19 +491,7 @@ pub async fn raise_vm_count(
         license_ids: None,
         new_keys: None,
     };
-    let now = state.clock.now();
-    let receipt = changes::accept::<LicenseVmCountArgs>(
-        &mut fresh.tx,
-        &state.settings,
-        &order,
-        change,
-        caller.0.id,
-        now,
-    )
-    .await?;
-    fresh
-        .finish(StatusCode::ACCEPTED, accepted_change(&order, receipt))
-        .await
+    accept_change::<LicenseVmCountArgs>(&state, &caller, fresh, &order, change).await
 }
 
 #[utoipa::path(get, path = "/v1/license-orders/{id}", tag = "license orders",
