@@ -5,11 +5,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::job::{JobArgs, JobError, JobKind, SetOutcome, StillNeeded};
+use crate::licensing::changes::ChangeJob;
 use crate::licensing::issuance;
 use crate::licensing::orders::{self, LicenseJob};
 use crate::runtime::{Batching, JobContext, Worker, only};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
+use crate::store::licenses::RequestKind;
 
 /// The args of `license.additional`: the order and the request for more keys.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -18,6 +20,14 @@ pub struct LicenseAdditionalArgs(pub LicenseJob);
 
 impl JobArgs for LicenseAdditionalArgs {
     const KIND: JobKind = JobKind::LicenseAdditional;
+}
+
+impl ChangeJob for LicenseAdditionalArgs {
+    const REQUEST: RequestKind = RequestKind::Additional;
+
+    fn for_request(job: LicenseJob) -> Self {
+        LicenseAdditionalArgs(job)
+    }
 }
 
 impl JobKind {

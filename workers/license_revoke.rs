@@ -10,12 +10,14 @@ use uuid::Uuid;
 use super::license_order_revoke::LicenseOrderRevokeArgs;
 use crate::enqueue::{Opts, enqueue_with_id};
 use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
+use crate::licensing::changes::ChangeJob;
 use crate::licensing::orders::{self, LicenseJob, OrderChange};
 use crate::mail::Locale;
 use crate::mail::contexts::{Content, KeysCancelled};
 use crate::mail::queue::{MailRequest, queue_mail};
 use crate::runtime::{Batching, JobContext, Worker};
 use crate::store::jobs::JobRow;
+use crate::store::licenses::RequestKind;
 use crate::store::{Tx, licenses};
 
 /// The args of `license.revoke`: the order and the cancellation.
@@ -25,6 +27,14 @@ pub struct LicenseRevokeArgs(pub LicenseJob);
 
 impl JobArgs for LicenseRevokeArgs {
     const KIND: JobKind = JobKind::LicenseRevoke;
+}
+
+impl ChangeJob for LicenseRevokeArgs {
+    const REQUEST: RequestKind = RequestKind::Cancellation;
+
+    fn for_request(job: LicenseJob) -> Self {
+        LicenseRevokeArgs(job)
+    }
 }
 
 impl JobKind {

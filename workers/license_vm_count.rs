@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::job::{JobArgs, JobError, JobKind, StillNeeded};
+use crate::licensing::changes::ChangeJob;
 use crate::licensing::issuance;
 use crate::licensing::orders::{self, LicenseJob, OrderChange};
 use crate::mail::Locale;
@@ -14,7 +15,7 @@ use crate::mail::queue::{MailRequest, queue_mail};
 use crate::runtime::{Batching, JobContext, Worker};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
-use crate::store::licenses;
+use crate::store::licenses::{self, RequestKind};
 
 /// The args of `license.vm_count`: the order and the VM-count request.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -23,6 +24,14 @@ pub struct LicenseVmCountArgs(pub LicenseJob);
 
 impl JobArgs for LicenseVmCountArgs {
     const KIND: JobKind = JobKind::LicenseVmCount;
+}
+
+impl ChangeJob for LicenseVmCountArgs {
+    const REQUEST: RequestKind = RequestKind::VmCount;
+
+    fn for_request(job: LicenseJob) -> Self {
+        LicenseVmCountArgs(job)
+    }
 }
 
 impl JobKind {

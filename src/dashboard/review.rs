@@ -1,7 +1,7 @@
 //! The dashboard's sign-up review queue: applications awaiting review,
 //! oldest first, each with an approve button and a reject form with its
 //! reason. The buttons do what the API's approval and rejection do
-//! (`intake::review`), audited with the signed-in operator's token.
+//! (`registrations::review`), audited with the signed-in operator's token.
 
 use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::session;
 use crate::intake::AppState;
 use crate::intake::problem::ApiError;
-use crate::intake::review::{ApprovalRequest, approve_as, reject_as};
+use crate::registrations::review;
 use crate::store::registrations;
 use crate::store::tokens::TokenIdentity;
 
@@ -119,11 +119,18 @@ pub async fn approve(
         Ok(operator) => operator,
         Err(redirect) => return Ok(redirect),
     };
-    let partner_id = Some(form.partner_id.trim().to_owned()).filter(|p| !p.is_empty());
-    let request = ApprovalRequest { partner_id };
+    let partner_id = Some(form.partner_id.trim()).filter(|p| !p.is_empty());
     let result = async {
         let mut tx = state.pool.begin().await?;
-        approve_as(&state, &mut tx, &operator, id, &request).await?;
+        review::approve(
+            &state.mailer,
+            &state.clock,
+            &mut tx,
+            operator.id,
+            id,
+            partner_id,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -150,7 +157,15 @@ pub async fn reject(
     };
     let result = async {
         let mut tx = state.pool.begin().await?;
-        reject_as(&state, &mut tx, &operator, id, &form.reason).await?;
+        review::reject(
+            &state.mailer,
+            &state.clock,
+            &mut tx,
+            operator.id,
+            id,
+            &form.reason,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -5,7 +5,10 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
-use super::problem::{ApiError, FieldError};
+use super::problem::ApiError;
+// The field rules are shared with the domain modules; the intake names
+// them here, where it always did.
+pub use crate::fields::{Checks, is_identifier, is_plausible_email};
 
 /// The raw body, with axum's rejections (too large, unreadable) turned
 /// into problem+json like every other error.
@@ -179,49 +182,6 @@ pub mod whole_number {
             value => whole(&value).map(Some).map_err(D::Error::custom),
         }
     }
-}
-
-/// Collects field errors so the caller hears about all of them at once.
-#[derive(Default)]
-pub struct Checks(Vec<FieldError>);
-
-impl Checks {
-    /// A locale, when one is given, is one fulfil writes mail in.
-    pub fn locale(&mut self, field: &str, locale: Option<&str>) {
-        if let Some(locale) = locale {
-            let known = crate::mail::Locale::parse(locale).is_some();
-            self.check(known, field, "must be ja or en");
-        }
-    }
-
-    pub fn check(&mut self, ok: bool, field: &str, message: impl Into<String>) {
-        if !ok {
-            self.0.push(FieldError {
-                field: field.to_owned(),
-                message: message.into(),
-            });
-        }
-    }
-
-    pub fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self.0))
-        }
-    }
-}
-
-pub fn is_plausible_email(address: &str) -> bool {
-    address.len() <= 254 && address.parse::<lettre::Address>().is_ok()
-}
-
-pub fn is_identifier(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
 #[cfg(test)]

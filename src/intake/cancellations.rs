@@ -1,10 +1,11 @@
 //! `POST /v1/license-orders/{id}/cancellations`: cancels named keys, or all
-//! of them, at once. The request is checked and stored under the order's
-//! lock; the revocation worker revokes the keys, and revokes the order
-//! when no live key remains.
+//! of them, at once. The body names the keys in one of three ways; under
+//! the order's lock `licensing::changes` finds them among the order's
+//! issued keys and stores the cancellation; the revocation worker revokes
+//! the keys, and revokes the order when no live key remains.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -12,10 +13,12 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::Caller;
 use super::body::{Checks, RawBody};
-use super::license_orders::{Change, accepted, begin_change, enqueue_request, read_change};
-use super::problem::{ApiError, FieldError};
+use super::license_orders::{accept_change, begin_change, read_change};
+use super::problem::ApiError;
+use crate::licensing::changes::Change;
+use crate::licensing::changes::keys::{self, Named};
 use crate::licensing::key::LicenseKey;
-use crate::store::licenses::{self, LicenseRow, LicenseStatus, RequestKind};
+use crate::workers::license_revoke::LicenseRevokeArgs;
 
 /// Name the keys to cancel in exactly one way.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -27,12 +30,6 @@ pub struct CancellationRequest {
     pub keys: Option<Vec<String>>,
     /// `true` cancels every issued key (and so revokes the order).
     pub all: Option<bool>,
-}
-
-enum Named {
-    All,
-    Ids(Vec<Uuid>),
-    Keys(Vec<LicenseKey>),
 }
 
 fn validate(request: CancellationRequest) -> Result<Named, ApiError> {
@@ -74,76 +71,6 @@ fn validate(request: CancellationRequest) -> Result<Named, ApiError> {
     Ok(named)
 }
 
-/// The issued licenses named, or a 422 naming every one that is not.
-fn resolve(named: &Named, licenses: &[LicenseRow]) -> Result<Vec<Uuid>, ApiError> {
-    let mut errors = Vec::new();
-    let mut ids = Vec::new();
-    let mut take = |field: String, label: String, found: Option<&LicenseRow>| match found {
-        None => errors.push(FieldError {
-            field,
-            message: format!("{label} is not a key of this order"),
-        }),
-        Some(l) if l.status == LicenseStatus::Revoked => errors.push(FieldError {
-            field,
-            message: format!("{label} is already revoked"),
-        }),
-        Some(l) if l.status != LicenseStatus::Issued => errors.push(FieldError {
-            field,
-            message: format!("{label} is not issued yet"),
-        }),
-        Some(l) => {
-            if !ids.contains(&l.id) {
-                ids.push(l.id);
-            }
-        }
-    };
-    match named {
-        Named::All => {
-            for license in licenses
-                .iter()
-                .filter(|l| l.status == LicenseStatus::Issued)
-            {
-                take(String::new(), String::new(), Some(license));
-            }
-        }
-        Named::Ids(wanted) => {
-            for (i, id) in wanted.iter().enumerate() {
-                take(
-                    format!("license_ids[{i}]"),
-                    format!("license {id}"),
-                    licenses.iter().find(|l| l.id == *id),
-                );
-            }
-        }
-        Named::Keys(wanted) => {
-            for (i, key) in wanted.iter().enumerate() {
-                let found = licenses
-                    .iter()
-                    .find(|l| l.key.as_deref() == Some(key.as_str()));
-                take(
-                    format!("keys[{i}]"),
-                    format!("key {}", key.redacted()),
-                    found,
-                );
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::UnprocessableFields {
-            slug: "license-not-cancellable",
-            detail: "some of the named keys cannot be cancelled; nothing was cancelled".into(),
-            errors,
-        });
-    }
-    if ids.is_empty() {
-        return Err(ApiError::Unprocessable {
-            slug: "no-issued-key",
-            detail: "the order has no issued key to cancel".into(),
-        });
-    }
-    Ok(ids)
-}
-
 #[utoipa::path(post, path = "/v1/license-orders/{id}/cancellations", tag = "license orders",
     request_body = CancellationRequest,
     params(("id" = Uuid, Path, description = "order id"), ("Idempotency-Key" = String, Header, description = "unique per request")),
@@ -160,22 +87,12 @@ pub async fn cancel_licenses(
     let named = validate(read_change(&caller, &body)?)?;
     let (mut fresh, order) =
         *begin_change(&state, &caller, &headers, &id, "cancellations", &body).await?;
-    let licenses = licenses::list_licenses(&mut *fresh.tx, order.id).await?;
-    let ids = resolve(&named, &licenses)?;
-    let now = state.clock.now();
+    let ids = keys::cancelled_keys(&mut fresh.tx, &order, &named).await?;
     let change = Change {
-        kind: RequestKind::Cancellation,
         quantity: None,
         license: None,
         license_ids: Some(ids),
         new_keys: None,
     };
-    let (request_id, job_id, deadline) =
-        enqueue_request(&state, &mut fresh.tx, &caller, &order, change, now).await?;
-    fresh
-        .finish(
-            StatusCode::ACCEPTED,
-            accepted(order.id, request_id, job_id, deadline),
-        )
-        .await
+    accept_change::<LicenseRevokeArgs>(&state, &caller, fresh, &order, change).await
 }

@@ -1,6 +1,7 @@
 //! License-order intake: new orders, additions, VM-count increases, and
-//! the order view. Each accepted change is stored with its job in one
-//! transaction and answered 202; the workers do the rest.
+//! the order view. Each change is parsed and authorised here, then
+//! checked and stored with its job by `licensing::changes` in the
+//! request's transaction, and answered 202; the workers do the rest.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -17,17 +18,17 @@ use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
 use super::idempotency;
 use super::problem::ApiError;
-use crate::enqueue::{Opts, enqueue, new_job};
+use crate::enqueue::{Opts, new_job};
+use crate::licensing::changes::{
+    self, Change, ChangeError, ChangeJob, change_accepted_detail, keys,
+};
 use crate::licensing::orders::LicenseJob;
 use crate::mail::Locale;
-use crate::store::licenses::{
-    self, LicenseStatus, NewKeys, NewRequest, OrderRow, OrderStatus, PlaceOrder, RequestKind,
-};
+use crate::store::licenses::{self, NewKeys, OrderRow, PlaceOrder, RequestKind};
 use crate::store::tokens::Role;
-use crate::store::{self, Tx, audit};
+use crate::store::{self, audit};
 use crate::workers::license_additional::LicenseAdditionalArgs;
 use crate::workers::license_new::LicenseNewArgs;
-use crate::workers::license_revoke::LicenseRevokeArgs;
 use crate::workers::license_vm_count::LicenseVmCountArgs;
 
 const USAGES: [&str; 3] = ["virtual", "bare_metal", "hypervisor"];
@@ -211,39 +212,9 @@ pub(super) fn accepted(
     .expect("serialisable")
 }
 
+/// The SLA deadline of a request of `kind` accepted `now`.
 fn sla_deadline(state: &AppState, kind: RequestKind, now: DateTime<Utc>) -> DateTime<Utc> {
-    let sla = &state.settings.license.sla;
-    let span = match kind {
-        RequestKind::New => sla.new,
-        RequestKind::Additional => sla.additional,
-        RequestKind::VmCount => sla.vm_count,
-        RequestKind::Cancellation => sla.cancellation,
-    };
-    now + chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX)
-}
-
-/// What a change request asks for.
-pub(super) struct Change {
-    pub kind: RequestKind,
-    pub quantity: Option<i32>,
-    /// The hypervisor key and its new VM count.
-    pub license: Option<(Uuid, i32)>,
-    /// The keys a cancellation revokes.
-    pub license_ids: Option<Vec<Uuid>>,
-    /// The pending keys a new order or an addition writes.
-    pub new_keys: Option<NewKeys>,
-}
-
-/// The detail of a request's `change.accepted` audit event.
-fn change_accepted_detail(
-    request_id: Uuid,
-    kind: RequestKind,
-    quantity: Option<i32>,
-    license_ids: Option<&[Uuid]>,
-    vm_count: Option<i32>,
-) -> serde_json::Value {
-    json!({ "request_id": request_id, "kind": kind.as_str(), "quantity": quantity,
-            "license_ids": license_ids, "vm_count": vm_count })
+    changes::sla_deadline(&state.settings.license.sla, kind, now)
 }
 
 /// Where a license order's job belongs: its partner, the calling token,
@@ -256,97 +227,57 @@ fn job_opts<'a>(
     deadline: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Opts<'a> {
-    Opts {
-        partner_id: Some(partner_id),
-        token_id: Some(caller.0.id),
-        resource_type: "license_order",
-        resource_id: order_id,
-        sla_deadline: Some(deadline),
-        max_attempts: state.settings.jobs.max_attempts,
+    changes::job_opts(
+        &state.settings,
+        partner_id,
+        caller.0.id,
+        order_id,
+        deadline,
         now,
-    }
-}
-
-/// Stores the change request with its job; one transaction with the
-/// caller's other writes.
-pub(super) async fn enqueue_request(
-    state: &AppState,
-    tx: &mut Tx<'_>,
-    caller: &Caller,
-    order: &OrderRow,
-    change: Change,
-    now: DateTime<Utc>,
-) -> Result<(Uuid, Uuid, DateTime<Utc>), ApiError> {
-    let Change {
-        kind,
-        quantity,
-        license,
-        license_ids,
-        new_keys,
-    } = change;
-    let request_id = Uuid::now_v7();
-    let deadline = sla_deadline(state, kind, now);
-    let opts = job_opts(state, &order.partner_id, caller, order.id, deadline, now);
-    let job = LicenseJob {
-        order_id: order.id,
-        request_id,
-    };
-    let job_id = match kind {
-        RequestKind::New => enqueue(tx, &LicenseNewArgs(job), opts).await?,
-        RequestKind::Additional => enqueue(tx, &LicenseAdditionalArgs(job), opts).await?,
-        RequestKind::VmCount => enqueue(tx, &LicenseVmCountArgs(job), opts).await?,
-        RequestKind::Cancellation => enqueue(tx, &LicenseRevokeArgs(job), opts).await?,
-    };
-    let inserted = licenses::insert_request(
-        tx,
-        &NewRequest {
-            id: request_id,
-            order_id: order.id,
-            kind,
-            quantity,
-            license_id: license.map(|(id, _)| id),
-            vm_count: license.map(|(_, count)| count),
-            license_ids: license_ids.clone(),
-            job_id,
-            accepted_at: now,
-            sla_deadline: deadline,
-            new_keys,
-        },
     )
-    .await;
-    match inserted {
-        Ok(()) => {
-            let event = audit::AuditEvent {
-                at: now,
-                entity_type: "license_order",
-                entity_id: order.id,
-                action: "change.accepted",
-                from_state: None,
-                to_state: None,
-                token_id: Some(caller.0.id),
-                job_id: Some(job_id),
-                detail: change_accepted_detail(
-                    request_id,
-                    kind,
-                    quantity,
-                    license_ids.as_deref(),
-                    license.map(|(_, count)| count),
-                ),
-            };
-            audit::record(tx, event).await?;
-            Ok((request_id, job_id, deadline))
-        }
-        Err(sqlx::Error::Database(e)) if e.constraint() == Some("license_requests_one_pending") => {
-            Err(change_in_progress())
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
-fn change_in_progress() -> ApiError {
-    ApiError::Conflict {
-        slug: "order-change-in-progress",
-        detail: "a change of this order is still in progress; wait until its job has finished (see the order's requests) and try again".into(),
+/// The problem each refused change answers.
+impl From<ChangeError> for ApiError {
+    fn from(error: ChangeError) -> ApiError {
+        let detail = error.to_string();
+        match error {
+            ChangeError::Preparing => ApiError::Conflict {
+                slug: "order-preparing",
+                detail,
+            },
+            ChangeError::Revoked => ApiError::Conflict {
+                slug: "order-revoked",
+                detail,
+            },
+            ChangeError::InProgress => ApiError::Conflict {
+                slug: "order-change-in-progress",
+                detail,
+            },
+            ChangeError::NotHypervisor { .. } => ApiError::Unprocessable {
+                slug: "not-hypervisor",
+                detail,
+            },
+            ChangeError::UnknownLicense(_) => ApiError::Unprocessable {
+                slug: "unknown-license",
+                detail,
+            },
+            ChangeError::VmCountNotHigher { .. } => ApiError::Unprocessable {
+                slug: "vm-count-not-higher",
+                detail,
+            },
+            ChangeError::NotCancellable(errors) => ApiError::UnprocessableFields {
+                slug: "license-not-cancellable",
+                detail,
+                errors,
+            },
+            ChangeError::NoIssuedKey => ApiError::Unprocessable {
+                slug: "no-issued-key",
+                detail,
+            },
+            ChangeError::Invalid(invalid) => invalid.into(),
+            ChangeError::Database(error) => error.into(),
+        }
     }
 }
 
@@ -454,36 +385,42 @@ pub(super) async fn begin_change(
 ) -> Result<Box<(idempotency::Fresh, OrderRow)>, ApiError> {
     let route = format!("POST /v1/license-orders/{id}/{action}");
     let mut fresh = idempotency::begin(state, caller, headers, &route, body).await?;
-    let order = lock_changeable_order(&mut fresh.tx, caller, id).await?;
+    let not_found = || ApiError::NotFound(format!("no license order {id}"));
+    let uuid: Uuid = id.parse().map_err(|_| not_found())?;
+    let visible = |partner_id: &str| caller.can_see(Some(partner_id));
+    let order = changes::lock_changeable(&mut fresh.tx, uuid, visible)
+        .await?
+        .ok_or_else(not_found)?;
     Ok(Box::new((fresh, order)))
 }
 
-/// Locks an order the caller may change, refusing the states in which no
-/// change is allowed.
-async fn lock_changeable_order(
-    tx: &mut Tx<'_>,
+/// The end of every change to an existing order: accepted in the
+/// request's transaction (`licensing::changes::accept`), by the job of
+/// kind `J`, and answered 202 under the request's Idempotency-Key.
+pub(super) async fn accept_change<J: ChangeJob>(
+    state: &AppState,
     caller: &Caller,
-    id: &str,
-) -> Result<OrderRow, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no license order {id}"));
-    let uuid: Uuid = id.parse().map_err(|_| not_found())?;
-    let order = licenses::lock_order(tx, uuid)
-        .await?
-        .ok_or_else(not_found)?;
-    if !caller.can_see(Some(&order.partner_id)) {
-        return Err(not_found());
-    }
-    match order.status {
-        OrderStatus::Active => Ok(order),
-        OrderStatus::Preparing => Err(ApiError::Conflict {
-            slug: "order-preparing",
-            detail: "the order is still being prepared; wait until its status is active".into(),
-        }),
-        OrderStatus::Revoked => Err(ApiError::Conflict {
-            slug: "order-revoked",
-            detail: "the order is revoked and accepts no more changes".into(),
-        }),
-    }
+    mut fresh: idempotency::Fresh,
+    order: &OrderRow,
+    change: Change,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let receipt = changes::accept::<J>(
+        &mut fresh.tx,
+        &state.settings,
+        order,
+        change,
+        caller.0.id,
+        now,
+    )
+    .await?;
+    let body = accepted(
+        order.id,
+        receipt.request_id,
+        receipt.job_id,
+        receipt.sla_deadline,
+    );
+    fresh.finish(StatusCode::ACCEPTED, body).await
 }
 
 #[utoipa::path(post, path = "/v1/license-orders/{id}/additions", tag = "license orders",
@@ -509,51 +446,18 @@ pub async fn add_licenses(
 
     let (mut fresh, order) =
         *begin_change(&state, &caller, &headers, &id, "additions", &body).await?;
-    let vm_count = match (order.usage.as_str(), request.vm_count) {
-        ("hypervisor", Some(count)) => Some(count),
-        ("hypervisor", None) => licenses::list_licenses(&mut *fresh.tx, order.id)
-            .await?
-            .first()
-            .and_then(|l| l.vm_count),
-        (_, None) => None,
-        (_, Some(_)) => {
-            return Err(ApiError::field(
-                "vm_count",
-                "only hypervisor licenses carry a VM count",
-            ));
-        }
+    let vm_count = keys::added_vm_count(&mut fresh.tx, &order, request.vm_count).await?;
+    let change = Change {
+        quantity: Some(request.quantity),
+        license: None,
+        license_ids: None,
+        new_keys: Some(NewKeys {
+            usage: order.usage.clone(),
+            vm_count,
+            count: request.quantity,
+        }),
     };
-    if let Some(count) = vm_count
-        && !(1..=100_000).contains(&count)
-    {
-        return Err(ApiError::field("vm_count", "must be between 1 and 100000"));
-    }
-    let now = state.clock.now();
-    let (request_id, job_id, deadline) = enqueue_request(
-        &state,
-        &mut fresh.tx,
-        &caller,
-        &order,
-        Change {
-            kind: RequestKind::Additional,
-            quantity: Some(request.quantity),
-            license: None,
-            license_ids: None,
-            new_keys: Some(NewKeys {
-                usage: order.usage.clone(),
-                vm_count,
-                count: request.quantity,
-            }),
-        },
-        now,
-    )
-    .await?;
-    fresh
-        .finish(
-            StatusCode::ACCEPTED,
-            accepted(order.id, request_id, job_id, deadline),
-        )
-        .await
+    accept_change::<LicenseAdditionalArgs>(&state, &caller, fresh, &order, change).await
 }
 
 #[utoipa::path(post, path = "/v1/license-orders/{id}/vm-count", tag = "license orders",
@@ -579,71 +483,15 @@ pub async fn raise_vm_count(
 
     let (mut fresh, order) =
         *begin_change(&state, &caller, &headers, &id, "vm-count", &body).await?;
-    if order.usage != "hypervisor" {
-        return Err(ApiError::Unprocessable {
-            slug: "not-hypervisor",
-            detail: format!(
-                "the order's usage is {}; only hypervisor keys have a VM count",
-                order.usage
-            ),
-        });
-    }
-    let keys: Vec<_> = licenses::list_licenses(&mut *fresh.tx, order.id)
-        .await?
-        .into_iter()
-        .filter(|l| l.status == LicenseStatus::Issued)
-        .collect();
-    let license = match request.license_id {
-        Some(license_id) => {
-            keys.iter()
-                .find(|l| l.id == license_id)
-                .ok_or_else(|| ApiError::Unprocessable {
-                    slug: "unknown-license",
-                    detail: format!("license {license_id} is not an issued key of this order"),
-                })?
-        }
-        None if keys.len() == 1 => &keys[0],
-        None => {
-            return Err(ApiError::field(
-                "license_id",
-                format!(
-                    "the order has {} issued hypervisor keys; name one",
-                    keys.len()
-                ),
-            ));
-        }
+    let license_id =
+        keys::raised_key(&mut fresh.tx, &order, request.license_id, request.vm_count).await?;
+    let change = Change {
+        quantity: None,
+        license: Some((license_id, request.vm_count)),
+        license_ids: None,
+        new_keys: None,
     };
-    let current = license.vm_count.unwrap_or(0);
-    if request.vm_count <= current {
-        return Err(ApiError::Unprocessable {
-            slug: "vm-count-not-higher",
-            detail: format!(
-                "the key's VM count is already {current}; the new count must be higher"
-            ),
-        });
-    }
-    let now = state.clock.now();
-    let (request_id, job_id, deadline) = enqueue_request(
-        &state,
-        &mut fresh.tx,
-        &caller,
-        &order,
-        Change {
-            kind: RequestKind::VmCount,
-            quantity: None,
-            license: Some((license.id, request.vm_count)),
-            license_ids: None,
-            new_keys: None,
-        },
-        now,
-    )
-    .await?;
-    fresh
-        .finish(
-            StatusCode::ACCEPTED,
-            accepted(order.id, request_id, job_id, deadline),
-        )
-        .await
+    accept_change::<LicenseVmCountArgs>(&state, &caller, fresh, &order, change).await
 }
 
 #[utoipa::path(get, path = "/v1/license-orders/{id}", tag = "license orders",

@@ -1,7 +1,6 @@
 //! The HTTP intake API (axum): authentication, idempotency, validation,
 //! and the routes that turn portal requests into jobs.
 
-pub mod application;
 pub mod auth;
 pub mod body;
 pub mod cancellations;
@@ -16,7 +15,6 @@ pub mod ops;
 pub mod order_placer;
 pub mod partnerships;
 pub mod problem;
-pub mod registration_refusal;
 pub mod registrations;
 pub mod relationships;
 pub mod review;

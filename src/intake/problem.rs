@@ -6,12 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    /// JSON path of the field, e.g. `contact.email`.
-    pub field: String,
-    pub message: String,
-}
+pub use crate::fields::FieldError;
+use crate::fields::Invalid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -94,6 +90,14 @@ impl ApiError {
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+}
+
+/// A broken field rule, from the intake or a domain module: 400 naming
+/// each field.
+impl From<Invalid> for ApiError {
+    fn from(Invalid(errors): Invalid) -> ApiError {
+        ApiError::Validation(errors)
     }
 }
 

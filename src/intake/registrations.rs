@@ -1,10 +1,13 @@
-//! Provisional sign-ups (SPEC §1.4): `POST /v1/registrations` mails a
-//! one-time link valid `registration.link_valid` (or, when no link can be
-//! issued, the "application not completed" mail: see `refusal`); the
-//! sign-up page posts its token with the application to
-//! `POST /v1/registrations/{token}/completion`, which mails the completion
-//! and leaves it `applied` for review (`review`). The link token is a
-//! secret: only its hash is stored, and it appears in no log or error.
+//! Provisional sign-ups (SPEC §1.4) over HTTP: `POST /v1/registrations`
+//! mails a one-time link valid `registration.link_valid` (or, when no link
+//! can be issued, the "application not completed" mail: see
+//! `registrations::refusal`); a portal's sign-up page posts its token with
+//! the application to `POST /v1/registrations/{token}/completion`, which
+//! mails the completion and leaves it `applied` for review (`review`).
+//! What each step does is the `registrations` domain's; this module
+//! parses, authorises and answers, and maps its refusals to problems. The
+//! link token is a secret: only its hash is stored, and it appears in no
+//! log or error.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -16,19 +19,18 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::AppState;
-use super::application::Application;
 use super::auth::Caller;
 use super::body::{Checks, RawBody, is_plausible_email, parse_json};
 use super::idempotency;
 use super::problem::ApiError;
-use super::registration_refusal as refusal;
 use crate::mail::Locale;
-use crate::mail::contexts::{Content, MailContext, Registration, RegistrationCompleted, mail_time};
-use crate::mail::queue::{MailRequest, queue_mail};
-use crate::store::registrations::RegistrationStatus;
-use crate::store::registrations::{self, NewRegistration, RegistrationRow};
-use crate::store::tokens::{Role, hash_secret, random_secret};
-use crate::store::{Tx, audit};
+use crate::registrations::RegistrationError;
+use crate::registrations::application::Application;
+use crate::registrations::link::{self, Opened, SignUp};
+use crate::registrations::refusal;
+use crate::store::Tx;
+use crate::store::registrations::{self, RegistrationRow, RegistrationStatus};
+use crate::store::tokens::{Role, hash_secret};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -38,74 +40,6 @@ pub struct RegistrationRequest {
     /// `ja` or `en`; the default locale when absent.
     #[schema(pattern = "^(ja|en)$")]
     pub locale: Option<String>,
-}
-
-const LINK_TOKEN_PREFIX: &str = "reg_";
-
-pub(super) async fn audit_registration(
-    tx: &mut Tx<'_>,
-    registration: &RegistrationRow,
-    (from, to): (Option<&str>, Option<&str>),
-    token_id: Option<uuid::Uuid>,
-    detail: serde_json::Value,
-    now: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    let event = audit::AuditEvent {
-        at: now,
-        entity_type: "registration",
-        entity_id: registration.id,
-        action: "registration.status",
-        from_state: from,
-        to_state: to,
-        token_id,
-        job_id: None,
-        detail,
-    };
-    audit::record(tx, event).await
-}
-
-/// Who a sign-up mail goes to, and the id its cause names.
-pub(super) struct Addressee<'a> {
-    pub cause_id: Uuid,
-    pub email: &'a str,
-    pub locale: &'a str,
-    pub partner_id: Option<&'a str>,
-}
-
-impl<'a> From<&'a RegistrationRow> for Addressee<'a> {
-    fn from(registration: &'a RegistrationRow) -> Addressee<'a> {
-        Addressee {
-            cause_id: registration.id,
-            email: &registration.email,
-            locale: &registration.locale,
-            partner_id: registration.partner_id.as_deref(),
-        }
-    }
-}
-
-/// Queues one sign-up mail; its cause is the template and the id, so a
-/// registration gets each kind of mail once.
-pub(super) async fn queue(
-    state: &AppState,
-    tx: &mut Tx<'_>,
-    to: Addressee<'_>,
-    context: &impl MailContext,
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    let content = Content::of(context);
-    let request = MailRequest {
-        cause: format!("{}:{}", content.template(), to.cause_id),
-        content,
-        locale: Locale::parse(to.locale),
-        to: to.email,
-        to_name: None,
-        attachments: Vec::new(),
-        partner_id: to.partner_id,
-    };
-    queue_mail(&state.mailer, tx, request, now)
-        .await
-        .map(drop)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))
 }
 
 /// The registration as `GET /v1/registrations/{id}` shows it: the
@@ -159,45 +93,34 @@ pub async fn create(
         .and_then(Locale::parse)
         .unwrap_or(state.settings.mail.default_locale);
     let partner_id = caller.partner_scope();
-    if let Some(refusal) =
-        refusal::why_no_link(&state, &mut fresh.tx, &request.email, Some(&caller)).await?
+    let token_id = caller.0.id;
+    if let Some(refusal) = refusal::why_no_link(
+        settings,
+        &state.clock,
+        &mut fresh.tx,
+        &request.email,
+        Some(token_id),
+    )
+    .await?
     {
         let to = (request.email.as_str(), locale, partner_id);
-        let body = refusal::refuse(&state, &mut fresh.tx, to, refusal, caller.0.id, now).await?;
+        let refusal_id =
+            refusal::refuse(&state.mailer, &mut fresh.tx, to, refusal, token_id, now).await?;
+        let body = json!({
+            "status": "refused",
+            "reason": refusal,
+            "refusal_id": refusal_id,
+            "email": request.email,
+        });
         return fresh.finish(StatusCode::ACCEPTED, body).await;
     }
-    let valid = chrono::Duration::from_std(settings.link_valid).unwrap_or(chrono::Duration::MAX);
-    let link_token = random_secret(LINK_TOKEN_PREFIX);
-    let new = NewRegistration {
-        id: Uuid::now_v7(),
-        partner_id,
-        token_hash: &hash_secret(&link_token),
+    let sign_up = SignUp {
         email: &request.email,
-        locale: locale.as_str(),
-        expires_at: now + valid,
-        token_id: Some(caller.0.id),
-        now,
-    };
-    let registration = registrations::insert(&mut fresh.tx, &new).await?;
-    let context = Registration {
-        email: &registration.email,
-        link: &format!("{}{link_token}", settings.link_base),
-        expires_at: registration.expires_at,
-        valid_hours: valid.num_hours(),
-    };
-    let to = Addressee::from(&registration);
-    queue(&state, &mut fresh.tx, to, &context, now).await?;
-    let states = (None, Some("pending"));
-    let token_id = Some(caller.0.id);
-    audit_registration(
-        &mut fresh.tx,
-        &registration,
-        states,
+        locale,
+        partner_id,
         token_id,
-        json!({}),
-        now,
-    )
-    .await?;
+    };
+    let registration = link::issue(&state.mailer, settings, &mut fresh.tx, sign_up, now).await?;
     // The response never carries the link token: it reaches the person
     // only through their mailbox, which is what the link proves.
     fresh
@@ -266,7 +189,7 @@ struct Review {
 }
 
 #[utoipa::path(post, path = "/v1/registrations/{token}/completion", tag = "registrations",
-    request_body = super::application::Application,
+    request_body = Application,
     params(("token" = String, Path, description = "the one-time token from the registration mail's link"),
            ("Idempotency-Key" = String, Header, description = "unique per request")),
     responses((status = 200, body = RegistrationView, description = "`applied`: the application awaits review; the completion mail is on its way"),
@@ -324,60 +247,55 @@ pub async fn complete_link(
     caller: Option<&Caller>,
     body: &axum::body::Bytes,
 ) -> Result<LinkOutcome, ApiError> {
-    let not_found = || ApiError::NotFound("no registration has this link token".into());
-    let registration = registrations::lock_by_token_hash(tx, token_hash)
-        .await?
-        .filter(|r| caller.is_none_or(|c| c.can_see(r.partner_id.as_deref())))
-        .ok_or_else(not_found)?;
+    let visible = |partner_id: Option<&str>| caller.is_none_or(|c| c.can_see(partner_id));
     let token_id = caller.map(|c| c.0.id);
-    let now = state.clock.now();
-    match registration.status {
-        RegistrationStatus::Pending if now > registration.expires_at => {
-            registrations::expire(tx, registration.id).await?;
-            let states = (Some("pending"), Some("expired"));
-            audit_registration(tx, &registration, states, token_id, json!({}), now).await?;
-            return Ok(LinkOutcome::Expired(registration));
-        }
-        RegistrationStatus::Pending => {}
-        RegistrationStatus::Expired => return Err(link_expired(&registration)),
-        _ => {
-            return Err(ApiError::Conflict {
-                slug: "registration-link-used",
-                detail: format!(
-                    "this link was already used: registration {} was applied for at {}",
-                    registration.id,
-                    registration.completed_at.map(mail_time).unwrap_or_default()
-                ),
-            });
-        }
-    }
+    let (registration, now) =
+        match link::open(&state.clock, tx, token_hash, visible, token_id).await? {
+            Opened::Pending { registration, now } => (registration, now),
+            Opened::Expired(registration) => return Ok(LinkOutcome::Expired(registration)),
+        };
     let application: Application = parse_json(body)?;
-    application.check()?;
-    let stored = serde_json::to_value(&application).map_err(anyhow::Error::from)?;
-    registrations::apply(tx, registration.id, &stored, now).await?;
-    let detail = json!({ "services": application.service_names() });
-    let states = (Some("pending"), Some("applied"));
-    audit_registration(tx, &registration, states, token_id, detail, now).await?;
-    let context = RegistrationCompleted {
-        email: &registration.email,
-        organisation: &application.organisation.name,
-        services: &application.service_names(),
-    };
-    let to = Addressee::from(&registration);
-    queue(state, tx, to, &context, now).await?;
-    let applied = registrations::lock(tx, registration.id)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("registration vanished")))?;
+    let applied = link::complete(
+        &state.mailer,
+        tx,
+        &registration,
+        &application,
+        token_id,
+        now,
+    )
+    .await?;
     Ok(LinkOutcome::Applied(applied))
 }
 
 pub fn link_expired(registration: &RegistrationRow) -> ApiError {
-    ApiError::Gone {
-        slug: "registration-link-expired",
-        detail: format!(
-            "this link expired at {}; register again for a new one",
-            mail_time(registration.expires_at)
-        ),
+    RegistrationError::LinkExpired {
+        expires_at: registration.expires_at,
+    }
+    .into()
+}
+
+/// The problem each refused registration step answers.
+impl From<RegistrationError> for ApiError {
+    fn from(error: RegistrationError) -> ApiError {
+        let detail = error.to_string();
+        match error {
+            RegistrationError::NotFound(detail) => ApiError::NotFound(detail),
+            RegistrationError::LinkUsed { .. } => ApiError::Conflict {
+                slug: "registration-link-used",
+                detail,
+            },
+            RegistrationError::LinkExpired { .. } => ApiError::Gone {
+                slug: "registration-link-expired",
+                detail,
+            },
+            RegistrationError::NotReviewable(detail) => ApiError::Conflict {
+                slug: "registration-not-reviewable",
+                detail,
+            },
+            RegistrationError::Invalid(invalid) => invalid.into(),
+            RegistrationError::Database(error) => error.into(),
+            RegistrationError::Internal(error) => ApiError::Internal(error),
+        }
     }
 }
 

@@ -98,7 +98,7 @@ fn validate(request: &TransferRequest, destination: &str) -> Result<(), ApiError
         "destination_contact",
         &request.destination_contact,
     );
-    checks.finish()
+    Ok(checks.finish()?)
 }
 
 #[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = TransferRequest,

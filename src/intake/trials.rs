@@ -117,7 +117,7 @@ fn validate(request: &TrialRequest, now: DateTime<Utc>) -> Result<(), ApiError> 
             "4 to 15 digits, optionally after '+'",
         );
     }
-    checks.finish()
+    Ok(checks.finish()?)
 }
 
 pub(super) fn sorted_unique(values: &[String]) -> Vec<String> {

@@ -1,8 +1,11 @@
 //! Backup-software licensing: key format, signed certificates, the vendor
-//! adapter that issues order ids and keys, and what the license workers
-//! share: the issuance steps and the order a job changes (`orders`).
+//! adapter that issues order ids and keys, the changes an existing order
+//! accepts (`changes`: the intake's unit of work), and what the license
+//! workers share: the issuance steps and the order a job changes
+//! (`orders`).
 
 pub mod certificate;
+pub mod changes;
 pub mod issuance;
 pub mod key;
 pub mod orders;

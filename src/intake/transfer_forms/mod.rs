@@ -156,7 +156,7 @@ fn validate_opening(request: &TransferFormRequest) -> Result<(), ApiError> {
         "must be a mail address",
     );
     checks.locale("locale", request.locale.as_deref());
-    checks.finish()
+    Ok(checks.finish()?)
 }
 
 #[utoipa::path(post, path = "/v1/transfer-forms", tag = "transfers", request_body = TransferFormRequest,
@@ -291,7 +291,7 @@ fn validate_completion(request: &TransferFormCompletion) -> Result<(), ApiError>
         "destination_contact",
         &request.destination_contact,
     );
-    checks.finish()
+    Ok(checks.finish()?)
 }
 
 /// Who may post the customer's part: an operator, or a portal that acts

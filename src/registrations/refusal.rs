@@ -8,12 +8,12 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::AppState;
-use super::auth::Caller;
-use super::problem::ApiError;
-use super::registrations::{Addressee, audit_registration, queue};
+use super::{Addressee, RegistrationError, audit_transition, queue};
+use crate::clock::Clock;
 use crate::mail::Locale;
 use crate::mail::contexts::RegistrationRefused;
+use crate::mail::queue::Mailer;
+use crate::settings::RegistrationSettings;
 use crate::store::registrations;
 use crate::store::registrations::RegistrationStatus;
 use crate::store::{Tx, audit};
@@ -51,25 +51,26 @@ pub fn domain_refused(refused: &[String], email: &str) -> bool {
 
 /// Why `email` gets no link, if it gets none. Takes the address's lock for
 /// the rest of `tx`, so two racing sign-ups cannot both pass; a pending
-/// registration past its time is let go (expired, audited) on the way.
+/// registration past its time is let go (expired, audited, crediting
+/// `token_id`) on the way. The clock is read once the lock is held.
 pub async fn why_no_link(
-    state: &AppState,
+    settings: &RegistrationSettings,
+    clock: &Clock,
     tx: &mut Tx<'_>,
     email: &str,
-    caller: Option<&Caller>,
-) -> Result<Option<Refusal>, ApiError> {
-    if domain_refused(&state.settings.registration.refused_domains, email) {
+    token_id: Option<Uuid>,
+) -> sqlx::Result<Option<Refusal>> {
+    if domain_refused(&settings.refused_domains, email) {
         return Ok(Some(Refusal::DomainRefused));
     }
     registrations::lock_address(tx, email).await?;
-    let now = state.clock.now();
+    let now = clock.now();
     let mut in_progress = false;
     for registration in registrations::in_progress(tx, email).await? {
         if registration.status == RegistrationStatus::Pending && now > registration.expires_at {
             registrations::expire(tx, registration.id).await?;
             let states = (Some("pending"), Some("expired"));
-            let token_id = caller.map(|c| c.0.id);
-            audit_registration(tx, &registration, states, token_id, json!({}), now).await?;
+            audit_transition(tx, &registration, states, token_id, json!({}), now).await?;
         } else {
             in_progress = true;
         }
@@ -77,17 +78,17 @@ pub async fn why_no_link(
     Ok(in_progress.then_some(Refusal::InProgress))
 }
 
-/// Mails the refusal and audits it; the answer says why. Each refusal is
-/// its own cause: a retry with the same Idempotency-Key replays the
-/// answer and mails nothing more.
+/// Mails the refusal and audits it; returns the refusal's id, which names
+/// both. Each refusal is its own cause: a retry with the same
+/// Idempotency-Key replays the intake's answer and mails nothing more.
 pub async fn refuse(
-    state: &AppState,
+    mailer: &Mailer,
     tx: &mut Tx<'_>,
     (email, locale, partner_id): (&str, Locale, Option<&str>),
     refusal: Refusal,
     token_id: Uuid,
     now: DateTime<Utc>,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<Uuid, RegistrationError> {
     let refusal_id = Uuid::now_v7();
     let to = Addressee {
         cause_id: refusal_id,
@@ -99,7 +100,7 @@ pub async fn refuse(
         email,
         reason: refusal.as_str(),
     };
-    queue(state, tx, to, &context, now).await?;
+    queue(mailer, tx, to, &context, now).await?;
     let event = audit::AuditEvent {
         at: now,
         entity_type: "registration_refusal",
@@ -116,12 +117,7 @@ pub async fn refuse(
         reason = refusal.as_str(),
         "no registration link issued; the refusal is mailed"
     );
-    Ok(json!({
-        "status": "refused",
-        "reason": refusal,
-        "refusal_id": refusal_id,
-        "email": email,
-    }))
+    Ok(refusal_id)
 }
 
 #[cfg(test)]

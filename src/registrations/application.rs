@@ -5,8 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::body::{Checks, is_plausible_email};
-use super::problem::ApiError;
+use crate::fields::{Checks, Invalid, is_plausible_email};
 
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -180,7 +179,7 @@ fn check_other_person(checks: &mut Checks, field: &str, same: bool, contact: Opt
 
 impl Application {
     /// Every rule of SPEC §1.4, each naming its field.
-    pub fn check(&self) -> Result<(), ApiError> {
+    pub fn check(&self) -> Result<(), Invalid> {
         let mut checks = Checks::default();
         let services = &self.services;
         checks.check(
@@ -322,7 +321,7 @@ mod tests {
     fn refused(body: Value) -> Vec<String> {
         let application: Application = serde_json::from_value(body).unwrap();
         match application.check() {
-            Err(ApiError::Validation(errors)) => errors.into_iter().map(|e| e.field).collect(),
+            Err(Invalid(errors)) => errors.into_iter().map(|e| e.field).collect(),
             other => panic!("{other:?}"),
         }
     }
