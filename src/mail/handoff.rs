@@ -5,15 +5,18 @@
 //! the row is written to fall due only after a grace period, and once the
 //! transaction commits the job goes to the local worker over a channel:
 //! no publish, no confirm, no delivery, no relay claim. The local attempt
-//! marks the row published when it commits. Should the process die first,
-//! or the local worker be full, the row falls due after the grace and the
-//! relay publishes it as any other: the broker path is the fallback, and
-//! a copy that arrives after the local attempt finds its job finished.
+//! marks the row published when it commits. A place in the channel is
+//! taken for each mail before its row is written; when there is none (the
+//! local worker is behind) the row is written due at once and the relay
+//! publishes it. Should the process die before the handoff, the row falls
+//! due after the grace and the relay publishes it as any other: the broker
+//! path is the fallback, and a copy that arrives after the local attempt
+//! finds its job finished.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, OwnedPermit};
 
 use crate::job::Envelope;
 
@@ -44,7 +47,16 @@ impl HandedOff {
 pub struct Handoff {
     to: Option<mpsc::Sender<HandedOff>>,
     grace: Duration,
-    held: Arc<Mutex<Vec<HandedOff>>>,
+    held: Arc<Mutex<Held>>,
+}
+
+/// What an attempt holds until its transaction ends: a place in the
+/// channel for each mail whose row it writes with the grace, and the
+/// jobs that took their place.
+#[derive(Default)]
+struct Held {
+    places: Vec<OwnedPermit<HandedOff>>,
+    jobs: Vec<(OwnedPermit<HandedOff>, HandedOff)>,
 }
 
 impl Handoff {
@@ -75,52 +87,127 @@ impl Handoff {
         }
     }
 
-    /// How long the outbox rows of `mails` more mails are held back:
-    /// the grace when the local worker has room for them, else zero.
+    /// How long the outbox rows of `mails` more mails are held back: the
+    /// grace when the local worker has room for all of them, else zero.
+    /// The room is taken now, not looked at: attempts that commit side
+    /// by side cannot each count the same free places and then find the
+    /// channel full, which left their mails to wait out the grace.
     pub fn hold_for(&self, mails: usize) -> Duration {
-        match &self.to {
-            Some(to) if !self.grace.is_zero() && to.capacity() >= self.held_len() + mails => {
-                self.grace
-            }
-            _ => Duration::ZERO,
+        let Some(to) = &self.to else {
+            return Duration::ZERO;
+        };
+        if self.grace.is_zero() {
+            return Duration::ZERO;
         }
+        let mut places = Vec::with_capacity(mails);
+        for _ in 0..mails {
+            match to.clone().try_reserve_owned() {
+                Ok(place) => places.push(place),
+                // The places taken so far are given back as they drop.
+                Err(_) => return Duration::ZERO,
+            }
+        }
+        self.lock().places.extend(places);
+        self.grace
     }
 
     /// Keeps jobs whose rows were written with [`Handoff::hold_for`]'s
-    /// grace until the transaction's end.
+    /// grace until the transaction's end, each in a place taken for it;
+    /// places left over (a mail whose cause had one already) go back.
     pub fn hold(&self, jobs: impl IntoIterator<Item = HandedOff>) {
-        self.lock().extend(jobs);
+        let mut held = self.lock();
+        for job in jobs {
+            match held.places.pop() {
+                Some(place) => held.jobs.push((place, job)),
+                // Not held back by hold_for: its row is due now.
+                None => break,
+            }
+        }
+        held.places.clear();
     }
 
-    /// The transaction committed: the held jobs go to the local worker.
-    /// One that finds the channel full is left to the relay.
+    /// The transaction committed: the held jobs go to the local worker,
+    /// into the places kept for them.
     pub fn release(&self) {
-        let held = std::mem::take(&mut *self.lock());
-        let Some(to) = &self.to else { return };
-        for job in held {
-            if let Err(error) = to.try_send(job) {
-                let job_id = match &error {
-                    mpsc::error::TrySendError::Full(job)
-                    | mpsc::error::TrySendError::Closed(job) => &job.message_id,
-                };
-                tracing::debug!(%job_id, grace = ?self.grace, "the local mail worker is full; the relay publishes the job after the grace");
-            }
+        let mut held = self.lock();
+        held.places.clear();
+        for (place, job) in std::mem::take(&mut held.jobs) {
+            place.send(job);
         }
     }
 
     /// The transaction rolled back: nothing it held exists.
     pub fn discard(&self) {
-        self.lock().clear();
+        let mut held = self.lock();
+        held.places.clear();
+        held.jobs.clear();
     }
 
-    fn held_len(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<HandedOff>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
         // A panic while holding the list cannot leave it half-written.
         self.held
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRACE: Duration = Duration::from_secs(10);
+
+    fn jobs(n: i64) -> impl Iterator<Item = HandedOff> {
+        (0..n).map(|outbox_id| HandedOff {
+            body: Vec::new(),
+            message_id: outbox_id.to_string(),
+            outbox_id,
+        })
+    }
+
+    #[test]
+    fn attempts_side_by_side_cannot_count_the_same_free_places() {
+        let (to, mut local_worker) = mpsc::channel(4);
+        let handoff = Handoff::to(to, GRACE);
+        let (first, second) = (handoff.for_attempt(), handoff.for_attempt());
+
+        assert_eq!(first.hold_for(3), GRACE);
+        assert_eq!(second.hold_for(3), Duration::ZERO, "one place is left");
+        assert_eq!(second.hold_for(1), GRACE);
+        first.hold(jobs(3));
+        second.hold(jobs(1));
+        first.release();
+        second.release();
+
+        let arrived = std::iter::from_fn(|| local_worker.try_recv().ok()).count();
+        assert_eq!(arrived, 4, "every held job reached the local worker");
+    }
+
+    #[test]
+    fn a_rolled_back_attempt_gives_its_places_back() {
+        let (to, _local_worker) = mpsc::channel(4);
+        let handoff = Handoff::to(to, GRACE);
+        let rolled_back = handoff.for_attempt();
+        assert_eq!(rolled_back.hold_for(4), GRACE);
+        rolled_back.hold(jobs(4));
+
+        rolled_back.discard();
+
+        assert_eq!(handoff.for_attempt().hold_for(4), GRACE);
+    }
+
+    #[test]
+    fn places_not_used_by_a_mail_go_back_when_the_rest_are_held() {
+        let (to, _local_worker) = mpsc::channel(4);
+        let handoff = Handoff::to(to, GRACE);
+        let attempt = handoff.for_attempt();
+        assert_eq!(attempt.hold_for(4), GRACE);
+
+        // Two of the four mails had a cause that was mailed already.
+        attempt.hold(jobs(2));
+
+        let other = handoff.for_attempt();
+        assert_eq!(other.hold_for(2), GRACE);
+        assert_eq!(handoff.for_attempt().hold_for(1), Duration::ZERO);
     }
 }

@@ -107,7 +107,6 @@ async fn a_mail_job_held_for_a_handoff_that_never_came_is_published_after_the_gr
     )
     .await;
     let (to, gone) = tokio::sync::mpsc::channel(8);
-    drop(gone);
     let handoff = Handoff::to(to, settings.outbox.handoff_grace);
     let mailer = Mailer::new(Arc::new(settings.clone()));
     let now = chrono::Utc::now();
@@ -134,6 +133,7 @@ async fn a_mail_job_held_for_a_handoff_that_never_came_is_published_after_the_gr
         .await
         .unwrap();
     tx.commit().await.unwrap();
+    drop(gone);
     handoff.release();
     assert!(queued[0].is_some(), "the mail and its job were queued");
     let (published, due) = mail_outbox_row(&app).await;
