@@ -122,6 +122,27 @@ impl TransferStatus {
 }
 
 text_enum! {
+    /// `transfer_forms.status`: what has been recorded of a form. The API
+    /// shows an open form past its expiry as expired before this says so
+    /// (`intake::transfer_forms::FormStatus`).
+    pub enum FormState {
+        Draft = "draft",
+        Returned = "returned",
+        Submitted = "submitted",
+        Withdrawn = "withdrawn",
+        Expired = "expired",
+    }
+}
+
+impl FormState {
+    /// Draft or returned: not submitted, withdrawn or expired, so it may
+    /// still run out of time.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Draft | Self::Returned)
+    }
+}
+
+text_enum! {
     /// `registrations.status`: a link is `pending` until the application
     /// comes in (`applied`), which an operator approves or rejects. Also
     /// the API document's schema of it.
@@ -205,6 +226,10 @@ mod tests {
         assert_eq!(
             serde_json::to_value(TransferStatus::CleaningRoles).unwrap(),
             "cleaning_roles"
+        );
+        assert_eq!(
+            serde_json::to_value(FormState::Withdrawn).unwrap(),
+            "withdrawn"
         );
     }
 }

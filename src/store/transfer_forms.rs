@@ -7,6 +7,7 @@ use sqlx::{FromRow, PgExecutor};
 use uuid::Uuid;
 
 use super::Tx;
+pub use super::status::FormState;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct FormRow {
@@ -14,7 +15,7 @@ pub struct FormRow {
     pub customer_id: String,
     pub source_partner_id: String,
     pub destination_partner_id: Option<String>,
-    pub status: String,
+    pub status: FormState,
     pub source_contact: serde_json::Value,
     pub customer_contact: Option<serde_json::Value>,
     pub destination_contact: Option<serde_json::Value>,
@@ -47,13 +48,13 @@ pub struct NewForm<'a> {
 pub async fn insert_form(tx: &mut Tx<'_>, new: &NewForm<'_>) -> sqlx::Result<FormRow> {
     let form = sqlx::query_as!(
         FormRow,
-        "insert into transfer_forms
+        r#"insert into transfer_forms
              (id, customer_id, source_partner_id, source_contact, admin_email, locale,
               token_hash, token_id, expires_at, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-         returning id, customer_id, source_partner_id, destination_partner_id, status,
+         returning id, customer_id, source_partner_id, destination_partner_id, status as "status: FormState",
      source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
-     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at",
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at"#,
         new.id,
         new.customer_id,
         new.source_partner_id,
@@ -81,9 +82,9 @@ pub async fn insert_form(tx: &mut Tx<'_>, new: &NewForm<'_>) -> sqlx::Result<For
 pub async fn find_form<'e>(db: impl PgExecutor<'e>, id: Uuid) -> sqlx::Result<Option<FormRow>> {
     sqlx::query_as!(
         FormRow,
-        "select id, customer_id, source_partner_id, destination_partner_id, status,
+        r#"select id, customer_id, source_partner_id, destination_partner_id, status as "status: FormState",
      source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
-     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at from transfer_forms where id = $1",
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at from transfer_forms where id = $1"#,
         id,
     )
         .fetch_optional(db)
@@ -94,9 +95,9 @@ pub async fn find_form<'e>(db: impl PgExecutor<'e>, id: Uuid) -> sqlx::Result<Op
 pub async fn lock_form(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<FormRow>> {
     sqlx::query_as!(
         FormRow,
-        "select id, customer_id, source_partner_id, destination_partner_id, status,
+        r#"select id, customer_id, source_partner_id, destination_partner_id, status as "status: FormState",
      source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
-     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at from transfer_forms where id = $1 for update",
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at from transfer_forms where id = $1 for update"#,
         id,
     )
     .fetch_optional(&mut **tx)
@@ -110,9 +111,9 @@ pub async fn lock_form_by_token(
 ) -> sqlx::Result<Option<FormRow>> {
     sqlx::query_as!(
         FormRow,
-        "select id, customer_id, source_partner_id, destination_partner_id, status,
+        r#"select id, customer_id, source_partner_id, destination_partner_id, status as "status: FormState",
      source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
-     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at from transfer_forms where token_hash = $1 for update",
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at from transfer_forms where token_hash = $1 for update"#,
         token_hash,
     )
     .fetch_optional(&mut **tx)
@@ -148,13 +149,13 @@ pub async fn complete(
 ) -> sqlx::Result<FormRow> {
     sqlx::query_as!(
         FormRow,
-        "update transfer_forms
+        r#"update transfer_forms
          set status = 'returned', customer_contact = $2, destination_partner_id = $3,
              destination_contact = $4, returned_at = $5, updated_at = $5
          where id = $1
-         returning id, customer_id, source_partner_id, destination_partner_id, status,
+         returning id, customer_id, source_partner_id, destination_partner_id, status as "status: FormState",
      source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
-     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at",
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at"#,
         id,
         &completion.customer_contact,
         completion.destination_partner_id,
@@ -174,12 +175,12 @@ pub async fn mark_submitted(
 ) -> sqlx::Result<FormRow> {
     sqlx::query_as!(
         FormRow,
-        "update transfer_forms
+        r#"update transfer_forms
          set status = 'submitted', transfer_id = $2, submitted_at = $3, updated_at = $3
          where id = $1
-         returning id, customer_id, source_partner_id, destination_partner_id, status,
+         returning id, customer_id, source_partner_id, destination_partner_id, status as "status: FormState",
      source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
-     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at",
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at"#,
         id,
         transfer_id,
         now,
@@ -192,20 +193,20 @@ pub async fn mark_submitted(
 pub async fn end(
     tx: &mut Tx<'_>,
     id: Uuid,
-    status: &str,
+    status: FormState,
     now: DateTime<Utc>,
 ) -> sqlx::Result<FormRow> {
     sqlx::query_as!(
         FormRow,
-        "update transfer_forms
+        r#"update transfer_forms
          set status = $2, updated_at = $3,
              withdrawn_at = case when $2 = 'withdrawn' then $3 else withdrawn_at end
          where id = $1
-         returning id, customer_id, source_partner_id, destination_partner_id, status,
+         returning id, customer_id, source_partner_id, destination_partner_id, status as "status: FormState",
      source_contact, customer_contact, destination_contact, admin_email, locale, transfer_id,
-     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at",
+     expires_at, created_at, updated_at, returned_at, submitted_at, withdrawn_at"#,
         id,
-        status,
+        status.as_str(),
         now,
     )
     .fetch_one(&mut **tx)

@@ -43,7 +43,7 @@ use super::relationships::{recipient_locale, shown_name};
 use super::transfers::{Ticket, check_contact, check_subscriptions, open_ticket};
 use crate::store::directory;
 use crate::store::tokens::{Role, hash_secret, random_secret};
-use crate::store::transfer_forms::{self, Completion, FormRow, NewForm};
+use crate::store::transfer_forms::{self, Completion, FormRow, FormState, NewForm};
 use crate::store::{Tx, audit, relationships};
 use crate::transfers::{Contact, Form};
 use mails::{Returned, queue_link, queue_returned};
@@ -60,7 +60,7 @@ pub(super) fn form_valid(state: &AppState) -> chrono::Duration {
 async fn audit_status(
     tx: &mut Tx<'_>,
     form_id: Uuid,
-    (from, to): (Option<&str>, &str),
+    (from, to): (Option<FormState>, FormState),
     caller: &Caller,
     detail: serde_json::Value,
     now: DateTime<Utc>,
@@ -70,8 +70,8 @@ async fn audit_status(
         entity_type: "transfer_form",
         entity_id: form_id,
         action: "transfer_form.status",
-        from_state: from,
-        to_state: Some(to),
+        from_state: from.map(FormState::as_str),
+        to_state: Some(to.as_str()),
         token_id: Some(caller.0.id),
         job_id: None,
         detail,
@@ -99,29 +99,32 @@ fn missing(id: &str) -> ApiError {
 async fn require_state(
     mut fresh: Fresh,
     form: &FormRow,
-    allowed: &[&str],
+    allowed: &[FormState],
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Result<Fresh, ApiError> {
-    let refused = |status: &str| ApiError::Conflict {
-        slug: "transfer-form-state",
-        detail: format!(
-            "this transfer form is {status}; this needs it {}",
-            allowed.join(" or ")
-        ),
+    let refused = |status: FormState| {
+        let needed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+        ApiError::Conflict {
+            slug: "transfer-form-state",
+            detail: format!(
+                "this transfer form is {status}; this needs it {}",
+                needed.join(" or ")
+            ),
+        }
     };
-    if FormStatus::of(form, now) == FormStatus::Expired && form.status != "expired" {
-        transfer_forms::end(&mut fresh.tx, form.id, "expired", now).await?;
+    if FormStatus::of(form, now) == FormStatus::Expired && form.status != FormState::Expired {
+        transfer_forms::end(&mut fresh.tx, form.id, FormState::Expired, now).await?;
         let detail = json!({ "expires_at": form.expires_at });
-        let states = (Some(form.status.as_str()), "expired");
+        let states = (Some(form.status), FormState::Expired);
         audit_status(&mut fresh.tx, form.id, states, caller, detail, now).await?;
         fresh.tx.commit().await?;
-        return Err(refused("expired"));
+        return Err(refused(FormState::Expired));
     }
-    if allowed.contains(&form.status.as_str()) {
+    if allowed.contains(&form.status) {
         Ok(fresh)
     } else {
-        Err(refused(&form.status))
+        Err(refused(form.status))
     }
 }
 
@@ -231,7 +234,7 @@ pub async fn open(
     audit_status(
         &mut fresh.tx,
         form.id,
-        (None, "draft"),
+        (None, FormState::Draft),
         &caller,
         detail,
         now,
@@ -347,7 +350,7 @@ pub async fn complete(
         .ok_or_else(|| ApiError::NotFound("no transfer form has this link token".into()))?;
     authorize_completion(&mut fresh.tx, &caller, &form).await?;
     let now = state.clock.now();
-    let mut fresh = require_state(fresh, &form, &["draft"], &caller, now).await?;
+    let mut fresh = require_state(fresh, &form, &[FormState::Draft], &caller, now).await?;
     let destination = &request.destination_partner_id;
     if *destination == form.source_partner_id {
         return Err(ApiError::field(
@@ -374,7 +377,7 @@ pub async fn complete(
     };
     let form = transfer_forms::complete(&mut fresh.tx, form.id, &completion, now).await?;
     let detail = json!({ "destination_partner_id": destination });
-    let states = (Some("draft"), "returned");
+    let states = (Some(FormState::Draft), FormState::Returned);
     audit_status(&mut fresh.tx, form.id, states, &caller, detail, now).await?;
     let returned = Returned {
         form: &form,
@@ -432,7 +435,7 @@ pub async fn submit(
     let act = (id.as_str(), "submission");
     let (fresh, form) = *begin_source_act(&state, &caller, &headers, act, &body).await?;
     let now = state.clock.now();
-    let mut fresh = require_state(fresh, &form, &["returned"], &caller, now).await?;
+    let mut fresh = require_state(fresh, &form, &[FormState::Returned], &caller, now).await?;
     let (Some(destination), Some(customer_contact), Some(destination_contact)) = (
         &form.destination_partner_id,
         &form.customer_contact,
@@ -469,7 +472,7 @@ pub async fn submit(
     let opened = open_ticket(&state, &mut fresh.tx, &caller, ticket).await?;
     transfer_forms::mark_submitted(&mut fresh.tx, form.id, opened.transfer_id, now).await?;
     let detail = json!({ "transfer_id": opened.transfer_id });
-    let states = (Some("returned"), "submitted");
+    let states = (Some(FormState::Returned), FormState::Submitted);
     audit_status(&mut fresh.tx, form.id, states, &caller, detail, now).await?;
     let mut body = opened.body();
     body["form_id"] = json!(form.id);
@@ -494,9 +497,16 @@ pub async fn withdraw(
     let act = (id.as_str(), "withdrawal");
     let (fresh, form) = *begin_source_act(&state, &caller, &headers, act, &body).await?;
     let now = state.clock.now();
-    let mut fresh = require_state(fresh, &form, &["draft", "returned"], &caller, now).await?;
-    let withdrawn = transfer_forms::end(&mut fresh.tx, form.id, "withdrawn", now).await?;
-    let states = (Some(form.status.as_str()), "withdrawn");
+    let mut fresh = require_state(
+        fresh,
+        &form,
+        &[FormState::Draft, FormState::Returned],
+        &caller,
+        now,
+    )
+    .await?;
+    let withdrawn = transfer_forms::end(&mut fresh.tx, form.id, FormState::Withdrawn, now).await?;
+    let states = (Some(form.status), FormState::Withdrawn);
     audit_status(&mut fresh.tx, form.id, states, &caller, json!({}), now).await?;
     let view = view(&mut fresh.tx, &withdrawn, now).await?;
     fresh.finish(StatusCode::OK, view_json(&view)).await

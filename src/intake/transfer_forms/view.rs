@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::super::problem::ApiError;
-use crate::store::transfer_forms::{self, FormRow};
+use crate::store::transfer_forms::{self, FormRow, FormState};
 use crate::store::{audit, relationships};
 use crate::transfers::Contact;
 
@@ -29,13 +29,13 @@ impl FormStatus {
     /// The state as the caller sees it at `now`: an open form past its
     /// expiry is expired even before an act records it.
     pub(super) fn of(form: &FormRow, now: DateTime<Utc>) -> FormStatus {
-        match form.status.as_str() {
-            "draft" | "returned" if now > form.expires_at => FormStatus::Expired,
-            "draft" => FormStatus::Draft,
-            "returned" => FormStatus::Returned,
-            "submitted" => FormStatus::Submitted,
-            "withdrawn" => FormStatus::Withdrawn,
-            _ => FormStatus::Expired,
+        match form.status {
+            state if state.is_open() && now > form.expires_at => FormStatus::Expired,
+            FormState::Draft => FormStatus::Draft,
+            FormState::Returned => FormStatus::Returned,
+            FormState::Submitted => FormStatus::Submitted,
+            FormState::Withdrawn => FormStatus::Withdrawn,
+            FormState::Expired => FormStatus::Expired,
         }
     }
 }
