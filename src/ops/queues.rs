@@ -21,7 +21,9 @@ pub struct QueueStats {
     pub consumers: Option<u32>,
     /// Jobs waiting for an attempt (queued or retrying), per the database.
     pub waiting: i64,
-    /// Jobs in an attempt now: deliveries held by workers.
+    /// Jobs in an attempt now: deliveries held by workers. Kinds that
+    /// run as sets go from queued to succeeded in one transaction and
+    /// never count here.
     pub running: i64,
     pub oldest_waiting_secs: Option<i64>,
     pub dead_letters: i64,
