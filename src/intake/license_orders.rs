@@ -18,7 +18,7 @@ use super::auth::Caller;
 use super::body::{Checks, RawBody, is_identifier, is_plausible_email, parse_json};
 use super::idempotency;
 use super::problem::ApiError;
-use crate::enqueue::{Opts, new_job};
+use crate::enqueue::new_job;
 use crate::licensing::changes::{
     self, Change, ChangeError, ChangeJob, change_accepted_detail, keys,
 };
@@ -212,31 +212,6 @@ pub(super) fn accepted(
     .expect("serialisable")
 }
 
-/// The SLA deadline of a request of `kind` accepted `now`.
-fn sla_deadline(state: &AppState, kind: RequestKind, now: DateTime<Utc>) -> DateTime<Utc> {
-    changes::sla_deadline(&state.settings.license.sla, kind, now)
-}
-
-/// Where a license order's job belongs: its partner, the calling token,
-/// the order, and the request's SLA deadline.
-fn job_opts<'a>(
-    state: &AppState,
-    partner_id: &'a str,
-    caller: &Caller,
-    order_id: Uuid,
-    deadline: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Opts<'a> {
-    changes::job_opts(
-        &state.settings,
-        partner_id,
-        caller.0.id,
-        order_id,
-        deadline,
-        now,
-    )
-}
-
 /// The problem each refused change answers.
 impl From<ChangeError> for ApiError {
     fn from(error: ChangeError) -> ApiError {
@@ -304,8 +279,15 @@ pub async fn create_order(
     let order_id = Uuid::now_v7();
     let request_id = Uuid::now_v7();
     let job_id = Uuid::now_v7();
-    let deadline = sla_deadline(&state, RequestKind::New, now);
-    let opts = job_opts(&state, &partner_id, &caller, order_id, deadline, now);
+    let deadline = changes::sla_deadline(&state.settings.license.sla, RequestKind::New, now);
+    let opts = changes::job_opts(
+        &state.settings,
+        &partner_id,
+        caller.0.id,
+        order_id,
+        deadline,
+        now,
+    );
     let job = new_job(
         &LicenseNewArgs(LicenseJob {
             order_id,
