@@ -19,7 +19,6 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use super::message::{MailError, OutgoingMail, build_message};
 
@@ -183,7 +182,7 @@ impl MailTransport for FileTransport {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), SendError> {
         let bytes = build_message(mail)?.formatted();
         let path = self.path_for(&mail.message_id);
-        write_atomically(&self.dir, &path, &bytes, &self.dir_sync)
+        write_atomically(&self.dir, &path, bytes, &self.dir_sync)
             .await
             .map_err(|source| SendError::Io {
                 path: path.clone(),
@@ -197,10 +196,24 @@ impl MailTransport for FileTransport {
 async fn write_atomically(
     dir: &Path,
     path: &Path,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     dir_sync: &DirSync,
 ) -> io::Result<()> {
-    tokio::fs::create_dir_all(dir).await?;
+    let (dir_owned, path_owned) = (dir.to_owned(), path.to_owned());
+    // One trip to the blocking pool for the whole file: as five (open,
+    // write, sync, rename, and the directory made sure of), each a thread
+    // wake-up and back, the hops cost more than the writing.
+    tokio::task::spawn_blocking(move || write_file(&dir_owned, &path_owned, &bytes))
+        .await
+        .map_err(io::Error::other)??;
+    // Make the rename itself durable.
+    dir_sync.after_rename(dir).await
+}
+
+/// Writes `bytes` to a temp file beside `path`, syncs it and renames it
+/// into place; creates the directory when it is missing.
+fn write_file(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -208,29 +221,33 @@ async fn write_atomically(
     // Unique per attempt, so two workers sending the same mail at once do not
     // write into one temp file; the dot keeps it out of `*.eml` globs.
     let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4()));
-    let written = async {
-        let mut options = tokio::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        // Mails carry license keys: not world-readable, but readable by the
-        // group so a pickup process need not run as this user.
-        #[cfg(unix)]
-        options.mode(0o640);
-        let mut file = options.open(&tmp).await?;
-        file.write_all(bytes).await?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // Mails carry license keys: not world-readable, but readable by the
+    // group so a pickup process need not run as this user.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
+    let mut file = match options.open(&tmp) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            options.open(&tmp)?
+        }
+        opened => opened?,
+    };
+    let written = file
+        .write_all(bytes)
         // Contents reach the disk before the name points at them; otherwise
         // a crash right after the rename could leave an empty mail behind a
         // row already marked sent.
-        file.sync_all().await?;
-        drop(file);
-        tokio::fs::rename(&tmp, path).await
+        .and_then(|()| file.sync_all())
+        .and_then(|()| {
+            drop(file);
+            std::fs::rename(&tmp, path)
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    .await;
-    if let Err(e) = written {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
-    }
-    // Make the rename itself durable.
-    dir_sync.after_rename(dir).await
+    written
 }
 
 /// Group commit for the directory: one `fsync` of the directory makes
@@ -255,7 +272,12 @@ impl DirSync {
         // Every rename counted by now has finished: this sync covers it.
         let covered = self.renamed.load(Ordering::Acquire);
         #[cfg(unix)]
-        tokio::fs::File::open(dir).await?.sync_all().await?;
+        {
+            let dir = dir.to_owned();
+            tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+                .await
+                .map_err(io::Error::other)??;
+        }
         *synced = covered;
         Ok(())
     }
@@ -474,7 +496,7 @@ mod tests {
     use super::super::message::testutil::{decode_rfc2047, decoded_parts, header};
     use super::*;
     use std::time::Duration;
-    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpListener;
     use tokio::task::JoinHandle;
 
