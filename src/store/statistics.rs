@@ -15,8 +15,15 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-/// How often the tables' change counts are read.
-const CHECK_EVERY: Duration = Duration::from_secs(10);
+/// How often the tables' change counts are read: as often as backends
+/// report them (about once a second). A plan made while a table was
+/// empty joins it by a hash over a sequential scan, and keeps doing so
+/// until the next round; read every ten seconds, a process started into
+/// a burst ran all of a 10,000-order run on such plans (marking a batch
+/// of jobs succeeded took 3.2 ms instead of 0.5). The threshold keeps
+/// the rounds rare once the tables are large: a table is analysed again
+/// after it grew by a tenth.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Taken for the duration of one round, so that processes sharing the
 /// database analyse each table once rather than once each.
