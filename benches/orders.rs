@@ -307,38 +307,27 @@ async fn count(pool: &PgPool, sql: &str) -> i64 {
 /// Polls until `sql` counts `target`; returns the number of polls.
 async fn until(pool: &PgPool, sql: &str, target: i64, limit: Duration) -> u64 {
     let start = Instant::now();
-    let pause = Pause::new(start);
     let mut polls = 1;
     while count(pool, sql).await < target {
         assert!(start.elapsed() < limit, "gave up waiting for: {sql}");
-        pause.wait().await;
+        pause_between_polls(start).await;
         polls += 1;
     }
     polls
 }
 
-/// The pause between two polls of a phase. A count scans a table that
-/// grows through the run: polled every 20 ms it took a share of the cores
-/// that grew with the table (at 100,000 orders, most of one). The pause
-/// grows with the wait instead, which bounds what the polls cost and
-/// keeps their error under 0.5 % of the time measured.
-struct Pause {
-    start: Instant,
+/// Sleeps between two polls of a phase that began at `start`. A count
+/// scans a table that grows through the run: polled every 20 ms it took a
+/// share of the cores that grew with the table (at 100,000 orders, most
+/// of one). The pause grows with the wait instead, which bounds what the
+/// polls cost and keeps their error under 0.5 % of the time measured.
+async fn pause_between_polls(start: Instant) {
+    let pause = (start.elapsed() / 200).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    tokio::time::sleep(pause).await;
 }
 
-impl Pause {
-    fn new(start: Instant) -> Pause {
-        Pause { start }
-    }
-
-    async fn wait(&self) {
-        let pause =
-            (self.start.elapsed() / 200).clamp(Duration::from_millis(20), Duration::from_secs(1));
-        tokio::time::sleep(pause).await;
-    }
-}
-
-/// Counts the jobs of `kind` not finished yet, by the (status, kind) index.
+/// Counts the jobs of `kind` not finished yet, by the partial index of the
+/// unfinished jobs.
 fn unfinished(kind: &str) -> String {
     format!(
         "select count(*) from jobs where status in ('queued', 'running', 'retrying') \
@@ -592,22 +581,21 @@ async fn intake_then_drain(n: usize, concurrency: usize) -> Drain {
     let pid = worker.0.id();
     let start = Instant::now();
     let mut rss_peak_kb = 0;
-    // Polled by what is left, through the jobs' (status, kind) index: a
+    // Polled by what is left, through the index of the unfinished jobs: a
     // count of the finished ones read a growing share of the table, every
     // 50 ms about 7 ms of PostgreSQL (a seventh of a core) taken from
     // the drain it timed.
-    let pause = Pause::new(start);
     while count(&quiet, &unfinished("license.new")).await > 0 {
         rss_peak_kb = rss_peak_kb.max(rss_kb(pid));
         assert!(start.elapsed() < LIMIT, "the drain did not finish");
-        pause.wait().await;
+        pause_between_polls(start).await;
     }
     let drain = start.elapsed();
     // Every mail job was written by the time the last issuing job ended.
     while count(&quiet, &unfinished("mail.send")).await > 0 {
         rss_peak_kb = rss_peak_kb.max(rss_kb(pid));
         assert!(start.elapsed() < LIMIT, "the mails were not all sent");
-        pause.wait().await;
+        pause_between_polls(start).await;
     }
     let mails = start.elapsed();
     let done = "select count(*) from jobs where kind = 'license.new' and status = 'succeeded'";

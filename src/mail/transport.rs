@@ -200,8 +200,8 @@ async fn write_atomically(
     dir_sync: &DirSync,
 ) -> io::Result<()> {
     let (dir_owned, path_owned) = (dir.to_owned(), path.to_owned());
-    // One trip to the blocking pool for the whole file: as five (open,
-    // write, sync, rename, and the directory made sure of), each a thread
+    // One trip to the blocking pool for the whole file: as five (the
+    // directory made sure of, open, write, sync, rename), each a thread
     // wake-up and back, the hops cost more than the writing.
     tokio::task::spawn_blocking(move || write_file(&dir_owned, &path_owned, &bytes))
         .await
