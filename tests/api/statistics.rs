@@ -8,38 +8,48 @@ use sqlx::PgPool;
 
 use crate::support::{cleanup, test_settings};
 
-async fn changes_since_analyze(pool: &PgPool, table: &str) -> i64 {
-    sqlx::query_scalar(
-        "select coalesce(n_mod_since_analyze, 0) from pg_stat_user_tables where relname = $1",
-    )
-    .bind(table)
-    .fetch_optional(pool)
-    .await
-    .unwrap()
-    .unwrap_or(0)
-}
-
-#[tokio::test]
-async fn a_table_that_grew_is_analysed_once_and_then_left_alone() {
-    let settings = test_settings();
-    // The store alone, no app: its own round would race this test's.
-    let pool = fulfil::store::prepare(&settings.database).await.unwrap();
-    sqlx::query("insert into partners (id) select 'p' || n from generate_series(1, 500) n")
-        .execute(&pool)
+/// Adds partners `from..=to`, and waits until PostgreSQL counts them
+/// (a backend reports its counts once it is idle, at most once a second).
+async fn add_partners(pool: &PgPool, from: i32, to: i32) {
+    sqlx::query("insert into partners (id) select 'p' || n from generate_series($1, $2) n")
+        .bind(from)
+        .bind(to)
+        .execute(pool)
         .await
         .unwrap();
-    // A backend reports its counts once it is idle, at most once a second.
     let start = Instant::now();
-    while changes_since_analyze(&pool, "partners").await < 500 {
+    loop {
+        let counted: i64 = sqlx::query_scalar(
+            "select coalesce(n_live_tup, 0) from pg_stat_user_tables where relname = 'partners'",
+        )
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+        .unwrap_or(0);
+        if counted >= i64::from(to) {
+            return;
+        }
         assert!(
-            start.elapsed() < Duration::from_secs(10),
+            start.elapsed() < Duration::from_secs(15),
             "the inserts were never counted"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
 
-    let analysed = analyze_grown(&pool).await.unwrap();
-    assert!(analysed.contains(&"partners".to_owned()), "{analysed:?}");
+async fn analysed(pool: &PgPool) -> bool {
+    let names = analyze_grown(pool).await.unwrap();
+    names.contains(&"partners".to_owned())
+}
+
+#[tokio::test]
+async fn a_table_is_analysed_when_it_has_doubled_and_left_alone_until_then() {
+    let settings = test_settings();
+    // The store alone, no app: its own round would race this test's.
+    let pool = fulfil::store::prepare(&settings.database).await.unwrap();
+
+    add_partners(&pool, 1, 500).await;
+    assert!(analysed(&pool).await, "never analysed, and 500 rows");
     let last_analyze: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
         "select last_analyze from pg_stat_user_tables where relname = 'partners'",
     )
@@ -47,8 +57,15 @@ async fn a_table_that_grew_is_analysed_once_and_then_left_alone() {
     .await
     .unwrap();
     assert!(last_analyze.is_some());
-    let again = analyze_grown(&pool).await.unwrap();
-    assert!(!again.contains(&"partners".to_owned()), "{again:?}");
+    assert!(!analysed(&pool).await, "nothing changed since");
+
+    add_partners(&pool, 501, 1000).await;
+    assert!(!analysed(&pool).await, "doubled, but not by 50 rows more");
+    add_partners(&pool, 1001, 1100).await;
+    assert!(
+        analysed(&pool).await,
+        "more than doubled: 1,100 > 50 + 2 × 500"
+    );
 
     pool.close().await;
     cleanup(&settings).await;
