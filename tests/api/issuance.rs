@@ -124,34 +124,45 @@ pub fn decoded_text(raw: &str) -> String {
 }
 
 #[tokio::test]
-async fn jobs_are_never_deleted_so_their_references_need_no_check() {
+async fn jobs_orders_and_requests_are_never_deleted_so_their_references_need_no_check() {
     // Arrange: an order's outbox rows, request, audit events and mail name
-    // their jobs without a foreign key (20261206000026): what keeps those
-    // references whole is that job rows stay, with their ids.
+    // their jobs, and its keys and request their order, without foreign
+    // keys (20261206000026, 20261206000028): what keeps those references
+    // whole is that these rows stay, with their ids.
     let app = spawn_app().await;
     let token = app.portal_with_customer("acme", "cust-1").await;
     let accepted = app.order(&token, &new_order("hypervisor", 1)).await;
     let order_id = accepted["order_id"].as_str().unwrap();
     app.until_active(&token, order_id).await;
-    let jobs = app.count("select count(*) from jobs").await;
-    let job_id = accepted["job_id"].as_str().unwrap();
 
-    // Act
-    let deleted = sqlx::query("delete from jobs").execute(&app.pool).await;
-    let renamed = sqlx::query("update jobs set id = gen_random_uuid() where id = $1::uuid")
-        .bind(job_id)
+    for table in ["jobs", "license_orders", "license_requests"] {
+        let rows = app.count(&format!("select count(*) from {table}")).await;
+
+        // Act
+        let deleted = sqlx::query(&format!("delete from {table}"))
+            .execute(&app.pool)
+            .await;
+        let renamed = sqlx::query(&format!(
+            "update {table} set id = gen_random_uuid() where id = (select id from {table} limit 1)"
+        ))
         .execute(&app.pool)
         .await;
 
-    // Assert: both refused as references that would dangle, nothing
-    // changed, and the job still answers.
-    for refused in [deleted, renamed] {
-        let error = refused.expect_err("refused");
-        let code = error.as_database_error().and_then(|e| e.code());
-        assert_eq!(code.as_deref(), Some("23503"), "{error}");
+        // Assert: both refused as references that would dangle, and
+        // nothing changed.
+        for refused in [deleted, renamed] {
+            let error = refused.expect_err("refused");
+            let code = error.as_database_error().and_then(|e| e.code());
+            assert_eq!(code.as_deref(), Some("23503"), "{table}: {error}");
+        }
+        let after = app.count(&format!("select count(*) from {table}")).await;
+        assert_eq!(after, rows, "{table}");
     }
-    assert_eq!(app.count("select count(*) from jobs").await, jobs);
     let job = app.get(accepted["job_url"].as_str().unwrap(), &token).await;
     assert_eq!(job.status(), 200);
+    let order = app
+        .get(&format!("/v1/license-orders/{order_id}"), &token)
+        .await;
+    assert_eq!(order.status(), 200);
     app.cleanup().await;
 }
