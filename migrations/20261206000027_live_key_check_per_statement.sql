@@ -30,6 +30,22 @@ $$;
 
 drop trigger revoked_order_has_no_live_key_licenses on licenses;
 
+-- The order's deferred trigger is now the only user of its function, so
+-- the branch that read a key's order is gone.
+create or replace function license_order_has_no_live_key_when_revoked() returns trigger
+language plpgsql as $$
+begin
+    if exists (
+        select 1 from license_orders o join licenses l on l.order_id = o.id
+        where o.id = new.id and o.status = 'revoked' and l.status <> 'revoked'
+    ) then
+        raise exception 'license order % is revoked but still has a live key', new.id
+            using errcode = '23514', constraint = 'revoked_order_has_no_live_key';
+    end if;
+    return null;
+end;
+$$;
+
 -- A trigger with a transition table has one event, so two.
 create trigger licenses_inserted_live_under_revoked_order
     after insert on licenses referencing new table as written
