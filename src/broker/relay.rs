@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::topology::Topology;
 use crate::settings::Settings;
-use crate::store::{dead_letters, outbox};
+use crate::store::{self, dead_letters, outbox};
 
 pub struct Relay {
     pool: PgPool,
@@ -93,7 +93,10 @@ impl Relay {
 
     /// Publishes one batch of due rows in one transaction. Returns how many.
     async fn publish_batch(&self, channel: &Channel) -> anyhow::Result<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self
+            .pool
+            .begin_with(store::BEGIN_WITH_GENERIC_PLANS)
+            .await?;
         let due = outbox::claim_due(&mut tx, self.settings.outbox.batch_size).await?;
         if due.is_empty() {
             tx.commit().await?;

@@ -20,7 +20,7 @@ use super::{Batching, JobContext, JobHandler};
 use crate::job::{Envelope, JobError};
 use crate::retry::delay_for_attempt;
 use crate::store::jobs::{self, FailureOutcome, JobRow, Succeeded};
-use crate::store::{Tx, dead_letters, outbox};
+use crate::store::{self, Tx, dead_letters, outbox};
 
 /// What to tell the broker about the delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +218,11 @@ async fn run_alone(
     conclude(ctx, handler, queue, &job, outcome).await
 }
 
+/// A set's transaction (see [`store::BEGIN_WITH_GENERIC_PLANS`]) with the
+/// set's savepoint.
+const BEGIN_SET: &str = "begin; set local plan_cache_mode = force_generic_plan; \
+                         set local enable_seqscan = off; savepoint set";
+
 /// One transaction for the batch: mark the jobs running (in a commit of
 /// its own, except for kinds that run as sets), lock them, run
 /// the handler (on the set, or on each job in a savepoint when there are
@@ -237,13 +242,14 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
     {
         return broken(error);
     }
-    // A batch that may run as a set opens the set's savepoint with the
-    // transaction, in the same round trip; unused, it costs nothing.
-    let as_set = batch.len() > 1 && handler.batching() == Batching::Sets;
-    let begun = if as_set {
-        ctx.pool.begin_with("begin; savepoint set").await
-    } else {
-        ctx.pool.begin().await
+    let sets = handler.batching() == Batching::Sets;
+    let as_set = batch.len() > 1 && sets;
+    let begun = match (sets, as_set) {
+        // A batch that may run as a set opens the set's savepoint with the
+        // transaction, in the same round trip; unused, it costs nothing.
+        (_, true) => ctx.pool.begin_with(BEGIN_SET).await,
+        (true, false) => ctx.pool.begin_with(store::BEGIN_WITH_GENERIC_PLANS).await,
+        (false, _) => ctx.pool.begin().await,
     };
     let mut tx = match begun {
         Ok(tx) => tx,

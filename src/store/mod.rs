@@ -36,6 +36,24 @@ use crate::settings::DatabaseSettings;
 
 pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 
+/// Begins a transaction whose statements run on the plan each connection
+/// prepared once (`plan_cache_mode = force_generic_plan`, for this
+/// transaction only), for units of work whose statements take arrays of
+/// ids. A generic plan reckons an array at ten elements, which looks dearer
+/// on paper than a custom plan for the one or two ids at hand, so
+/// PostgreSQL planned such statements afresh at nearly every call: at 500
+/// orders/s the workers' statements spent 1.9 s planning against 5.2 s
+/// executing (the key fill planned 1,256 times in 1,359 calls).
+///
+/// A kept plan is made again only when a table's statistics change, and a
+/// plan made while a table was small may read all of it as it grows; so
+/// sequential scans are off too (`enable_seqscan`, which only makes them
+/// look dear: a table with no usable index is still read). For statements
+/// that look rows up by key and whose plan no parameter decides: a filter
+/// such as `$1 is null or entity_id = $1` needs a custom plan for its index.
+pub const BEGIN_WITH_GENERIC_PLANS: &str =
+    "begin; set local plan_cache_mode = force_generic_plan; set local enable_seqscan = off";
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
