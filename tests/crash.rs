@@ -223,6 +223,45 @@ async fn two_workers_started_at_once_both_consume_and_a_clean_shutdown_logs_no_e
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_process_stopped_by_sigterm_exits_zero_and_logs_no_error() {
+    // Arrange: `fulfil serve` runs the relay as well as every consumer; a
+    // channel it left to lapin to close raced the connection's close and
+    // logged an ERROR at every clean shutdown.
+    let settings = test_settings();
+    let pool = fulfil::store::prepare(&settings.database).await.unwrap();
+    let log = std::env::temp_dir().join(format!("{}serve.log", settings.amqp.prefix));
+    let file = std::fs::File::create(&log).unwrap();
+    let info = [("RUST_LOG", "info")];
+    let mut serve = support::spawn_process_with(&settings, &["serve"], &info, file);
+    let running = wait_for(Duration::from_secs(60), || async {
+        let relay = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("outbox relay publishing");
+        relay
+            && fulfil::ops::queues::stats(&pool, &settings)
+                .await
+                .is_ok_and(|report| report.queues.iter().all(|q| q.consumers == Some(1)))
+    })
+    .await;
+
+    // Act
+    kill(Pid::from_raw(serve.0.id() as i32), Signal::SIGTERM).unwrap();
+    let status = wait_exit(&mut serve.0, Duration::from_secs(30)).await;
+
+    // Assert
+    assert!(
+        running,
+        "the relay publishes and every queue has its consumer"
+    );
+    assert!(status.expect("exits after SIGTERM").success());
+    let errors = error_lines(&log);
+    assert!(errors.is_empty(), "{}: {errors:#?}", log.display());
+    std::fs::remove_file(&log).ok();
+    pool.close().await;
+    support::cleanup(&settings).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_started_while_the_database_refuses_connections_waits_for_it() {
     // Arrange: the database exists but takes no connections (as while
     // PostgreSQL restarts).

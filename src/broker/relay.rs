@@ -71,7 +71,13 @@ impl Relay {
                 _ => poll,
             };
             tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => {
+                    // Closed here, not when dropped: a dropped channel asks
+                    // lapin to close it later, and if the connection is
+                    // closing by then, lapin logs the refusal as an ERROR.
+                    let _ = channel.close(200, "relay stopping".into()).await;
+                    return Ok(());
+                }
                 _ = tokio::time::sleep(wait) => {}
                 notified = recv(&mut listener) => {
                     if notified {
