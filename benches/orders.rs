@@ -326,12 +326,14 @@ async fn pause_between_polls(start: Instant) {
     tokio::time::sleep(pause).await;
 }
 
-/// Counts the jobs of `kind` not finished yet, by the partial index of the
-/// unfinished jobs.
+/// Whether a job of `kind` is not finished yet (1 or 0), by the partial
+/// index of the unfinished jobs. Counting them all read the whole backlog
+/// at every poll: 3 ms a poll at the start of a 20,000-job drain, 0.65 s
+/// of PostgreSQL in one drain of 6.7 s. This stops at the first one.
 fn unfinished(kind: &str) -> String {
     format!(
-        "select count(*) from jobs where status in ('queued', 'running', 'retrying') \
-         and kind = '{kind}'"
+        "select count(*) from (select 1 from jobs where status in ('queued', 'running', \
+         'retrying') and kind = '{kind}' limit 1) as one"
     )
 }
 
@@ -581,10 +583,10 @@ async fn intake_then_drain(n: usize, concurrency: usize) -> Drain {
     let pid = worker.0.id();
     let start = Instant::now();
     let mut rss_peak_kb = 0;
-    // Polled by what is left, through the index of the unfinished jobs: a
-    // count of the finished ones read a growing share of the table, every
-    // 50 ms about 7 ms of PostgreSQL (a seventh of a core) taken from
-    // the drain it timed.
+    // Polled by whether any is left, through the index of the unfinished
+    // jobs: a count of the finished ones read a growing share of the
+    // table, every 50 ms about 7 ms of PostgreSQL (a seventh of a core)
+    // taken from the drain it timed.
     while count(&quiet, &unfinished("license.new")).await > 0 {
         rss_peak_kb = rss_peak_kb.max(rss_kb(pid));
         assert!(start.elapsed() < LIMIT, "the drain did not finish");
