@@ -5,11 +5,11 @@
 //! goes alone, and orders queue only while earlier statements run, so the
 //! batch grows with the load and a lone request pays nothing for it.
 
-use std::sync::Arc;
+use std::time::Duration;
 
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{Connection, PgPool};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::store::licenses::{self, PlaceOrder, Placement};
 
@@ -35,7 +35,7 @@ impl OrderPlacer {
     /// it ends once every clone of it is dropped.
     pub fn start(pool: &PgPool) -> OrderPlacer {
         let (queue, waiting) = mpsc::channel(MOST * IN_FLIGHT);
-        tokio::spawn(run(own_connections(pool), waiting));
+        tokio::spawn(run(Connector::of(pool), waiting));
         OrderPlacer { queue }
     }
 
@@ -50,42 +50,114 @@ impl OrderPlacer {
     }
 }
 
-/// [`IN_FLIGHT`] connections that plan the new-order statement once. Left
-/// to choose, PostgreSQL planned it afresh at four calls in ten (475
-/// plans in 1,107 calls, 388 ms of planning in a 5,000-order run): its
-/// generic plan reckons with ten rows per array and so looks dearer than
-/// a custom plan for the batch at hand. The statement is written to need
-/// no particular plan (each order's checks are subqueries by key), and
-/// nothing else runs on these connections. They are opened on the first
-/// order, and wait for a connection and check it as the main pool does.
-fn own_connections(pool: &PgPool) -> PgPool {
-    let options = (*pool.connect_options())
-        .clone()
-        .options([("plan_cache_mode", "force_generic_plan")]);
-    PgPoolOptions::new()
-        .max_connections(IN_FLIGHT as u32)
-        .acquire_timeout(pool.options().get_acquire_timeout())
-        .test_before_acquire(pool.options().get_test_before_acquire())
-        .connect_lazy_with(options)
+/// Opens the placer's connections, one per statement in flight, each kept
+/// by its slot. Not a pool: a pool checks a connection with a round trip
+/// when it is taken and another when it is given back, two round trips
+/// around every statement of the intake's hottest route. A kept
+/// connection that turns out broken (PostgreSQL restarted since its last
+/// statement) is replaced and the batch placed once more on the new one
+/// (see [`place_on`]).
+///
+/// The connections plan the new-order statement once. Left to choose,
+/// PostgreSQL planned it afresh at four calls in ten (475 plans in 1,107
+/// calls, 388 ms of planning in a 5,000-order run): its generic plan
+/// reckons with ten rows per array and so looks dearer than a custom plan
+/// for the batch at hand. The statement is written to need no particular
+/// plan (each order's checks are subqueries by key), and nothing else runs
+/// on these connections.
+#[derive(Clone)]
+struct Connector {
+    options: PgConnectOptions,
+    timeout: Duration,
 }
 
-async fn run(pool: PgPool, mut waiting: mpsc::Receiver<(PlaceOrder, Reply)>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+impl Connector {
+    fn of(pool: &PgPool) -> Connector {
+        Connector {
+            options: (*pool.connect_options())
+                .clone()
+                .options([("plan_cache_mode", "force_generic_plan")]),
+            timeout: pool.options().get_acquire_timeout(),
+        }
+    }
+
+    async fn connect(&self) -> sqlx::Result<PgConnection> {
+        tokio::time::timeout(self.timeout, PgConnection::connect_with(&self.options))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+    }
+}
+
+/// A statement slot and the connection it keeps, once opened.
+type Slot = Option<PgConnection>;
+
+async fn run(connector: Connector, mut waiting: mpsc::Receiver<(PlaceOrder, Reply)>) {
+    let (free, mut slots) = mpsc::channel::<Slot>(IN_FLIGHT);
+    for _ in 0..IN_FLIGHT {
+        free.try_send(None).expect("room for every slot");
+    }
     loop {
-        let slot = slots.clone().acquire_owned().await.expect("never closed");
+        let slot = slots.recv().await.expect("the loop keeps a sender");
         let mut batch = Vec::with_capacity(MOST);
         if waiting.recv_many(&mut batch, MOST).await == 0 {
+            // Every placer is gone: close the connections as their
+            // statements end.
+            drop(free);
+            close(slot).await;
+            while let Some(slot) = slots.recv().await {
+                close(slot).await;
+            }
             return;
         }
-        let pool = pool.clone();
+        let (connector, free) = (connector.clone(), free.clone());
         tokio::spawn(async move {
             let (orders, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            for (reply, placed) in replies.into_iter().zip(place_batch(&pool, orders).await) {
+            let (slot, placed) = place_on(&connector, slot, &orders).await;
+            for (reply, placed) in replies.into_iter().zip(placed) {
                 // A caller that went away (its client hung up) needs no answer.
                 let _ = reply.send(placed);
             }
-            drop(slot);
+            let _ = free.send(slot).await;
         });
+    }
+}
+
+async fn close(slot: Slot) {
+    if let Some(connection) = slot {
+        let _ = connection.close().await;
+    }
+}
+
+/// Places the batch on the slot's connection (opened first if the slot has
+/// none) and gives back what the slot keeps: the connection, unless it
+/// failed otherwise than by PostgreSQL refusing the statement. A kept
+/// connection found broken is replaced and the batch placed once more on
+/// the new one. That is safe: had the first statement committed before the
+/// connection broke, the second finds each order's saved response and
+/// answers with it, as for a client's retry.
+async fn place_on(
+    connector: &Connector,
+    slot: Slot,
+    orders: &[PlaceOrder],
+) -> (Slot, Vec<sqlx::Result<Placement>>) {
+    let mut kept = slot;
+    loop {
+        let reused = kept.is_some();
+        let mut connection = match kept.take() {
+            Some(connection) => connection,
+            None => match connector.connect().await {
+                Ok(connection) => connection,
+                Err(error) => return (None, every_one(error, orders.len())),
+            },
+        };
+        let placed = place_batch(&mut connection, orders).await;
+        let failed =
+            |test: fn(&sqlx::Error) -> bool| placed.iter().any(|p| p.as_ref().is_err_and(test));
+        if reused && failed(crate::store::is_unavailable) {
+            continue;
+        }
+        let broken = failed(|e| !matches!(e, sqlx::Error::Database(_)));
+        return ((!broken).then_some(connection), placed);
     }
 }
 
@@ -95,18 +167,17 @@ async fn run(pool: PgPool, mut waiting: mpsc::Receiver<(PlaceOrder, Reply)>) {
 /// database is unreachable, every order gets that answer (a 503); one
 /// whose statement did commit before the connection broke finds its saved
 /// response when the client retries.
-pub async fn place_batch(pool: &PgPool, orders: Vec<PlaceOrder>) -> Vec<sqlx::Result<Placement>> {
-    let mut conn = match pool.acquire().await {
-        Ok(conn) => conn,
-        Err(error) => return every_one(error, orders.len()),
-    };
-    match licenses::place_orders(&mut conn, &orders).await {
+pub async fn place_batch(
+    conn: &mut PgConnection,
+    orders: &[PlaceOrder],
+) -> Vec<sqlx::Result<Placement>> {
+    match licenses::place_orders(&mut *conn, orders).await {
         Ok(placements) => placements.into_iter().map(Ok).collect(),
         Err(error) if orders.len() == 1 => vec![Err(error)],
         Err(sqlx::Error::Database(_)) => {
             let mut placed = Vec::with_capacity(orders.len());
-            for order in &orders {
-                let one = licenses::place_orders(&mut conn, std::slice::from_ref(order)).await;
+            for order in orders {
+                let one = licenses::place_orders(&mut *conn, std::slice::from_ref(order)).await;
                 placed.push(one.map(|mut one| one.remove(0)));
             }
             placed

@@ -125,6 +125,56 @@ async fn a_worker_process_serves_its_own_counts_at_the_metrics_addr() {
 }
 
 #[tokio::test]
+async fn an_order_after_the_database_dropped_every_connection_is_accepted() {
+    // Arrange: orders one after the other have opened every connection
+    // the order placer keeps (outside the pool, which checks each
+    // checkout; the placer takes its connections in turn).
+    let app = spawn_with(test_settings(), Components::api_only()).await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
+    for key in ["before-1", "before-2"] {
+        let before = app
+            .post("/v1/license-orders", &token, key, &new_order("virtual", 1))
+            .await;
+        assert_eq!(before.status(), 202);
+    }
+    let database = app
+        .settings
+        .database
+        .url
+        .expose_secret()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let admin = sqlx::PgPool::connect(crate::support::ADMIN_DATABASE_URL)
+        .await
+        .unwrap();
+
+    // Act: every connection to the database is dropped, as a restart of
+    // PostgreSQL does; the database itself stays up.
+    sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
+        .bind(&database)
+        .execute(&admin)
+        .await
+        .unwrap();
+    let after = app
+        .post(
+            "/v1/license-orders",
+            &token,
+            "after",
+            &new_order("virtual", 1),
+        )
+        .await;
+
+    // Assert: the placer's broken connection is replaced and the order
+    // placed once.
+    assert_eq!(after.status(), 202);
+    assert_eq!(app.count("select count(*) from license_orders").await, 3);
+    admin.close().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
 async fn while_the_database_is_unreachable_intake_answers_503_with_retry_after() {
     let app = spawn_with(test_settings(), Components::api_only()).await;
     let token = app.portal_with_customer("acme", "cust-1").await;

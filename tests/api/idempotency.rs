@@ -241,7 +241,9 @@ async fn a_batch_the_database_refuses_is_placed_order_by_order() {
     assert_eq!(app.count("select count(*) from license_orders").await, 0);
 
     // Act
-    let placed = place_batch(&app.pool, batch).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    let placed = place_batch(&mut conn, &batch).await;
+    drop(conn);
 
     // Assert: the first and second are written; the twin finds the first's
     // saved response.
