@@ -4,7 +4,7 @@ use fulfil::app::Components;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use crate::support::{new_order, spawn_process_with, spawn_with, test_settings, wait_for};
+use crate::support::{TestApp, new_order, spawn_process_with, spawn_with, test_settings, wait_for};
 
 #[tokio::test]
 async fn health_readiness_and_openapi_are_served() {
@@ -124,6 +124,24 @@ async fn a_worker_process_serves_its_own_counts_at_the_metrics_addr() {
     app.cleanup().await;
 }
 
+/// The name of the app's database, and a pool on the server's admin
+/// database from which to act on it.
+async fn database_and_admin(app: &TestApp) -> (String, sqlx::PgPool) {
+    let database = app
+        .settings
+        .database
+        .url
+        .expose_secret()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let admin = sqlx::PgPool::connect(crate::support::ADMIN_DATABASE_URL)
+        .await
+        .unwrap();
+    (database, admin)
+}
+
 #[tokio::test]
 async fn an_order_after_the_database_dropped_every_connection_is_accepted() {
     // Arrange: orders one after the other have opened every connection
@@ -137,18 +155,7 @@ async fn an_order_after_the_database_dropped_every_connection_is_accepted() {
             .await;
         assert_eq!(before.status(), 202);
     }
-    let database = app
-        .settings
-        .database
-        .url
-        .expose_secret()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let admin = sqlx::PgPool::connect(crate::support::ADMIN_DATABASE_URL)
-        .await
-        .unwrap();
+    let (database, admin) = database_and_admin(&app).await;
 
     // Act: every connection to the database is dropped, as a restart of
     // PostgreSQL does; the database itself stays up.
@@ -179,18 +186,7 @@ async fn while_the_database_is_unreachable_intake_answers_503_with_retry_after()
     let app = spawn_with(test_settings(), Components::api_only()).await;
     let token = app.portal_with_customer("acme", "cust-1").await;
     assert_eq!(app.get("/v1/customers/cust-1", &token).await.status(), 200);
-    let database = app
-        .settings
-        .database
-        .url
-        .expose_secret()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let admin = sqlx::PgPool::connect(crate::support::ADMIN_DATABASE_URL)
-        .await
-        .unwrap();
+    let (database, admin) = database_and_admin(&app).await;
     let switch =
         |allow: bool| format!("alter database \"{database}\" with allow_connections {allow}");
 
