@@ -220,8 +220,7 @@ async fn run_alone(
 
 /// A set's transaction (see [`store::BEGIN_WITH_GENERIC_PLANS`]) with the
 /// set's savepoint.
-const BEGIN_SET: &str = "begin; set local plan_cache_mode = force_generic_plan; \
-                         set local enable_seqscan = off; savepoint set";
+const BEGIN_SET: &str = concat!(store::begin_with_generic_plans!(), "; savepoint set");
 
 /// One transaction for the batch: mark the jobs running (in a commit of
 /// its own, except for kinds that run as sets), lock them, run
@@ -244,12 +243,14 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
     }
     let sets = handler.batching() == Batching::Sets;
     let as_set = batch.len() > 1 && sets;
-    let begun = match (sets, as_set) {
+    let begun = if as_set {
         // A batch that may run as a set opens the set's savepoint with the
         // transaction, in the same round trip; unused, it costs nothing.
-        (_, true) => ctx.pool.begin_with(BEGIN_SET).await,
-        (true, false) => ctx.pool.begin_with(store::BEGIN_WITH_GENERIC_PLANS).await,
-        (false, _) => ctx.pool.begin().await,
+        ctx.pool.begin_with(BEGIN_SET).await
+    } else if sets {
+        ctx.pool.begin_with(store::BEGIN_WITH_GENERIC_PLANS).await
+    } else {
+        ctx.pool.begin().await
     };
     let mut tx = match begun {
         Ok(tx) => tx,

@@ -36,6 +36,15 @@ use crate::settings::DatabaseSettings;
 
 pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 
+/// [`BEGIN_WITH_GENERIC_PLANS`] as a literal, for `concat!` by callers
+/// that open more in the same round trip.
+macro_rules! begin_with_generic_plans {
+    () => {
+        "begin; set local plan_cache_mode = force_generic_plan; set local enable_seqscan = off"
+    };
+}
+pub(crate) use begin_with_generic_plans;
+
 /// Begins a transaction whose statements run on the plan each connection
 /// prepared once (`plan_cache_mode = force_generic_plan`, for this
 /// transaction only), for units of work whose statements take arrays of
@@ -51,8 +60,7 @@ pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 /// look dear: a table with no usable index is still read). For statements
 /// that look rows up by key and whose plan no parameter decides: a filter
 /// such as `$1 is null or entity_id = $1` needs a custom plan for its index.
-pub const BEGIN_WITH_GENERIC_PLANS: &str =
-    "begin; set local plan_cache_mode = force_generic_plan; set local enable_seqscan = off";
+pub const BEGIN_WITH_GENERIC_PLANS: &str = begin_with_generic_plans!();
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
