@@ -162,7 +162,7 @@ impl Relay {
             }
         }
         let ids: Vec<i64> = due.iter().map(|m| m.outbox_id).collect();
-        outbox::mark_published(&mut tx, &ids).await?;
+        outbox::delete_published(&mut tx, &ids).await?;
         tx.commit().await?;
         tracing::debug!(count = ids.len(), "published jobs");
         Ok(ids.len())

@@ -5,7 +5,7 @@
 //! the row is written to fall due only after a grace period, and once the
 //! transaction commits the job goes to the local worker over a channel:
 //! no publish, no confirm, no delivery, no relay claim. The local attempt
-//! marks the row published when it commits. A place in the channel is
+//! deletes the row when it commits. A place in the channel is
 //! taken for each mail before its row is written; when there is none (the
 //! local worker is behind) the row is written due at once and the relay
 //! publishes it. Should the process die before the handoff, the row falls
@@ -22,7 +22,7 @@ use crate::job::Envelope;
 
 /// A job given to the local worker: the body the relay would publish,
 /// its message id (the job's id, as the relay sets it), and the outbox
-/// row that the attempt marks published when it commits.
+/// row that the attempt deletes when it commits.
 #[derive(Debug)]
 pub struct HandedOff {
     pub body: Vec<u8>,

@@ -38,7 +38,7 @@ pub struct Message<'a> {
     pub data: &'a [u8],
     pub message_id: Option<&'a str>,
     /// The outbox row of a job handed over in this process, which the
-    /// attempt marks published when the job succeeds.
+    /// attempt deletes when the job succeeds.
     pub handed_off: Option<i64>,
 }
 
@@ -464,8 +464,8 @@ async fn savepoint(tx: &mut Tx<'_>, sql: &'static str) -> sqlx::Result<()> {
 }
 
 /// Records the batch's successes and commits them with the work. The
-/// outbox rows of the jobs handed over in-process (`taken`) are marked
-/// published with them, so that the relay does not publish them later.
+/// outbox rows of the jobs handed over in-process (`taken`) are deleted
+/// with them, so that the relay does not publish them later.
 async fn complete(
     mut tx: Tx<'_>,
     succeeded: &[Succeeded],
@@ -474,7 +474,7 @@ async fn complete(
 ) -> sqlx::Result<()> {
     jobs::mark_succeeded(&mut tx, succeeded, now).await?;
     if !taken.is_empty() {
-        outbox::mark_published(&mut tx, taken).await?;
+        outbox::delete_published(&mut tx, taken).await?;
     }
     tx.commit().await
 }

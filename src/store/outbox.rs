@@ -1,5 +1,6 @@
 //! The outbox rows the relay publishes: claiming a due batch (skipping rows
-//! another relay holds) and marking them published after the confirms.
+//! another relay holds) and deleting them after the confirms. A row in the
+//! outbox is a message still to be published; the job row is the record.
 
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ pub async fn claim_due(tx: &mut Tx<'_>, limit: i64) -> sqlx::Result<Vec<DueMessa
         "select o.id as outbox_id, o.attempt, j.id as job_id, j.kind, j.version,
                 j.enqueued_at, j.payload
          from outbox o join jobs j on j.id = o.job_id
-         where o.published_at is null and o.available_at <= now()
+         where o.available_at <= now()
          order by o.id
          limit $1
          for update of o skip locked",
@@ -57,13 +58,12 @@ pub async fn claim_due(tx: &mut Tx<'_>, limit: i64) -> sqlx::Result<Vec<DueMessa
         .collect())
 }
 
-pub async fn mark_published(tx: &mut Tx<'_>, outbox_ids: &[i64]) -> sqlx::Result<()> {
-    sqlx::query!(
-        "update outbox set published_at = now() where id = any($1)",
-        outbox_ids,
-    )
-    .execute(&mut **tx)
-    .await?;
+/// Removes rows whose messages are published (or whose jobs ran in this
+/// process); a row already removed is no error.
+pub async fn delete_published(tx: &mut Tx<'_>, outbox_ids: &[i64]) -> sqlx::Result<()> {
+    sqlx::query!("delete from outbox where id = any($1)", outbox_ids,)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -74,7 +74,7 @@ pub async fn next_due_in(pool: &PgPool) -> sqlx::Result<Option<Duration>> {
     // would come back as "due now" and the relay would spin.
     let seconds: Option<f64> = sqlx::query_scalar!(
         "select extract(epoch from min(available_at) - now())::float8
-         from outbox where published_at is null",
+         from outbox",
     )
     .fetch_one(pool)
     .await?;
@@ -86,7 +86,7 @@ pub async fn next_due_in(pool: &PgPool) -> sqlx::Result<Option<Duration>> {
 pub async fn lag(pool: &PgPool) -> sqlx::Result<(i64, Option<f64>)> {
     let row = sqlx::query!(
         r#"select count(*) as "count!", extract(epoch from now() - min(available_at))::float8 as lag
-         from outbox where published_at is null and available_at <= now()"#,
+         from outbox where available_at <= now()"#,
     )
     .fetch_one(pool)
     .await?;
