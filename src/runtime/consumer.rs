@@ -1,10 +1,11 @@
 //! The consumer loop of one job kind: connect, declare, consume with a
-//! bounded prefetch, run each delivery as its own task, ack after commit.
+//! bounded prefetch, run the deliveries in batches, ack after commit (see
+//! [`super::acks`] for how the acks are sent).
 //! A lost connection rebuilds everything with backoff; shutdown stops
 //! consuming, lets in-flight attempts finish within the grace period, and
 //! hands back (by closing the channel) whatever did not.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,15 +13,16 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::OptionFuture;
-use lapin::Connection;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, mpsc};
-use tokio::task::JoinSet;
+use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use super::acks::{PendingAcks, Settled};
 use super::attempt::Disposition;
 use super::{DeliveryProcessor, Incoming, JobContext};
 use crate::broker::topology::Topology;
@@ -87,10 +89,11 @@ async fn consume(
     // transaction carries several jobs and at low load none waits for
     // company.
     let limit = processor.batch_limit(&ctx.settings);
-    let start_batch = |in_flight: &mut JoinSet<()>,
+    let start_batch = |in_flight: &mut InFlight,
                        waiting: &mut VecDeque<Incoming>,
                        permit: OwnedSemaphorePermit| {
         let batch: Vec<Incoming> = waiting.drain(..waiting.len().min(limit)).collect();
+        let tags = batch.iter().filter_map(delivery_tag).collect();
         let task = run_batch(
             ctx.clone(),
             processor.clone(),
@@ -98,11 +101,13 @@ async fn consume(
             batch,
             permit,
         );
-        in_flight.spawn(task);
+        let id = in_flight.tasks.spawn(task).id();
+        in_flight.tags.insert(id, tags);
     };
     let mut waiting: VecDeque<Incoming> = VecDeque::new();
     let mut slot: Option<Pin<Box<SlotWait>>> = None;
-    let mut in_flight = JoinSet::new();
+    let mut in_flight = InFlight::default();
+    let mut pending = PendingAcks::default();
     let failure = loop {
         if slot.is_none() && !waiting.is_empty() {
             slot = Some(Box::pin(ctx.attempts.clone().acquire_owned()));
@@ -112,13 +117,14 @@ async fn consume(
             // handed out, so a batch holds everything that is waiting.
             biased;
             _ = shutdown.cancelled() => break None,
-            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
-                if let Err(error) = joined {
-                    tracing::error!(%error, "a job task panicked; its deliveries go back to the queue");
-                }
+            Some(joined) = in_flight.tasks.join_next_with_id(), if !in_flight.tasks.is_empty() => {
+                settle(&channel, &mut pending, &mut in_flight, joined).await;
             }
             delivery = consumer.next() => match delivery {
-                Some(Ok(delivery)) => waiting.push_back(delivery.into()),
+                Some(Ok(delivery)) => {
+                    pending.delivered(delivery.delivery_tag);
+                    waiting.push_back(delivery.into());
+                }
                 Some(Err(error)) => break Some(anyhow::Error::from(error)),
                 None => break Some(anyhow::anyhow!("the broker cancelled the consumer")),
             },
@@ -135,7 +141,7 @@ async fn consume(
     if let Some(error) = failure {
         // Let running attempts finish their commits; their deliveries come
         // back on the next connection and are recognised as done.
-        in_flight.detach_all();
+        in_flight.tasks.detach_all();
         return Err(error);
     }
     let _ = channel
@@ -154,16 +160,18 @@ async fn consume(
             let Ok(permit) = acquired else { break };
             start_batch(&mut in_flight, &mut waiting, permit);
         }
-        while in_flight.join_next().await.is_some() {}
+        while let Some(joined) = in_flight.tasks.join_next_with_id().await {
+            settle(&channel, &mut pending, &mut in_flight, joined).await;
+        }
     })
     .await;
     if drained.is_err() {
         tracing::warn!(
-            remaining = in_flight.len(),
+            remaining = in_flight.tasks.len(),
             ?grace,
             "jobs still running at the end of the grace period go back to the queue"
         );
-        in_flight.abort_all();
+        in_flight.tasks.abort_all();
     }
     let _ = channel.close(200, "worker stopping".into()).await;
     Ok(())
@@ -179,41 +187,98 @@ async fn recv(handed_off: &mut Option<mpsc::Receiver<HandedOff>>) -> Option<Hand
 
 type SlotWait = dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send;
 
-/// Runs one batch in its attempt slot and settles each delivery.
+/// The batches running, and the delivery tags of each.
+#[derive(Default)]
+struct InFlight {
+    tasks: JoinSet<Vec<(u64, Settled)>>,
+    tags: HashMap<Id, Vec<u64>>,
+}
+
+fn delivery_tag(incoming: &Incoming) -> Option<u64> {
+    match incoming {
+        Incoming::Delivery(delivery) => Some(delivery.delivery_tag),
+        // Settled by its commit; one that is not falls due in the outbox
+        // after the grace.
+        Incoming::HandedOff(_) => None,
+    }
+}
+
+/// Records how a batch settled its deliveries and sends the acks that are
+/// due. The deliveries of a batch that panicked are handed back first:
+/// left unsettled they would hold their place in the prefetch window, and
+/// an ack with `multiple` must not pass over them.
+async fn settle(
+    channel: &Channel,
+    pending: &mut PendingAcks,
+    in_flight: &mut InFlight,
+    joined: Result<(Id, Vec<(u64, Settled)>), JoinError>,
+) {
+    let settled = match joined {
+        Ok((id, settled)) => {
+            in_flight.tags.remove(&id);
+            settled
+        }
+        Err(error) => {
+            tracing::error!(%error, "a job task panicked; its deliveries go back to the queue");
+            let tags = in_flight.tags.remove(&error.id()).unwrap_or_default();
+            let requeue = BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            };
+            let handed_back = tags.iter().map(|&tag| channel.basic_nack(tag, requeue));
+            for nacked in futures::future::join_all(handed_back).await {
+                if let Err(error) = nacked {
+                    tracing::warn!(%error, "could not hand a delivery back");
+                }
+            }
+            tags.into_iter()
+                .map(|tag| (tag, Settled::WithBroker))
+                .collect()
+        }
+    };
+    for (tag, how) in settled {
+        pending.settle(tag, how);
+    }
+    let acks = pending.take();
+    let run = acks
+        .up_to
+        .map(|tag| channel.basic_ack(tag, BasicAckOptions { multiple: true }));
+    let each = acks
+        .each
+        .iter()
+        .map(|&tag| channel.basic_ack(tag, BasicAckOptions::default()));
+    for acked in futures::future::join_all(run.into_iter().chain(each)).await {
+        if let Err(error) = acked {
+            // The broker redelivers them; the job rows know they are done.
+            tracing::warn!(%error, "could not settle deliveries");
+        }
+    }
+}
+
+/// Runs one batch in its attempt slot; says how each delivery of it was
+/// settled, for the consumer loop to ack.
 async fn run_batch(
     ctx: JobContext,
     processor: Arc<dyn DeliveryProcessor>,
     queue: String,
     batch: Vec<Incoming>,
     permit: OwnedSemaphorePermit,
-) {
+) -> Vec<(u64, Settled)> {
     let dispositions = processor.process(&ctx, &queue, &batch).await;
     drop(permit);
+    let mut settled = Vec::with_capacity(batch.len());
     let mut requeue = Vec::new();
     for (incoming, disposition) in batch.into_iter().zip(dispositions) {
-        // A job handed over in-process is settled by its commit; one that
-        // is not falls due in the outbox after the grace.
         let Incoming::Delivery(delivery) = incoming else {
             continue;
         };
-        let settled = match disposition {
-            Disposition::Ack => delivery
-                .acker
-                .ack(BasicAckOptions::default())
-                .await
-                .map(drop),
-            Disposition::Requeue => {
-                requeue.push(delivery);
-                Ok(())
-            }
-        };
-        if let Err(error) = settled {
-            // The broker redelivers it; the job row knows it is done.
-            tracing::warn!(%error, "could not settle a delivery");
+        match disposition {
+            Disposition::Ack => settled.push((delivery.delivery_tag, Settled::Done)),
+            Disposition::Requeue => requeue.push(delivery),
         }
     }
     if requeue.is_empty() {
-        return;
+        return settled;
     }
     // Give the database a moment before the broker hands them out again.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -228,5 +293,7 @@ async fn run_batch(
         if let Err(error) = handed_back {
             tracing::warn!(%error, "could not hand a delivery back");
         }
+        settled.push((delivery.delivery_tag, Settled::WithBroker));
     }
+    settled
 }

@@ -1,6 +1,7 @@
 //! The job runtime every worker shares: what a handler is given, how one
 //! delivery becomes one attempt, and the consumer loop around it.
 
+mod acks;
 pub mod attempt;
 pub mod consumer;
 pub mod dead_letter_intake;
