@@ -78,6 +78,13 @@ impl PendingAcks {
 mod tests {
     use super::*;
 
+    fn sent(up_to: Option<u64>, each: &[u64]) -> Acks {
+        Acks {
+            up_to,
+            each: each.to_vec(),
+        }
+    }
+
     fn pending(tags: std::ops::RangeInclusive<u64>) -> PendingAcks {
         let mut acks = PendingAcks::default();
         tags.for_each(|tag| acks.delivered(tag));
@@ -89,13 +96,7 @@ mod tests {
         let mut acks = pending(1..=6);
         (1..=3).for_each(|tag| acks.settle(tag, Settled::Done));
 
-        assert_eq!(
-            acks.take(),
-            Acks {
-                up_to: Some(3),
-                each: vec![]
-            }
-        );
+        assert_eq!(acks.take(), sent(Some(3), &[]));
         assert_eq!(acks.take(), Acks::default(), "nothing twice");
     }
 
@@ -104,23 +105,11 @@ mod tests {
         let mut acks = pending(1..=6);
         (4..=6).for_each(|tag| acks.settle(tag, Settled::Done));
 
-        assert_eq!(
-            acks.take(),
-            Acks {
-                up_to: None,
-                each: vec![4, 5, 6]
-            }
-        );
+        assert_eq!(acks.take(), sent(None, &[4, 5, 6]));
 
         (1..=3).for_each(|tag| acks.settle(tag, Settled::Done));
         // 4..=6 are settled already: the multiple ack may pass over them.
-        assert_eq!(
-            acks.take(),
-            Acks {
-                up_to: Some(3),
-                each: vec![]
-            }
-        );
+        assert_eq!(acks.take(), sent(Some(3), &[]));
         assert!(acks.is_empty());
     }
 
@@ -130,15 +119,9 @@ mod tests {
         acks.settle(1, Settled::Done);
         acks.settle(3, Settled::Done);
 
-        let sent = acks.take();
+        let due = acks.take();
 
-        assert_eq!(
-            sent,
-            Acks {
-                up_to: Some(1),
-                each: vec![3]
-            }
-        );
+        assert_eq!(due, sent(Some(1), &[3]));
         assert!(!acks.is_empty(), "2 and 4 still run");
     }
 
@@ -149,13 +132,7 @@ mod tests {
         acks.settle(3, Settled::Done);
         acks.settle(2, Settled::WithBroker);
 
-        assert_eq!(
-            acks.take(),
-            Acks {
-                up_to: Some(3),
-                each: vec![]
-            }
-        );
+        assert_eq!(acks.take(), sent(Some(3), &[]));
     }
 
     #[test]
