@@ -172,14 +172,7 @@ async fn quiet_pool(settings: &Settings) -> PgPool {
 }
 
 fn database_name(settings: &Settings) -> String {
-    settings
-        .database
-        .url
-        .expose_secret()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned()
+    fulfil::store::database_name(&settings.database).expect("the bench's database URL names one")
 }
 
 async fn cleanup(settings: &Settings) {

@@ -267,11 +267,7 @@ async fn a_worker_started_while_the_database_refuses_connections_waits_for_it() 
         .unwrap()
         .close()
         .await;
-    let database = secrecy::ExposeSecret::expose_secret(&settings.database.url)
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let database = fulfil::store::database_name(&settings.database).unwrap();
     let admin = sqlx::PgPool::connect(support::ADMIN_DATABASE_URL)
         .await
         .unwrap();

@@ -139,12 +139,17 @@ fn quoted_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-pub async fn ensure_database(settings: &DatabaseSettings) -> anyhow::Result<()> {
-    let options = connect_options(settings)?;
-    let name = options
+/// The database that `database.url` names.
+pub fn database_name(settings: &DatabaseSettings) -> anyhow::Result<String> {
+    Ok(connect_options(settings)?
         .get_database()
         .context("database.url names no database")?
-        .to_owned();
+        .to_owned())
+}
+
+pub async fn ensure_database(settings: &DatabaseSettings) -> anyhow::Result<()> {
+    let options = connect_options(settings)?;
+    let name = database_name(settings)?;
     let mut admin = sqlx::PgConnection::connect_with(&options.clone().database("postgres"))
         .await
         .context("connecting to PostgreSQL (maintenance database \"postgres\")")?;

@@ -61,7 +61,7 @@ pub async fn claim_due(tx: &mut Tx<'_>, limit: i64) -> sqlx::Result<Vec<DueMessa
 /// Removes rows whose messages are published (or whose jobs ran in this
 /// process); a row already removed is no error.
 pub async fn delete_published(tx: &mut Tx<'_>, outbox_ids: &[i64]) -> sqlx::Result<()> {
-    sqlx::query!("delete from outbox where id = any($1)", outbox_ids,)
+    sqlx::query!("delete from outbox where id = any($1)", outbox_ids)
         .execute(&mut **tx)
         .await?;
     Ok(())

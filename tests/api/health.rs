@@ -1,7 +1,6 @@
 use std::time::Duration;
 
 use fulfil::app::Components;
-use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use crate::support::{TestApp, new_order, spawn_process_with, spawn_with, test_settings, wait_for};
@@ -127,15 +126,7 @@ async fn a_worker_process_serves_its_own_counts_at_the_metrics_addr() {
 /// The name of the app's database, and a pool on the server's admin
 /// database from which to act on it.
 async fn database_and_admin(app: &TestApp) -> (String, sqlx::PgPool) {
-    let database = app
-        .settings
-        .database
-        .url
-        .expose_secret()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let database = fulfil::store::database_name(&app.settings.database).unwrap();
     let admin = sqlx::PgPool::connect(crate::support::ADMIN_DATABASE_URL)
         .await
         .unwrap();

@@ -411,8 +411,7 @@ pub async fn cleanup(settings: &Settings) {
         }
         let _ = connection.close(200, "done".into()).await;
     }
-    let url = settings.database.url.expose_secret().to_owned();
-    let name = url.rsplit('/').next().unwrap().to_owned();
+    let name = fulfil::store::database_name(&settings.database).unwrap();
     if let Ok(admin) = PgPool::connect(ADMIN_DATABASE_URL).await {
         let _ = sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
             .execute(&admin)
