@@ -271,7 +271,7 @@ pub async fn insert_request(tx: &mut Tx<'_>, request: &NewRequest) -> sqlx::Resu
     Ok(())
 }
 
-#[derive(Debug, Clone, FromRow, serde::Deserialize)]
+#[derive(Debug, Clone, FromRow)]
 pub struct OrderRow {
     pub id: Uuid,
     pub partner_id: String,
@@ -304,7 +304,7 @@ pub async fn lock_order(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<OrderR
 
 /// What a license job starts from: its order, locked; its request; and,
 /// when asked for, the request's licenses in their order.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug)]
 pub struct JobStart {
     pub order: OrderRow,
     pub request: Option<RequestRow>,
@@ -323,6 +323,10 @@ pub struct JobTarget {
 /// One start per target, in order: `None` for an order that does not
 /// exist. Orders are locked in id order, so two callers wait for each
 /// other rather than deadlock.
+///
+/// The rows come as plain columns, one per license (the order's and the
+/// request's repeated): building them as JSON took PostgreSQL about as
+/// long again as the join, and parsing it was the worker's.
 pub async fn lock_orders_for_jobs(
     tx: &mut Tx<'_>,
     targets: &[JobTarget],
@@ -331,18 +335,24 @@ pub async fn lock_orders_for_jobs(
     let order_ids: Vec<Uuid> = targets.iter().map(|t| t.order_id).collect();
     let request_ids: Vec<Uuid> = targets.iter().map(|t| t.request_id).collect();
     let rows = sqlx::query!(
-        r#"select t.n as "n!", jsonb_build_object(
-                    'order', to_jsonb(o),
-                    'request', to_jsonb(r),
-                    'licenses', case when $3 then
-                                    (select coalesce(jsonb_agg(to_jsonb(l) order by l.seq), '[]')
-                                     from licenses l where l.request_id = t.request_id)
-                                else '[]' end
-                ) as "start!: sqlx::types::Json<JobStart>"
+        r#"select t.n as "n!",
+                  o.id, o.partner_id, o.customer_id, o.usage, o.status as "status: OrderStatus",
+                  o.vendor_order_id, o.contact_name, o.contact_email, o.contact_locale,
+                  o.created_at, o.updated_at, o.revoked_at, o.revocation_job_id,
+                  r.id as "r_id?", r.kind as "r_kind?", r.quantity as "r_quantity?",
+                  r.license_id as "r_license_id?", r.vm_count as "r_vm_count?",
+                  r.license_ids as "r_license_ids?", r.status as "r_status?: RequestStatus",
+                  r.job_id as "r_job_id?", r.accepted_at as "r_accepted_at?",
+                  r.sla_deadline as "r_sla_deadline?", r.completed_at as "r_completed_at?",
+                  l.id as "l_id?", l.seq as "l_seq?", l.usage as "l_usage?",
+                  l.vm_count as "l_vm_count?", l.status as "l_status?: LicenseStatus",
+                  l.key as "l_key?", l.certificate as "l_certificate?",
+                  l.issued_at as "l_issued_at?", l.revoked_at as "l_revoked_at?"
          from unnest($1::uuid[], $2::uuid[]) with ordinality as t(order_id, request_id, n)
          join license_orders o on o.id = t.order_id
          left join license_requests r on r.id = t.request_id and r.order_id = o.id
-         order by o.id
+         left join licenses l on $3 and l.request_id = t.request_id
+         order by o.id, t.n, l.seq
          for update of o"#,
         &order_ids,
         &request_ids,
@@ -352,11 +362,77 @@ pub async fn lock_orders_for_jobs(
     .await?;
     let mut starts: Vec<Option<JobStart>> = targets.iter().map(|_| None).collect();
     for row in rows {
-        if let Some(start) = usize::try_from(row.n - 1)
+        let Some(index) = usize::try_from(row.n - 1)
             .ok()
-            .and_then(|i| starts.get_mut(i))
+            .filter(|&i| i < targets.len())
+        else {
+            continue;
+        };
+        let start = starts[index].get_or_insert_with(|| JobStart {
+            order: OrderRow {
+                id: row.id,
+                partner_id: row.partner_id,
+                customer_id: row.customer_id,
+                usage: row.usage,
+                status: row.status,
+                vendor_order_id: row.vendor_order_id,
+                contact_name: row.contact_name,
+                contact_email: row.contact_email,
+                contact_locale: row.contact_locale,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+                revoked_at: row.revoked_at,
+                revocation_job_id: row.revocation_job_id,
+            },
+            request: match (
+                row.r_id,
+                row.r_kind,
+                row.r_status,
+                row.r_job_id,
+                row.r_accepted_at,
+                row.r_sla_deadline,
+            ) {
+                (
+                    Some(id),
+                    Some(kind),
+                    Some(status),
+                    Some(job_id),
+                    Some(accepted_at),
+                    Some(sla_deadline),
+                ) => Some(RequestRow {
+                    id,
+                    order_id: row.id,
+                    kind,
+                    quantity: row.r_quantity,
+                    license_id: row.r_license_id,
+                    vm_count: row.r_vm_count,
+                    license_ids: row.r_license_ids,
+                    status,
+                    job_id,
+                    accepted_at,
+                    sla_deadline,
+                    completed_at: row.r_completed_at,
+                }),
+                _ => None,
+            },
+            licenses: Vec::new(),
+        });
+        if let (Some(id), Some(seq), Some(usage), Some(status)) =
+            (row.l_id, row.l_seq, row.l_usage, row.l_status)
         {
-            *start = Some(row.start.0);
+            start.licenses.push(LicenseRow {
+                id,
+                order_id: row.id,
+                request_id: targets[index].request_id,
+                seq,
+                usage,
+                vm_count: row.l_vm_count,
+                status,
+                key: row.l_key,
+                certificate: row.l_certificate,
+                issued_at: row.l_issued_at,
+                revoked_at: row.l_revoked_at,
+            });
         }
     }
     Ok(starts)
@@ -377,7 +453,7 @@ pub async fn find_order<'e>(
     .await
 }
 
-#[derive(Debug, Clone, FromRow, serde::Deserialize)]
+#[derive(Debug, Clone, FromRow)]
 pub struct RequestRow {
     pub id: Uuid,
     pub order_id: Uuid,
@@ -419,7 +495,7 @@ pub async fn complete_request(tx: &mut Tx<'_>, id: Uuid, now: DateTime<Utc>) -> 
     Ok(())
 }
 
-#[derive(Debug, Clone, FromRow, serde::Deserialize)]
+#[derive(Debug, Clone, FromRow)]
 pub struct LicenseRow {
     pub id: Uuid,
     pub order_id: Uuid,
