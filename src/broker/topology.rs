@@ -9,6 +9,17 @@ use lapin::{Channel, ExchangeKind};
 use crate::job::JobKind;
 use crate::settings::AmqpSettings;
 
+/// Held while a connection of this process declares the topology.
+/// RabbitMQ 3.10 answers the declaration of a quorum queue that another
+/// connection is still creating as if the queue ran; a consume on it
+/// then fails (`noproc`) and the broker closes the connection with
+/// INTERNAL_ERROR. When `fulfil serve` started on a fresh broker, its
+/// fourteen connections declared at once and one of them now and then
+/// lost that race: it reconnected, but only after an ERROR in the log.
+/// In turn, the first declaration of each queue returns once the queue
+/// runs, and the others find it running.
+static DECLARING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[derive(Debug, Clone)]
 pub struct Topology {
     prefix: String,
@@ -61,8 +72,10 @@ impl Topology {
 
     /// Declares everything; idempotent, and cheap enough to run on every
     /// (re)connect so that a fresh broker is never published to before its
-    /// queues exist.
+    /// queues exist. The connections of one process declare one at a time
+    /// (see [`DECLARING`]).
     pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+        let _turn = DECLARING.lock().await;
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..ExchangeDeclareOptions::default()

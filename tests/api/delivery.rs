@@ -225,3 +225,43 @@ async fn a_job_failing_every_attempt_is_dead_lettered_with_its_last_error() {
     assert_eq!(dead, 1);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn workers_starting_together_on_fresh_queues_all_consume_at_their_first_try() {
+    // Arrange: a fresh prefix per round, so every quorum queue is created
+    // by the declarations racing here, as when `fulfil serve` starts on a
+    // new broker. RabbitMQ 3.10 answered a declaration of a queue that
+    // another connection was still starting as if it ran; a consume on it
+    // then failed (`noproc`) and the broker closed the connection.
+    for _round in 0..10 {
+        let settings = test_settings();
+        let topology = fulfil::broker::topology::Topology::new(&settings.amqp);
+
+        // Act: one connection per kind, as the workers of one process.
+        let starts = fulfil::job::JobKind::ALL.iter().map(|&kind| {
+            let (settings, topology) = (settings.clone(), topology.clone());
+            async move {
+                let connection = fulfil::broker::connect(&settings.amqp, "test-start").await?;
+                let channel = connection.create_channel().await?;
+                topology.declare(&channel).await?;
+                channel
+                    .basic_consume(
+                        topology.queue(kind).into(),
+                        "".into(),
+                        Default::default(),
+                        Default::default(),
+                    )
+                    .await?;
+                connection.close(200, "started".into()).await?;
+                anyhow::Ok(())
+            }
+        });
+        let started = futures::future::join_all(starts).await;
+
+        // Assert
+        crate::support::cleanup(&settings).await;
+        for result in started {
+            result.expect("a worker consumes at its first try");
+        }
+    }
+}
