@@ -188,6 +188,10 @@ async fn cleanup(settings: &Settings) {
             let _ = channel
                 .exchange_delete(topology.dead_letter_exchange().into(), Default::default())
                 .await;
+            // Closed before the connection: a channel dropped open is
+            // closed by lapin later, and with the connection closing by
+            // then, lapin logs the refusal as an ERROR.
+            let _ = channel.close(200, "done".into()).await;
         }
         let _ = connection.close(200, "done".into()).await;
     }
@@ -416,6 +420,9 @@ async fn broker_floor(settings: &Settings, n: usize) -> Duration {
     consuming.await.unwrap();
     let elapsed = start.elapsed();
     let _ = publish.queue_delete(queue.into(), Default::default()).await;
+    // Channels closed before the connection (see `cleanup`).
+    let _ = consume.close(200, "done".into()).await;
+    let _ = publish.close(200, "done".into()).await;
     let _ = connection.close(200, "done".into()).await;
     elapsed
 }

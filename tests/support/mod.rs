@@ -408,6 +408,10 @@ pub async fn cleanup(settings: &Settings) {
             let _ = channel
                 .exchange_delete(topology.dead_letter_exchange().into(), Default::default())
                 .await;
+            // Closed before the connection: a channel dropped open is
+            // closed by lapin later, and with the connection closing by
+            // then, lapin logs the refusal as an ERROR.
+            let _ = channel.close(200, "done".into()).await;
         }
         let _ = connection.close(200, "done".into()).await;
     }
