@@ -244,7 +244,7 @@ async fn workers_starting_together_on_fresh_queues_all_consume_at_their_first_tr
                 let connection = fulfil::broker::connect(&settings.amqp, "test-start").await?;
                 let channel = connection.create_channel().await?;
                 topology.declare(&channel).await?;
-                channel
+                let consumer = channel
                     .basic_consume(
                         topology.queue(kind).into(),
                         "".into(),
@@ -252,7 +252,15 @@ async fn workers_starting_together_on_fresh_queues_all_consume_at_their_first_tr
                         Default::default(),
                     )
                     .await?;
-                connection.close(200, "started".into()).await?;
+                // Torn down in order, and outside the assertion: a consumer
+                // dropped active is cancelled by lapin later, and a
+                // cancel-ok meeting a closing channel is a connection error.
+                let _ = channel
+                    .basic_cancel(consumer.tag(), Default::default())
+                    .await;
+                drop(consumer);
+                let _ = channel.close(200, "started".into()).await;
+                let _ = connection.close(200, "started".into()).await;
                 anyhow::Ok(())
             }
         });
