@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::relay::Relay;
+use crate::broker::relay::{Relay, RelayWake};
 use crate::clock::Clock;
 use crate::intake::{self, AppState};
 use crate::job::JobKind;
@@ -93,12 +93,20 @@ impl Application {
         let mailer = Mailer::new(settings.clone());
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        // Commits of this process wake its own relay, when it runs one.
+        let relay_wake = settings.outbox.relay.then(RelayWake::default);
 
         let addr = if components.api {
             let listener = bind(settings.http.addr, "the HTTP listener").await?;
             let addr = listener.local_addr()?;
             tracing::info!(%addr, "intake API listening");
-            let state = AppState::new(pool.clone(), settings.clone(), clock, mailer.clone());
+            let state = AppState::new(
+                pool.clone(),
+                settings.clone(),
+                clock,
+                mailer.clone(),
+                relay_wake.clone(),
+            );
             tasks.spawn(state.tokens.clone().watch(pool.clone(), shutdown.clone()));
             let router = intake::router(state, crate::dashboard::routes());
             tasks.spawn(serve(listener, router, shutdown.clone()));
@@ -123,8 +131,9 @@ impl Application {
             pool.clone(),
             shutdown.clone(),
         ));
-        if settings.outbox.relay {
-            tasks.spawn(Relay::new(pool.clone(), (*settings).clone()).run(shutdown.clone()));
+        if let Some(wake) = relay_wake {
+            let relay = Relay::new(pool.clone(), (*settings).clone(), wake);
+            tasks.spawn(relay.run(shutdown.clone()));
         }
 
         if components.scheduler && settings.scheduler.enabled {

@@ -3,6 +3,7 @@
 //! crash between confirm and mark publishes a row twice, never zero times;
 //! workers treat the second copy as a duplicate.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,6 +12,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Connection};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::topology::Topology;
@@ -21,15 +23,47 @@ pub struct Relay {
     pool: PgPool,
     settings: Settings,
     topology: Topology,
+    wake: RelayWake,
+}
+
+/// Wakes this process's relay after a commit that wrote rows due now, in
+/// place of the `fulfil_outbox` notification.
+///
+/// A transaction that notifies takes a lock that every notifying
+/// transaction of the cluster waits for, and holds it until its commit is
+/// flushed: the intake's group commits queued behind each other's WAL
+/// flush, and every listening relay read every notification. A session
+/// that carries [`RelayWake::SETTING`] is not notified for (see the
+/// outbox trigger); it wakes the relay of its own process instead. Only
+/// a process that runs a relay may set it, so a row written elsewhere (a
+/// process without one, `fulfil jobs replay`) still notifies the relays
+/// of the others.
+#[derive(Clone, Default)]
+pub struct RelayWake(Arc<Notify>);
+
+impl RelayWake {
+    /// The session setting the outbox trigger reads.
+    pub const SETTING: (&'static str, &'static str) = ("fulfil.wakes_relay", "on");
+
+    /// A commit wrote rows due now: the relay claims them without waiting
+    /// for its poll. Wakes held while the relay is busy collapse into one.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    async fn woken(&self) {
+        self.0.notified().await;
+    }
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, settings: Settings) -> Relay {
+    pub fn new(pool: PgPool, settings: Settings, wake: RelayWake) -> Relay {
         let topology = Topology::new(&settings.amqp);
         Relay {
             pool,
             settings,
             topology,
+            wake,
         }
     }
 
@@ -79,6 +113,7 @@ impl Relay {
                     return Ok(());
                 }
                 _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.woken() => coalesce(&mut listener).await,
                 notified = recv(&mut listener) => {
                     if notified {
                         coalesce(&mut listener).await;

@@ -71,6 +71,7 @@ impl AppState {
         settings: Arc<Settings>,
         clock: Clock,
         mailer: crate::mail::queue::Mailer,
+        relay_wake: Option<crate::broker::relay::RelayWake>,
     ) -> AppState {
         let rate_limits = Arc::new(auth::RateLimits::new(
             settings.http.rate_limit_per_second,
@@ -79,7 +80,7 @@ impl AppState {
         let sweeper =
             crate::sweeps::Sweeper::new(pool.clone(), settings.clone(), clock, mailer.clone());
         AppState(Arc::new(Shared {
-            orders: order_placer::OrderPlacer::start(&pool),
+            orders: order_placer::OrderPlacer::start(&pool, relay_wake),
             pool,
             settings,
             clock,

@@ -11,6 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::broker::relay::RelayWake;
 use crate::store::licenses::{self, PlaceOrder, Placement};
 
 /// Orders in one statement at most.
@@ -32,10 +33,12 @@ pub struct OrderPlacer {
 
 impl OrderPlacer {
     /// Starts the placer on connections of its own to `pool`'s database;
-    /// it ends once every clone of it is dropped.
-    pub fn start(pool: &PgPool) -> OrderPlacer {
+    /// it ends once every clone of it is dropped. With `relay_wake` (this
+    /// process runs a relay), placed orders wake that relay instead of
+    /// notifying.
+    pub fn start(pool: &PgPool, relay_wake: Option<RelayWake>) -> OrderPlacer {
         let (queue, waiting) = mpsc::channel(MOST * IN_FLIGHT);
-        tokio::spawn(run(Connector::of(pool), waiting));
+        tokio::spawn(run(Connector::of(pool, relay_wake), waiting));
         OrderPlacer { queue }
     }
 
@@ -65,19 +68,29 @@ impl OrderPlacer {
 /// for the batch at hand. The statement is written to need no particular
 /// plan (each order's checks are subqueries by key), and nothing else runs
 /// on these connections.
+///
+/// With a relay in the process, the connections also carry
+/// [`RelayWake::SETTING`], and each batch that placed an order wakes that
+/// relay.
 #[derive(Clone)]
 struct Connector {
     options: PgConnectOptions,
     timeout: Duration,
+    relay_wake: Option<RelayWake>,
 }
 
 impl Connector {
-    fn of(pool: &PgPool) -> Connector {
+    fn of(pool: &PgPool, relay_wake: Option<RelayWake>) -> Connector {
+        let mut options = (*pool.connect_options())
+            .clone()
+            .options([("plan_cache_mode", "force_generic_plan")]);
+        if relay_wake.is_some() {
+            options = options.options([RelayWake::SETTING]);
+        }
         Connector {
-            options: (*pool.connect_options())
-                .clone()
-                .options([("plan_cache_mode", "force_generic_plan")]),
+            options,
             timeout: pool.options().get_acquire_timeout(),
+            relay_wake,
         }
     }
 
@@ -113,6 +126,11 @@ async fn run(connector: Connector, mut waiting: mpsc::Receiver<(PlaceOrder, Repl
         tokio::spawn(async move {
             let (orders, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
             let (slot, placed) = place_on(&connector, slot, &orders).await;
+            if let Some(wake) = &connector.relay_wake
+                && placed.iter().any(Result::is_ok)
+            {
+                wake.wake();
+            }
             for (reply, placed) in replies.into_iter().zip(placed) {
                 // A caller that went away (its client hung up) needs no answer.
                 let _ = reply.send(placed);

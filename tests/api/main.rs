@@ -20,6 +20,7 @@ mod operations;
 mod order_changes;
 mod registrations;
 mod relationships;
+mod relay;
 mod sla;
 mod statistics;
 mod transfer_forms;
