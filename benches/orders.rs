@@ -13,7 +13,7 @@
 //!   before a `fulfil worker` process starts, drained by it.
 //! - `worker_rss_mb`: that worker process's peak resident set.
 //! - `e2e_orders_per_s`: a full `fulfil serve` in process, HTTP 202 → keys
-//!   issued → mail written.
+//!   issued → mail written, timed from after one warm-up order's mail.
 //! - `p99_http_202_ms`, `p99_accept_to_issued_ms`: new orders offered at a
 //!   fixed rate of half the e2e peak, open loop.
 //! - `statements_per_order` (every statement fulfil sends, BEGIN and
@@ -643,12 +643,23 @@ async fn end_to_end(n: usize, concurrency: usize) -> EndToEnd {
     let token = portal(&app, &client).await;
     let url = format!("http://{}/v1/license-orders", app.addr().unwrap());
     let quiet = quiet_pool(&settings).await;
+    // One order goes through to its mail before the clock starts, as in
+    // the latency phase: the figure is the running system's rate, not
+    // also the process's start (about 0.15 s of a 2.5 s run, while the
+    // consumers declared their queues). The warm-up's key and mail are
+    // counted below with the others.
+    assert_eq!(
+        post_order(&client, &url, &token).await,
+        202,
+        "the warm-up order"
+    );
+    until(&quiet, SENT, 1, LIMIT).await;
     let start = Instant::now();
     post_orders(&client, &url, &token, n, concurrency).await;
     let accepted = start.elapsed();
-    until(&quiet, ACTIVE, n as i64, LIMIT).await;
+    until(&quiet, ACTIVE, n as i64 + 1, LIMIT).await;
     let active = start.elapsed();
-    until(&quiet, SENT, n as i64, LIMIT).await;
+    until(&quiet, SENT, n as i64 + 1, LIMIT).await;
     let mailed = start.elapsed();
     let keys = count(
         &quiet,
@@ -969,7 +980,7 @@ async fn main() {
         ratio(e2e_rate)
     );
     println!(
-        "         produced {} distinct keys, {} .eml files",
+        "         produced {} distinct keys, {} .eml files (with the warm-up order's)",
         e2e.keys, e2e.files
     );
     print_latency(&latency);
