@@ -319,3 +319,73 @@ async fn a_worker_started_while_the_database_refuses_connections_waits_for_it() 
     admin.close().await;
     support::cleanup(&settings).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_delivered_while_the_database_is_down_are_handed_back_and_done_once_it_returns() {
+    // Arrange: ten accepted orders whose jobs wait in the outbox (no relay
+    // anywhere), and a worker process consuming.
+    let mut settings = test_settings();
+    settings.outbox.relay = false;
+    let api = spawn_with(settings.clone(), Components::api_only()).await;
+    let token = api.portal_with_customer("acme", "cust-1").await;
+    post_orders(&api, &token, 10, 1).await;
+    let envelopes: Vec<String> = sqlx::query_scalar(
+        "select json_build_object('job_id', j.id, 'kind', j.kind, 'version', j.version,
+                'enqueued_at', j.enqueued_at, 'attempt', 1, 'payload', j.payload)::text
+         from outbox o join jobs j on j.id = o.job_id",
+    )
+    .fetch_all(&api.pool)
+    .await
+    .unwrap();
+    assert_eq!(envelopes.len(), 10);
+    let log = std::env::temp_dir().join(format!("{}db-down-worker.log", settings.amqp.prefix));
+    let file = std::fs::File::create(&log).unwrap();
+    let mut worker = support::spawn_process_with(&settings, &["worker"], &[], file);
+    let consuming = wait_for(Duration::from_secs(30), || async {
+        fulfil::ops::queues::stats(&api.pool, &settings)
+            .await
+            .is_ok_and(|report| report.queues.iter().all(|q| q.consumers == Some(1)))
+    })
+    .await;
+    assert!(consuming, "the worker consumes");
+    // The database goes away, as while PostgreSQL restarts: no new
+    // connections, and every open one ends.
+    let database = fulfil::store::database_name(&settings.database).unwrap();
+    let admin = sqlx::PgPool::connect(support::ADMIN_DATABASE_URL)
+        .await
+        .unwrap();
+    let allow = |yes: bool| format!("alter database \"{database}\" with allow_connections {yes}");
+    sqlx::query(&allow(false)).execute(&admin).await.unwrap();
+    sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
+        .bind(&database)
+        .execute(&admin)
+        .await
+        .unwrap();
+
+    // Act: the jobs are delivered while it is away, then it comes back.
+    let queue = format!("{}license.new", settings.amqp.prefix);
+    for envelope in &envelopes {
+        support::publish_raw(&settings, &queue, envelope.as_bytes()).await;
+    }
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let handed_back = wait_for(Duration::from_secs(60), || async {
+        read_log().contains("handing the job back")
+    })
+    .await;
+    sqlx::query(&allow(true)).execute(&admin).await.unwrap();
+
+    // Assert: handed back while the database was away, then each done once.
+    assert!(handed_back, "no job was handed back: {}", read_log());
+    assert!(
+        worker.0.try_wait().unwrap().is_none(),
+        "the worker kept running: {}",
+        read_log()
+    );
+    assert_all_done_once(&api, 10, 1).await;
+    kill(Pid::from_raw(worker.0.id() as i32), Signal::SIGTERM).unwrap();
+    let status = wait_exit(&mut worker.0, Duration::from_secs(30)).await;
+    assert!(status.expect("exits after SIGTERM").success());
+    std::fs::remove_file(&log).ok();
+    admin.close().await;
+    api.cleanup().await;
+}
