@@ -32,12 +32,14 @@ pub struct Relay {
 /// A transaction that notifies takes a lock that every notifying
 /// transaction of the cluster waits for, and holds it until its commit is
 /// flushed: the intake's group commits queued behind each other's WAL
-/// flush, and every listening relay read every notification. A session
-/// that carries [`RelayWake::SETTING`] is not notified for (see the
-/// outbox trigger); it wakes the relay of its own process instead. Only
-/// a process that runs a relay may set it, so a row written elsewhere (a
-/// process without one, `fulfil jobs replay`) still notifies the relays
-/// of the others.
+/// flush. And every listening session read every notification in a
+/// transaction of its own (the bench's commits per order: 0.57 with
+/// notifications, 0.28 without). A session that carries
+/// [`RelayWake::SETTING`] is not notified for (see the outbox trigger);
+/// it wakes the relay of its own process instead. Only a process that
+/// runs a relay may set it, so a row written elsewhere (a process without
+/// one, `fulfil dead-letters replay`) still notifies the relays of the
+/// others.
 #[derive(Clone, Default)]
 pub struct RelayWake(Arc<Notify>);
 
