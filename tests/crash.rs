@@ -267,12 +267,8 @@ async fn a_worker_started_while_the_database_refuses_connections_waits_for_it() 
         .unwrap()
         .close()
         .await;
-    let database = fulfil::store::database_name(&settings.database).unwrap();
-    let admin = sqlx::PgPool::connect(support::ADMIN_DATABASE_URL)
-        .await
-        .unwrap();
-    let allow = |yes: bool| format!("alter database \"{database}\" with allow_connections {yes}");
-    sqlx::query(&allow(false)).execute(&admin).await.unwrap();
+    let outage = support::DatabaseOutage::of(&settings).await;
+    outage.refuse_connections().await;
     let log = std::env::temp_dir().join(format!("{}waiting-worker.log", settings.amqp.prefix));
     let file = std::fs::File::create(&log).unwrap();
 
@@ -284,7 +280,7 @@ async fn a_worker_started_while_the_database_refuses_connections_waits_for_it() 
     })
     .await;
     let alive_while_down = worker.0.try_wait().unwrap().is_none();
-    sqlx::query(&allow(true)).execute(&admin).await.unwrap();
+    outage.allow_connections().await;
     let pool = sqlx::PgPool::connect(secrecy::ExposeSecret::expose_secret(&settings.database.url))
         .await
         .unwrap();
@@ -316,7 +312,7 @@ async fn a_worker_started_while_the_database_refuses_connections_waits_for_it() 
     );
     assert!(status.expect("exits after SIGTERM").success());
     std::fs::remove_file(&log).ok();
-    admin.close().await;
+    outage.close().await;
     support::cleanup(&settings).await;
 }
 
@@ -350,17 +346,9 @@ async fn jobs_delivered_while_the_database_is_down_are_handed_back_and_done_once
     assert!(consuming, "the worker consumes");
     // The database goes away, as while PostgreSQL restarts: no new
     // connections, and every open one ends.
-    let database = fulfil::store::database_name(&settings.database).unwrap();
-    let admin = sqlx::PgPool::connect(support::ADMIN_DATABASE_URL)
-        .await
-        .unwrap();
-    let allow = |yes: bool| format!("alter database \"{database}\" with allow_connections {yes}");
-    sqlx::query(&allow(false)).execute(&admin).await.unwrap();
-    sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
-        .bind(&database)
-        .execute(&admin)
-        .await
-        .unwrap();
+    let outage = support::DatabaseOutage::of(&settings).await;
+    outage.refuse_connections().await;
+    outage.drop_connections().await;
 
     // Act: the jobs are delivered while it is away, then it comes back.
     let queue = format!("{}license.new", settings.amqp.prefix);
@@ -372,7 +360,7 @@ async fn jobs_delivered_while_the_database_is_down_are_handed_back_and_done_once
         read_log().contains("handing the job back")
     })
     .await;
-    sqlx::query(&allow(true)).execute(&admin).await.unwrap();
+    outage.allow_connections().await;
 
     // Assert: handed back while the database was away, then each done once.
     assert!(handed_back, "no job was handed back: {}", read_log());
@@ -386,6 +374,6 @@ async fn jobs_delivered_while_the_database_is_down_are_handed_back_and_done_once
     let status = wait_exit(&mut worker.0, Duration::from_secs(30)).await;
     assert!(status.expect("exits after SIGTERM").success());
     std::fs::remove_file(&log).ok();
-    admin.close().await;
+    outage.close().await;
     api.cleanup().await;
 }

@@ -3,7 +3,9 @@ use std::time::Duration;
 use fulfil::app::Components;
 use serde_json::Value;
 
-use crate::support::{TestApp, new_order, spawn_process_with, spawn_with, test_settings, wait_for};
+use crate::support::{
+    DatabaseOutage, new_order, spawn_process_with, spawn_with, test_settings, wait_for,
+};
 
 #[tokio::test]
 async fn health_readiness_and_openapi_are_served() {
@@ -123,16 +125,6 @@ async fn a_worker_process_serves_its_own_counts_at_the_metrics_addr() {
     app.cleanup().await;
 }
 
-/// The name of the app's database, and a pool on the server's admin
-/// database from which to act on it.
-async fn database_and_admin(app: &TestApp) -> (String, sqlx::PgPool) {
-    let database = fulfil::store::database_name(&app.settings.database).unwrap();
-    let admin = sqlx::PgPool::connect(crate::support::ADMIN_DATABASE_URL)
-        .await
-        .unwrap();
-    (database, admin)
-}
-
 #[tokio::test]
 async fn an_order_after_the_database_dropped_every_connection_is_accepted() {
     // Arrange: orders one after the other have opened every connection
@@ -146,15 +138,11 @@ async fn an_order_after_the_database_dropped_every_connection_is_accepted() {
             .await;
         assert_eq!(before.status(), 202);
     }
-    let (database, admin) = database_and_admin(&app).await;
+    let outage = DatabaseOutage::of(&app.settings).await;
 
     // Act: every connection to the database is dropped, as a restart of
     // PostgreSQL does; the database itself stays up.
-    sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
-        .bind(&database)
-        .execute(&admin)
-        .await
-        .unwrap();
+    outage.drop_connections().await;
     let after = app
         .post(
             "/v1/license-orders",
@@ -168,7 +156,7 @@ async fn an_order_after_the_database_dropped_every_connection_is_accepted() {
     // placed once.
     assert_eq!(after.status(), 202);
     assert_eq!(app.count("select count(*) from license_orders").await, 3);
-    admin.close().await;
+    outage.close().await;
     app.cleanup().await;
 }
 
@@ -177,17 +165,11 @@ async fn while_the_database_is_unreachable_intake_answers_503_with_retry_after()
     let app = spawn_with(test_settings(), Components::api_only()).await;
     let token = app.portal_with_customer("acme", "cust-1").await;
     assert_eq!(app.get("/v1/customers/cust-1", &token).await.status(), 200);
-    let (database, admin) = database_and_admin(&app).await;
-    let switch =
-        |allow: bool| format!("alter database \"{database}\" with allow_connections {allow}");
+    let outage = DatabaseOutage::of(&app.settings).await;
 
     // Act: the database refuses connections and drops the open ones.
-    sqlx::query(&switch(false)).execute(&admin).await.unwrap();
-    sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
-        .bind(&database)
-        .execute(&admin)
-        .await
-        .unwrap();
+    outage.refuse_connections().await;
+    outage.drop_connections().await;
     let down = app
         .post(
             "/v1/license-orders",
@@ -197,7 +179,7 @@ async fn while_the_database_is_unreachable_intake_answers_503_with_retry_after()
         )
         .await;
     let read = app.get("/v1/customers/cust-1", &token).await;
-    sqlx::query(&switch(true)).execute(&admin).await.unwrap();
+    outage.allow_connections().await;
 
     // Assert: a retryable 503, not a 500; once it is back, all is well.
     for response in [down, read] {
@@ -221,7 +203,7 @@ async fn while_the_database_is_unreachable_intake_answers_503_with_retry_after()
         202,
         "the same request succeeds once the database is back"
     );
-    admin.close().await;
+    outage.close().await;
     app.cleanup().await;
 }
 

@@ -21,6 +21,51 @@ use uuid::Uuid;
 
 pub const ADMIN_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// A test's database acted on from the server's admin database, as a
+/// restart of PostgreSQL would: its connections refused, the open ones
+/// dropped, then allowed again. The database itself stays.
+pub struct DatabaseOutage {
+    database: String,
+    admin: PgPool,
+}
+
+impl DatabaseOutage {
+    pub async fn of(settings: &Settings) -> DatabaseOutage {
+        DatabaseOutage {
+            database: fulfil::store::database_name(&settings.database).unwrap(),
+            admin: PgPool::connect(ADMIN_DATABASE_URL).await.unwrap(),
+        }
+    }
+
+    /// New connections to the database are refused.
+    pub async fn refuse_connections(&self) {
+        self.allow(false).await;
+    }
+
+    pub async fn allow_connections(&self) {
+        self.allow(true).await;
+    }
+
+    async fn allow(&self, yes: bool) {
+        let database = &self.database;
+        let sql = format!("alter database \"{database}\" with allow_connections {yes}");
+        sqlx::query(&sql).execute(&self.admin).await.unwrap();
+    }
+
+    /// Every open connection to the database ends.
+    pub async fn drop_connections(&self) {
+        sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
+            .bind(&self.database)
+            .execute(&self.admin)
+            .await
+            .unwrap();
+    }
+
+    pub async fn close(self) {
+        self.admin.close().await;
+    }
+}
+
 /// The machine's one RabbitMQ broker is shared by every test process on
 /// it -- this worktree's and any other's, each `cargo test` -- and
 /// tests/broker_restart.rs stops it for all of them. Cargo running test
