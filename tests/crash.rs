@@ -336,7 +336,8 @@ async fn jobs_delivered_while_the_database_is_down_are_handed_back_and_done_once
     assert_eq!(envelopes.len(), 10);
     let log = std::env::temp_dir().join(format!("{}db-down-worker.log", settings.amqp.prefix));
     let file = std::fs::File::create(&log).unwrap();
-    let mut worker = support::spawn_process_with(&settings, &["worker"], &[], file);
+    let no_relay = [("FULFIL__OUTBOX__RELAY", "false")];
+    let mut worker = support::spawn_process_with(&settings, &["worker"], &no_relay, file);
     let consuming = wait_for(Duration::from_secs(30), || async {
         fulfil::ops::queues::stats(&api.pool, &settings)
             .await
@@ -344,6 +345,11 @@ async fn jobs_delivered_while_the_database_is_down_are_handed_back_and_done_once
     })
     .await;
     assert!(consuming, "the worker consumes");
+    assert_eq!(
+        api.count("select count(*) from outbox").await,
+        10,
+        "no job was published before the database went away"
+    );
     // The database goes away, as while PostgreSQL restarts: no new
     // connections, and every open one ends.
     let outage = support::DatabaseOutage::of(&settings).await;
