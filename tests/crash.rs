@@ -7,6 +7,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use fulfil::app::Components;
+use fulfil::settings::Settings;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use support::{TestApp, new_order, spawn_process, spawn_with, test_settings, wait_for};
@@ -63,6 +64,13 @@ async fn assert_all_done_once(app: &TestApp, orders: i64, quantity: i64) {
             .await,
         0
     );
+}
+
+/// Whether every job queue has `count` consumers, as the broker reports.
+async fn every_queue_has_consumers(pool: &sqlx::PgPool, settings: &Settings, count: u32) -> bool {
+    fulfil::ops::queues::stats(pool, settings)
+        .await
+        .is_ok_and(|report| report.queues.iter().all(|q| q.consumers == Some(count)))
 }
 
 async fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
@@ -191,9 +199,7 @@ async fn two_workers_started_at_once_both_consume_and_a_clean_shutdown_logs_no_e
     // Act
     let mut workers = [spawn(&logs[0]), spawn(&logs[1])];
     let both_consume = wait_for(Duration::from_secs(60), || async {
-        fulfil::ops::queues::stats(&pool, &settings)
-            .await
-            .is_ok_and(|report| report.queues.iter().all(|q| q.consumers == Some(2)))
+        every_queue_has_consumers(&pool, &settings, 2).await
     })
     .await;
     for worker in &workers {
@@ -233,10 +239,7 @@ async fn a_served_process_stopped_by_sigterm_exits_zero_and_logs_no_error() {
         let relay = std::fs::read_to_string(&log)
             .unwrap_or_default()
             .contains("outbox relay publishing");
-        relay
-            && fulfil::ops::queues::stats(&pool, &settings)
-                .await
-                .is_ok_and(|report| report.queues.iter().all(|q| q.consumers == Some(1)))
+        relay && every_queue_has_consumers(&pool, &settings, 1).await
     })
     .await;
 
@@ -285,9 +288,7 @@ async fn a_worker_started_while_the_database_refuses_connections_waits_for_it() 
         .await
         .unwrap();
     let consuming = wait_for(Duration::from_secs(30), || async {
-        fulfil::ops::queues::stats(&pool, &settings)
-            .await
-            .is_ok_and(|report| report.queues.iter().all(|q| q.consumers == Some(1)))
+        every_queue_has_consumers(&pool, &settings, 1).await
     })
     .await;
     pool.close().await;
@@ -339,9 +340,7 @@ async fn jobs_delivered_while_the_database_is_down_are_handed_back_and_done_once
     let no_relay = [("FULFIL__OUTBOX__RELAY", "false")];
     let mut worker = support::spawn_process_with(&settings, &["worker"], &no_relay, file);
     let consuming = wait_for(Duration::from_secs(30), || async {
-        fulfil::ops::queues::stats(&api.pool, &settings)
-            .await
-            .is_ok_and(|report| report.queues.iter().all(|q| q.consumers == Some(1)))
+        every_queue_has_consumers(&api.pool, &settings, 1).await
     })
     .await;
     assert!(consuming, "the worker consumes");
