@@ -634,6 +634,17 @@ struct EndToEnd {
     files: usize,
 }
 
+/// Sends one order through until `reached` (a count such as [`ACTIVE`]
+/// or [`SENT`]) counts it, before a phase starts its clock.
+async fn warm_up(client: &reqwest::Client, url: &str, token: &str, quiet: &PgPool, reached: &str) {
+    assert_eq!(
+        post_order(client, url, token).await,
+        202,
+        "the warm-up order"
+    );
+    until(quiet, reached, 1, LIMIT).await;
+}
+
 async fn end_to_end(n: usize, concurrency: usize) -> EndToEnd {
     let settings = bench_settings();
     let app = Application::build(settings.clone(), Components::everything())
@@ -643,17 +654,11 @@ async fn end_to_end(n: usize, concurrency: usize) -> EndToEnd {
     let token = portal(&app, &client).await;
     let url = format!("http://{}/v1/license-orders", app.addr().unwrap());
     let quiet = quiet_pool(&settings).await;
-    // One order goes through to its mail before the clock starts, as in
-    // the latency phase: the figure is the running system's rate, not
-    // also the process's start (about 0.15 s of a 2.5 s run, while the
-    // consumers declared their queues). The warm-up's key and mail are
-    // counted below with the others.
-    assert_eq!(
-        post_order(&client, &url, &token).await,
-        202,
-        "the warm-up order"
-    );
-    until(&quiet, SENT, 1, LIMIT).await;
+    // The figure is the running system's rate, not also the process's
+    // start (about 0.15 s of a 2.5 s run, while the consumers declared
+    // their queues). The warm-up's key and mail are counted below with
+    // the others.
+    warm_up(&client, &url, &token, &quiet, SENT).await;
     let start = Instant::now();
     post_orders(&client, &url, &token, n, concurrency).await;
     let accepted = start.elapsed();
@@ -714,17 +719,11 @@ async fn latency_at(rate_per_s: f64, seconds: u64) -> Latency {
     let token = Arc::new(portal(&app, &client).await);
     let url = Arc::new(format!("http://{}/v1/license-orders", app.addr().unwrap()));
     let quiet = quiet_pool(&settings).await;
-    // One order goes through to active before the offered load starts, so
-    // that the figures are of the steady state at this rate, not of the
+    // The figures are of the steady state at this rate, not of the
     // process's first moments: an order accepted while the consumers were
     // still declaring their queues waited for them, and the first
     // second's few hundred such orders made up the whole 1 % tail.
-    assert_eq!(
-        post_order(&client, &url, &token).await,
-        202,
-        "the warm-up order"
-    );
-    until(&quiet, ACTIVE, 1, LIMIT).await;
+    warm_up(&client, &url, &token, &quiet, ACTIVE).await;
     let n = ((rate_per_s * seconds as f64) as usize).max(1);
     let period = Duration::from_secs_f64(1.0 / rate_per_s.max(0.001));
     let mut ticker = tokio::time::interval(period);
