@@ -145,8 +145,8 @@ impl Application {
 
         if !components.workers.is_empty() || components.dead_letter_intake {
             // The mail this process's workers queue goes straight to its
-            // own `mail.send` worker when it runs one (see `mail::handoff`).
-            let (handoff, mut handed_off) = if components.workers.contains(&JobKind::MailSend)
+            // own sender when it runs `mail.send` (see `mail::handoff`).
+            let (handoff, handed_off) = if components.workers.contains(&JobKind::MailSend)
                 && !settings.outbox.handoff_grace.is_zero()
             {
                 let capacity = usize::from(settings.amqp.prefetch).max(1);
@@ -166,24 +166,20 @@ impl Application {
                 attempts: Arc::new(tokio::sync::Semaphore::new(attempt_slots(&settings))),
                 handoff,
             };
-            for kind in &components.workers {
-                let processor = Arc::new(JobProcessor(crate::workers::handler(*kind)));
-                let local = handed_off.take_if(|_| *kind == JobKind::MailSend);
-                tasks.spawn(consumer::run(
+            if let Some(handed_off) = handed_off {
+                tasks.spawn(crate::mail::local_sender::run(
                     ctx.clone(),
-                    processor,
-                    local,
+                    handed_off,
                     shutdown.clone(),
                 ));
             }
+            for kind in &components.workers {
+                let processor = Arc::new(JobProcessor(crate::workers::handler(*kind)));
+                tasks.spawn(consumer::run(ctx.clone(), processor, shutdown.clone()));
+            }
             if components.dead_letter_intake {
                 let processor = Arc::new(DeadLetterIntake);
-                tasks.spawn(consumer::run(
-                    ctx.clone(),
-                    processor,
-                    None,
-                    shutdown.clone(),
-                ));
+                tasks.spawn(consumer::run(ctx.clone(), processor, shutdown.clone()));
             }
         }
 

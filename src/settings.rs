@@ -94,9 +94,9 @@ pub struct OutboxSettings {
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     pub batch_size: i64,
-    /// How long the relay leaves the row of a mail job alone that this
-    /// process hands to its own `mail.send` worker; `0s` hands nothing
-    /// over (see `mail::handoff`).
+    /// How long a mail that this process hands to its own sender stays
+    /// its own, without a job; past it, a relay gives the mail its
+    /// `mail.send` job. `0s` hands nothing over (see `mail::handoff`).
     #[serde(with = "humantime_serde")]
     pub handoff_grace: Duration,
 }

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::job::{JobError, SetOutcome, StillNeeded};
-use crate::mail::message::{Attachment, OutgoingMail};
 use crate::mail::queue::MailSendArgs;
+use crate::mail::stored::hand_over;
 use crate::runtime::{Batching, JobContext, Worker, only};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
@@ -83,24 +83,5 @@ impl Worker for MailSend {
 }
 
 async fn send(ctx: &JobContext, mail: mails::MailRow) -> Result<(), JobError> {
-    let mail_id = mail.id;
-    let attachments: Vec<Attachment> = serde_json::from_value(mail.attachments)
-        .map_err(|e| JobError::fatal(format!("mail {mail_id} has unreadable attachments: {e}")))?;
-    let outgoing = OutgoingMail {
-        message_id: mail.message_id,
-        from: ctx.settings.mail.from.clone(),
-        to: crate::mail::message::recipient(&mail.recipient, mail.recipient_name.as_deref()),
-        subject: mail.subject,
-        body: mail.body,
-        attachments,
-    };
-    let sent = ctx.mail_transport.send(&outgoing).await;
-    crate::meters::mail_handed_over(if sent.is_ok() { "sent" } else { "failed" });
-    sent.map_err(|error| {
-        if error.is_transient() {
-            JobError::Retryable(anyhow::anyhow!("sending mail {mail_id}: {error}"))
-        } else {
-            JobError::Fatal(anyhow::anyhow!("sending mail {mail_id}: {error}"))
-        }
-    })
+    hand_over(&*ctx.mail_transport, &ctx.settings.mail.from, mail).await
 }

@@ -4,7 +4,7 @@
 //! workers treat the second copy as a duplicate.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use lapin::Confirmation;
@@ -96,7 +96,12 @@ impl Relay {
             .context("declaring the topology")?;
         let mut listener = self.listen().await;
         tracing::info!("outbox relay publishing");
+        let mut stale_mails_checked = Instant::now();
         loop {
+            if stale_mails_checked.elapsed() >= self.settings.outbox.poll_interval {
+                stale_mails_checked = Instant::now();
+                self.queue_stale_mails().await;
+            }
             let published = self.publish_batch(&channel).await?;
             if published as i64 >= self.settings.outbox.batch_size {
                 continue;
@@ -125,6 +130,15 @@ impl Relay {
                     }
                 }
             }
+        }
+    }
+
+    /// Mails handed to a process's own sender that it did not send in
+    /// their grace get their jobs here, to be published like any other.
+    async fn queue_stale_mails(&self) {
+        let max_attempts = self.settings.jobs.max_attempts;
+        if let Err(error) = crate::mail::local_sender::queue_stale(&self.pool, max_attempts).await {
+            tracing::warn!(%error, "cannot look for mails whose handoff ran out");
         }
     }
 

@@ -1,46 +1,30 @@
-//! Mail handed straight to this process's `mail.send` worker.
+//! Mail handed straight to this process's mail sender.
 //!
-//! A mail's job is written, as every job is, with its outbox row in the
-//! transaction that causes it. When the process runs `mail.send` itself,
-//! the row is written to fall due only after a grace period, and once the
-//! transaction commits the job goes to the local worker over a channel:
-//! no publish, no confirm, no delivery, no relay claim. The local attempt
-//! deletes the row when it commits. A place in the channel is
-//! taken for each mail before its row is written; when there is none (the
-//! local worker is behind) the row is written due at once and the relay
-//! publishes it. Should the process die before the handoff, the row falls
-//! due after the grace and the relay publishes it as any other: the broker
-//! path is the fallback, and a copy that arrives after the local attempt
-//! finds its job finished.
+//! A mail is written in the transaction that causes it. When the process
+//! runs `mail.send` itself, the mail is written as this process's to send
+//! for a grace period, with no job, and once the transaction commits its
+//! id goes to the local sender (`mail::local_sender`) over a channel: no
+//! job row, no outbox row, no publish, no delivery. A place in the
+//! channel is taken for each mail before its row is written; when there
+//! is none (the sender is behind) the mail is written with its job, due
+//! at once, and the relay publishes it. Should the process die before
+//! the send, the grace runs out and a relay gives the mail its job
+//! (`mail::local_sender::queue_stale`): the broker path is the
+//! fallback, and a job that arrives after a late send finds its mail sent.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc::{self, OwnedPermit};
+use uuid::Uuid;
 
-use crate::job::Envelope;
-
-/// A job given to the local worker: the body the relay would publish,
-/// its message id (the job's id, as the relay sets it), and the outbox
-/// row that the attempt deletes when it commits.
-#[derive(Debug)]
+/// A mail given to the local sender, by its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HandedOff {
-    pub body: Vec<u8>,
-    pub message_id: String,
-    pub outbox_id: i64,
+    pub mail_id: Uuid,
 }
 
-impl HandedOff {
-    pub fn new(envelope: &Envelope, outbox_id: i64) -> HandedOff {
-        HandedOff {
-            body: serde_json::to_vec(envelope).expect("an envelope serialises"),
-            message_id: envelope.job_id.to_string(),
-            outbox_id,
-        }
-    }
-}
-
-/// Where this process's mail jobs go after their commit. Each attempt
+/// Where this process's mails go after their commit. Each attempt
 /// works on its own copy ([`Handoff::for_attempt`]): what it holds goes
 /// out only if its own transaction commits.
 #[derive(Clone)]
@@ -52,15 +36,15 @@ pub struct Handoff {
 
 /// What an attempt holds until its transaction ends: a place in the
 /// channel for each mail whose row it writes with the grace, and the
-/// jobs that took their place.
+/// mails that took their place.
 #[derive(Default)]
 struct Held {
     places: Vec<OwnedPermit<HandedOff>>,
-    jobs: Vec<(OwnedPermit<HandedOff>, HandedOff)>,
+    mails: Vec<(OwnedPermit<HandedOff>, HandedOff)>,
 }
 
 impl Handoff {
-    /// No local `mail.send` worker: every mail goes through the broker.
+    /// No local sender: every mail goes through the broker.
     pub fn none() -> Handoff {
         Handoff {
             to: None,
@@ -69,7 +53,7 @@ impl Handoff {
         }
     }
 
-    /// Hands jobs to `to`, holding their outbox rows back for `grace`.
+    /// Hands mails to `to`, keeping them this process's for `grace`.
     pub fn to(to: mpsc::Sender<HandedOff>, grace: Duration) -> Handoff {
         Handoff {
             to: Some(to),
@@ -87,8 +71,9 @@ impl Handoff {
         }
     }
 
-    /// How long the outbox rows of `mails` more mails are held back: the
-    /// grace when the local worker has room for all of them, else zero.
+    /// How long `mails` more mails are this process's to send: the grace
+    /// when the local sender has room for all of them, else zero (they
+    /// are written with their jobs).
     /// The room is taken now, not looked at: attempts that commit side
     /// by side cannot each count the same free places and then find the
     /// channel full, which left their mails to wait out the grace.
@@ -111,14 +96,14 @@ impl Handoff {
         self.grace
     }
 
-    /// Keeps jobs whose rows were written with [`Handoff::hold_for`]'s
-    /// grace until the transaction's end, each in a place taken for it;
-    /// places left over (a mail whose cause had one already) go back.
-    pub fn hold(&self, jobs: impl IntoIterator<Item = HandedOff>) {
+    /// Keeps mails written with [`Handoff::hold_for`]'s grace until the
+    /// transaction's end, each in a place taken for it; places left over
+    /// (a mail whose cause had one already) go back.
+    pub fn hold(&self, mails: impl IntoIterator<Item = HandedOff>) {
         let mut held = self.lock();
-        for job in jobs {
+        for mail in mails {
             match held.places.pop() {
-                Some(place) => held.jobs.push((place, job)),
+                Some(place) => held.mails.push((place, mail)),
                 // Not held back by hold_for: its row is due now.
                 None => break,
             }
@@ -126,13 +111,13 @@ impl Handoff {
         held.places.clear();
     }
 
-    /// The transaction committed: the held jobs go to the local worker,
+    /// The transaction committed: the held mails go to the local sender,
     /// into the places kept for them.
     pub fn release(&self) {
         let mut held = self.lock();
         held.places.clear();
-        for (place, job) in std::mem::take(&mut held.jobs) {
-            place.send(job);
+        for (place, mail) in std::mem::take(&mut held.mails) {
+            place.send(mail);
         }
     }
 
@@ -140,7 +125,7 @@ impl Handoff {
     pub fn discard(&self) {
         let mut held = self.lock();
         held.places.clear();
-        held.jobs.clear();
+        held.mails.clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
@@ -157,39 +142,37 @@ mod tests {
 
     const GRACE: Duration = Duration::from_secs(10);
 
-    fn jobs(n: i64) -> impl Iterator<Item = HandedOff> {
-        (0..n).map(|outbox_id| HandedOff {
-            body: Vec::new(),
-            message_id: outbox_id.to_string(),
-            outbox_id,
+    fn mails(n: usize) -> impl Iterator<Item = HandedOff> {
+        (0..n).map(|_| HandedOff {
+            mail_id: Uuid::now_v7(),
         })
     }
 
     #[test]
     fn attempts_side_by_side_cannot_count_the_same_free_places() {
-        let (to, mut local_worker) = mpsc::channel(4);
+        let (to, mut local_sender) = mpsc::channel(4);
         let handoff = Handoff::to(to, GRACE);
         let (first, second) = (handoff.for_attempt(), handoff.for_attempt());
 
         assert_eq!(first.hold_for(3), GRACE);
         assert_eq!(second.hold_for(3), Duration::ZERO, "one place is left");
         assert_eq!(second.hold_for(1), GRACE);
-        first.hold(jobs(3));
-        second.hold(jobs(1));
+        first.hold(mails(3));
+        second.hold(mails(1));
         first.release();
         second.release();
 
-        let arrived = std::iter::from_fn(|| local_worker.try_recv().ok()).count();
-        assert_eq!(arrived, 4, "every held job reached the local worker");
+        let arrived = std::iter::from_fn(|| local_sender.try_recv().ok()).count();
+        assert_eq!(arrived, 4, "every held mail reached the local sender");
     }
 
     #[test]
     fn a_rolled_back_attempt_gives_its_places_back() {
-        let (to, _local_worker) = mpsc::channel(4);
+        let (to, _local_sender) = mpsc::channel(4);
         let handoff = Handoff::to(to, GRACE);
         let rolled_back = handoff.for_attempt();
         assert_eq!(rolled_back.hold_for(4), GRACE);
-        rolled_back.hold(jobs(4));
+        rolled_back.hold(mails(4));
 
         rolled_back.discard();
 
@@ -198,13 +181,13 @@ mod tests {
 
     #[test]
     fn places_not_used_by_a_mail_go_back_when_the_rest_are_held() {
-        let (to, _local_worker) = mpsc::channel(4);
+        let (to, _local_sender) = mpsc::channel(4);
         let handoff = Handoff::to(to, GRACE);
         let attempt = handoff.for_attempt();
         assert_eq!(attempt.hold_for(4), GRACE);
 
         // Two of the four mails had a cause that was mailed already.
-        attempt.hold(jobs(2));
+        attempt.hold(mails(2));
 
         let other = handoff.for_attempt();
         assert_eq!(other.hold_for(2), GRACE);

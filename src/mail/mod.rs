@@ -5,8 +5,10 @@
 
 pub mod contexts;
 pub mod handoff;
+pub mod local_sender;
 pub mod message;
 pub mod queue;
+pub mod stored;
 pub mod templates;
 pub mod transport;
 

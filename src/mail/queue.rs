@@ -14,7 +14,7 @@ use super::handoff::{HandedOff, Handoff};
 use super::message::{Attachment, message_id_for};
 use super::templates::Renderer;
 use crate::enqueue::{Opts, new_job};
-use crate::job::{Envelope, JobArgs, JobError, JobKind};
+use crate::job::{JobArgs, JobError, JobKind};
 use crate::settings::Settings;
 use crate::store::Tx;
 use crate::store::jobs::NewJob;
@@ -81,18 +81,6 @@ pub struct RenderedMail<'a> {
 }
 
 impl<'a> RenderedMail<'a> {
-    /// The envelope the relay would publish for the mail's job.
-    fn envelope(&self) -> Envelope {
-        Envelope {
-            job_id: self.job_id,
-            kind: self.job.kind.as_str().to_owned(),
-            version: self.job.kind.version(),
-            enqueued_at: self.now,
-            attempt: 1,
-            payload: self.job.payload.clone(),
-        }
-    }
-
     fn row(&self) -> mails::MailWithJob<'_> {
         mails::MailWithJob {
             mail: mails::NewMail {
@@ -158,9 +146,10 @@ pub fn render_mail<'a>(
     })
 }
 
-/// Stores rendered mails with their `mail.send` jobs, in one round trip,
-/// and holds the jobs for `handoff` when it has room for them; per mail,
-/// the job queued, or `None` when a mail with its cause exists already.
+/// Stores rendered mails, in one round trip, and holds them for `handoff`
+/// when it has room for them, else with their `mail.send` jobs; per mail,
+/// the id of its job (to be written only if needed, for a mail held for
+/// the handoff), or `None` when a mail with its cause exists already.
 pub async fn queue_rendered(
     tx: &mut Tx<'_>,
     mails: &[RenderedMail<'_>],
@@ -168,30 +157,15 @@ pub async fn queue_rendered(
 ) -> Result<Vec<Option<Uuid>>, JobError> {
     let rows: Vec<_> = mails.iter().map(RenderedMail::row).collect();
     let hold_for = handoff.hold_for(mails.len());
-    let queued = mails::insert_with_jobs(tx, &rows, hold_for).await?;
-    // Per mail, its outbox row: `None` for a mail whose cause had one.
-    let outbox_ids: Vec<Option<i64>> = mails
+    let inserted = mails::insert(tx, &rows, hold_for).await?;
+    let queued: Vec<Option<Uuid>> = mails
         .iter()
-        .map(|mail| {
-            let queued = queued.iter().find(|q| q.job_id == mail.job_id)?;
-            Some(queued.outbox_id)
-        })
+        .map(|mail| inserted.contains(&mail.mail_id).then_some(mail.job_id))
         .collect();
     if !hold_for.is_zero() {
-        handoff.hold(
-            mails
-                .iter()
-                .zip(&outbox_ids)
-                .filter_map(|(mail, outbox_id)| {
-                    Some(HandedOff::new(&mail.envelope(), (*outbox_id)?))
-                }),
-        );
+        handoff.hold(inserted.into_iter().map(|mail_id| HandedOff { mail_id }));
     }
-    Ok(mails
-        .iter()
-        .zip(outbox_ids)
-        .map(|(mail, outbox_id)| outbox_id.map(|_| mail.job_id))
-        .collect())
+    Ok(queued)
 }
 
 /// Renders and queues one mail: returns the `mail.send` job queued, or

@@ -20,7 +20,7 @@ use super::{Batching, JobContext, JobHandler};
 use crate::job::{Envelope, JobError};
 use crate::retry::delay_for_attempt;
 use crate::store::jobs::{self, FailureOutcome, JobRow, Succeeded};
-use crate::store::{self, Tx, dead_letters, outbox};
+use crate::store::{self, Tx, dead_letters};
 
 /// What to tell the broker about the delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +37,6 @@ pub enum Disposition {
 pub struct Message<'a> {
     pub data: &'a [u8],
     pub message_id: Option<&'a str>,
-    /// The outbox row of a job handed over in this process, which the
-    /// attempt deletes when the job succeeds.
-    pub handed_off: Option<i64>,
 }
 
 /// A delivery whose envelope names a job this worker runs.
@@ -368,14 +365,7 @@ async fn attempt(ctx: &JobContext, handler: &dyn JobHandler, batch: &[Runnable<'
         .into_iter()
         .map(|outcome| outcome.expect("every job of the batch has an outcome"))
         .collect();
-    let taken: Vec<i64> = succeeded
-        .iter()
-        .filter_map(|done| {
-            let job = batch.iter().find(|job| job.envelope.job_id == done.id)?;
-            job.message.handed_off
-        })
-        .collect();
-    match complete(tx, &succeeded, &taken, ctx.clock.now()).await {
+    match complete(tx, &succeeded, ctx.clock.now()).await {
         Ok(()) => {
             ctx.handoff.release();
             Tried::Done(outcomes)
@@ -466,16 +456,8 @@ async fn savepoint(tx: &mut Tx<'_>, sql: &'static str) -> sqlx::Result<()> {
 /// Records the batch's successes and commits them with the work. The
 /// outbox rows of the jobs handed over in-process (`taken`) are deleted
 /// with them, so that the relay does not publish them later.
-async fn complete(
-    mut tx: Tx<'_>,
-    succeeded: &[Succeeded],
-    taken: &[i64],
-    now: DateTime<Utc>,
-) -> sqlx::Result<()> {
+async fn complete(mut tx: Tx<'_>, succeeded: &[Succeeded], now: DateTime<Utc>) -> sqlx::Result<()> {
     jobs::mark_succeeded(&mut tx, succeeded, now).await?;
-    if !taken.is_empty() {
-        outbox::delete_published(&mut tx, taken).await?;
-    }
     tx.commit().await
 }
 
@@ -530,9 +512,6 @@ async fn conclude(
             }
             Disposition::Ack
         }
-        // Handed over by a transaction whose savepoint then rolled back:
-        // the job was never written.
-        Outcome::Unknown if job.message.handed_off.is_some() => Disposition::Ack,
         Outcome::Unknown => {
             let reason = format!("no job {} exists", envelope.job_id);
             dead_letter_raw(ctx, queue, job.message, &reason).await

@@ -13,27 +13,25 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::OptionFuture;
+use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
-use tokio::sync::{AcquireError, OwnedSemaphorePermit, mpsc};
+use tokio::sync::{AcquireError, OwnedSemaphorePermit};
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::acks::{PendingAcks, Settled};
 use super::attempt::Disposition;
-use super::{DeliveryProcessor, Incoming, JobContext};
+use super::{DeliveryProcessor, JobContext};
 use crate::broker::topology::Topology;
-use crate::mail::handoff::HandedOff;
 
-/// Consumes the processor's queue until `shutdown`, and the jobs handed
-/// over in this process on `handed_off`, if any.
+/// Consumes the processor's queue until `shutdown`.
 pub async fn run(
     ctx: JobContext,
     processor: Arc<dyn DeliveryProcessor>,
-    mut handed_off: Option<mpsc::Receiver<HandedOff>>,
     shutdown: CancellationToken,
 ) {
     let topology = Topology::new(&ctx.settings.amqp);
@@ -42,16 +40,7 @@ pub async fn run(
     let lost = format!("worker of {queue} lost the broker");
     let mut link = crate::broker::Reconnect::new(&ctx.settings.amqp, &name, &lost);
     while let Some(connection) = link.connect(&shutdown).await {
-        let session = consume(
-            &ctx,
-            &processor,
-            &topology,
-            &queue,
-            &connection,
-            &mut handed_off,
-            &shutdown,
-        )
-        .await;
+        let session = consume(&ctx, &processor, &topology, &queue, &connection, &shutdown).await;
         if !link.ended(connection, session, &shutdown).await {
             break;
         }
@@ -65,7 +54,6 @@ async fn consume(
     topology: &Topology,
     queue: &str,
     connection: &Connection,
-    handed_off: &mut Option<mpsc::Receiver<HandedOff>>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let channel = connection.create_channel().await?;
@@ -90,10 +78,10 @@ async fn consume(
     // company.
     let limit = processor.batch_limit(&ctx.settings);
     let start_batch = |in_flight: &mut InFlight,
-                       waiting: &mut VecDeque<Incoming>,
+                       waiting: &mut VecDeque<Delivery>,
                        permit: OwnedSemaphorePermit| {
-        let batch: Vec<Incoming> = waiting.drain(..waiting.len().min(limit)).collect();
-        let tags = batch.iter().filter_map(delivery_tag).collect();
+        let batch: Vec<Delivery> = waiting.drain(..waiting.len().min(limit)).collect();
+        let tags = batch.iter().map(|d| d.delivery_tag).collect();
         let task = run_batch(
             ctx.clone(),
             processor.clone(),
@@ -104,7 +92,7 @@ async fn consume(
         let id = in_flight.tasks.spawn(task).id();
         in_flight.tags.insert(id, tags);
     };
-    let mut waiting: VecDeque<Incoming> = VecDeque::new();
+    let mut waiting: VecDeque<Delivery> = VecDeque::new();
     let mut slot: Option<Pin<Box<SlotWait>>> = None;
     let mut in_flight = InFlight::default();
     let mut pending = PendingAcks::default();
@@ -123,12 +111,11 @@ async fn consume(
             delivery = consumer.next() => match delivery {
                 Some(Ok(delivery)) => {
                     pending.delivered(delivery.delivery_tag);
-                    waiting.push_back(delivery.into());
+                    waiting.push_back(delivery);
                 }
                 Some(Err(error)) => break Some(anyhow::Error::from(error)),
                 None => break Some(anyhow::anyhow!("the broker cancelled the consumer")),
             },
-            Some(job) = recv(handed_off) => waiting.push_back(Incoming::HandedOff(job)),
             Some(permit) = OptionFuture::from(slot.as_mut()), if slot.is_some() => {
                 slot = None;
                 // Closed only if the process is going away.
@@ -177,14 +164,6 @@ async fn consume(
     Ok(())
 }
 
-/// The next job handed over, if this consumer takes any.
-async fn recv(handed_off: &mut Option<mpsc::Receiver<HandedOff>>) -> Option<HandedOff> {
-    match handed_off {
-        Some(receiver) => receiver.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 type SlotWait = dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send;
 
 /// The batches running, and the delivery tags of each.
@@ -192,15 +171,6 @@ type SlotWait = dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> 
 struct InFlight {
     tasks: JoinSet<Vec<(u64, Settled)>>,
     tags: HashMap<Id, Vec<u64>>,
-}
-
-fn delivery_tag(incoming: &Incoming) -> Option<u64> {
-    match incoming {
-        Incoming::Delivery(delivery) => Some(delivery.delivery_tag),
-        // Settled by its commit; one that is not falls due in the outbox
-        // after the grace.
-        Incoming::HandedOff(_) => None,
-    }
 }
 
 /// Records how a batch settled its deliveries and sends the acks that are
@@ -261,17 +231,14 @@ async fn run_batch(
     ctx: JobContext,
     processor: Arc<dyn DeliveryProcessor>,
     queue: String,
-    batch: Vec<Incoming>,
+    batch: Vec<Delivery>,
     permit: OwnedSemaphorePermit,
 ) -> Vec<(u64, Settled)> {
     let dispositions = processor.process(&ctx, &queue, &batch).await;
     drop(permit);
     let mut settled = Vec::with_capacity(batch.len());
     let mut requeue = Vec::new();
-    for (incoming, disposition) in batch.into_iter().zip(dispositions) {
-        let Incoming::Delivery(delivery) = incoming else {
-            continue;
-        };
+    for (delivery, disposition) in batch.into_iter().zip(dispositions) {
         match disposition {
             Disposition::Ack => settled.push((delivery.delivery_tag, Settled::Done)),
             Disposition::Requeue => requeue.push(delivery),

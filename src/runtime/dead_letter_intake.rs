@@ -7,7 +7,7 @@ use lapin::message::Delivery;
 use lapin::types::AMQPValue;
 
 use super::attempt::Disposition;
-use super::{DeliveryProcessor, Incoming, JobContext};
+use super::{DeliveryProcessor, JobContext};
 use crate::broker::topology::Topology;
 use crate::job::Envelope;
 use crate::store::jobs;
@@ -28,15 +28,11 @@ impl DeliveryProcessor for DeadLetterIntake {
         &self,
         ctx: &JobContext,
         _queue: &str,
-        incoming: &[Incoming],
+        incoming: &[Delivery],
     ) -> Vec<Disposition> {
         let mut settled = Vec::with_capacity(incoming.len());
         for delivery in incoming {
-            settled.push(match delivery {
-                Incoming::Delivery(delivery) => file(ctx, delivery).await,
-                // Nothing hands dead letters over in-process.
-                Incoming::HandedOff(_) => Disposition::Ack,
-            });
+            settled.push(file(ctx, delivery).await);
         }
         settled
     }

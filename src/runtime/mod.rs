@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::job::{JobError, JobKind, SetOutcome, StillNeeded};
 use crate::licensing::certificate::Signer;
 use crate::licensing::vendor::VendorAdapter;
-use crate::mail::handoff::{HandedOff, Handoff};
+use crate::mail::handoff::Handoff;
 use crate::mail::queue::Mailer;
 use crate::mail::transport::MailTransport;
 use crate::settings::Settings;
@@ -44,7 +44,7 @@ pub struct JobContext {
     /// and leaves connections to the API and the relay; deliveries beyond
     /// it wait in memory (they are prefetched, not lost).
     pub attempts: Arc<tokio::sync::Semaphore>,
-    /// The local `mail.send` worker, when this process runs one.
+    /// The local mail sender, when this process runs `mail.send`.
     pub handoff: Handoff,
 }
 
@@ -121,22 +121,6 @@ pub enum Batching {
     Sets,
 }
 
-/// What a consumer takes in: a delivery from its queue, or a job of its
-/// kind handed over inside this process (see `mail::handoff`), which
-/// has nothing to ack: its outbox row is the fallback.
-// Deliveries are the common case; boxing them would allocate per message.
-#[allow(clippy::large_enum_variant)]
-pub enum Incoming {
-    Delivery(Delivery),
-    HandedOff(HandedOff),
-}
-
-impl From<Delivery> for Incoming {
-    fn from(delivery: Delivery) -> Incoming {
-        Incoming::Delivery(delivery)
-    }
-}
-
 /// Turns deliveries into dispositions, one each, in order; the consumer
 /// loop acks or requeues accordingly.
 #[async_trait]
@@ -152,7 +136,7 @@ pub trait DeliveryProcessor: Send + Sync + 'static {
         &self,
         ctx: &JobContext,
         queue: &str,
-        incoming: &[Incoming],
+        incoming: &[Delivery],
     ) -> Vec<Disposition>;
 }
 
@@ -181,21 +165,13 @@ impl DeliveryProcessor for JobProcessor {
         &self,
         ctx: &JobContext,
         queue: &str,
-        incoming: &[Incoming],
+        incoming: &[Delivery],
     ) -> Vec<Disposition> {
         let messages: Vec<attempt::Message<'_>> = incoming
             .iter()
-            .map(|i| match i {
-                Incoming::Delivery(d) => attempt::Message {
-                    data: &d.data,
-                    message_id: dead_letter_intake::message_id(d),
-                    handed_off: None,
-                },
-                Incoming::HandedOff(job) => attempt::Message {
-                    data: &job.body,
-                    message_id: Some(&job.message_id),
-                    handed_off: Some(job.outbox_id),
-                },
+            .map(|d| attempt::Message {
+                data: &d.data,
+                message_id: dead_letter_intake::message_id(d),
             })
             .collect();
         attempt::process(ctx, self.0, queue, &messages).await

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::Tx;
 use super::jobs::NewJob;
+use crate::job::JobKind;
 
 pub struct NewMail<'a> {
     pub id: Uuid,
@@ -32,23 +33,19 @@ pub struct MailWithJob<'a> {
     pub max_attempts: i32,
 }
 
-/// A mail's job as queued: the job, and its outbox row.
-#[derive(Debug)]
-pub struct Queued {
-    pub job_id: Uuid,
-    pub outbox_id: i64,
-}
-
-/// Inserts each mail unless one for the same cause exists, and with it
-/// its `mail.send` job and outbox row, in one round trip however many
-/// there are; returns the jobs queued. A mail that exists already gets
-/// no second job. The outbox rows fall due after `hold_for` (see
-/// `mail::handoff`).
-pub async fn insert_with_jobs(
+/// Inserts each mail unless one for the same cause exists, in one round
+/// trip however many there are; returns the ids of the mails inserted.
+///
+/// With a zero `hold_for`, each mail gets its `mail.send` job and outbox
+/// row in the same statement. Otherwise the mails are this process's to
+/// send for `hold_for` (see `mail::handoff`) and get no job: one is
+/// written only if the send fails ([`queue_jobs`]) or does not come
+/// ([`queue_stale_handoffs`]).
+pub async fn insert(
     tx: &mut Tx<'_>,
     mails: &[MailWithJob<'_>],
     hold_for: Duration,
-) -> sqlx::Result<Vec<Queued>> {
+) -> sqlx::Result<Vec<Uuid>> {
     let ids: Vec<Uuid> = mails.iter().map(|m| m.mail.id).collect();
     let causes = mails.iter().map(|m| m.mail.cause).collect::<Vec<&str>>();
     let message_ids = mails
@@ -83,8 +80,7 @@ pub async fn insert_with_jobs(
     let resource_ids: Vec<Uuid> = mails.iter().map(|m| m.job.resource_id).collect();
     let sla_deadlines: Vec<Option<DateTime<Utc>>> =
         mails.iter().map(|m| m.job.sla_deadline).collect();
-    sqlx::query_as!(
-        Queued,
+    sqlx::query_scalar!(
         r#"with input as (
              select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                                   $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::uuid[],
@@ -97,25 +93,26 @@ pub async fn insert_with_jobs(
                                  resource_id, sla_deadline)
          ), mail as (
              insert into mails (id, cause, message_id, template, locale, recipient, subject, body,
-                                attachments, job_id, created_at, recipient_name)
+                                attachments, job_id, created_at, recipient_name, partner_id,
+                                handoff_until)
              select id, cause, message_id, template, locale, recipient, subject, body,
-                    attachments, job_id, now, recipient_name
+                    attachments, job_id, now, recipient_name, partner_id,
+                    case when $22::float8 > 0 then now() + make_interval(secs => $22::float8) end
              from input
              on conflict (cause) do nothing
-             returning job_id
+             returning id, job_id
          ), job as (
              insert into jobs (id, kind, version, payload, max_attempts, partner_id, token_id,
                                resource_type, resource_id, sla_deadline, enqueued_at)
              select i.job_id, i.kind, i.version, i.payload, i.max_attempts, i.partner_id,
                     i.token_id, i.resource_type, i.resource_id, i.sla_deadline, i.now
              from input i join mail using (job_id)
+             where $22::float8 = 0
              returning id
          ), queued as (
-             insert into outbox (job_id, attempt, available_at)
-             select id, 1, now() + make_interval(secs => $22) from job
-             returning id, job_id
+             insert into outbox (job_id, attempt) select id, 1 from job
          )
-         select job_id as "job_id!", id as "outbox_id!" from queued"#,
+         select id as "id!" from mail"#,
         &ids,
         &causes as _,
         &message_ids as _,
@@ -211,7 +208,7 @@ pub async fn claim_unsent(tx: &mut Tx<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<Cla
 /// Marks mails sent once they are handed over.
 pub async fn mark_sent(tx: &mut Tx<'_>, ids: &[Uuid], now: DateTime<Utc>) -> sqlx::Result<()> {
     sqlx::query!(
-        "update mails set status = 'sent', sent_at = $2, last_error = null
+        "update mails set status = 'sent', sent_at = $2, last_error = null, handoff_until = null
          where id = any($1) and status <> 'sent'",
         ids,
         now,
@@ -229,5 +226,58 @@ pub async fn is_sent(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<bool>> {
         id
     )
     .fetch_optional(&mut **tx)
+    .await
+}
+
+/// Gives handed-off mails their `mail.send` job (under the `job_id` each
+/// was written with) and its outbox row, due now, with the error that
+/// made the send fail, if one did: from here the mail is sent as any job
+/// is, with its retries and its dead letter. A mail that was sent, or
+/// that has its job already, is left alone. Returns how many got one.
+pub async fn queue_jobs(
+    tx: &mut Tx<'_>,
+    failed: &[(Uuid, Option<String>)],
+    kind: JobKind,
+    max_attempts: i32,
+) -> sqlx::Result<u64> {
+    let ids: Vec<Uuid> = failed.iter().map(|(id, _)| *id).collect();
+    let errors: Vec<Option<&str>> = failed.iter().map(|(_, e)| e.as_deref()).collect();
+    let queued = sqlx::query!(
+        r#"with mail as (
+             update mails m set handoff_until = null, last_error = coalesce(f.error, m.last_error)
+             from unnest($1::uuid[], $2::text[]) as f(id, error)
+             where m.id = f.id and m.handoff_until is not null and m.status <> 'sent'
+             returning m.id, m.job_id, m.partner_id
+         ), job as (
+             insert into jobs (id, kind, version, payload, max_attempts, partner_id,
+                               resource_type, resource_id, enqueued_at)
+             select job_id, $3, $4, jsonb_build_object('mail_id', id), $5, partner_id, 'mail',
+                    id, now()
+             from mail
+             on conflict (id) do nothing
+             returning id
+         )
+         insert into outbox (job_id, attempt) select id, 1 from job"#,
+        &ids,
+        &errors as _,
+        kind.as_str(),
+        kind.version(),
+        max_attempts,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(queued.rows_affected())
+}
+
+/// Handed-off mails whose process did not send them in time (it died
+/// after the commit, or its sender is behind): at most `limit`, locked,
+/// oldest first. Mails another sweep or a send holds are skipped.
+pub async fn lock_stale_handoffs(tx: &mut Tx<'_>, limit: i64) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "select id from mails where handoff_until <= now()
+         order by handoff_until limit $1 for update skip locked",
+        limit,
+    )
+    .fetch_all(&mut **tx)
     .await
 }

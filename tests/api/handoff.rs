@@ -1,6 +1,6 @@
 //! A process that runs `mail.send` sends the mail its own workers queue
-//! without the broker; the outbox row held back meanwhile is the fallback
-//! when that does not happen.
+//! itself, without a job; the mail gets its job, and goes through the
+//! broker, when that send fails or does not happen within the grace.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +16,7 @@ use crate::support::*;
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// The outbox row of the mail's job, while it has one: whether it is due
-/// for the relay. A row is deleted once its job is published, or once the
-/// local attempt it was handed to commits.
+/// for the relay. A row is deleted once its job is published.
 async fn mail_outbox_row(app: &TestApp) -> Option<bool> {
     sqlx::query_scalar(
         "select o.available_at <= now()
@@ -54,21 +53,18 @@ async fn mail_queued_by_a_process_that_sends_mail_itself_never_waits_for_the_bro
     // Assert
     let sent = one_mail_sent(&app).await;
     assert!(sent, "the order's mail was sent");
-    // Held for an hour, the row was never the relay's to publish.
     assert_eq!(
-        mail_outbox_row(&app).await,
-        None,
-        "the local attempt deleted the row"
+        app.count("select count(*) from jobs where kind = 'mail.send'")
+            .await,
+        0,
+        "the mail was sent without a job"
     );
-    let job_succeeded = app
-        .count(
-            "select count(*) from jobs where kind = 'mail.send'
-             and status = 'succeeded' and attempts = 1 and started_at is not null",
-        )
-        .await;
+    assert_eq!(mail_outbox_row(&app).await, None, "nor an outbox row");
     assert_eq!(
-        job_succeeded, 1,
-        "the mail job succeeded at its first attempt"
+        app.count("select count(*) from mails where handoff_until is not null")
+            .await,
+        0,
+        "the send ended the handoff"
     );
     assert_eq!(app.mail_files().len(), 1, "one mail file, written once");
     app.cleanup().await;
@@ -103,8 +99,8 @@ async fn a_process_without_mail_send_hands_no_mail_over() {
 }
 
 #[tokio::test]
-async fn a_mail_job_held_for_a_handoff_that_never_came_is_published_after_the_grace() {
-    // Arrange: a process whose mail worker is gone (the receiver of its
+async fn a_mail_handed_off_but_never_sent_gets_its_job_after_the_grace() {
+    // Arrange: a process whose mail sender is gone (the receiver of its
     // handoff is dropped, as in a crash after the commit).
     let mut settings = test_settings();
     settings.outbox.handoff_grace = Duration::from_secs(1);
@@ -142,23 +138,70 @@ async fn a_mail_job_held_for_a_handoff_that_never_came_is_published_after_the_gr
     tx.commit().await.unwrap();
     drop(gone);
     handoff.release();
-    assert!(queued[0].is_some(), "the mail and its job were queued");
+    let job_id = queued[0].expect("the mail was written");
     assert_eq!(
-        mail_outbox_row(&app).await,
-        Some(false),
-        "the row is held for the grace"
+        app.count("select count(*) from jobs where kind = 'mail.send'")
+            .await,
+        0,
+        "a handed-off mail has no job"
     );
 
-    // Assert: after the grace the relay publishes it and the worker sends it.
+    // Assert: after the grace a relay gives the mail its job, under the
+    // id the mail was written with, and the worker sends it.
     let sent = one_mail_sent(&app).await;
     assert!(sent, "the held mail was sent through the broker");
-    // The relay deletes the row when it commits, after the broker's
-    // confirm: the worker may have sent the mail by then.
-    let deleted = wait_for(Duration::from_secs(10), || async {
-        mail_outbox_row(&app).await.is_none()
+    let done = wait_for(Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, String>("select status from jobs where id = $1")
+            .bind(job_id)
+            .fetch_optional(&app.pool)
+            .await
+            .unwrap()
+            .as_deref()
+            == Some("succeeded")
     })
     .await;
-    assert!(deleted, "the relay deleted the row");
+    assert!(done, "the mail's job succeeded");
     assert_eq!(app.mail_files().len(), 1, "sent once");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_mail_the_process_cannot_send_gets_its_job_with_the_error() {
+    // Arrange: mail goes to an SMTP port where nothing listens; no relay
+    // would take the mail within the test's hour of grace.
+    let mut settings = test_settings();
+    settings.outbox.handoff_grace = HOUR;
+    settings.mail.transport = fulfil::settings::MailTransportKind::Smtp;
+    settings.mail.smtp_url = secrecy::SecretString::from("smtp://127.0.0.1:1".to_owned());
+    settings.jobs.max_attempts = 1;
+    let app = spawn_with(settings, Components::everything()).await;
+    let token = app.portal_with_customer("acme", "cust-1").await;
+
+    // Act
+    app.active_order(&token, &new_order("virtual", 1)).await;
+
+    // Assert: the failed send queued the mail's job, which ran and died.
+    let dead = wait_for(Duration::from_secs(30), || async {
+        app.count("select count(*) from jobs where kind = 'mail.send' and status = 'dead'")
+            .await
+            == 1
+    })
+    .await;
+    assert!(dead, "the mail's job ran its one attempt");
+    let (error, handed_off): (Option<String>, bool) =
+        sqlx::query_as("select last_error, handoff_until is not null from mails")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        error.is_some_and(|e| e.contains("sending mail")),
+        "the mail keeps why its send failed"
+    );
+    assert!(!handed_off, "the mail is its job's now");
+    assert_eq!(
+        app.count("select count(*) from mails where status = 'sent'")
+            .await,
+        0
+    );
     app.cleanup().await;
 }

@@ -1,0 +1,162 @@
+//! The local sender: sends the mails this process's workers hand over
+//! after their commits (see `mail::handoff`), without a job. A batch is
+//! one transaction: lock the mails, send those not sent yet side by side,
+//! mark the ones handed over sent, and give the ones that failed their
+//! `mail.send` job, which retries them and dead-letters them as any job.
+//!
+//! A batch that cannot reach the database leaves its mails as they are:
+//! once their handoff grace runs out, a relay gives them their jobs
+//! ([`queue_stale`]). So does a process that dies with mails in hand.
+
+use sqlx::PgPool;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::handoff::HandedOff;
+use super::stored::hand_over;
+use crate::job::JobKind;
+use crate::runtime::JobContext;
+use crate::store::{self, mails};
+
+/// At most this many stale mails are queued by one sweep.
+const STALE_BATCH: i64 = 256;
+
+/// Sends the mails handed over on `handed_off` until `shutdown`, then
+/// those already handed over, within `jobs.shutdown_grace`.
+pub async fn run(
+    ctx: JobContext,
+    mut handed_off: mpsc::Receiver<HandedOff>,
+    shutdown: CancellationToken,
+) {
+    let mut sending = JoinSet::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(_) = sending.join_next(), if !sending.is_empty() => continue,
+            received = handed_off.recv() => match received {
+                Some(mail) => mail,
+                None => break,
+            },
+        };
+        // The slot first: mails that arrive meanwhile join this batch.
+        let Ok(slot) = ctx.attempts.clone().acquire_owned().await else {
+            break;
+        };
+        let batch = take_batch(first, &mut handed_off, ctx.settings.jobs.batch_size);
+        sending.spawn(send_batch(ctx.clone(), batch, slot));
+    }
+
+    // Mails handed over are committed work: send them too. Transactions
+    // still running keep their places and may yet fill them, so the
+    // channel ends once they are over; none takes a new place.
+    handed_off.close();
+    let grace = ctx.settings.jobs.shutdown_grace;
+    let finished = tokio::time::timeout(grace, async {
+        while let Some(first) = handed_off.recv().await {
+            let Ok(slot) = ctx.attempts.clone().acquire_owned().await else {
+                break;
+            };
+            let batch = take_batch(first, &mut handed_off, ctx.settings.jobs.batch_size);
+            sending.spawn(send_batch(ctx.clone(), batch, slot));
+        }
+        while sending.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            ?grace,
+            "mails not sent by the end of the grace period get their jobs from a relay"
+        );
+        sending.abort_all();
+    }
+    tracing::info!("mail sender stopped");
+}
+
+/// `first` and whatever else is waiting, up to `limit` mails.
+fn take_batch(
+    first: HandedOff,
+    handed_off: &mut mpsc::Receiver<HandedOff>,
+    limit: usize,
+) -> Vec<Uuid> {
+    let mut batch = vec![first.mail_id];
+    while batch.len() < limit.max(1) {
+        match handed_off.try_recv() {
+            Ok(mail) => batch.push(mail.mail_id),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+async fn send_batch(ctx: JobContext, ids: Vec<Uuid>, _slot: OwnedSemaphorePermit) {
+    if let Err(error) = try_send_batch(&ctx, &ids).await {
+        tracing::warn!(
+            error = %error,
+            mails = ids.len(),
+            "handed-over mails not sent: a relay gives them their jobs after the handoff grace"
+        );
+    }
+}
+
+async fn try_send_batch(ctx: &JobContext, ids: &[Uuid]) -> sqlx::Result<()> {
+    let mut tx = ctx.pool.begin_with(store::BEGIN_WITH_GENERIC_PLANS).await?;
+    let claims = mails::claim_unsent(&mut tx, ids).await?;
+    let sends = claims.into_iter().filter_map(|claim| match claim {
+        mails::Claim::Unsent(mail) => Some(async move {
+            let mail_id = mail.id;
+            let sent = hand_over(&*ctx.mail_transport, &ctx.settings.mail.from, mail).await;
+            (mail_id, sent)
+        }),
+        // Sent by its job meanwhile; or never committed, which a
+        // handover follows only.
+        mails::Claim::AlreadySent | mails::Claim::Missing => None,
+    });
+    let results = futures::future::join_all(sends).await;
+    let mut sent = Vec::with_capacity(results.len());
+    let mut failed = Vec::new();
+    for (mail_id, result) in results {
+        match result {
+            Ok(()) => sent.push(mail_id),
+            Err(error) => failed.push((mail_id, Some(format!("{error:#}")))),
+        }
+    }
+    if !sent.is_empty() {
+        mails::mark_sent(&mut tx, &sent, ctx.clock.now()).await?;
+    }
+    if !failed.is_empty() {
+        let max_attempts = ctx.settings.jobs.max_attempts;
+        mails::queue_jobs(&mut tx, &failed, JobKind::MailSend, max_attempts).await?;
+    }
+    tx.commit().await?;
+    if !failed.is_empty() {
+        tracing::warn!(
+            mails = failed.len(),
+            "mails not sent now are queued as jobs"
+        );
+    }
+    Ok(())
+}
+
+/// Gives the mails whose handoff grace ran out their jobs: their process
+/// died before it sent them, or is far behind. Returns how many.
+pub async fn queue_stale(pool: &PgPool, max_attempts: i32) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let stale = mails::lock_stale_handoffs(&mut tx, STALE_BATCH).await?;
+    if stale.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let unsent: Vec<(Uuid, Option<String>)> = stale.into_iter().map(|id| (id, None)).collect();
+    let queued = mails::queue_jobs(&mut tx, &unsent, JobKind::MailSend, max_attempts).await?;
+    tx.commit().await?;
+    if queued > 0 {
+        tracing::info!(
+            mails = queued,
+            "mails not sent by their process within the handoff grace are queued as jobs"
+        );
+    }
+    Ok(queued)
+}
