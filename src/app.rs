@@ -167,7 +167,7 @@ impl Application {
                 handoff,
             };
             if let Some(handed_off) = handed_off {
-                tasks.spawn(crate::mail::local_sender::run(
+                tasks.spawn(crate::runtime::mail_sender::run(
                     ctx.clone(),
                     handed_off,
                     shutdown.clone(),

@@ -137,7 +137,7 @@ impl Relay {
     /// their grace get their jobs here, to be published like any other.
     async fn queue_stale_mails(&self) {
         let max_attempts = self.settings.jobs.max_attempts;
-        if let Err(error) = crate::mail::local_sender::queue_stale(&self.pool, max_attempts).await {
+        if let Err(error) = store::mails::queue_stale_handoffs(&self.pool, max_attempts).await {
             tracing::warn!(%error, "cannot look for mails whose handoff ran out");
         }
     }

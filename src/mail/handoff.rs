@@ -3,13 +3,13 @@
 //! A mail is written in the transaction that causes it. When the process
 //! runs `mail.send` itself, the mail is written as this process's to send
 //! for a grace period, with no job, and once the transaction commits its
-//! id goes to the local sender (`mail::local_sender`) over a channel: no
+//! id goes to the local sender (`runtime::mail_sender`) over a channel: no
 //! job row, no outbox row, no publish, no delivery. A place in the
 //! channel is taken for each mail before its row is written; when there
 //! is none (the sender is behind) the mail is written with its job, due
 //! at once, and the relay publishes it. Should the process die before
 //! the send, the grace runs out and a relay gives the mail its job
-//! (`mail::local_sender::queue_stale`): the broker path is the
+//! (`store::mails::queue_stale_handoffs`): the broker path is the
 //! fallback, and a job that arrives after a late send finds its mail sent.
 
 use std::sync::{Arc, Mutex};

@@ -5,7 +5,6 @@
 
 pub mod contexts;
 pub mod handoff;
-pub mod local_sender;
 pub mod message;
 pub mod queue;
 pub mod stored;

@@ -5,6 +5,7 @@ mod acks;
 pub mod attempt;
 pub mod consumer;
 pub mod dead_letter_intake;
+pub mod mail_sender;
 pub mod worker;
 
 pub use worker::{Worker, only};

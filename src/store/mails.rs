@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::FromRow;
+use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use super::Tx;
@@ -269,15 +269,33 @@ pub async fn queue_jobs(
     Ok(queued.rows_affected())
 }
 
-/// Handed-off mails whose process did not send them in time (it died
-/// after the commit, or its sender is behind): at most `limit`, locked,
-/// oldest first. Mails another sweep or a send holds are skipped.
-pub async fn lock_stale_handoffs(tx: &mut Tx<'_>, limit: i64) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar!(
+/// At most this many stale mails are queued by one sweep.
+const STALE_BATCH: i64 = 256;
+
+/// Gives the mails whose handoff grace ran out their `mail.send` jobs:
+/// their process died before it sent them, or is far behind. Mails that
+/// another sweep or a send holds are skipped. Returns how many.
+pub async fn queue_stale_handoffs(pool: &PgPool, max_attempts: i32) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let stale: Vec<Uuid> = sqlx::query_scalar!(
         "select id from mails where handoff_until <= now()
          order by handoff_until limit $1 for update skip locked",
-        limit,
+        STALE_BATCH,
     )
-    .fetch_all(&mut **tx)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    if stale.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let unsent: Vec<(Uuid, Option<String>)> = stale.into_iter().map(|id| (id, None)).collect();
+    let queued = queue_jobs(&mut tx, &unsent, JobKind::MailSend, max_attempts).await?;
+    tx.commit().await?;
+    if queued > 0 {
+        tracing::info!(
+            mails = queued,
+            "mails not sent by their process within the handoff grace are queued as jobs"
+        );
+    }
+    Ok(queued)
 }

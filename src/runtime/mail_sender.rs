@@ -6,22 +6,19 @@
 //!
 //! A batch that cannot reach the database leaves its mails as they are:
 //! once their handoff grace runs out, a relay gives them their jobs
-//! ([`queue_stale`]). So does a process that dies with mails in hand.
+//! (`store::mails::queue_stale_handoffs`). So does a process that dies
+//! with mails in hand.
 
-use sqlx::PgPool;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::handoff::HandedOff;
-use super::stored::hand_over;
+use super::JobContext;
 use crate::job::JobKind;
-use crate::runtime::JobContext;
+use crate::mail::handoff::HandedOff;
+use crate::mail::stored::hand_over;
 use crate::store::{self, mails};
-
-/// At most this many stale mails are queued by one sweep.
-const STALE_BATCH: i64 = 256;
 
 /// Sends the mails handed over on `handed_off` until `shutdown`, then
 /// those already handed over, within `jobs.shutdown_grace`.
@@ -138,25 +135,4 @@ async fn try_send_batch(ctx: &JobContext, ids: &[Uuid]) -> sqlx::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Gives the mails whose handoff grace ran out their jobs: their process
-/// died before it sent them, or is far behind. Returns how many.
-pub async fn queue_stale(pool: &PgPool, max_attempts: i32) -> sqlx::Result<u64> {
-    let mut tx = pool.begin().await?;
-    let stale = mails::lock_stale_handoffs(&mut tx, STALE_BATCH).await?;
-    if stale.is_empty() {
-        tx.commit().await?;
-        return Ok(0);
-    }
-    let unsent: Vec<(Uuid, Option<String>)> = stale.into_iter().map(|id| (id, None)).collect();
-    let queued = mails::queue_jobs(&mut tx, &unsent, JobKind::MailSend, max_attempts).await?;
-    tx.commit().await?;
-    if queued > 0 {
-        tracing::info!(
-            mails = queued,
-            "mails not sent by their process within the handoff grace are queued as jobs"
-        );
-    }
-    Ok(queued)
 }
