@@ -38,12 +38,9 @@ pub async fn run(
                 None => break,
             },
         };
-        // The slot first: mails that arrive meanwhile join this batch.
-        let Ok(slot) = ctx.attempts.clone().acquire_owned().await else {
+        if !start_batch(&ctx, first, &mut handed_off, &mut sending).await {
             break;
-        };
-        let batch = take_batch(first, &mut handed_off, ctx.settings.jobs.batch_size);
-        sending.spawn(send_batch(ctx.clone(), batch, slot));
+        }
     }
 
     // Mails handed over are committed work: send them too. Transactions
@@ -53,11 +50,9 @@ pub async fn run(
     let grace = ctx.settings.jobs.shutdown_grace;
     let finished = tokio::time::timeout(grace, async {
         while let Some(first) = handed_off.recv().await {
-            let Ok(slot) = ctx.attempts.clone().acquire_owned().await else {
+            if !start_batch(&ctx, first, &mut handed_off, &mut sending).await {
                 break;
-            };
-            let batch = take_batch(first, &mut handed_off, ctx.settings.jobs.batch_size);
-            sending.spawn(send_batch(ctx.clone(), batch, slot));
+            }
         }
         while sending.join_next().await.is_some() {}
     })
@@ -70,6 +65,23 @@ pub async fn run(
         sending.abort_all();
     }
     tracing::info!("mail sender stopped");
+}
+
+/// Takes an attempt slot, then sends `first` and the mails that arrived
+/// meanwhile (they join the batch); `false` when the slots are closed, as
+/// the process goes away.
+async fn start_batch(
+    ctx: &JobContext,
+    first: HandedOff,
+    handed_off: &mut mpsc::Receiver<HandedOff>,
+    sending: &mut JoinSet<()>,
+) -> bool {
+    let Ok(slot) = ctx.attempts.clone().acquire_owned().await else {
+        return false;
+    };
+    let batch = take_batch(first, handed_off, ctx.settings.jobs.batch_size);
+    sending.spawn(send_batch(ctx.clone(), batch, slot));
+    true
 }
 
 /// `first` and whatever else is waiting, up to `limit` mails.
