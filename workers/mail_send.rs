@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::job::{JobError, SetOutcome, StillNeeded};
 use crate::mail::queue::MailSendArgs;
-use crate::mail::stored::hand_over;
+use crate::mail::stored::{Sending, send_unsent};
 use crate::runtime::{Batching, JobContext, Worker, only};
 use crate::store::Tx;
 use crate::store::jobs::JobRow;
@@ -44,14 +44,8 @@ impl Worker for MailSend {
         only(self.work_set(ctx, &[(job, args)], tx).await)
     }
 
-    /// Locks the mails, sends those not sent yet side by side, and marks
-    /// the ones handed over sent: two statements for the set. A mail that
-    /// fails to send stays unsent, and its job alone fails.
-    ///
-    /// Side by side, because a file mail is written with an fsync of its
-    /// own and an SMTP mail waits for the server's answer: one after the
-    /// other, a set of sixteen waited for the disk sixteen times, while
-    /// the attempt slot (and its connection) stayed taken. A set is at
+    /// Sends the set's mails side by side ([`send_unsent`]). A mail that
+    /// fails to send stays unsent, and its job alone fails. A set is at
     /// most `jobs.batch_size` mails.
     async fn work_set(
         &self,
@@ -60,28 +54,17 @@ impl Worker for MailSend {
         tx: &mut Tx<'_>,
     ) -> SetOutcome {
         let ids: Vec<Uuid> = jobs.iter().map(|(_, args)| args.mail_id).collect();
-        let claims = mails::claim_unsent(tx, &ids).await?;
-        let sends = ids.iter().zip(claims).map(|(&mail_id, claim)| async move {
-            match claim {
-                mails::Claim::Unsent(mail) => send(ctx, mail).await.map(|()| Some(mail_id)),
-                mails::Claim::AlreadySent => Ok(None),
-                mails::Claim::Missing => {
-                    Err(JobError::fatal(format!("mail {mail_id} does not exist")))
-                }
-            }
-        });
-        let results = futures::future::join_all(sends).await;
-        let sent: Vec<Uuid> = results
+        let transport = &*ctx.mail_transport;
+        let from = &ctx.settings.mail.from;
+        let outcomes = send_unsent(tx, transport, from, &ids, ctx.clock.now()).await?;
+        Ok(ids
             .iter()
-            .filter_map(|result| *result.as_ref().ok()?)
-            .collect();
-        if !sent.is_empty() {
-            mails::mark_sent(tx, &sent, ctx.clock.now()).await?;
-        }
-        Ok(results.into_iter().map(|result| result.map(drop)).collect())
+            .zip(outcomes)
+            .map(|(mail_id, outcome)| match outcome {
+                Sending::Sent | Sending::AlreadySent => Ok(()),
+                Sending::Missing => Err(JobError::fatal(format!("mail {mail_id} does not exist"))),
+                Sending::Failed(error) => Err(error),
+            })
+            .collect())
     }
-}
-
-async fn send(ctx: &JobContext, mail: mails::MailRow) -> Result<(), JobError> {
-    hand_over(&*ctx.mail_transport, &ctx.settings.mail.from, mail).await
 }

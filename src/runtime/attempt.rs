@@ -453,9 +453,7 @@ async fn savepoint(tx: &mut Tx<'_>, sql: &'static str) -> sqlx::Result<()> {
     sqlx::Executor::execute(&mut **tx, sql).await.map(drop)
 }
 
-/// Records the batch's successes and commits them with the work. The
-/// outbox rows of the jobs handed over in-process (`taken`) are deleted
-/// with them, so that the relay does not publish them later.
+/// Records the batch's successes and commits them with the work.
 async fn complete(mut tx: Tx<'_>, succeeded: &[Succeeded], now: DateTime<Utc>) -> sqlx::Result<()> {
     jobs::mark_succeeded(&mut tx, succeeded, now).await?;
     tx.commit().await

@@ -15,9 +15,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::JobContext;
-use crate::job::JobKind;
 use crate::mail::handoff::HandedOff;
-use crate::mail::stored::hand_over;
+use crate::mail::stored::{Sending, send_unsent};
 use crate::store::{self, mails};
 
 /// Sends the mails handed over on `handed_off` until `shutdown`, then
@@ -112,32 +111,22 @@ async fn send_batch(ctx: JobContext, ids: Vec<Uuid>, _slot: OwnedSemaphorePermit
 
 async fn try_send_batch(ctx: &JobContext, ids: &[Uuid]) -> sqlx::Result<()> {
     let mut tx = ctx.pool.begin_with(store::BEGIN_WITH_GENERIC_PLANS).await?;
-    let claims = mails::claim_unsent(&mut tx, ids).await?;
-    let sends = claims.into_iter().filter_map(|claim| match claim {
-        mails::Claim::Unsent(mail) => Some(async move {
-            let mail_id = mail.id;
-            let sent = hand_over(&*ctx.mail_transport, &ctx.settings.mail.from, mail).await;
-            (mail_id, sent)
-        }),
-        // Sent by its job meanwhile; or never committed, which a
-        // handover follows only.
-        mails::Claim::AlreadySent | mails::Claim::Missing => None,
-    });
-    let results = futures::future::join_all(sends).await;
-    let mut sent = Vec::with_capacity(results.len());
-    let mut failed = Vec::new();
-    for (mail_id, result) in results {
-        match result {
-            Ok(()) => sent.push(mail_id),
-            Err(error) => failed.push((mail_id, Some(format!("{error:#}")))),
-        }
-    }
-    if !sent.is_empty() {
-        mails::mark_sent(&mut tx, &sent, ctx.clock.now()).await?;
-    }
+    let transport = &*ctx.mail_transport;
+    let from = &ctx.settings.mail.from;
+    let outcomes = send_unsent(&mut tx, transport, from, ids, ctx.clock.now()).await?;
+    // A mail sent by its job meanwhile needs nothing; a missing one was
+    // never committed, which a handover follows only.
+    let failed: Vec<(Uuid, Option<String>)> = ids
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(&mail_id, outcome)| match outcome {
+            Sending::Failed(error) => Some((mail_id, Some(format!("{error:#}")))),
+            Sending::Sent | Sending::AlreadySent | Sending::Missing => None,
+        })
+        .collect();
     if !failed.is_empty() {
         let max_attempts = ctx.settings.jobs.max_attempts;
-        mails::queue_jobs(&mut tx, &failed, JobKind::MailSend, max_attempts).await?;
+        mails::queue_jobs(&mut tx, &failed, max_attempts).await?;
     }
     tx.commit().await?;
     if !failed.is_empty() {

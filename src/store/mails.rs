@@ -234,12 +234,15 @@ pub async fn is_sent(tx: &mut Tx<'_>, id: Uuid) -> sqlx::Result<Option<bool>> {
 /// made the send fail, if one did: from here the mail is sent as any job
 /// is, with its retries and its dead letter. A mail that was sent, or
 /// that has its job already, is left alone. Returns how many got one.
+///
+/// The payload is built here as `MailSendArgs` serialises (`mail::queue`,
+/// which the store cannot name): `{"mail_id": …}`.
 pub async fn queue_jobs(
     tx: &mut Tx<'_>,
     failed: &[(Uuid, Option<String>)],
-    kind: JobKind,
     max_attempts: i32,
 ) -> sqlx::Result<u64> {
+    let kind = JobKind::MailSend;
     let ids: Vec<Uuid> = failed.iter().map(|(id, _)| *id).collect();
     let errors: Vec<Option<&str>> = failed.iter().map(|(_, e)| e.as_deref()).collect();
     let queued = sqlx::query!(
@@ -289,7 +292,7 @@ pub async fn queue_stale_handoffs(pool: &PgPool, max_attempts: i32) -> sqlx::Res
         return Ok(0);
     }
     let unsent: Vec<(Uuid, Option<String>)> = stale.into_iter().map(|id| (id, None)).collect();
-    let queued = queue_jobs(&mut tx, &unsent, JobKind::MailSend, max_attempts).await?;
+    let queued = queue_jobs(&mut tx, &unsent, max_attempts).await?;
     tx.commit().await?;
     if queued > 0 {
         tracing::info!(
