@@ -9,7 +9,7 @@ use crate::store::Tx;
 use crate::store::mails::{self, MailRow};
 
 use super::message::{Attachment, OutgoingMail, recipient};
-use super::transport::MailTransport;
+use super::transport::{MailTransport, SendError};
 
 /// What became of one mail given to [`send_unsent`].
 pub enum Sending {
@@ -23,14 +23,15 @@ pub enum Sending {
     Failed(JobError),
 }
 
-/// Locks the mails, sends those not sent yet side by side, and marks the
-/// ones handed over sent: two statements however many there are. Per id,
-/// in order, what became of it. The caller commits.
+/// Locks the mails, sends those not sent yet together
+/// ([`MailTransport::send_all`]), and marks the ones handed over sent: two
+/// statements however many there are. Per id, in order, what became of
+/// it. The caller commits.
 ///
-/// Side by side, because a file mail is written with an fsync of its own
-/// and an SMTP mail waits for the server's answer: one after the other, a
-/// set of sixteen waited for the disk sixteen times, while the attempt
-/// slot (and its connection) stayed taken.
+/// Together, because a file mail is written with an fsync of its own and
+/// an SMTP mail waits for the server's answer: one after the other, a set
+/// of sixteen waited for the disk sixteen times, while the attempt slot
+/// (and its connection) stayed taken.
 pub async fn send_unsent(
     tx: &mut Tx<'_>,
     transport: &dyn MailTransport,
@@ -39,17 +40,36 @@ pub async fn send_unsent(
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<Sending>> {
     let claims = mails::claim_unsent(tx, ids).await?;
-    let sends = claims.into_iter().map(|claim| async move {
-        match claim {
-            mails::Claim::Unsent(mail) => match hand_over(transport, from, mail).await {
-                Ok(()) => Sending::Sent,
-                Err(error) => Sending::Failed(error),
+    let mut outcomes: Vec<Option<Sending>> = Vec::with_capacity(claims.len());
+    let mut outgoing = Vec::new();
+    for claim in claims {
+        outcomes.push(match claim {
+            mails::Claim::Unsent(mail) => match outgoing_mail(from, mail) {
+                Ok(mail) => {
+                    outgoing.push(mail);
+                    None
+                }
+                Err(error) => Some(Sending::Failed(error)),
             },
-            mails::Claim::AlreadySent => Sending::AlreadySent,
-            mails::Claim::Missing => Sending::Missing,
-        }
-    });
-    let outcomes = futures::future::join_all(sends).await;
+            mails::Claim::AlreadySent => Some(Sending::AlreadySent),
+            mails::Claim::Missing => Some(Sending::Missing),
+        });
+    }
+    let mut handed_over = transport.send_all(&outgoing).await.into_iter();
+    let outcomes: Vec<Sending> = outcomes
+        .into_iter()
+        .zip(ids)
+        .map(|(outcome, mail_id)| {
+            outcome.unwrap_or_else(|| {
+                let sent = handed_over.next().expect("one result per mail sent");
+                crate::meters::mail_handed_over(if sent.is_ok() { "sent" } else { "failed" });
+                match sent {
+                    Ok(()) => Sending::Sent,
+                    Err(error) => Sending::Failed(send_error(*mail_id, error)),
+                }
+            })
+        })
+        .collect();
     let sent: Vec<Uuid> = ids
         .iter()
         .zip(&outcomes)
@@ -62,31 +82,27 @@ pub async fn send_unsent(
     Ok(outcomes)
 }
 
-/// Sends `mail` from `from`. A transport error that may pass is
-/// retryable; an unreadable mail or a refusal for good is fatal.
-async fn hand_over(
-    transport: &dyn MailTransport,
-    from: &str,
-    mail: MailRow,
-) -> Result<(), JobError> {
+/// The stored mail as sent from `from`; an unreadable one is fatal.
+fn outgoing_mail(from: &str, mail: MailRow) -> Result<OutgoingMail, JobError> {
     let mail_id = mail.id;
     let attachments: Vec<Attachment> = serde_json::from_value(mail.attachments)
         .map_err(|e| JobError::fatal(format!("mail {mail_id} has unreadable attachments: {e}")))?;
-    let outgoing = OutgoingMail {
+    Ok(OutgoingMail {
         message_id: mail.message_id,
         from: from.to_owned(),
         to: recipient(&mail.recipient, mail.recipient_name.as_deref()),
         subject: mail.subject,
         body: mail.body,
         attachments,
-    };
-    let sent = transport.send(&outgoing).await;
-    crate::meters::mail_handed_over(if sent.is_ok() { "sent" } else { "failed" });
-    sent.map_err(|error| {
-        if error.is_transient() {
-            JobError::Retryable(anyhow::anyhow!("sending mail {mail_id}: {error}"))
-        } else {
-            JobError::Fatal(anyhow::anyhow!("sending mail {mail_id}: {error}"))
-        }
     })
+}
+
+/// A transport error that may pass is retryable; a refusal for good is
+/// fatal.
+fn send_error(mail_id: Uuid, error: SendError) -> JobError {
+    if error.is_transient() {
+        JobError::Retryable(anyhow::anyhow!("sending mail {mail_id}: {error}"))
+    } else {
+        JobError::Fatal(anyhow::anyhow!("sending mail {mail_id}: {error}"))
+    }
 }

@@ -25,6 +25,12 @@ use super::message::{MailError, OutgoingMail, build_message};
 #[async_trait]
 pub trait MailTransport: Send + Sync {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), SendError>;
+
+    /// Sends several mails: one result per mail, in order. Side by side
+    /// unless the transport can share work between them.
+    async fn send_all(&self, mails: &[OutgoingMail]) -> Vec<Result<(), SendError>> {
+        futures::future::join_all(mails.iter().map(|mail| self.send(mail))).await
+    }
 }
 
 /// Why a send failed. [`SendError::is_transient`] says whether the same mail
@@ -180,74 +186,154 @@ fn file_stem(message_id: &str) -> String {
 #[async_trait]
 impl MailTransport for FileTransport {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), SendError> {
-        let bytes = build_message(mail)?.formatted();
-        let path = self.path_for(&mail.message_id);
-        write_atomically(&self.dir, &path, bytes, &self.dir_sync)
+        let mut sent = self.send_all(std::slice::from_ref(mail)).await;
+        sent.pop().expect("one result per mail")
+    }
+
+    /// Writes the mails' files in one trip to the blocking pool. One trip
+    /// each cost more than the writing: a thread woken and waited for per
+    /// mail, in a drain a fifth of the worker's CPU in futex and scheduler
+    /// work.
+    async fn send_all(&self, mails: &[OutgoingMail]) -> Vec<Result<(), SendError>> {
+        let mut results: Vec<Option<Result<(), SendError>>> = Vec::with_capacity(mails.len());
+        let mut files = Vec::with_capacity(mails.len());
+        for mail in mails {
+            match build_message(mail) {
+                Ok(message) => {
+                    files.push((self.path_for(&mail.message_id), message.formatted()));
+                    results.push(None);
+                }
+                Err(error) => results.push(Some(Err(error.into()))),
+            }
+        }
+        let paths: Vec<PathBuf> = files.iter().map(|(path, _)| path.clone()).collect();
+        let mut written = write_atomically(&self.dir, files, &self.dir_sync)
             .await
-            .map_err(|source| SendError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        tracing::debug!(message_id = %mail.message_id, path = %path.display(), "mail written to file");
-        Ok(())
+            .into_iter()
+            .zip(paths);
+        results
+            .into_iter()
+            .zip(mails)
+            .map(|(built, mail)| {
+                built.unwrap_or_else(|| {
+                    let (outcome, path) = written.next().expect("one outcome per file");
+                    outcome.map_err(|source| SendError::Io { path: path.clone(), source })?;
+                    tracing::debug!(message_id = %mail.message_id, path = %path.display(), "mail written to file");
+                    Ok(())
+                })
+            })
+            .collect()
     }
 }
 
+/// Writes each file atomically (see [`write_files`]), all in one trip to
+/// the blocking pool, then makes the renames durable: one outcome per
+/// file, in order.
 async fn write_atomically(
     dir: &Path,
-    path: &Path,
-    bytes: Vec<u8>,
+    files: Vec<(PathBuf, Vec<u8>)>,
     dir_sync: &DirSync,
-) -> io::Result<()> {
-    let (dir_owned, path_owned) = (dir.to_owned(), path.to_owned());
-    // One trip to the blocking pool for the whole file: as five (the
-    // directory made sure of, open, write, sync, rename), each a thread
-    // wake-up and back, the hops cost more than the writing.
-    tokio::task::spawn_blocking(move || write_file(&dir_owned, &path_owned, &bytes))
-        .await
-        .map_err(io::Error::other)??;
-    // Make the rename itself durable.
-    dir_sync.after_rename(dir).await
-}
-
-/// Writes `bytes` to a temp file beside `path`, syncs it and renames it
-/// into place; creates the directory when it is missing.
-fn write_file(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("mail.eml");
-    // Unique per attempt, so two workers sending the same mail at once do not
-    // write into one temp file; the dot keeps it out of `*.eml` globs.
-    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    // Mails carry license keys: not world-readable, but readable by the
-    // group so a pickup process need not run as this user.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
-    let mut file = match options.open(&tmp) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir)?;
-            options.open(&tmp)?
+) -> Vec<io::Result<()>> {
+    let count = files.len();
+    let dir_owned = dir.to_owned();
+    let written = tokio::task::spawn_blocking(move || write_files(&dir_owned, &files)).await;
+    let mut written = match written {
+        Ok(written) => written,
+        Err(join) => {
+            let reason = join.to_string();
+            return (0..count)
+                .map(|_| Err(io::Error::other(reason.clone())))
+                .collect();
         }
-        opened => opened?,
     };
-    let written = file
-        .write_all(bytes)
-        // Contents reach the disk before the name points at them; otherwise
-        // a crash right after the rename could leave an empty mail behind a
-        // row already marked sent.
-        .and_then(|()| file.sync_all())
-        .and_then(|()| {
-            drop(file);
-            std::fs::rename(&tmp, path)
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let renamed = written.iter().filter(|outcome| outcome.is_ok()).count();
+    if renamed > 0 {
+        // Make the renames themselves durable.
+        if let Err(error) = dir_sync.after_renames(dir, renamed as u64).await {
+            for outcome in written.iter_mut().filter(|outcome| outcome.is_ok()) {
+                *outcome = Err(io::Error::new(error.kind(), error.to_string()));
+            }
+        }
     }
     written
+}
+
+/// Writes each of `files` to a temp file beside its path, syncs it and
+/// renames it into place; creates the directory when it is missing. One
+/// outcome per file, in order.
+///
+/// One after another on one thread: on this project's disks a file's
+/// sync took as long (about 0.45 ms) whether the files of a batch were
+/// synced one after another or side by side from threads of their own,
+/// and the threads cost twice the CPU.
+fn write_files(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> Vec<io::Result<()>> {
+    let temps: Vec<io::Result<TempFile>> = files
+        .iter()
+        .map(|(path, bytes)| TempFile::write(dir, path, bytes))
+        .collect();
+    temps
+        .into_iter()
+        .zip(files)
+        .map(|(temp, (path, _))| temp?.sync_and_rename(path))
+        .collect()
+}
+
+/// A mail's contents written under a temporary name, not yet synced.
+struct TempFile {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl TempFile {
+    fn write(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<TempFile> {
+        use std::io::Write;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("mail.eml");
+        // Unique per attempt, so two workers sending the same mail at once
+        // do not write into one temp file; the dot keeps it out of `*.eml`
+        // globs.
+        let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        // Mails carry license keys: not world-readable, but readable by the
+        // group so a pickup process need not run as this user.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
+        let file = match options.open(&tmp) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir)?;
+                options.open(&tmp)?
+            }
+            opened => opened?,
+        };
+        let mut temp = TempFile { path: tmp, file };
+        match temp.file.write_all(bytes) {
+            Ok(()) => Ok(temp),
+            Err(error) => {
+                temp.discard();
+                Err(error)
+            }
+        }
+    }
+
+    /// Contents reach the disk before the name points at them; otherwise a
+    /// crash right after the rename could leave an empty mail behind a row
+    /// already marked sent.
+    fn sync_and_rename(self, path: &Path) -> io::Result<()> {
+        match self.file.sync_all() {
+            Ok(()) => std::fs::rename(&self.path, path).inspect_err(|_| self.discard()),
+            Err(error) => {
+                self.discard();
+                Err(error)
+            }
+        }
+    }
+
+    fn discard(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Group commit for the directory: one `fsync` of the directory makes
@@ -262,9 +348,10 @@ struct DirSync {
 }
 
 impl DirSync {
-    async fn after_rename(&self, dir: &Path) -> io::Result<()> {
+    /// Makes `count` renames just finished durable.
+    async fn after_renames(&self, dir: &Path, count: u64) -> io::Result<()> {
         use std::sync::atomic::Ordering;
-        let mine = self.renamed.fetch_add(1, Ordering::AcqRel) + 1;
+        let mine = self.renamed.fetch_add(count, Ordering::AcqRel) + count;
         let mut synced = self.synced.lock().await;
         if *synced >= mine {
             return Ok(());
@@ -595,6 +682,32 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(entries(&tmp.0).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_batch_writes_every_good_mail_and_reports_the_broken_one() {
+        let tmp = TempDir::new();
+        let transport = FileTransport::new(tmp.0.join("outbox"));
+        let first = sample_mail("license_issued:batch-1");
+        let mut broken = sample_mail("license_issued:batch-2");
+        broken.to = "nobody".into();
+        let last = sample_mail("license_issued:batch-3");
+        let sent = transport
+            .send_all(&[first.clone(), broken, last.clone()])
+            .await;
+        assert!(sent[0].is_ok(), "{:?}", sent[0]);
+        assert!(
+            matches!(sent[1], Err(SendError::Message(_))),
+            "{:?}",
+            sent[1]
+        );
+        assert!(sent[2].is_ok(), "{:?}", sent[2]);
+        for mail in [&first, &last] {
+            let raw = std::fs::read_to_string(transport.path_for(&mail.message_id)).unwrap();
+            assert_eq!(header(&raw, "Message-ID").unwrap(), mail.message_id);
+        }
+        // Two mails, no temp file left behind.
+        assert_eq!(entries(&tmp.0.join("outbox")).len(), 2);
     }
 
     #[tokio::test]
