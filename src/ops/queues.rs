@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use crate::broker::topology::Topology;
 use crate::job::JobKind;
 use crate::settings::Settings;
-use crate::store::{dead_letters, jobs};
+use crate::store::{dead_letters, jobs, mails};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueStats {
@@ -19,7 +19,9 @@ pub struct QueueStats {
     /// Messages ready on the broker; `None` when it could not be asked.
     pub ready: Option<u32>,
     pub consumers: Option<u32>,
-    /// Jobs waiting for an attempt (queued or retrying), per the database.
+    /// Jobs waiting for an attempt (queued or retrying), per the database;
+    /// for `mail.send`, also the mails handed to their process's sender
+    /// and not sent yet, which have no job unless they fail.
     pub waiting: i64,
     /// Jobs in an attempt now: deliveries held by workers. Kinds that
     /// run as sets go from queued to succeeded in one transaction and
@@ -48,9 +50,11 @@ pub struct KindFigures {
 }
 
 /// Every job kind's database figures, and the open dead letters that
-/// named no job at all (garbage, unknown ids).
+/// named no job at all (garbage, unknown ids). Mails handed over in
+/// process wait as `mail.send` work, as their jobs would.
 pub async fn database_figures(pool: &PgPool) -> sqlx::Result<(Vec<KindFigures>, i64)> {
     let backlog = jobs::backlog_by_kind(pool).await?;
+    let (handed_off, oldest_handed_off) = mails::handed_off_backlog(pool).await?;
     let dead = dead_letters::open_by_kind(pool).await?;
     let dead_of = |kind: Option<&str>| {
         dead.iter()
@@ -61,13 +65,22 @@ pub async fn database_figures(pool: &PgPool) -> sqlx::Result<(Vec<KindFigures>, 
         .iter()
         .map(|&kind| {
             let job = backlog.iter().find(|b| b.kind == kind.as_str());
-            KindFigures {
+            let mut figures = KindFigures {
                 kind,
                 waiting: job.map_or(0, |b| b.waiting),
                 running: job.map_or(0, |b| b.running),
                 oldest_waiting: job.and_then(|b| b.oldest_waiting),
                 dead_letters: dead_of(Some(kind.as_str())),
+            };
+            if kind == JobKind::MailSend {
+                figures.waiting += handed_off;
+                figures.oldest_waiting = figures
+                    .oldest_waiting
+                    .into_iter()
+                    .chain(oldest_handed_off)
+                    .min();
             }
+            figures
         })
         .collect();
     Ok((kinds, dead_of(None)))

@@ -272,6 +272,19 @@ pub async fn queue_jobs(
     Ok(queued.rows_affected())
 }
 
+/// Mails handed to their process's sender and not sent yet: how many,
+/// and when the oldest was written. They have no `mail.send` job until
+/// they fail or their grace runs out, so the jobs' backlog misses them.
+pub async fn handed_off_backlog(pool: &PgPool) -> sqlx::Result<(i64, Option<DateTime<Utc>>)> {
+    let row = sqlx::query!(
+        r#"select count(*) as "waiting!", min(created_at) as oldest
+         from mails where handoff_until is not null"#,
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((row.waiting, row.oldest))
+}
+
 /// At most this many stale mails are queued by one sweep.
 const STALE_BATCH: i64 = 256;
 

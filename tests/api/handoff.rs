@@ -98,17 +98,10 @@ async fn a_process_without_mail_send_hands_no_mail_over() {
     app.cleanup().await;
 }
 
-#[tokio::test]
-async fn a_mail_handed_off_but_never_sent_gets_its_job_after_the_grace() {
-    // Arrange: a process whose mail sender is gone (the receiver of its
-    // handoff is dropped, as in a crash after the commit).
-    let mut settings = test_settings();
-    settings.outbox.handoff_grace = Duration::from_secs(1);
-    let app = spawn_with(
-        settings.clone(),
-        Components::workers(vec![JobKind::MailSend]),
-    )
-    .await;
+/// Writes one mail handed off to a sender that is gone (its receiver
+/// dropped, as in a crash after the commit); the id of the job it was
+/// written for.
+async fn hand_off_to_no_one(app: &TestApp, settings: &fulfil::settings::Settings) -> uuid::Uuid {
     let (to, gone) = tokio::sync::mpsc::channel(8);
     let handoff = Handoff::to(to, settings.outbox.handoff_grace);
     let mailer = Mailer::new(Arc::new(settings.clone()));
@@ -128,9 +121,6 @@ async fn a_mail_handed_off_but_never_sent_gets_its_job_after_the_grace() {
         partner_id: None,
     };
     let mail = render_mail(&mailer, request, now).unwrap();
-
-    // Act: the mail is queued for the handoff and committed; the handoff
-    // finds no one to take it.
     let mut tx = app.pool.begin().await.unwrap();
     let queued = queue_rendered(&mut tx, std::slice::from_ref(&mail), &handoff)
         .await
@@ -138,7 +128,52 @@ async fn a_mail_handed_off_but_never_sent_gets_its_job_after_the_grace() {
     tx.commit().await.unwrap();
     drop(gone);
     handoff.release();
-    let job_id = queued[0].expect("the mail was written");
+    queued[0].expect("the mail was written")
+}
+
+#[tokio::test]
+async fn a_handed_off_mail_counts_as_waiting_mail_work_before_it_has_a_job() {
+    // Arrange: a mail handed off to a sender that is gone, an hour of
+    // grace: it has no job for the hour.
+    let mut settings = test_settings();
+    settings.outbox.handoff_grace = HOUR;
+    let app = spawn_with(settings.clone(), Components::api_only()).await;
+    hand_off_to_no_one(&app, &settings).await;
+
+    // Act: the figures `fulfil queues` and /metrics show.
+    let (kinds, _) = fulfil::ops::queues::database_figures(&app.pool)
+        .await
+        .unwrap();
+
+    // Assert: the mail waits as `mail.send` work, with its age; no other
+    // kind counts it, and there is no job.
+    let figures_of = |kind: JobKind| kinds.iter().find(|k| k.kind == kind).unwrap();
+    let mail = figures_of(JobKind::MailSend);
+    assert_eq!(mail.waiting, 1, "the handed-off mail waits");
+    assert!(mail.oldest_waiting.is_some(), "with its age");
+    assert_eq!(figures_of(JobKind::LicenseNew).waiting, 0);
+    assert_eq!(
+        app.count("select count(*) from jobs").await,
+        0,
+        "a handed-off mail has no job"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_mail_handed_off_but_never_sent_gets_its_job_after_the_grace() {
+    // Arrange: a process whose mail sender is gone (the receiver of its
+    // handoff is dropped, as in a crash after the commit).
+    let mut settings = test_settings();
+    settings.outbox.handoff_grace = Duration::from_secs(1);
+    let app = spawn_with(
+        settings.clone(),
+        Components::workers(vec![JobKind::MailSend]),
+    )
+    .await;
+
+    // Act: the mail is committed and handed off to no one.
+    let job_id = hand_off_to_no_one(&app, &settings).await;
     assert_eq!(
         app.count("select count(*) from jobs where kind = 'mail.send'")
             .await,
