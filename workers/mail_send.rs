@@ -44,7 +44,7 @@ impl Worker for MailSend {
         only(self.work_set(ctx, &[(job, args)], tx).await)
     }
 
-    /// Sends the set's mails side by side ([`send_unsent`]). A mail that
+    /// Sends the set's mails together ([`send_unsent`]). A mail that
     /// fails to send stays unsent, and its job alone fails. A set is at
     /// most `jobs.batch_size` mails.
     async fn work_set(

@@ -28,10 +28,11 @@ pub enum Sending {
 /// statements however many there are. Per id, in order, what became of
 /// it. The caller commits.
 ///
-/// Together, because a file mail is written with an fsync of its own and
-/// an SMTP mail waits for the server's answer: one after the other, a set
-/// of sixteen waited for the disk sixteen times, while the attempt slot
-/// (and its connection) stayed taken.
+/// Together, so that the transport shares the waiting between them: SMTP
+/// sends them side by side, each waiting for the server's answer; the
+/// file transport writes them all in one trip to the blocking pool and
+/// syncs the directory once. Sent and awaited one at a time, a set of
+/// sixteen held the attempt slot (and its connection) sixteen trips long.
 pub async fn send_unsent(
     tx: &mut Tx<'_>,
     transport: &dyn MailTransport,

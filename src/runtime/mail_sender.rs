@@ -1,6 +1,6 @@
 //! The local sender: sends the mails this process's workers hand over
 //! after their commits (see `mail::handoff`), without a job. A batch is
-//! one transaction: lock the mails, send those not sent yet side by side,
+//! one transaction: lock the mails, send those not sent yet together,
 //! mark the ones handed over sent, and give the ones that failed their
 //! `mail.send` job, which retries them and dead-letters them as any job.
 //!
