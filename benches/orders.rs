@@ -344,19 +344,32 @@ async fn pause_between_polls(start: Instant) {
 /// of PostgreSQL in one drain of 6.7 s. This stops at the first one.
 fn unfinished(kind: &str) -> String {
     format!(
-        "select count(*) from (select 1 from jobs where status in ('queued', 'running', \
-         'retrying') and kind = '{kind}' limit 1) as one"
+        "select count(*) from ({} limit 1) as one",
+        unfinished_jobs(kind)
+    )
+}
+
+/// The unfinished jobs of `kind`, in the terms of their partial index
+/// (`jobs_unfinished_kind`).
+fn unfinished_jobs(kind: &str) -> String {
+    format!(
+        "select 1 from jobs where status in ('queued', 'running', 'retrying') and kind = '{kind}'"
+    )
+}
+
+/// Whether a mail is still to be sent (1 or 0): one handed to a process's
+/// sender (`handoff_until` set), or one with an unfinished `mail.send`
+/// job; a pending mail is always one of the two. Both by partial index.
+fn unsent() -> String {
+    format!(
+        "select count(*) from (select 1 from mails where handoff_until is not null \
+         union all {} limit 1) as one",
+        unfinished_jobs("mail.send")
     )
 }
 
 const ACTIVE: &str = "select count(*) from license_orders where status = 'active'";
 const SENT: &str = "select count(*) from mails where status = 'sent'";
-/// Whether a mail is still to be sent (1 or 0): one handed to a process's
-/// sender (`handoff_until` set), or one with an unfinished `mail.send`
-/// job; a pending mail is always one of the two. Both by partial index.
-const UNSENT: &str = "select count(*) from (select 1 from mails where handoff_until is not null \
-     union all select 1 from jobs where status in ('queued', 'running', 'retrying') \
-     and kind = 'mail.send' limit 1) as one";
 const LIMIT: Duration = Duration::from_secs(3600);
 
 fn rate(n: usize, took: Duration) -> f64 {
@@ -723,7 +736,7 @@ async fn end_to_end(n: usize, concurrency: usize) -> EndToEnd {
     // 25-50 ms of PostgreSQL each), taken from the orders still running.
     until(&quiet, &unfinished("license.new"), 0, LIMIT).await;
     let active = start.elapsed();
-    until(&quiet, UNSENT, 0, LIMIT).await;
+    until(&quiet, &unsent(), 0, LIMIT).await;
     let mailed = start.elapsed();
     assert_eq!(
         count(&quiet, ACTIVE).await,
